@@ -1,0 +1,84 @@
+"""The `encoderlab` command: each subcommand maps to one function of the Python API.
+
+User errors (`EncoderlabError`) are printed as one clear line without a traceback, exit code 2.
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+from typing import Annotated
+
+import numpy as np
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from .errors import EncoderlabError, InputDataError
+
+app = typer.Typer(
+    help="encoderlab: build, pretrain, fine-tune and deploy neural encoders.",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+    add_completion=False,
+)
+ModelOption = Annotated[str, typer.Option("--model", "-m", help="Checkpoint directory or alias (e.g. minilm).")]
+
+
+@app.command()
+def encode(
+    input: Annotated[Path, typer.Option("--input", "-i", help=".txt (one text per line) or .jsonl file.")],
+    output: Annotated[Path, typer.Option("--output", "-o", help="Where to write the (N, d) float32 .npy.")],
+    model: ModelOption = "minilm",
+    batch_size: Annotated[int, typer.Option(help="Texts per forward pass.")] = 32,
+    pooling: Annotated[str | None, typer.Option(help="mean, cls or max (default: the checkpoint's).")] = None,
+    normalize: Annotated[bool | None, typer.Option("--normalize/--no-normalize",
+                                                    help="L2-normalise (default: the checkpoint's).")] = None,
+    max_length: Annotated[int | None, typer.Option(help="Truncate texts to this many tokens.")] = None,
+    text_field: Annotated[str, typer.Option(help="Field holding the text in a .jsonl file.")] = "text",
+    device: Annotated[str, typer.Option(help="cpu, cuda, mps …")] = "cpu",
+) -> None:
+    """Embed every text of a file and write the vectors, in input order, to a .npy file."""
+    from .data.text_input import read_texts
+    from .io import atomic_save_npy
+    from .text_encoder import TextEncoder
+
+    if output.suffix.lower() != ".npy":
+        raise InputDataError(f"--output {str(output)!r} must end in .npy")
+    texts = read_texts(input, text_field=text_field)
+    encoder = TextEncoder.from_pretrained(model, device=device)
+    vectors = encoder.encode(texts, batch_size=batch_size, pooling=pooling, normalize=normalize,
+                             max_length=max_length, show_progress=len(texts) > 8 * batch_size)
+    atomic_save_npy(output, vectors)
+    typer.echo(f"wrote {vectors.shape[0]} x {vectors.shape[1]} embeddings to {output}", err=True)
+
+
+@app.command()
+def similarity(
+    texts: Annotated[list[str], typer.Argument(help="Two or more texts to compare.")],
+    model: ModelOption = "minilm",
+    pooling: Annotated[str | None, typer.Option(help="mean, cls or max (default: the checkpoint's).")] = None,
+) -> None:
+    """Print the cosine-similarity matrix of the given texts."""
+    from .text_encoder import TextEncoder
+
+    encoder = TextEncoder.from_pretrained(model)
+    matrix = encoder.similarity(texts, pooling=pooling)
+    table = Table(title=f"cosine similarity ({model}, {pooling or encoder.pooling} pooling)")
+    table.add_column("#", justify="right")
+    table.add_column("text")
+    for j in range(len(texts)):
+        table.add_column(str(j), justify="right")
+    for i, text in enumerate(texts):
+        short = text if len(text) <= 48 else text[:45] + "…"
+        table.add_row(str(i), short, *(f"{matrix[i, j]:.3f}" for j in range(len(texts))))
+    Console(width=max(100, 60 + 8 * len(texts))).print(table)
+
+
+def main(argv: list[str] | None = None) -> None:
+    np.set_printoptions(precision=4, suppress=True)
+    try:
+        app(args=argv, standalone_mode=True)
+    except EncoderlabError as exc:
+        typer.echo(f"error: {exc}", err=True)
+        sys.exit(2)

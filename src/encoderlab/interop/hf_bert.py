@@ -1,0 +1,218 @@
+"""Hugging Face BERT-family checkpoints <-> `encoderlab.models.bert.BertModel`.
+
+A checkpoint directory holds `config.json`, weights (`model.safetensors`, or `pytorch_model.bin` loaded
+with `weights_only=True`) and a tokenizer (`tokenizer.json` or `vocab.txt`). Weights are renamed through
+the explicit template table `HF_TO_OURS` and every shape is checked; nothing is matched by guessing.
+`save_hf_bert` writes the same layout back, so `transformers.AutoModel.from_pretrained` loads our model.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from pathlib import Path
+from typing import Any
+
+import torch
+from safetensors import SafetensorError
+from safetensors.torch import load_file, save
+
+from ..errors import CheckpointError
+from ..io import atomic_write_bytes, atomic_write_json
+from ..models.bert import BertConfig, BertModel
+
+# Hugging Face name -> our name; "{}" is the layer index.
+HF_TO_OURS: dict[str, str] = {
+    "embeddings.word_embeddings.weight": "embeddings.tokens.weight",
+    "embeddings.position_embeddings.weight": "embeddings.positions.weight",
+    "embeddings.token_type_embeddings.weight": "embeddings.segments.weight",
+    "embeddings.LayerNorm.weight": "embeddings.norm.weight",
+    "embeddings.LayerNorm.bias": "embeddings.norm.bias",
+    "encoder.layer.{}.attention.self.query.weight": "blocks.{}.attn.query.weight",
+    "encoder.layer.{}.attention.self.query.bias": "blocks.{}.attn.query.bias",
+    "encoder.layer.{}.attention.self.key.weight": "blocks.{}.attn.key.weight",
+    "encoder.layer.{}.attention.self.key.bias": "blocks.{}.attn.key.bias",
+    "encoder.layer.{}.attention.self.value.weight": "blocks.{}.attn.value.weight",
+    "encoder.layer.{}.attention.self.value.bias": "blocks.{}.attn.value.bias",
+    "encoder.layer.{}.attention.output.dense.weight": "blocks.{}.attn.out.weight",
+    "encoder.layer.{}.attention.output.dense.bias": "blocks.{}.attn.out.bias",
+    "encoder.layer.{}.attention.output.LayerNorm.weight": "blocks.{}.attn_norm.weight",
+    "encoder.layer.{}.attention.output.LayerNorm.bias": "blocks.{}.attn_norm.bias",
+    "encoder.layer.{}.intermediate.dense.weight": "blocks.{}.ffn.up.weight",
+    "encoder.layer.{}.intermediate.dense.bias": "blocks.{}.ffn.up.bias",
+    "encoder.layer.{}.output.dense.weight": "blocks.{}.ffn.down.weight",
+    "encoder.layer.{}.output.dense.bias": "blocks.{}.ffn.down.bias",
+    "encoder.layer.{}.output.LayerNorm.weight": "blocks.{}.ffn_norm.weight",
+    "encoder.layer.{}.output.LayerNorm.bias": "blocks.{}.ffn_norm.bias",
+    "pooler.dense.weight": "pooler.weight",
+    "pooler.dense.bias": "pooler.bias",
+}
+
+# Present in real checkpoints but not part of the encoder: buffers and task heads of other architectures.
+IGNORED_HF_KEYS = re.compile(r"^(embeddings\.position_ids|cls\..*|qa_outputs\..*|classifier\..*)$")
+
+# config.json name -> BertConfig name
+HF_CONFIG_FIELDS = {
+    "vocab_size": "vocab_size",
+    "hidden_size": "d_model",
+    "num_hidden_layers": "n_layers",
+    "num_attention_heads": "n_heads",
+    "intermediate_size": "d_ff",
+    "max_position_embeddings": "max_positions",
+    "type_vocab_size": "n_segments",
+    "hidden_dropout_prob": "dropout",
+    "attention_probs_dropout_prob": "attention_dropout",
+    "layer_norm_eps": "norm_eps",
+    "pad_token_id": "pad_token_id",
+    "initializer_range": "init_std",
+}
+HF_ACTIVATIONS = {"gelu": "gelu", "gelu_new": "gelu_tanh", "gelu_pytorch_tanh": "gelu_tanh",
+                  "relu": "relu", "silu": "silu", "swish": "silu"}
+BERT_FAMILY = {"bert"}
+WEIGHT_FILES = ("model.safetensors", "pytorch_model.bin")
+
+
+def _expand(template: str, n_layers: int) -> list[tuple[str, str]]:
+    hf, ours = template, HF_TO_OURS[template]
+    if "{}" not in hf:
+        return [(hf, ours)]
+    return [(hf.format(i), ours.format(i)) for i in range(n_layers)]
+
+
+def key_map(n_layers: int, pooler: bool = True) -> dict[str, str]:
+    """The full HF-name -> our-name map for a model with `n_layers` blocks."""
+    pairs = [pair for template in HF_TO_OURS for pair in _expand(template, n_layers)]
+    return {hf: ours for hf, ours in pairs if pooler or not hf.startswith("pooler.")}
+
+
+def read_hf_config(directory: Path) -> dict[str, Any]:
+    path = directory / "config.json"
+    if not path.is_file():
+        raise CheckpointError(
+            f"{str(directory)!r} has no config.json; point to a Hugging Face BERT checkpoint directory "
+            "(config.json + model.safetensors + tokenizer.json) or use the alias 'minilm'"
+        )
+    try:
+        return json.loads(path.read_text(encoding="utf-8"))
+    except json.JSONDecodeError as exc:
+        raise CheckpointError(f"{str(path)!r} is not valid JSON ({exc}); re-export or re-download it") from exc
+
+
+def config_from_hf(hf: dict[str, Any], source: str = "config.json") -> BertConfig:
+    """Translate a Hugging Face BERT config.json into a BertConfig, rejecting what we cannot represent."""
+    model_type = hf.get("model_type")
+    if model_type not in BERT_FAMILY:
+        raise CheckpointError(
+            f"{source}: model_type={model_type!r} is not a BERT checkpoint; encoderlab imports "
+            f"model_type in {sorted(BERT_FAMILY)} (e.g. bert-base-uncased, all-MiniLM-L6-v2)"
+        )
+    if hf.get("position_embedding_type", "absolute") != "absolute":
+        raise CheckpointError(
+            f"{source}: position_embedding_type={hf['position_embedding_type']!r} is not supported; "
+            "only 'absolute' (learned) positions can be imported"
+        )
+    act = hf.get("hidden_act", "gelu")
+    if act not in HF_ACTIVATIONS:
+        raise CheckpointError(f"{source}: hidden_act={act!r} is not supported; use one of {sorted(HF_ACTIVATIONS)}")
+    kwargs = {ours: hf[name] for name, ours in HF_CONFIG_FIELDS.items() if hf.get(name) is not None}
+    return BertConfig(**kwargs, activation=HF_ACTIVATIONS[act], positions="learned", norm_position="post")
+
+
+def config_to_hf(cfg: BertConfig) -> dict[str, Any]:
+    """A config.json that `transformers` reads as the same BERT; fails for what BERT cannot express."""
+    unsupported = {
+        "positions": (cfg.positions, "learned"),
+        "norm_position": (cfg.norm_position, "post"),
+        "ffn_kind": (cfg.ffn_kind, "mlp"),
+    }
+    for field, (value, needed) in unsupported.items():
+        if value != needed:
+            raise CheckpointError(
+                f"cannot export to Hugging Face BERT: {field}={value!r} has no BERT equivalent "
+                f"(it needs {field}={needed!r}); save with encoderlab's own format instead"
+            )
+    hf_act = {"gelu": "gelu", "gelu_tanh": "gelu_new", "relu": "relu", "silu": "silu"}[cfg.activation]
+    hf = {name: getattr(cfg, ours) for name, ours in HF_CONFIG_FIELDS.items()}
+    hf.update(model_type="bert", architectures=["BertModel"], hidden_act=hf_act,
+              position_embedding_type="absolute")
+    return hf
+
+
+def _find_weights(directory: Path) -> Path:
+    for name in WEIGHT_FILES:
+        if (directory / name).is_file():
+            return directory / name
+    raise CheckpointError(
+        f"{str(directory)!r} has config.json but no weights; expected one of {', '.join(WEIGHT_FILES)}"
+    )
+
+
+def read_hf_state_dict(directory: Path) -> dict[str, torch.Tensor]:
+    path = _find_weights(directory)
+    try:
+        if path.suffix == ".safetensors":
+            state = load_file(str(path))
+        else:
+            state = torch.load(path, map_location="cpu", weights_only=True)
+    except (SafetensorError, OSError, RuntimeError, EOFError, ValueError) as exc:
+        raise CheckpointError(f"cannot read weights {str(path)!r}: {exc}. The file may be truncated; "
+                              "re-export or re-download it") from exc
+    # BertFor* checkpoints prefix the encoder with "bert."; old TF ports call LayerNorm params gamma/beta.
+    renamed = {}
+    for key, tensor in state.items():
+        key = key.removeprefix("bert.")
+        key = re.sub(r"LayerNorm\.gamma$", "LayerNorm.weight", key)
+        key = re.sub(r"LayerNorm\.beta$", "LayerNorm.bias", key)
+        renamed[key] = tensor
+    return renamed
+
+
+def load_hf_bert(directory: str | Path) -> BertModel:
+    """Build our BertModel from a Hugging Face BERT checkpoint directory, with strict key and shape checks."""
+    directory = Path(directory)
+    if not directory.is_dir():
+        raise CheckpointError(f"model directory {str(directory)!r} does not exist; check the path "
+                              "or use the alias 'minilm' for the bundled all-MiniLM-L6-v2")
+    cfg = config_from_hf(read_hf_config(directory), source=str(directory / "config.json"))
+    hf_state = read_hf_state_dict(directory)
+    has_pooler = "pooler.dense.weight" in hf_state
+    cfg.pooler = has_pooler
+    model = BertModel(cfg)
+    ours = model.state_dict()
+    mapping = key_map(cfg.n_layers, pooler=has_pooler)
+
+    missing = [hf for hf in mapping if hf not in hf_state]
+    if missing:
+        raise CheckpointError(f"{str(directory)!r}: weights are missing {len(missing)} BERT tensors, "
+                              f"e.g. {missing[:3]}; is this a complete BERT checkpoint?")
+    unexpected = [k for k in hf_state if k not in mapping and not IGNORED_HF_KEYS.match(k)]
+    if unexpected:
+        raise CheckpointError(f"{str(directory)!r}: weights hold {len(unexpected)} tensors that a BERT "
+                              f"encoder with {cfg.n_layers} layers does not have, e.g. {unexpected[:3]}")
+    converted = {}
+    for hf_name, our_name in mapping.items():
+        tensor = hf_state[hf_name]
+        if tuple(tensor.shape) != tuple(ours[our_name].shape):
+            raise CheckpointError(
+                f"{str(directory)!r}: {hf_name} has shape {tuple(tensor.shape)} but config.json implies "
+                f"{tuple(ours[our_name].shape)}; config.json and the weights do not belong together"
+            )
+        converted[our_name] = tensor.to(ours[our_name].dtype)
+    model.load_state_dict(converted, strict=True)
+    return model.eval()
+
+
+def hf_state_dict(model: BertModel) -> dict[str, torch.Tensor]:
+    ours = model.state_dict()
+    return {hf: ours[name].detach().contiguous().cpu()
+            for hf, name in key_map(model.cfg.n_layers, pooler=model.pooler is not None).items()}
+
+
+def save_hf_bert(model: BertModel, directory: str | Path) -> Path:
+    """Write config.json + model.safetensors in Hugging Face BERT layout (atomically, file by file)."""
+    directory = Path(directory)
+    directory.mkdir(parents=True, exist_ok=True)
+    hf_config = config_to_hf(model.cfg)
+    atomic_write_bytes(directory / "model.safetensors", save(hf_state_dict(model), metadata={"format": "pt"}))
+    atomic_write_json(directory / "config.json", hf_config)
+    return directory

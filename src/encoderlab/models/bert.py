@@ -1,0 +1,170 @@
+"""A BERT-style Transformer encoder (Devlin et al., 2019, "BERT: Pre-training of Deep Bidirectional
+Transformers for Language Understanding"), written from the building blocks in `encoderlab.nn`.
+
+Read top to bottom: the config, one encoder block, the encoder. The residual stream is visible in
+`EncoderBlock.forward`; post-LN is the original BERT layout, pre-LN (Xiong et al., 2020) trains more
+stably when deep and ends with a final LayerNorm.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Literal
+
+import torch
+from torch import nn
+
+from ..errors import ConfigError
+from ..nn import FeedForward, MultiHeadSelfAttention, TextEmbeddings, padding_mask_to_bias
+from ..nn.mlp import ACTIVATIONS
+
+
+@dataclass
+class BertConfig:
+    """Shape and behaviour of a BERT-style encoder. Field names follow the GUIDE; `interop.hf_bert`
+    maps them to Hugging Face's `config.json` names (hidden_size, num_hidden_layers, …)."""
+
+    vocab_size: int = 30522
+    """Number of token ids the embedding table holds."""
+    d_model: int = 768
+    """Width of the residual stream (Hugging Face: hidden_size)."""
+    n_layers: int = 12
+    """Number of encoder blocks."""
+    n_heads: int = 12
+    """Attention heads per block; d_model must be divisible by it."""
+    d_ff: int = 3072
+    """Hidden width of the feed-forward network (Hugging Face: intermediate_size)."""
+    max_positions: int = 512
+    """Longest sequence the position table covers."""
+    n_segments: int = 2
+    """Segment (token type) vocabulary; 0 disables segment embeddings."""
+    positions: Literal["learned", "sinusoidal"] = "learned"
+    """Learned absolute position embeddings (BERT) or fixed sinusoids."""
+    norm_position: Literal["post", "pre"] = "post"
+    """'post': LayerNorm after each residual add (BERT); 'pre': before each sub-layer, plus a final norm."""
+    activation: str = "gelu"
+    """Feed-forward activation: gelu (exact, as BERT), gelu_tanh, relu or silu."""
+    ffn_kind: Literal["mlp", "glu"] = "mlp"
+    """Plain two-layer MLP or a gated linear unit (GLU) feed-forward."""
+    dropout: float = 0.1
+    """Dropout on embeddings and on each sub-layer's output."""
+    attention_dropout: float = 0.1
+    """Dropout on attention probabilities."""
+    norm_eps: float = 1e-12
+    """LayerNorm epsilon (BERT uses 1e-12)."""
+    pad_token_id: int = 0
+    """Token id used for padding."""
+    pooler: bool = True
+    """Add BERT's pooler (dense + tanh on the first token)."""
+    fused_attention: bool = True
+    """Use F.scaled_dot_product_attention; False selects the explicit reference path."""
+    init_std: float = 0.02
+    """Standard deviation of the normal initialisation of weights."""
+
+    def __post_init__(self) -> None:
+        for name in ("vocab_size", "d_model", "n_layers", "n_heads", "d_ff", "max_positions"):
+            if getattr(self, name) < 1:
+                raise ConfigError(f"BertConfig.{name} must be >= 1, got {getattr(self, name)}")
+        if self.d_model % self.n_heads != 0:
+            raise ConfigError(
+                f"BertConfig: d_model={self.d_model} is not divisible by n_heads={self.n_heads}; "
+                f"pick n_heads from the divisors of d_model (e.g. {self.d_model // 64 or 1} heads of 64)"
+            )
+        if self.n_segments < 0:
+            raise ConfigError(f"BertConfig.n_segments must be >= 0, got {self.n_segments}")
+        for name in ("dropout", "attention_dropout"):
+            if not 0.0 <= getattr(self, name) < 1.0:
+                raise ConfigError(f"BertConfig.{name} must be in [0, 1), got {getattr(self, name)}")
+        if self.activation not in ACTIVATIONS:
+            raise ConfigError(
+                f"BertConfig.activation={self.activation!r} is unknown; choose one of {sorted(ACTIVATIONS)}"
+            )
+        if self.positions not in ("learned", "sinusoidal"):
+            raise ConfigError(f"BertConfig.positions must be 'learned' or 'sinusoidal', got {self.positions!r}")
+        if self.norm_position not in ("post", "pre"):
+            raise ConfigError(f"BertConfig.norm_position must be 'post' or 'pre', got {self.norm_position!r}")
+        if self.ffn_kind not in ("mlp", "glu"):
+            raise ConfigError(f"BertConfig.ffn_kind must be 'mlp' or 'glu', got {self.ffn_kind!r}")
+        if not 0 <= self.pad_token_id < self.vocab_size:
+            raise ConfigError(
+                f"BertConfig.pad_token_id={self.pad_token_id} is outside the vocabulary [0, {self.vocab_size})"
+            )
+
+    @property
+    def d_head(self) -> int:
+        return self.d_model // self.n_heads
+
+
+class EncoderBlock(nn.Module):
+    """Self-attention then feed-forward, each wrapped in a residual connection and a LayerNorm."""
+
+    def __init__(self, cfg: BertConfig):
+        super().__init__()
+        self.pre_norm = cfg.norm_position == "pre"
+        self.attn = MultiHeadSelfAttention(cfg.d_model, cfg.n_heads, cfg.attention_dropout,
+                                           fused=cfg.fused_attention)
+        self.attn_dropout = nn.Dropout(cfg.dropout)
+        self.attn_norm = nn.LayerNorm(cfg.d_model, eps=cfg.norm_eps)
+        self.ffn = FeedForward(cfg.d_model, cfg.d_ff, cfg.activation, cfg.ffn_kind, cfg.dropout)
+        self.ffn_norm = nn.LayerNorm(cfg.d_model, eps=cfg.norm_eps)
+
+    def forward(self, x: torch.Tensor, attn_bias: torch.Tensor | None) -> torch.Tensor:
+        if self.pre_norm:
+            x = x + self.attn_dropout(self.attn(self.attn_norm(x), attn_bias))
+            x = x + self.ffn(self.ffn_norm(x))
+        else:
+            x = self.attn_norm(x + self.attn_dropout(self.attn(x, attn_bias)))
+            x = self.ffn_norm(x + self.ffn(x))
+        return x
+
+
+class BertModel(nn.Module):
+    """Embeddings -> n_layers encoder blocks (-> final norm for pre-LN). Optional pooler."""
+
+    def __init__(self, cfg: BertConfig):
+        super().__init__()
+        self.cfg = cfg
+        self.embeddings = TextEmbeddings(cfg.vocab_size, cfg.d_model, cfg.max_positions, cfg.n_segments,
+                                         cfg.positions, cfg.pad_token_id, cfg.norm_eps, cfg.dropout)
+        self.blocks = nn.ModuleList(EncoderBlock(cfg) for _ in range(cfg.n_layers))
+        self.final_norm = nn.LayerNorm(cfg.d_model, eps=cfg.norm_eps) if cfg.norm_position == "pre" else None
+        self.pooler = nn.Linear(cfg.d_model, cfg.d_model) if cfg.pooler else None
+        self.apply(self._init_weights)
+
+    def _init_weights(self, module: nn.Module) -> None:
+        if isinstance(module, nn.Linear):
+            nn.init.normal_(module.weight, mean=0.0, std=self.cfg.init_std)
+            if module.bias is not None:
+                nn.init.zeros_(module.bias)
+        elif isinstance(module, nn.Embedding):
+            nn.init.normal_(module.weight, mean=0.0, std=self.cfg.init_std)
+            if module.padding_idx is not None:
+                module.weight.data[module.padding_idx].zero_()
+        elif isinstance(module, nn.LayerNorm):
+            nn.init.ones_(module.weight)
+            nn.init.zeros_(module.bias)
+
+    def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor | None = None,
+                token_type_ids: torch.Tensor | None = None) -> torch.Tensor:
+        """input_ids, attention_mask, token_type_ids: (B, T) -> last hidden states (B, T, C).
+
+        attention_mask holds 1 for real tokens and 0 for padding; padded positions never receive attention.
+        """
+        x = self.embeddings(input_ids, token_type_ids)  # (B, T, C)
+        attn_bias = None
+        if attention_mask is not None and not bool(attention_mask.all()):
+            attn_bias = padding_mask_to_bias(attention_mask, x.dtype)  # (B, 1, 1, T)
+        for block in self.blocks:
+            x = block(x, attn_bias)
+        if self.final_norm is not None:
+            x = self.final_norm(x)
+        return x
+
+    def pool(self, hidden: torch.Tensor) -> torch.Tensor:
+        """BERT's pooler: tanh(W·h_[CLS] + b). hidden: (B, T, C) -> (B, C)."""
+        if self.pooler is None:
+            raise ValueError("this model was built with pooler=False; use encoderlab.nn.pool for pooling")
+        return torch.tanh(self.pooler(hidden[:, 0]))
+
+    def num_parameters(self, trainable_only: bool = False) -> int:
+        return sum(p.numel() for p in self.parameters() if p.requires_grad or not trainable_only)

@@ -1,0 +1,39 @@
+"""Position-wise feed-forward network: Linear -> activation -> Linear, or the gated (GLU) variant.
+
+GLU variants follow Shazeer (2020), "GLU Variants Improve Transformer": act(xW) ⊙ (xV), then W₂.
+"""
+
+from __future__ import annotations
+
+from typing import Literal
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+ACTIVATIONS = {
+    "gelu": lambda x: F.gelu(x),  # exact erf GELU, as BERT's "gelu"
+    "gelu_tanh": lambda x: F.gelu(x, approximate="tanh"),
+    "relu": F.relu,
+    "silu": F.silu,
+}
+
+
+class FeedForward(nn.Module):
+    def __init__(self, d_model: int, d_ff: int, activation: str = "gelu",
+                 kind: Literal["mlp", "glu"] = "mlp", dropout: float = 0.0, bias: bool = True):
+        super().__init__()
+        if activation not in ACTIVATIONS:
+            raise ValueError(f"unknown activation {activation!r}; choose one of {sorted(ACTIVATIONS)}")
+        self.act = ACTIVATIONS[activation]
+        self.kind = kind
+        self.up = nn.Linear(d_model, d_ff, bias=bias)
+        self.gate = nn.Linear(d_model, d_ff, bias=bias) if kind == "glu" else None
+        self.down = nn.Linear(d_ff, d_model, bias=bias)
+        self.dropout = nn.Dropout(dropout)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        h = self.act(self.up(x))  # (B, T, d_ff)
+        if self.gate is not None:
+            h = h * self.gate(x)
+        return self.dropout(self.down(h))

@@ -1,0 +1,207 @@
+"""`TextEncoder`: a BERT encoder + its tokenizer + a pooling recipe -> sentence embeddings.
+
+    model = TextEncoder.from_pretrained("minilm")          # or a checkpoint directory
+    vectors = model.encode(["a sentence", "another"])      # (2, 384) float32, L2-normalised
+    hidden = model(input_ids, attention_mask)               # (B, T, 384) last hidden states
+
+Checkpoints with sentence-transformers files set the defaults the way sentence-transformers reads them:
+`sentence_bert_config.json` gives `max_seq_length` (and `do_lower_case`), `1_Pooling/config.json` the
+pooling, and a `Normalize` module in `modules.json` turns on L2 normalisation.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import nn
+from tqdm.auto import tqdm
+
+from .errors import CheckpointError, InputDataError
+from .interop.hf_bert import load_hf_bert, save_hf_bert
+from .io import atomic_write_json
+from .models.bert import BertModel
+from .nn.pooling import POOLINGS, pool
+from .pretrained import resolve_model_path
+from .tokenization import TextTokenizer
+
+ST_POOLING_FLAGS = {"pooling_mode_cls_token": "cls", "pooling_mode_mean_tokens": "mean",
+                    "pooling_mode_max_tokens": "max"}
+
+
+def _read_json(path: Path) -> dict | list | None:
+    if not path.is_file():
+        return None
+    try:
+        return json.loads(path.read_text(encoding="utf-8"))
+    except json.JSONDecodeError as exc:
+        raise CheckpointError(f"{str(path)!r} is not valid JSON ({exc}); fix or delete it") from exc
+
+
+def sentence_transformers_defaults(directory: Path) -> dict:
+    """pooling / normalize / max_seq_length / do_lower_case from sentence-transformers files, if present."""
+    defaults: dict = {}
+    st_config = _read_json(directory / "sentence_bert_config.json")
+    if isinstance(st_config, dict):
+        if st_config.get("max_seq_length") is not None:
+            defaults["max_seq_length"] = int(st_config["max_seq_length"])
+        defaults["do_lower_case"] = bool(st_config.get("do_lower_case", False))
+    modules = _read_json(directory / "modules.json")
+    if isinstance(modules, list):
+        defaults["normalize"] = any(str(m.get("type", "")).endswith("Normalize") for m in modules)
+        pooling_dirs = [m.get("path", "") for m in modules if str(m.get("type", "")).endswith("Pooling")]
+    else:
+        pooling_dirs = ["1_Pooling"]
+    for sub in pooling_dirs:
+        pooling_path = directory / sub / "config.json"
+        pooling_config = _read_json(pooling_path)
+        if not isinstance(pooling_config, dict):
+            continue
+        modes = [mode for flag, mode in ST_POOLING_FLAGS.items() if pooling_config.get(flag)]
+        other = [k for k, v in pooling_config.items()
+                 if k.startswith("pooling_mode") and v and k not in ST_POOLING_FLAGS]
+        if len(modes) != 1 or other:
+            raise CheckpointError(
+                f"{str(pooling_path)!r} asks for pooling {modes + other}; encoderlab supports exactly one of "
+                "cls / mean / max. Pass pooling= explicitly to encode() after fixing the file"
+            )
+        defaults["pooling"] = modes[0]
+    return defaults
+
+
+def _check_texts(texts: Sequence[str] | str) -> list[str]:
+    if isinstance(texts, str):
+        return [texts]
+    if not isinstance(texts, Sequence):
+        raise InputDataError(f"texts must be a list of strings, got {type(texts).__name__}")
+    for i, text in enumerate(texts):
+        if not isinstance(text, str):
+            raise InputDataError(
+                f"texts[{i}] is {type(text).__name__} ({text!r:.40}), not a string; convert it with str() "
+                "or remove it"
+            )
+    return list(texts)
+
+
+class TextEncoder(nn.Module):
+    def __init__(self, bert: BertModel, tokenizer: TextTokenizer, pooling: str = "mean", normalize: bool = True,
+                 max_seq_length: int | None = None, do_lower_case: bool = False):
+        super().__init__()
+        if pooling not in POOLINGS:
+            raise ValueError(f"pooling={pooling!r} is unknown; choose one of {POOLINGS}")
+        self.bert = bert
+        self.tokenizer = tokenizer
+        self.pooling = pooling
+        self.normalize = normalize
+        self.max_seq_length = min(max_seq_length or bert.cfg.max_positions, bert.cfg.max_positions)
+        self.do_lower_case = do_lower_case
+
+    # ----------------------------------------------------------------------------------------- loading
+    @classmethod
+    def from_pretrained(cls, name_or_path: str | Path, device: str | torch.device | None = None) -> TextEncoder:
+        """Load a Hugging Face BERT checkpoint directory or an alias such as 'minilm'."""
+        directory = resolve_model_path(name_or_path)
+        bert = load_hf_bert(directory)
+        tokenizer = TextTokenizer.from_dir(directory)
+        if tokenizer.vocab_size > bert.cfg.vocab_size:
+            raise CheckpointError(
+                f"{str(directory)!r}: the tokenizer has {tokenizer.vocab_size} tokens but the model's embedding "
+                f"table only {bert.cfg.vocab_size}; the tokenizer belongs to another model"
+            )
+        defaults = sentence_transformers_defaults(directory)
+        model = cls(bert, tokenizer, **defaults).eval()  # inference by default: dropout off
+        return model.to(device) if device is not None else model
+
+    def save_pretrained(self, directory: str | Path) -> Path:
+        """Hugging Face layout (config.json, model.safetensors, tokenizer) + sentence-transformers files."""
+        directory = Path(directory)
+        save_hf_bert(self.bert, directory)
+        self.tokenizer.save(directory)
+        atomic_write_json(directory / "sentence_bert_config.json",
+                          {"max_seq_length": self.max_seq_length, "do_lower_case": self.do_lower_case})
+        atomic_write_json(directory / "1_Pooling" / "config.json", {
+            "word_embedding_dimension": self.dim,
+            **{flag: mode == self.pooling for flag, mode in ST_POOLING_FLAGS.items()},
+            "pooling_mode_mean_sqrt_len_tokens": False,
+        })
+        modules = [
+            {"idx": 0, "name": "0", "path": "", "type": "sentence_transformers.models.Transformer"},
+            {"idx": 1, "name": "1", "path": "1_Pooling", "type": "sentence_transformers.models.Pooling"},
+        ]
+        if self.normalize:
+            modules.append({"idx": 2, "name": "2", "path": "2_Normalize",
+                            "type": "sentence_transformers.models.Normalize"})
+        atomic_write_json(directory / "modules.json", modules)
+        return directory
+
+    # ----------------------------------------------------------------------------------------- compute
+    @property
+    def dim(self) -> int:
+        return self.bert.cfg.d_model
+
+    @property
+    def device(self) -> torch.device:
+        return next(self.bert.parameters()).device
+
+    def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor | None = None,
+                token_type_ids: torch.Tensor | None = None) -> torch.Tensor:
+        """(B, T) ids and mask -> (B, T, C) last hidden states."""
+        return self.bert(input_ids, attention_mask, token_type_ids)
+
+    @torch.inference_mode()
+    def encode(self, texts: Sequence[str], batch_size: int = 32, pooling: str | None = None,
+               normalize: bool | None = None, max_length: int | None = None,
+               show_progress: bool | None = None) -> np.ndarray:
+        """Embed `texts` -> float32 array (N, d) in input order.
+
+        Texts are sorted by token count so each batch pads little, then put back in order. Texts longer
+        than `max_length` tokens (default: the checkpoint's max_seq_length) are truncated.
+        """
+        texts = _check_texts(texts)
+        pooling = pooling or self.pooling
+        if pooling not in POOLINGS:
+            raise ValueError(f"pooling={pooling!r} is unknown; choose one of {POOLINGS}")
+        if batch_size < 1:
+            raise ValueError(f"batch_size must be >= 1, got {batch_size}")
+        normalize = self.normalize if normalize is None else normalize
+        max_length = min(max_length or self.max_seq_length, self.bert.cfg.max_positions)
+        if not texts:
+            return np.zeros((0, self.dim), dtype=np.float32)
+
+        # sentence-transformers strips each text (and lower-cases it if its config says so) before tokenising
+        prepared = [t.strip().lower() if self.do_lower_case else t.strip() for t in texts]
+        ids = self.tokenizer.encode_ids(prepared, max_length)
+        order = np.argsort([-len(seq) for seq in ids], kind="stable")
+        out = np.empty((len(texts), self.dim), dtype=np.float32)
+        n_batches = (len(texts) + batch_size - 1) // batch_size
+        if show_progress is None:
+            show_progress = n_batches > 8 and sys.stderr.isatty()
+        device = self.device
+        was_training = self.training
+        self.eval()
+        try:
+            for start in tqdm(range(0, len(texts), batch_size), total=n_batches, desc="encode",
+                              unit="batch", disable=not show_progress):
+                rows = order[start:start + batch_size]
+                batch = self.tokenizer.pad([ids[i] for i in rows])
+                mask = batch.attention_mask.to(device)
+                hidden = self.bert(batch.input_ids.to(device), mask, batch.token_type_ids.to(device))
+                vectors = pool(hidden, mask, pooling)  # (B, C)
+                if normalize:
+                    vectors = F.normalize(vectors, p=2, dim=1)
+                out[rows] = vectors.float().cpu().numpy()
+        finally:
+            self.train(was_training)
+        return out
+
+    def similarity(self, texts: Sequence[str], **encode_kwargs) -> np.ndarray:
+        """Cosine similarity matrix (N, N) of `texts`."""
+        vectors = self.encode(texts, **{**encode_kwargs, "normalize": False})
+        norms = np.linalg.norm(vectors, axis=1, keepdims=True)
+        unit = vectors / np.maximum(norms, 1e-12)
+        return unit @ unit.T

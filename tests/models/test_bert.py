@@ -1,0 +1,96 @@
+import itertools
+
+import pytest
+import torch
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from encoderlab import BertConfig, BertModel, ConfigError
+
+TINY = dict(vocab_size=101, d_model=32, n_layers=2, n_heads=4, d_ff=64, max_positions=24)
+
+
+@pytest.mark.parametrize(
+    "norm_position,positions,ffn_kind,fused",
+    list(itertools.product(["post", "pre"], ["learned", "sinusoidal"], ["mlp", "glu"], [True, False])),
+)
+def test_every_variant_runs_forward_and_backward(norm_position, positions, ffn_kind, fused):
+    torch.manual_seed(0)
+    cfg = BertConfig(**TINY, norm_position=norm_position, positions=positions, ffn_kind=ffn_kind,
+                     fused_attention=fused)
+    model = BertModel(cfg)
+    ids = torch.randint(1, 101, (3, 10))
+    mask = torch.ones_like(ids)
+    mask[0, 6:] = 0
+    hidden = model(ids, mask)
+    assert hidden.shape == (3, 10, 32)
+    assert torch.isfinite(hidden).all()
+    hidden[mask.bool()].pow(2).mean().backward()
+    grads = [p.grad for p in model.parameters() if p.requires_grad]
+    assert all(g is not None and torch.isfinite(g).all() for g in grads[:-2])  # pooler unused here
+
+
+def test_fused_and_reference_models_agree_with_padding():
+    torch.manual_seed(0)
+    fast = BertModel(BertConfig(**TINY)).eval()
+    slow = BertModel(BertConfig(**TINY, fused_attention=False)).eval()
+    slow.load_state_dict(fast.state_dict())
+    ids = torch.randint(1, 101, (4, 12))
+    mask = (torch.arange(12)[None, :] < torch.tensor([[12], [5], [1], [9]])).long()
+    real = mask.bool()
+    torch.testing.assert_close(fast(ids, mask)[real], slow(ids, mask)[real], atol=1e-5, rtol=1e-5)
+
+
+def test_padding_tokens_do_not_change_real_outputs():
+    torch.manual_seed(0)
+    model = BertModel(BertConfig(**TINY)).eval()
+    ids = torch.randint(1, 101, (1, 6))
+    alone = model(ids, torch.ones_like(ids))
+    padded_ids = torch.cat([ids, torch.randint(1, 101, (1, 4))], dim=1)
+    padded_mask = torch.tensor([[1] * 6 + [0] * 4])
+    torch.testing.assert_close(model(padded_ids, padded_mask)[:, :6], alone, atol=1e-5, rtol=1e-5)
+
+
+def test_learns_to_copy_a_token_through_attention():
+    """A real learning check: predict the first token's id at every position (needs attention to work)."""
+    torch.manual_seed(0)
+    cfg = BertConfig(**{**TINY, "vocab_size": 20}, dropout=0.0, attention_dropout=0.0, norm_position="pre")
+    model = BertModel(cfg)
+    head = torch.nn.Linear(32, 20)
+    opt = torch.optim.AdamW([*model.parameters(), *head.parameters()], lr=3e-3)
+    for _ in range(150):
+        ids = torch.randint(1, 20, (32, 8))
+        logits = head(model(ids))  # (B, T, V)
+        loss = torch.nn.functional.cross_entropy(logits[:, 1:].reshape(-1, 20), ids[:, :1].expand(-1, 7).reshape(-1))
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+    ids = torch.randint(1, 20, (64, 8))
+    accuracy = (head(model(ids))[:, 1:].argmax(-1) == ids[:, :1]).float().mean()
+    assert accuracy > 0.9
+
+
+@pytest.mark.parametrize(
+    "overrides,message",
+    [
+        (dict(d_model=30, n_heads=4), "not divisible by n_heads"),
+        (dict(dropout=1.5), "dropout must be in"),
+        (dict(activation="swishy"), "activation='swishy' is unknown"),
+        (dict(norm_position="middle"), "norm_position"),
+        (dict(n_layers=0), "n_layers must be >= 1"),
+        (dict(pad_token_id=500), "outside the vocabulary"),
+    ],
+)
+def test_invalid_configs_say_what_to_fix(overrides, message):
+    with pytest.raises(ConfigError, match=message):
+        BertConfig(**{**TINY, **overrides})
+
+
+@settings(max_examples=30, deadline=None)
+@given(d_model=st.integers(1, 128), n_heads=st.integers(1, 16))
+def test_head_divisibility_is_checked_for_any_shape(d_model, n_heads):
+    if d_model % n_heads == 0:
+        assert BertConfig(**{**TINY, "d_model": d_model, "n_heads": n_heads}).d_head == d_model // n_heads
+    else:
+        with pytest.raises(ConfigError):
+            BertConfig(**{**TINY, "d_model": d_model, "n_heads": n_heads})

@@ -1,0 +1,20 @@
+import numpy as np
+import pytest
+
+from encoderlab.io import atomic_save_npy, atomic_write, atomic_write_text
+
+
+def test_failed_write_leaves_the_old_file_untouched(tmp_path):
+    target = tmp_path / "out.txt"
+    atomic_write_text(target, "old")
+    with pytest.raises(RuntimeError), atomic_write(target, "w") as handle:
+        handle.write("half of the new")
+        raise RuntimeError("crash in the middle")
+    assert target.read_text() == "old"
+    assert list(tmp_path.iterdir()) == [target]  # no temp file left behind
+
+
+def test_atomic_npy_round_trip(tmp_path):
+    array = np.arange(12, dtype=np.float32).reshape(3, 4)
+    atomic_save_npy(tmp_path / "a.npy", array)
+    np.testing.assert_array_equal(np.load(tmp_path / "a.npy"), array)
