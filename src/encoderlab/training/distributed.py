@@ -1,0 +1,125 @@
+"""Multi-process training under torchrun: process group, model wrapping (DDP or FSDP), metric reduction.
+
+The same script runs alone (`python train.py`) or under `torchrun --nproc_per_node=N train.py`: torchrun
+sets RANK / WORLD_SIZE / LOCAL_RANK / MASTER_ADDR / MASTER_PORT, and `init_distributed` joins the group
+(gloo on CPU, nccl on CUDA). Without those variables everything here is a cheap no-op for one process.
+Only rank 0 logs and writes files; metrics are summed across ranks with `all_reduce_sum`.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+from collections.abc import Iterator
+from dataclasses import dataclass
+
+import torch
+import torch.distributed as dist
+from torch import nn
+
+from ..errors import ConfigError
+
+
+@dataclass(frozen=True)
+class DistInfo:
+    rank: int = 0
+    local_rank: int = 0
+    world_size: int = 1
+
+    @property
+    def is_main(self) -> bool:
+        return self.rank == 0
+
+    @property
+    def enabled(self) -> bool:
+        return self.world_size > 1
+
+
+def dist_info() -> DistInfo:
+    """Rank and world size of this process (a single-process DistInfo when no group is initialised)."""
+    if not (dist.is_available() and dist.is_initialized()):
+        return DistInfo()
+    return DistInfo(dist.get_rank(), int(os.environ.get("LOCAL_RANK", 0)), dist.get_world_size())
+
+
+def init_distributed() -> DistInfo:
+    """Join the torchrun process group if launched by torchrun (WORLD_SIZE > 1); idempotent."""
+    world_size = int(os.environ.get("WORLD_SIZE", "1"))
+    if world_size > 1 and not dist.is_initialized():
+        backend = "nccl" if torch.cuda.is_available() else "gloo"
+        if backend == "nccl":
+            torch.cuda.set_device(int(os.environ.get("LOCAL_RANK", 0)))
+        dist.init_process_group(backend=backend)
+    return dist_info()
+
+
+def shutdown_distributed() -> None:
+    if dist.is_available() and dist.is_initialized():
+        dist.destroy_process_group()
+
+
+def barrier() -> None:
+    if dist_info().enabled:
+        dist.barrier()
+
+
+def all_reduce_sum(values: torch.Tensor) -> torch.Tensor:
+    """Element-wise sum over ranks (returns `values` itself for one process)."""
+    if dist_info().enabled:
+        dist.all_reduce(values, op=dist.ReduceOp.SUM)
+    return values
+
+
+def broadcast_object(obj: object) -> object:
+    """Rank 0's `obj` on every rank."""
+    if not dist_info().enabled:
+        return obj
+    box = [obj]
+    dist.broadcast_object_list(box, src=0)
+    return box[0]
+
+
+def wrap_model(model: nn.Module, strategy: str, device: torch.device) -> nn.Module:
+    """DDP (a full replica per rank, gradients all-reduced) or FSDP2 (parameters sharded across ranks).
+
+    FSDP shards every direct child that holds parameters, then the root, following torch's fully_shard
+    recipe; larger models get better overlap by sharding per transformer block, which a task can do itself
+    before handing the model over (fully_shard is idempotent on already-sharded modules).
+    """
+    info = dist_info()
+    if not info.enabled:
+        return model
+    if strategy == "ddp":
+        ids = [device.index] if device.type == "cuda" else None
+        return nn.parallel.DistributedDataParallel(model, device_ids=ids)
+    if strategy == "fsdp":
+        from torch.distributed.fsdp import fully_shard
+
+        for child in model.children():
+            if any(True for _ in child.parameters()):
+                fully_shard(child)
+        return fully_shard(model)
+    raise ConfigError(f"distributed={strategy!r} must be ddp or fsdp")
+
+
+def unwrap(model: nn.Module) -> nn.Module:
+    """The user's module inside a DDP wrapper (FSDP2 shards in place, so it is already the module)."""
+    return model.module if isinstance(model, nn.parallel.DistributedDataParallel) else model
+
+
+@contextlib.contextmanager
+def no_grad_sync(model: nn.Module, active: bool) -> Iterator[None]:
+    """Skip the gradient all-reduce during the first micro-batches of an accumulation window."""
+    if not active or not dist_info().enabled:
+        yield
+    elif isinstance(model, nn.parallel.DistributedDataParallel):
+        with model.no_sync():
+            yield
+    elif hasattr(model, "set_requires_gradient_sync"):  # FSDP2
+        model.set_requires_gradient_sync(False)
+        try:
+            yield
+        finally:
+            model.set_requires_gradient_sync(True)
+    else:
+        yield

@@ -1,0 +1,77 @@
+"""`run_task`: the one driver behind every training command (`encoderlab <task> --config FILE k=v ...`).
+
+    def pretrain(cfg: PretrainConfig) -> dict[str, float]:   # a task: build model + data, run a Trainer
+        ...
+        return Trainer(cfg, model, train, loss_fn=...).fit().metrics
+
+    run_task(pretrain, PretrainConfig, "configs/pretrain.yaml", ["max_steps=100"])   # a new run
+    run_task(pretrain, PretrainConfig, None, ["max_steps=200"], resume_dir="runs/x")  # continue it
+
+It loads the config (defaults <- YAML <- overrides; on resume the run's saved config.yaml is the base and
+only RESUMABLE_KEYS may be overridden), joins the torchrun process group if there is one, seeds every RNG,
+saves OUT_DIR/config.yaml, calls the task, and writes the returned metrics to OUT_DIR/metrics.json.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Callable, Mapping, Sequence
+from pathlib import Path
+from typing import Any, TypeVar
+
+from ..config import load_config, parse_overrides, read_yaml, save_config
+from ..errors import ConfigError
+from ..io import atomic_write_json
+from .checkpoint import list_checkpoints
+from .config import RESUMABLE_KEYS, TrainConfig
+from .distributed import barrier, init_distributed, shutdown_distributed
+from .seeding import seed_everything
+
+C = TypeVar("C", bound=TrainConfig)
+CONFIG_FILE = "config.yaml"
+METRICS_FILE = "metrics.json"
+
+
+def resolve_config(config_cls: type[C], config_path: str | Path | None, overrides: Sequence[str] = (),
+                   resume_dir: str | Path | None = None) -> C:
+    """The run's config: a new one from YAML + overrides, or the saved one of `resume_dir` + safe overrides."""
+    if resume_dir is None:
+        cfg = load_config(config_cls, config_path, overrides)
+        if cfg.resume:
+            raise ConfigError("resume=true cannot be set by hand; pass --resume OUT_DIR instead")
+        return cfg
+    if config_path is not None:
+        raise ConfigError(f"--resume {resume_dir} uses the run's saved {CONFIG_FILE}; drop --config "
+                          f"{config_path} (change max_steps=/epochs=/... as overrides instead)")
+    saved = Path(resume_dir) / CONFIG_FILE
+    if not saved.is_file():
+        raise ConfigError(f"--resume {resume_dir}: no {CONFIG_FILE} there; is it the out_dir of a run?")
+    unsafe = sorted(set(parse_overrides(overrides)) - RESUMABLE_KEYS)
+    if unsafe:
+        raise ConfigError(f"cannot change {', '.join(unsafe)} when resuming (it would break the run's "
+                          f"continuity); resumable keys: {', '.join(sorted(RESUMABLE_KEYS))}")
+    cfg = load_config(config_cls, None, overrides, base=read_yaml(saved))
+    return dataclasses.replace(cfg, out_dir=str(resume_dir), resume=True)
+
+
+def run_task(task_fn: Callable[[C], Mapping[str, Any]], config_cls: type[C],
+             config_path: str | Path | None = None, overrides: Sequence[str] = (),
+             resume_dir: str | Path | None = None) -> dict[str, Any]:
+    """Resolve the config, set up (distributed) training, run `task_fn(cfg)`, write metrics.json."""
+    cfg = resolve_config(config_cls, config_path, overrides, resume_dir)
+    out_dir = Path(cfg.out_dir)
+    info = init_distributed()
+    try:
+        if not cfg.resume and list_checkpoints(out_dir):
+            raise ConfigError(f"{out_dir} already holds a run; resume it with --resume {out_dir}, "
+                              "or choose a new out_dir=")
+        if info.is_main:
+            save_config(dataclasses.replace(cfg, resume=False), out_dir / CONFIG_FILE)
+        seed_everything(cfg.seed)  # model init is identical on every rank
+        metrics = dict(task_fn(cfg))
+        if info.is_main:
+            atomic_write_json(out_dir / METRICS_FILE, metrics)
+        barrier()
+        return metrics
+    finally:
+        shutdown_distributed()
