@@ -94,3 +94,36 @@ def test_head_divisibility_is_checked_for_any_shape(d_model, n_heads):
     else:
         with pytest.raises(ConfigError):
             BertConfig(**{**TINY, "d_model": d_model, "n_heads": n_heads})
+
+
+@pytest.mark.parametrize("norm_position", ["post", "pre"])
+def test_unpadded_path_equals_padded_path_forward_and_backward(norm_position):
+    torch.manual_seed(0)
+    padded = BertModel(BertConfig(**TINY, norm_position=norm_position, unpad=False, dropout=0.0,
+                                  attention_dropout=0.0))
+    packed = BertModel(BertConfig(**TINY, norm_position=norm_position, unpad=True, dropout=0.0,
+                                  attention_dropout=0.0))
+    packed.load_state_dict(padded.state_dict())
+    ids = torch.randint(1, 101, (4, 12))
+    segments = torch.randint(0, 2, (4, 12))
+    mask = (torch.arange(12)[None, :] < torch.tensor([[12], [5], [1], [9]])).long()
+    real = mask.bool()
+    out_padded = padded(ids, mask, segments)
+    out_packed = packed(ids, mask, segments)
+    torch.testing.assert_close(out_packed[real], out_padded[real], atol=1e-5, rtol=1e-5)
+    assert (out_packed[~real] == 0).all()  # padded positions are zeros, not garbage
+    out_padded[real].sum().backward()
+    out_packed[real].sum().backward()
+    for (name, p1), p2 in zip(padded.named_parameters(), packed.parameters(), strict=True):
+        if p1.grad is not None:
+            torch.testing.assert_close(p2.grad, p1.grad, atol=1e-4, rtol=1e-4, msg=name)
+
+
+def test_unpadded_path_handles_an_all_padding_row():
+    torch.manual_seed(0)
+    model = BertModel(BertConfig(**TINY)).eval()
+    ids = torch.randint(1, 101, (2, 6))
+    mask = torch.tensor([[1, 1, 1, 0, 0, 0], [0, 0, 0, 0, 0, 0]])
+    out = model(ids, mask)
+    assert torch.isfinite(out).all() and (out[1] == 0).all()
+    torch.testing.assert_close(out[0, :3], model(ids[:1, :3])[0], atol=1e-5, rtol=1e-5)

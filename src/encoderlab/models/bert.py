@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from typing import Literal
 
 import torch
+import torch.nn.functional as F
 from torch import nn
 
 from ..errors import ConfigError
@@ -58,6 +59,8 @@ class BertConfig:
     """Add BERT's pooler (dense + tanh on the first token)."""
     fused_attention: bool = True
     """Use F.scaled_dot_product_attention; False selects the explicit reference path."""
+    unpad: bool = True
+    """Skip padding: run padded batches as packed real tokens (same result, less work on ragged batches)."""
     init_std: float = 0.02
     """Standard deviation of the normal initialisation of weights."""
 
@@ -108,12 +111,26 @@ class EncoderBlock(nn.Module):
         self.ffn = FeedForward(cfg.d_model, cfg.d_ff, cfg.activation, cfg.ffn_kind, cfg.dropout)
         self.ffn_norm = nn.LayerNorm(cfg.d_model, eps=cfg.norm_eps)
 
-    def forward(self, x: torch.Tensor, attn_bias: torch.Tensor | None) -> torch.Tensor:
+    def forward(self, x: torch.Tensor, attn_bias: torch.Tensor | None = None,
+                seq_lens: list[int] | None = None) -> torch.Tensor:
+        """x: (B, T, C) padded with attn_bias, or (N, C) packed with seq_lens (see MultiHeadSelfAttention)."""
         if self.pre_norm:
-            x = x + self.attn_dropout(self.attn(self.attn_norm(x), attn_bias))
+            x = x + self.attn_dropout(self.attn(self.attn_norm(x), attn_bias, seq_lens))
             x = x + self.ffn(self.ffn_norm(x))
         else:
-            x = self.attn_norm(x + self.attn_dropout(self.attn(x, attn_bias)))
+            x = self.attn_norm(x + self.attn_dropout(self.attn(x, attn_bias, seq_lens)))
+            x = self.ffn_norm(x + self.ffn(x))
+        return x
+
+    def forward_unpadded(self, x: torch.Tensor, keep: torch.Tensor, B: int, T: int,
+                         attn_bias: torch.Tensor | None) -> torch.Tensor:
+        """`forward` on the real tokens only: x is (N, C), rows `keep` of the padded (B*T, C) stream."""
+        attend = self.attn.forward_unpadded
+        if self.pre_norm:
+            x = x + self.attn_dropout(attend(self.attn_norm(x), keep, B, T, attn_bias))
+            x = x + self.ffn(self.ffn_norm(x))
+        else:
+            x = self.attn_norm(x + self.attn_dropout(attend(x, keep, B, T, attn_bias)))
             x = self.ffn_norm(x + self.ffn(x))
         return x
 
@@ -149,16 +166,55 @@ class BertModel(nn.Module):
         """input_ids, attention_mask, token_type_ids: (B, T) -> last hidden states (B, T, C).
 
         attention_mask holds 1 for real tokens and 0 for padding; padded positions never receive attention.
+        With cfg.unpad, a batch with padding runs packed and its padded positions come back as zeros.
         """
+        has_padding = attention_mask is not None and not bool(attention_mask.all())
+        if has_padding and self.cfg.unpad:
+            return self._forward_unpadded(input_ids, attention_mask, token_type_ids)
         x = self.embeddings(input_ids, token_type_ids)  # (B, T, C)
-        attn_bias = None
-        if attention_mask is not None and not bool(attention_mask.all()):
-            attn_bias = padding_mask_to_bias(attention_mask, x.dtype)  # (B, 1, 1, T)
+        attn_bias = padding_mask_to_bias(attention_mask, x.dtype) if has_padding else None  # (B, 1, 1, T)
         for block in self.blocks:
             x = block(x, attn_bias)
+        return self.final_norm(x) if self.final_norm is not None else x
+
+    def _forward_unpadded(self, input_ids: torch.Tensor, attention_mask: torch.Tensor,
+                          token_type_ids: torch.Tensor | None) -> torch.Tensor:
+        """Gather the real tokens, run the blocks on them packed, scatter back to (B, T, C)."""
+        B, T = input_ids.shape
+        if T > self.cfg.max_positions:
+            raise ValueError(f"sequence length {T} exceeds max_positions={self.cfg.max_positions}; "
+                             "truncate the input (e.g. max_length) or use a model with more positions")
+        keep = attention_mask.reshape(-1).nonzero().squeeze(1)  # (N,) flat indices of real tokens
+        seq_lens = attention_mask.sum(dim=1).tolist()
+        positions = torch.arange(T, device=input_ids.device).repeat(B)[keep]  # column index, as when padded
+        segments = None if token_type_ids is None else token_type_ids.reshape(-1)[keep][None]
+        x = self.embeddings(input_ids.reshape(-1)[keep][None], segments, positions[None])[0]  # (N, C)
+        seq_lens = [n for n in seq_lens if n > 0]
+        for block in self.blocks:
+            x = block(x, seq_lens=seq_lens)
         if self.final_norm is not None:
             x = self.final_norm(x)
-        return x
+        return x.new_zeros(B * T, x.size(-1)).index_copy(0, keep, x).view(B, T, -1)
+
+    def forward_unpadded(self, input_ids: torch.Tensor, attention_mask: torch.Tensor,
+                         token_type_ids: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+        """Same hidden states as `forward`, for the real tokens only, skipping the work on padding.
+
+        Returns (hidden (N, C), keep (N,)): `keep` holds the flat indices into B*T of the N real tokens, so
+        `forward(...).view(B * T, C)[keep]` equals `hidden`. Every linear layer, norm and feed-forward runs on
+        N rows instead of B*T; only the attention scores use the padded (B, T) layout.
+        """
+        B, T = input_ids.shape
+        keep = attention_mask.reshape(-1).nonzero().squeeze(1)  # (N,)
+        attn_bias = None if keep.numel() == B * T else padding_mask_to_bias(attention_mask, torch.float32)
+        x = self.embeddings(input_ids, token_type_ids).view(B * T, -1).index_select(0, keep)  # (N, C)
+        if attn_bias is not None:
+            attn_bias = attn_bias.to(x.dtype)
+        for block in self.blocks:
+            x = block.forward_unpadded(x, keep, B, T, attn_bias)
+        if self.final_norm is not None:
+            x = self.final_norm(x)
+        return x, keep
 
     def pool(self, hidden: torch.Tensor) -> torch.Tensor:
         """BERT's pooler: tanh(W·h_[CLS] + b). hidden: (B, T, C) -> (B, C)."""
@@ -168,3 +224,61 @@ class BertModel(nn.Module):
 
     def num_parameters(self, trainable_only: bool = False) -> int:
         return sum(p.numel() for p in self.parameters() if p.requires_grad or not trainable_only)
+
+
+# ============================================================================ masked-language modelling
+class MaskedLMHead(nn.Module):
+    """BERT's MLM head: dense -> activation -> LayerNorm -> a decoder onto the vocabulary.
+
+    The decoder's weight is the token-embedding table (tied, as in BERT), so it is passed in rather than
+    owned; only its bias belongs to the head.
+    """
+
+    def __init__(self, cfg: BertConfig):
+        super().__init__()
+        self.dense = nn.Linear(cfg.d_model, cfg.d_model)
+        self.act = ACTIVATIONS[cfg.activation]
+        self.norm = nn.LayerNorm(cfg.d_model, eps=cfg.norm_eps)
+        self.bias = nn.Parameter(torch.zeros(cfg.vocab_size))
+
+    def forward(self, hidden: torch.Tensor, embedding_weight: torch.Tensor) -> torch.Tensor:
+        """hidden (..., C), embedding_weight (V, C) -> logits (..., V)."""
+        h = self.norm(self.act(self.dense(hidden)))
+        return F.linear(h, embedding_weight, self.bias)
+
+
+class BertForMaskedLM(nn.Module):
+    """A BertModel (no pooler: MLM does not use it) and a MaskedLMHead tied to its token embeddings.
+
+    Training passes `masked_positions` (flat indices into B*T): the encoder skips padding and the head runs
+    on those N positions only, so the (B*T, V) logits matrix — the biggest tensor of a small model — is
+    never built.
+    """
+
+    def __init__(self, cfg: BertConfig):
+        super().__init__()
+        self.cfg = cfg
+        self.bert = BertModel(cfg)
+        self.head = MaskedLMHead(cfg)
+        self.head.apply(self.bert._init_weights)
+
+    def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor | None = None,
+                token_type_ids: torch.Tensor | None = None,
+                masked_positions: torch.Tensor | None = None) -> torch.Tensor:
+        """-> logits (N, V) at `masked_positions` (flat indices into B*T), or (B, T, V) at every position."""
+        table = self.bert.embeddings.tokens.weight  # (V, C): the tied decoder
+        if masked_positions is None:
+            return self.head(self.bert(input_ids, attention_mask, token_type_ids), table)  # (B, T, V)
+        B, T = input_ids.shape
+        if attention_mask is None:
+            attention_mask = torch.ones_like(input_ids)
+        hidden, keep = self.bert.forward_unpadded(input_ids, attention_mask, token_type_ids)  # (N_real, C)
+        row_of = torch.full((B * T,), -1, dtype=torch.long, device=input_ids.device)
+        row_of[keep] = torch.arange(keep.numel(), device=input_ids.device)
+        rows = row_of[masked_positions]  # (N,) rows of `hidden`
+        if bool((rows < 0).any()):
+            raise ValueError("masked_positions point at padding; mask only real tokens")
+        return self.head(hidden.index_select(0, rows), table)  # (N, V)
+
+    def num_parameters(self) -> int:
+        return sum(p.numel() for p in self.parameters())

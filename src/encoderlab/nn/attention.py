@@ -3,6 +3,10 @@
 Two paths compute the same function and are tested equal:
 - fast: `F.scaled_dot_product_attention` (fused kernels: flash / memory-efficient / CPU-optimised),
 - reference: the explicit softmax(QKᵀ/√d_head + mask)·V, easy to read and to step through.
+
+Input comes padded, (B, T, C) with an additive mask, or packed: (N, C) holding only the real tokens of
+all sequences back to back, with their lengths. Packed input skips all work on padding: projections run
+on N real tokens instead of B·T, and attention runs per sequence.
 """
 
 from __future__ import annotations
@@ -49,8 +53,12 @@ class MultiHeadSelfAttention(nn.Module):
         B, T, C = x.shape
         return x.view(B, T, self.n_heads, self.d_head).transpose(1, 2)  # (B, nh, T, hs)
 
-    def forward(self, x: torch.Tensor, attn_bias: torch.Tensor | None = None) -> torch.Tensor:
-        """x: (B, T, C); attn_bias: additive (B, 1, 1, T) or (B, nh, T, T), 0 where attention is allowed."""
+    def forward(self, x: torch.Tensor, attn_bias: torch.Tensor | None = None,
+                seq_lens: list[int] | None = None) -> torch.Tensor:
+        """Padded: x (B, T, C) with attn_bias additive (B, 1, 1, T) or (B, nh, T, T), 0 where allowed.
+        Packed: x (N, C) with seq_lens summing to N; each sequence attends only within itself."""
+        if seq_lens is not None:
+            return self._forward_packed(x, seq_lens)
         B, T, C = x.shape
         q = self._split_heads(self.query(x))  # (B, nh, T, hs)
         k = self._split_heads(self.key(x))    # (B, nh, T, hs)
@@ -61,6 +69,44 @@ class MultiHeadSelfAttention(nn.Module):
         else:
             y = reference_attention(q, k, v, attn_bias, p_drop)
         y = y.transpose(1, 2).reshape(B, T, C)  # (B, T, C): heads side by side again
+        return self.out(y)
+
+    def _forward_packed(self, x: torch.Tensor, seq_lens: list[int]) -> torch.Tensor:
+        N, C = x.shape
+        q = self.query(x).view(N, self.n_heads, self.d_head)  # (N, nh, hs)
+        k = self.key(x).view(N, self.n_heads, self.d_head)
+        v = self.value(x).view(N, self.n_heads, self.d_head)
+        p_drop = self.dropout if self.training else 0.0
+        outputs, start = [], 0
+        for length in seq_lens:
+            end = start + length
+            qi, ki, vi = (t[start:end].transpose(0, 1) for t in (q, k, v))  # (nh, L, hs)
+            if self.fused:
+                yi = F.scaled_dot_product_attention(qi, ki, vi, dropout_p=p_drop)
+            else:
+                yi = reference_attention(qi, ki, vi, None, p_drop)
+            outputs.append(yi.transpose(0, 1).reshape(length, C))  # (L, C)
+            start = end
+        return self.out(torch.cat(outputs))  # (N, C)
+
+    def forward_unpadded(self, x: torch.Tensor, keep: torch.Tensor, B: int, T: int,
+                         attn_bias: torch.Tensor | None = None) -> torch.Tensor:
+        """The same function on the real tokens only: x is (N, C), the rows `keep` (flat indices into B*T) of a
+        padded (B, T, C) batch. The projections run on N rows instead of B*T; only the attention core sees
+        the padded layout (padded keys are masked by `attn_bias`, padded queries are dropped afterwards).
+        q, k and v come from one matrix multiply with the three weights side by side."""
+        N, C = x.shape
+        weight = torch.cat([self.query.weight, self.key.weight, self.value.weight])  # (3C, C)
+        bias = None if self.query.bias is None else torch.cat([self.query.bias, self.key.bias, self.value.bias])
+        qkv = F.linear(x, weight, bias)  # (N, 3C)
+        padded = qkv.new_zeros(B * T, 3 * C).index_copy(0, keep, qkv)  # (B*T, 3C), zeros at padding
+        q, k, v = padded.view(B, T, 3, self.n_heads, self.d_head).permute(2, 0, 3, 1, 4)  # each (B, nh, T, hs)
+        p_drop = self.dropout if self.training else 0.0
+        if self.fused:
+            y = F.scaled_dot_product_attention(q, k, v, attn_mask=attn_bias, dropout_p=p_drop)
+        else:
+            y = reference_attention(q, k, v, attn_bias, p_drop)
+        y = y.transpose(1, 2).reshape(B * T, C).index_select(0, keep)  # (N, C): real tokens only
         return self.out(y)
 
 

@@ -42,12 +42,12 @@ class TextEmbeddings(nn.Module):
                 position_ids: torch.Tensor | None = None) -> torch.Tensor:
         """input_ids: (B, T) -> (B, T, C)."""
         B, T = input_ids.shape
-        if T > self.max_positions:
-            raise ValueError(f"sequence length {T} exceeds max_positions={self.max_positions}; "
-                             "truncate the input (e.g. max_length) or use a model with more positions")
-        x = self.tokens(input_ids)  # (B, T, C)
         if position_ids is None:
+            if T > self.max_positions:
+                raise ValueError(f"sequence length {T} exceeds max_positions={self.max_positions}; "
+                                 "truncate the input (e.g. max_length) or use a model with more positions")
             position_ids = torch.arange(T, device=input_ids.device)[None, :]  # (1, T)
+        x = self.tokens(input_ids)  # (B, T, C)
         if self.positions_kind == "learned":
             x = x + self.positions(position_ids)
         elif self.positions_kind == "sinusoidal":
