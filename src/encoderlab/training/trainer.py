@@ -302,11 +302,21 @@ class Trainer:
         }
 
     # ------------------------------------------------------------------ evaluation
-    @torch.no_grad()
     def evaluate(self) -> dict[str, float]:
-        """Item-weighted means of `eval_fn`'s metrics over the whole eval set (all ranks), as `eval_<name>`."""
+        """Item-weighted means of `eval_fn`'s metrics over the whole eval set (all ranks), as `eval_<name>`.
+
+        The RNG states are restored afterwards: how often a run evaluates never changes how it trains.
+        """
         if self.eval_data is None:
             raise ConfigError("evaluate() needs eval_data; pass eval_data= to the Trainer")
+        saved = rng_state()
+        try:
+            return self._evaluate()
+        finally:
+            set_rng_state(saved)
+
+    @torch.no_grad()
+    def _evaluate(self) -> dict[str, float]:
         # DDP's forward may broadcast buffers (a collective), and ranks can hold one batch more or less: use
         # the plain module. FSDP needs its (collective) forward, so uneven ranks repeat a batch, uncounted.
         model = self.model if self._fsdp else unwrap(self.model)

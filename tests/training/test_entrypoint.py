@@ -1,0 +1,67 @@
+import json
+
+import pytest
+import yaml
+from safetensors.torch import load_file
+
+from encoderlab.errors import ConfigError
+from encoderlab.training import TrainConfig, run_task
+from encoderlab.training.entrypoint import resolve_config
+
+from .iris_task import IrisConfig, train_iris
+
+
+def test_every_common_override_is_top_level_and_typed(tmp_path):
+    config = tmp_path / "iris.yaml"
+    config.write_text("lr: 1e-3\nhidden: 8\nschedule: cosine\n")
+    overrides = ["data=tests/data/iris.csv", f"out_dir={tmp_path}/r", "max_steps=7", "epochs=3", "seed=4",
+                 "save_every=2", "eval_every=3", "betas=[0.8,0.95]", "clip_grad_norm=null"]
+    cfg = resolve_config(IrisConfig, config, overrides)
+    assert (cfg.lr, cfg.hidden, cfg.schedule, cfg.max_steps, cfg.epochs, cfg.seed) == (1e-3, 8, "cosine", 7, 3, 4)
+    assert (cfg.save_every, cfg.eval_every, cfg.betas, cfg.clip_grad_norm) == (2, 3, (0.8, 0.95), None)
+
+
+def test_unknown_key_lists_the_valid_ones():
+    with pytest.raises(ConfigError, match=r"unknown config key 'max_step'.*max_steps.*sleep_per_step"):
+        resolve_config(IrisConfig, None, ["max_step=3"])
+
+
+@pytest.mark.parametrize("override, message", [
+    ("batch_size=0", "batch_size=0 must be at least 1"),
+    ("lr=-1", "lr=-1.0 must be positive"),
+    ("min_lr_ratio=2", r"min_lr_ratio=2.0 must be in \[0, 1\]"),
+    ("max_steps=5", "warmup_steps=10 exceeds max_steps=5"),
+    ("betas=[0.9,1.5]", "betas"),
+    ("precision=fp8", "'fp8' is not one of"),
+])
+def test_invalid_values_say_what_to_change(override, message):
+    with pytest.raises(ConfigError, match=message):
+        resolve_config(TrainConfig, None, ["warmup_steps=10", override])
+
+
+def test_run_task_writes_config_final_and_metrics(tmp_path):
+    out = tmp_path / "run"
+    metrics = run_task(train_iris, IrisConfig, None, [f"out_dir={out}", "epochs=20", "batch_size=16",
+                                                      "lr=3e-3", "eval_every=35", "progress=off"])
+    assert json.loads((out / "metrics.json").read_text()) == metrics
+    assert metrics["step"] == 140 and metrics["eval_accuracy"] >= 0.9
+    assert yaml.safe_load((out / "config.yaml").read_text())["epochs"] == 20
+    assert set(load_file(out / "final" / "model.safetensors")) == {"inp.weight", "inp.bias", "norm.weight",
+                                                                   "norm.bias", "out.weight", "out.bias"}
+
+
+def test_resume_extends_a_finished_run_exactly_and_refuses_unsafe_overrides(tmp_path):
+    args = ["batch_size=16", "schedule=constant", "save_every=10", "progress=off"]
+    run_task(train_iris, IrisConfig, None, [*args, f"out_dir={tmp_path / 'long'}", "max_steps=30"])
+    run_task(train_iris, IrisConfig, None, [*args, f"out_dir={tmp_path / 'short'}", "max_steps=20"])
+    with pytest.raises(ConfigError, match="cannot change lr when resuming"):
+        run_task(train_iris, IrisConfig, None, ["lr=1"], resume_dir=tmp_path / "short")
+    with pytest.raises(ConfigError, match="drop --config"):
+        run_task(train_iris, IrisConfig, tmp_path / "x.yaml", [], resume_dir=tmp_path / "short")
+    with pytest.raises(ConfigError, match="already holds a run"):
+        run_task(train_iris, IrisConfig, None, [*args, f"out_dir={tmp_path / 'short'}"])
+    metrics = run_task(train_iris, IrisConfig, None, ["max_steps=30"], resume_dir=tmp_path / "short")
+    assert metrics["step"] == 30
+    a = load_file(tmp_path / "long" / "final" / "model.safetensors")
+    b = load_file(tmp_path / "short" / "final" / "model.safetensors")
+    assert all(a[k].equal(b[k]) for k in a)
