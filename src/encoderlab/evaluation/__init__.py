@@ -1,0 +1,1 @@
+"""Metrics beyond training losses: anomaly scores (AUROC, AP, thresholds), ..."""

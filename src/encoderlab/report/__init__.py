@@ -1,0 +1,1 @@
+"""Plots and run reports (PNG files written with matplotlib's Agg backend)."""

@@ -1,0 +1,128 @@
+"""Array datasets: the packaged MNIST and Shuttle files, user .npy/.npz/.csv files, and their bad inputs."""
+
+import collections
+import io
+import pickle
+
+import numpy as np
+import pytest
+
+from encoderlab.data import arrays
+from encoderlab.data.arrays import binarize, load_arrays, load_user_arrays, one_class
+from encoderlab.errors import InputDataError
+
+
+@pytest.fixture(scope="module")
+def mnist():
+    return arrays.load_mnist()
+
+
+def test_mnist_is_the_classic_split(mnist):
+    assert (len(mnist.train), len(mnist.val), len(mnist.test)) == (50_000, 10_000, 10_000)
+    assert mnist.sample_shape == (1, 28, 28) and mnist.train.x.dtype == np.float32
+    assert 0.0 <= mnist.test.x.min() and mnist.test.x.max() <= 1.0
+    assert sorted(np.unique(mnist.test.y)) == list(range(10))
+    # a digit is mostly background: ~19% of pixels are ink in MNIST
+    assert 0.1 < (mnist.train.x[:1000] > 0.5).mean() < 0.25
+
+
+def test_pickle_loader_refuses_anything_but_numpy():
+    # Any global other than numpy's array reconstruction is refused (here a harmless one, by name).
+    payload = pickle.dumps(collections.OrderedDict(a=1), protocol=2)
+    with pytest.raises(pickle.UnpicklingError, match="only NumPy arrays"):
+        arrays._NumpyOnlyUnpickler(io.BytesIO(payload)).load()
+    ok = pickle.dumps((np.arange(3, dtype=np.float32), np.array([1, 2])), protocol=2)
+    x, y = arrays._NumpyOnlyUnpickler(io.BytesIO(ok)).load()
+    np.testing.assert_array_equal(x, [0, 1, 2])
+
+
+def test_shuttle_split_is_stratified_and_standardised():
+    data = arrays.load_shuttle()
+    assert data.sample_shape == (9,) and data.labels == "anomaly"
+    assert len(data.train) + len(data.val) + len(data.test) == 49_097
+    for split in (data.train, data.val, data.test):
+        assert abs(split.y.mean() - 3511 / 49_097) < 0.002  # ~7% anomalies in every split
+    np.testing.assert_allclose(data.train.x.mean(0), 0, atol=1e-4)
+    np.testing.assert_allclose(data.train.x.std(0), 1, atol=1e-3)
+
+
+def test_one_class_refits_tabular_scaling_on_normal_rows():
+    data = one_class(arrays.load_shuttle(), normal=0)
+    assert (data.train.y == 0).all() and len(data.train) == 27_352
+    np.testing.assert_allclose(data.train.x.mean(0), 0, atol=1e-4)
+    assert 0.06 < data.test.y.mean() < 0.08
+
+
+def test_one_class_images_keep_pixels(mnist):
+    data = one_class(mnist, normal=3)
+    assert len(data.train) == (mnist.train.y == 3).sum()
+    np.testing.assert_array_equal(data.test.y, (mnist.test.y != 3).astype(int))
+    with pytest.raises(InputDataError, match="normal_class=11"):
+        one_class(mnist, normal=11)
+
+
+def test_uint8_images_npy_scaled_and_channel_added(tmp_path):
+    images = np.random.default_rng(0).integers(0, 256, size=(50, 8, 6), dtype=np.uint8)
+    np.save(tmp_path / "img.npy", images)
+    data = load_arrays(str(tmp_path / "img.npy"))
+    assert data.kind == "image" and data.sample_shape == (1, 8, 6)
+    assert data.scaling.kind == "divide" and data.train.x.max() <= 1.0
+    assert len(data.train) + len(data.val) + len(data.test) == 50
+    np.testing.assert_allclose(data.scaling.invert(data.train.x) % 1, 0, atol=1e-3)  # round-trips to integers
+
+
+def test_npz_with_given_splits_and_float_images_outside_unit_range(tmp_path):
+    rng = np.random.default_rng(1)
+    np.savez(tmp_path / "d.npz", x_train=rng.normal(size=(40, 3, 5, 5)), y_train=rng.integers(0, 2, 40),
+             x_test=rng.normal(size=(10, 3, 5, 5)), y_test=rng.integers(0, 2, 10))
+    data = load_arrays(str(tmp_path / "d.npz"))
+    assert len(data.test) == 10 and len(data.train) + len(data.val) == 40
+    assert data.scaling.kind == "minmax" and data.train.x.min() >= 0 and data.train.x.max() <= 1
+
+
+def test_csv_with_label_column(tmp_path):
+    rows = ["a,b,label"] + [f"{i},{2 * i + 1},{i % 2}" for i in range(30)]
+    (tmp_path / "t.csv").write_text("\n".join(rows) + "\n")
+    data = load_arrays(str(tmp_path / "t.csv"))
+    assert data.kind == "tabular" and data.sample_shape == (2,) and data.labels == "class"
+    assert set(np.unique(data.train.y)) == {0, 1}
+    np.testing.assert_allclose(data.train.x.mean(0), 0, atol=1e-5)
+
+
+@pytest.mark.parametrize("array, message", [
+    (np.array([[0.1, np.nan], [0.2, 0.3]] * 10), "NaN/inf"),
+    (np.arange(10.0), "rank 1"),
+    (np.zeros((2, 2, 2, 2, 2)), "rank 5"),
+    (np.zeros((10, 28, 28, 3)), "channels-last"),
+    (np.array([["a", "b"]] * 5), "not numeric"),
+])
+def test_bad_arrays_are_named(tmp_path, array, message):
+    np.save(tmp_path / "bad.npy", array)
+    with pytest.raises(InputDataError, match=message) as info:
+        load_user_arrays(tmp_path / "bad.npy")
+    assert "bad.npy" in str(info.value)
+
+
+def test_mismatched_train_test_shapes(tmp_path):
+    np.savez(tmp_path / "m.npz", x_train=np.zeros((20, 4)), x_test=np.zeros((5, 5)))
+    with pytest.raises(InputDataError, match=r"x_test.*shape \(5,\).*\(4,\)"):
+        load_user_arrays(tmp_path / "m.npz")
+
+
+def test_bad_csv_cell_names_row_and_column(tmp_path):
+    (tmp_path / "t.csv").write_text("a,b\n1,2\n3,oops\n")
+    with pytest.raises(InputDataError, match=r"t.csv:3: column 'b' holds 'oops'"):
+        load_user_arrays(tmp_path / "t.csv")
+
+
+def test_unknown_data_spec():
+    with pytest.raises(InputDataError, match="neither a packaged dataset"):
+        load_arrays("cifar")
+
+
+def test_binarize_is_fixed_and_unbiased(mnist):
+    x = mnist.test.x[:500]
+    a, b = binarize(x, 7), binarize(x, 7)
+    np.testing.assert_array_equal(a, b)
+    assert set(np.unique(a)) == {0.0, 1.0}
+    assert abs(a.mean() - x.mean()) < 0.005
