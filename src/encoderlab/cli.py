@@ -75,6 +75,25 @@ def similarity(
     Console(width=max(100, 60 + 8 * len(texts))).print(table)
 
 
+@app.command(context_settings={"allow_extra_args": True, "ignore_unknown_options": False})
+def pretrain(
+    overrides: Annotated[list[str] | None, typer.Argument(help="key=value overrides, e.g. max_steps=200 "
+                                                                "model.preset=bert-mini data=bbc-news")] = None,
+    config: Annotated[Path | None, typer.Option("--config", "-c", help="YAML config (configs/pretrain-*.yaml).")]
+    = None,
+    resume: Annotated[Path | None, typer.Option(help="Continue the run in this OUT_DIR from its last checkpoint.")]
+    = None,
+) -> None:
+    """Pretrain a BERT encoder from scratch with masked-language modelling (see docs/pretraining.md)."""
+    from .tasks.pretrain import PretrainConfig, pretrain_mlm
+    from .training import run_task
+
+    metrics = run_task(pretrain_mlm, PretrainConfig, config, overrides or [], resume_dir=resume)
+    keys = ("initial_eval_loss", "eval_loss", "initial_eval_accuracy", "eval_accuracy", "step", "seconds")
+    typer.echo(" ".join(f"{k}={metrics[k]:.4g}" for k in keys if isinstance(metrics.get(k), int | float)), err=True)
+    typer.echo(f"final model: {metrics.get('final_dir')}  loss curve: {metrics.get('loss_curve')}", err=True)
+
+
 def main(argv: list[str] | None = None) -> None:
     np.set_printoptions(precision=4, suppress=True)
     try:

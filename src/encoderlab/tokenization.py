@@ -11,13 +11,14 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Literal
 
 import numpy as np
 import torch
 from tokenizers import Tokenizer
 from tokenizers.implementations import BertWordPieceTokenizer
 
-from .errors import CheckpointError
+from .errors import CheckpointError, ConfigError, InputDataError
 from .io import atomic_write_bytes, atomic_write_text
 
 TOKENIZER_FILES = ("tokenizer.json", "vocab.txt", "tokenizer_config.json", "special_tokens_map.json")
@@ -96,6 +97,35 @@ class TextTokenizer:
     def __call__(self, texts: list[str], max_length: int) -> Batch:
         return self.pad(self.encode_ids(texts, max_length))
 
+    def special_id(self, token: str) -> int:
+        token_id = self.tokenizer.token_to_id(token)
+        if token_id is None:
+            raise CheckpointError(f"the tokenizer{' in ' + repr(str(self.source)) if self.source else ''} has no "
+                                  f"{token} token; masked-language modelling needs [CLS], [SEP], [MASK] and [PAD]")
+        return token_id
+
+    def decode(self, ids, skip_special_tokens: bool = True) -> str:
+        """Token ids -> text (special tokens dropped by default)."""
+        return self.tokenizer.decode(list(ids), skip_special_tokens=skip_special_tokens)
+
+    def special_ids(self) -> list[int]:
+        """Ids of every special (added) token: these are never masked and never predicted."""
+        return sorted(self.tokenizer.get_added_tokens_decoder())
+
+    def save_trained(self, directory: str | Path, model_max_length: int = 512) -> None:
+        """tokenizer.json + tokenizer_config.json + special_tokens_map.json, readable by `transformers`' fast
+        tokenizer (PreTrainedTokenizerFast) and by `TextTokenizer.from_dir`."""
+        directory = Path(directory)
+        directory.mkdir(parents=True, exist_ok=True)
+        atomic_write_text(directory / "tokenizer.json", self.tokenizer.to_str())
+        specials = {"pad_token": "[PAD]", "unk_token": "[UNK]", "cls_token": "[CLS]", "sep_token": "[SEP]",
+                    "mask_token": "[MASK]"}
+        specials = {k: v for k, v in specials.items() if self.tokenizer.token_to_id(v) is not None}
+        atomic_write_text(directory / "special_tokens_map.json", json.dumps(specials, indent=2) + "\n")
+        atomic_write_text(directory / "tokenizer_config.json", json.dumps(
+            {"tokenizer_class": "PreTrainedTokenizerFast", "model_max_length": model_max_length, **specials},
+            indent=2) + "\n")
+
     def save(self, directory: str | Path) -> None:
         """Copy the tokenizer files this tokenizer came from (or write tokenizer.json) into `directory`."""
         directory = Path(directory)
@@ -109,3 +139,94 @@ class TextTokenizer:
                     copied = copied or name in ("tokenizer.json", "vocab.txt")
         if not copied:
             atomic_write_text(directory / "tokenizer.json", self.tokenizer.to_str())
+
+
+# ============================================================================ training a tokenizer
+# Special tokens come first, so [PAD] is id 0 (BertConfig.pad_token_id's default) in every trained vocabulary.
+SPECIAL_TOKENS = ("[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]")
+# CJK ideographs (the blocks BERT's tokenizer treats as Chinese characters): each becomes its own pre-token.
+HAN_PATTERN = ("[\u4E00-\u9FFF\u3400-\u4DBF\U00020000-\U0002A6DF\U0002A700-\U0002B73F\U0002B740-\U0002B81F"
+               "\U0002B820-\U0002CEAF\uF900-\uFAFF\U0002F800-\U0002FA1F]")
+
+
+@dataclass
+class TokenizerConfig:
+    """How to train a subword tokenizer on a corpus (the `tokenizer:` block of a pretraining config)."""
+
+    kind: Literal["wordpiece", "bpe"] = "wordpiece"
+    """'wordpiece' (BERT: `##` continuation pieces) or 'bpe' (byte-level BPE: lossless decode, no [UNK])."""
+    vocab_size: int = 8000
+    """Target vocabulary size, special tokens included (the trainer may keep a few more for the alphabet)."""
+    lowercase: bool = True
+    """Lower-case text before tokenising (an 'uncased' model)."""
+    strip_accents: bool | None = None
+    """Remove accents (é -> e); None follows `lowercase`, as BERT does."""
+    chinese_chars: bool = True
+    """Make every Han character its own word, as BERT-Chinese does (subwords never span characters)."""
+    min_frequency: int = 2
+    """A merge / subword must occur at least this often in the corpus."""
+    limit_alphabet: int = 6000
+    """WordPiece: at most this many distinct characters (the rarest become [UNK])."""
+
+    def __post_init__(self) -> None:
+        if self.kind not in ("wordpiece", "bpe"):
+            raise ConfigError(f"tokenizer.kind={self.kind!r} is unknown; choose 'wordpiece' or 'bpe'")
+        floor = len(SPECIAL_TOKENS) + (256 if self.kind == "bpe" else 1)
+        if self.vocab_size < floor:
+            raise ConfigError(f"tokenizer.vocab_size={self.vocab_size} is too small: the {len(SPECIAL_TOKENS)} special "
+                              f"tokens {list(SPECIAL_TOKENS)}" + (" and the 256 byte symbols" if self.kind == "bpe"
+                                                                 else "") +
+                              f" alone need {floor}; use e.g. tokenizer.vocab_size=8000")
+        if self.min_frequency < 1:
+            raise ConfigError(f"tokenizer.min_frequency={self.min_frequency} must be >= 1")
+
+
+def build_untrained_tokenizer(cfg: TokenizerConfig):
+    """A `tokenizers.Tokenizer` pipeline (normaliser, pre-tokeniser, model, post-processor, decoder) and its
+    trainer, both still empty."""
+    from tokenizers import Regex, decoders, models, normalizers, pre_tokenizers, processors, trainers
+
+    strip = cfg.lowercase if cfg.strip_accents is None else cfg.strip_accents
+    if cfg.kind == "wordpiece":
+        tokenizer = Tokenizer(models.WordPiece(unk_token="[UNK]"))
+        tokenizer.normalizer = normalizers.BertNormalizer(clean_text=True, handle_chinese_chars=cfg.chinese_chars,
+                                                          strip_accents=strip, lowercase=cfg.lowercase)
+        tokenizer.pre_tokenizer = pre_tokenizers.BertPreTokenizer()
+        tokenizer.decoder = decoders.WordPiece(prefix="##")
+        trainer = trainers.WordPieceTrainer(vocab_size=cfg.vocab_size, min_frequency=cfg.min_frequency,
+                                            special_tokens=list(SPECIAL_TOKENS), limit_alphabet=cfg.limit_alphabet,
+                                            continuing_subword_prefix="##", show_progress=False)
+    else:
+        tokenizer = Tokenizer(models.BPE())  # byte-level: every byte is in the vocabulary, so no [UNK]
+        steps = [normalizers.NFC()]
+        if strip:
+            steps = [normalizers.NFD(), normalizers.StripAccents(), normalizers.NFC()]
+        if cfg.lowercase:
+            steps.append(normalizers.Lowercase())
+        tokenizer.normalizer = normalizers.Sequence(steps)
+        splits = [pre_tokenizers.Split(Regex(HAN_PATTERN), behavior="isolated")] if cfg.chinese_chars else []
+        tokenizer.pre_tokenizer = pre_tokenizers.Sequence(
+            splits + [pre_tokenizers.ByteLevel(add_prefix_space=False, use_regex=True)])
+        tokenizer.decoder = decoders.ByteLevel()
+        trainer = trainers.BpeTrainer(vocab_size=cfg.vocab_size, min_frequency=cfg.min_frequency,
+                                      special_tokens=list(SPECIAL_TOKENS), show_progress=False,
+                                      initial_alphabet=pre_tokenizers.ByteLevel.alphabet())
+    return tokenizer, trainer, processors
+
+
+def train_tokenizer(texts, cfg: TokenizerConfig | None = None) -> TextTokenizer:
+    """Train a WordPiece or byte-level BPE tokenizer on an iterable of texts.
+
+    Encodings get BERT's template: `[CLS] A [SEP]` (and `[CLS] A [SEP] B [SEP]` for pairs, segment 1 for B).
+    """
+    cfg = cfg or TokenizerConfig()
+    texts = [t for t in texts if t and t.strip()]
+    if not texts:
+        raise InputDataError("cannot train a tokenizer on an empty corpus; give it at least one non-blank text")
+    tokenizer, trainer, processors = build_untrained_tokenizer(cfg)
+    tokenizer.train_from_iterator(texts, trainer=trainer, length=len(texts))
+    cls_id, sep_id = tokenizer.token_to_id("[CLS]"), tokenizer.token_to_id("[SEP]")
+    tokenizer.post_processor = processors.TemplateProcessing(
+        single="[CLS] $A [SEP]", pair="[CLS] $A [SEP] $B:1 [SEP]:1",
+        special_tokens=[("[CLS]", cls_id), ("[SEP]", sep_id)])
+    return TextTokenizer(tokenizer)

@@ -57,3 +57,99 @@ def read_texts(path: str | Path, text_field: str = "text") -> list[str]:
                                  f"{type(record[text_field]).__name__}, expected a string")
         texts.append(record[text_field])
     return texts
+
+
+def read_text_file(path: Path, encodings: tuple[str, ...] = ("utf-8",)) -> str:
+    """The whole file, decoded with the first of `encodings` that works (the last one is reported)."""
+    data = path.read_bytes()
+    for encoding in encodings:
+        try:
+            return data.decode(encoding)
+        except UnicodeDecodeError as exc:
+            error = exc
+    raise InputDataError(f"{str(path)!r} is not {' or '.join(encodings)} text (byte {error.start}); convert it "
+                         "to UTF-8, e.g. `iconv -f latin1 -t utf-8`")
+
+
+def read_text_folder(directory: str | Path) -> tuple[list[str], list[str] | None, list[Path]]:
+    """Every `*.txt` under `directory` is one document. If all of them sit one level down, in class folders
+    (`directory/<class>/*.txt`), the folder names are returned as labels; otherwise labels is None."""
+    directory = Path(directory)
+    files = sorted(p for p in directory.rglob("*.txt") if p.is_file())
+    if not files:
+        raise InputDataError(f"folder {str(directory)!r} holds no .txt files; put one document per .txt file "
+                             "in it (optionally in one sub-folder per class)")
+    docs = [read_text_file(p, ("utf-8", "cp1252")) for p in files]
+    depths = {len(p.relative_to(directory).parts) for p in files}
+    labels = [p.parent.name for p in files] if depths == {2} else None
+    return docs, labels, files
+
+
+def read_csv_rows(path: str | Path, text_column: str, label_column: str | None = None,
+                  encoding: str = "utf-8") -> tuple[list[str], list[str] | None, list[str]]:
+    """(texts, labels or None, problems) from a .csv/.tsv with a header row.
+
+    A row with the wrong number of cells or an empty text/label is not used, and is described in
+    `problems` as `file:line: what is wrong`, so the caller can report it instead of dropping it silently.
+    """
+    import csv
+
+    path = Path(path)
+    if not path.is_file():
+        raise InputDataError(f"input file {str(path)!r} does not exist; check the path")
+    delimiter = "\t" if path.suffix.lower() == ".tsv" else ","
+    texts: list[str] = []
+    labels: list[str] = []
+    problems: list[str] = []
+    try:
+        handle = path.open(encoding=encoding, newline="")
+        reader = csv.reader(handle, delimiter=delimiter)
+        header = next(reader, None)
+        if header is None:
+            raise InputDataError(f"{path}: the file is empty; expected a header row naming the columns")
+        wanted = [c for c in (text_column, label_column) if c is not None]
+        missing = [c for c in wanted if c not in header]
+        if missing:
+            raise InputDataError(f"{path}:1: no column {missing[0]!r} in the header {header}; name the right "
+                                 "one with text_column= / label_column=")
+        text_at = header.index(text_column)
+        label_at = header.index(label_column) if label_column is not None else None
+        for row in reader:
+            line_no = reader.line_num
+            if len(row) != len(header):
+                problems.append(f"{path}:{line_no}: {len(row)} cells, the header has {len(header)}")
+                continue
+            text = row[text_at]
+            if not text.strip():
+                problems.append(f"{path}:{line_no}: empty {text_column!r}")
+                continue
+            if label_at is not None:
+                if not row[label_at].strip():
+                    problems.append(f"{path}:{line_no}: empty {label_column!r}")
+                    continue
+                labels.append(row[label_at].strip())
+            texts.append(text)
+        handle.close()
+    except UnicodeDecodeError as exc:
+        raise InputDataError(f"input file {str(path)!r} is not {encoding} text (byte {exc.start}); convert it "
+                             "to UTF-8, e.g. `iconv -f latin1 -t utf-8`") from exc
+    return texts, (labels if label_column is not None else None), problems
+
+
+def read_jsonl_records(path: str | Path, text_field: str = "text",
+                       label_field: str | None = None) -> tuple[list[str], list[str] | None]:
+    """Texts (and labels, as strings) of a .jsonl file; every bad line is an error naming file and line."""
+    path = Path(path)
+    texts = read_texts(path, text_field=text_field)
+    if label_field is None:
+        return texts, None
+    labels = []
+    for line_no, line in enumerate(_read_utf8(path).splitlines(), start=1):
+        if not line.strip():
+            continue
+        record = json.loads(line)
+        if label_field not in record or record[label_field] is None or str(record[label_field]).strip() == "":
+            raise InputDataError(f"{path}:{line_no}: no {label_field!r} label; every line needs one, or drop "
+                                 "label_column=")
+        labels.append(str(record[label_field]).strip())
+    return texts, labels

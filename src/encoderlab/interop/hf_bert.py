@@ -4,6 +4,8 @@ A checkpoint directory holds `config.json`, weights (`model.safetensors`, or `py
 with `weights_only=True`) and a tokenizer (`tokenizer.json` or `vocab.txt`). Weights are renamed through
 the explicit template table `HF_TO_OURS` and every shape is checked; nothing is matched by guessing.
 `save_hf_bert` writes the same layout back, so `transformers.AutoModel.from_pretrained` loads our model.
+`save_hf_bert_mlm` / `load_hf_bert_mlm` do the same for `BertForMaskedLM` (encoder under `bert.`, the MLM
+head under `cls.predictions.`), the layout `transformers.BertForMaskedLM.from_pretrained` reads.
 """
 
 from __future__ import annotations
@@ -19,7 +21,7 @@ from safetensors.torch import load_file, save
 
 from ..errors import CheckpointError
 from ..io import atomic_write_bytes, atomic_write_json
-from ..models.bert import BertConfig, BertModel
+from ..models.bert import BertConfig, BertForMaskedLM, BertModel
 
 # Hugging Face name -> our name; "{}" is the layer index.
 HF_TO_OURS: dict[str, str] = {
@@ -216,3 +218,57 @@ def save_hf_bert(model: BertModel, directory: str | Path) -> Path:
     atomic_write_bytes(directory / "model.safetensors", save(hf_state_dict(model), metadata={"format": "pt"}))
     atomic_write_json(directory / "config.json", hf_config)
     return directory
+
+
+# ============================================================================ BertForMaskedLM
+# Hugging Face name -> our name (relative to BertForMaskedLM). The decoder weight is the token-embedding table
+# (tied), so it is not stored: transformers re-ties `cls.predictions.decoder.weight` on load.
+HF_MLM_HEAD: dict[str, str] = {
+    "cls.predictions.transform.dense.weight": "head.dense.weight",
+    "cls.predictions.transform.dense.bias": "head.dense.bias",
+    "cls.predictions.transform.LayerNorm.weight": "head.norm.weight",
+    "cls.predictions.transform.LayerNorm.bias": "head.norm.bias",
+    "cls.predictions.bias": "head.bias",
+}
+TIED_HF_KEYS = ("cls.predictions.decoder.weight", "cls.predictions.decoder.bias")
+
+
+def save_hf_bert_mlm(model: BertForMaskedLM, directory: str | Path) -> Path:
+    """config.json + model.safetensors in `transformers.BertForMaskedLM` layout (encoder and MLM head)."""
+    directory = Path(directory)
+    directory.mkdir(parents=True, exist_ok=True)
+    hf_config = config_to_hf(model.cfg)
+    hf_config.update(architectures=["BertForMaskedLM"], tie_word_embeddings=True)
+    ours = model.state_dict()
+    state = {f"bert.{hf}": tensor for hf, tensor in hf_state_dict(model.bert).items()}
+    state.update({hf: ours[name].detach().contiguous().cpu() for hf, name in HF_MLM_HEAD.items()})
+    atomic_write_bytes(directory / "model.safetensors", save(state, metadata={"format": "pt"}))
+    atomic_write_json(directory / "config.json", hf_config)
+    return directory
+
+
+def load_hf_bert_mlm(directory: str | Path) -> BertForMaskedLM:
+    """Our BertForMaskedLM from a Hugging Face BertForMaskedLM checkpoint (strict keys and shapes)."""
+    directory = Path(directory)
+    encoder = load_hf_bert(directory)
+    hf_state = read_hf_state_dict(directory)  # "bert." already stripped
+    missing = [k for k in HF_MLM_HEAD if k not in hf_state]
+    if missing:
+        raise CheckpointError(f"{str(directory)!r} has no MLM head (missing {missing[:2]}); it is an encoder-only "
+                              "checkpoint. Load it with load_hf_bert, or pretrain a head first")
+    decoder = hf_state.get("cls.predictions.decoder.weight")
+    if decoder is not None and not torch.equal(decoder, hf_state["embeddings.word_embeddings.weight"]):
+        raise CheckpointError(f"{str(directory)!r}: cls.predictions.decoder.weight differs from the word "
+                              "embeddings; encoderlab's MLM head is always tied to them")
+    model = BertForMaskedLM(encoder.cfg)
+    model.bert = encoder
+    ours = model.state_dict()
+    head = {}
+    for hf_name, our_name in HF_MLM_HEAD.items():
+        tensor = hf_state[hf_name]
+        if tuple(tensor.shape) != tuple(ours[our_name].shape):
+            raise CheckpointError(f"{str(directory)!r}: {hf_name} has shape {tuple(tensor.shape)}, expected "
+                                  f"{tuple(ours[our_name].shape)}")
+        head[our_name.removeprefix("head.")] = tensor.to(ours[our_name].dtype)
+    model.head.load_state_dict(head, strict=True)
+    return model.eval()

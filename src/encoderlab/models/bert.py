@@ -122,18 +122,6 @@ class EncoderBlock(nn.Module):
             x = self.ffn_norm(x + self.ffn(x))
         return x
 
-    def forward_unpadded(self, x: torch.Tensor, keep: torch.Tensor, B: int, T: int,
-                         attn_bias: torch.Tensor | None) -> torch.Tensor:
-        """`forward` on the real tokens only: x is (N, C), rows `keep` of the padded (B*T, C) stream."""
-        attend = self.attn.forward_unpadded
-        if self.pre_norm:
-            x = x + self.attn_dropout(attend(self.attn_norm(x), keep, B, T, attn_bias))
-            x = x + self.ffn(self.ffn_norm(x))
-        else:
-            x = self.attn_norm(x + self.attn_dropout(attend(x, keep, B, T, attn_bias)))
-            x = self.ffn_norm(x + self.ffn(x))
-        return x
-
 
 class BertModel(nn.Module):
     """Embeddings -> n_layers encoder blocks (-> final norm for pre-LN). Optional pooler."""
@@ -196,26 +184,6 @@ class BertModel(nn.Module):
             x = self.final_norm(x)
         return x.new_zeros(B * T, x.size(-1)).index_copy(0, keep, x).view(B, T, -1)
 
-    def forward_unpadded(self, input_ids: torch.Tensor, attention_mask: torch.Tensor,
-                         token_type_ids: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
-        """Same hidden states as `forward`, for the real tokens only, skipping the work on padding.
-
-        Returns (hidden (N, C), keep (N,)): `keep` holds the flat indices into B*T of the N real tokens, so
-        `forward(...).view(B * T, C)[keep]` equals `hidden`. Every linear layer, norm and feed-forward runs on
-        N rows instead of B*T; only the attention scores use the padded (B, T) layout.
-        """
-        B, T = input_ids.shape
-        keep = attention_mask.reshape(-1).nonzero().squeeze(1)  # (N,)
-        attn_bias = None if keep.numel() == B * T else padding_mask_to_bias(attention_mask, torch.float32)
-        x = self.embeddings(input_ids, token_type_ids).view(B * T, -1).index_select(0, keep)  # (N, C)
-        if attn_bias is not None:
-            attn_bias = attn_bias.to(x.dtype)
-        for block in self.blocks:
-            x = block.forward_unpadded(x, keep, B, T, attn_bias)
-        if self.final_norm is not None:
-            x = self.final_norm(x)
-        return x, keep
-
     def pool(self, hidden: torch.Tensor) -> torch.Tensor:
         """BERT's pooler: tanh(W·h_[CLS] + b). hidden: (B, T, C) -> (B, C)."""
         if self.pooler is None:
@@ -250,9 +218,9 @@ class MaskedLMHead(nn.Module):
 class BertForMaskedLM(nn.Module):
     """A BertModel (no pooler: MLM does not use it) and a MaskedLMHead tied to its token embeddings.
 
-    Training passes `masked_positions` (flat indices into B*T): the encoder skips padding and the head runs
-    on those N positions only, so the (B*T, V) logits matrix — the biggest tensor of a small model — is
-    never built.
+    Training passes `masked_positions` (flat indices into B*T): the head runs on those N positions only, so
+    the (B*T, V) logits matrix — the biggest tensor of a small model — is never built (and with
+    cfg.unpad the encoder already skips the padding).
     """
 
     def __init__(self, cfg: BertConfig):
@@ -270,15 +238,8 @@ class BertForMaskedLM(nn.Module):
         if masked_positions is None:
             return self.head(self.bert(input_ids, attention_mask, token_type_ids), table)  # (B, T, V)
         B, T = input_ids.shape
-        if attention_mask is None:
-            attention_mask = torch.ones_like(input_ids)
-        hidden, keep = self.bert.forward_unpadded(input_ids, attention_mask, token_type_ids)  # (N_real, C)
-        row_of = torch.full((B * T,), -1, dtype=torch.long, device=input_ids.device)
-        row_of[keep] = torch.arange(keep.numel(), device=input_ids.device)
-        rows = row_of[masked_positions]  # (N,) rows of `hidden`
-        if bool((rows < 0).any()):
-            raise ValueError("masked_positions point at padding; mask only real tokens")
-        return self.head(hidden.index_select(0, rows), table)  # (N, V)
+        hidden = self.bert(input_ids, attention_mask, token_type_ids)  # (B, T, C); skips padding (cfg.unpad)
+        return self.head(hidden.reshape(B * T, -1).index_select(0, masked_positions), table)  # (N, V)
 
     def num_parameters(self) -> int:
         return sum(p.numel() for p in self.parameters())

@@ -89,26 +89,6 @@ class MultiHeadSelfAttention(nn.Module):
             start = end
         return self.out(torch.cat(outputs))  # (N, C)
 
-    def forward_unpadded(self, x: torch.Tensor, keep: torch.Tensor, B: int, T: int,
-                         attn_bias: torch.Tensor | None = None) -> torch.Tensor:
-        """The same function on the real tokens only: x is (N, C), the rows `keep` (flat indices into B*T) of a
-        padded (B, T, C) batch. The projections run on N rows instead of B*T; only the attention core sees
-        the padded layout (padded keys are masked by `attn_bias`, padded queries are dropped afterwards).
-        q, k and v come from one matrix multiply with the three weights side by side."""
-        N, C = x.shape
-        weight = torch.cat([self.query.weight, self.key.weight, self.value.weight])  # (3C, C)
-        bias = None if self.query.bias is None else torch.cat([self.query.bias, self.key.bias, self.value.bias])
-        qkv = F.linear(x, weight, bias)  # (N, 3C)
-        padded = qkv.new_zeros(B * T, 3 * C).index_copy(0, keep, qkv)  # (B*T, 3C), zeros at padding
-        q, k, v = padded.view(B, T, 3, self.n_heads, self.d_head).permute(2, 0, 3, 1, 4)  # each (B, nh, T, hs)
-        p_drop = self.dropout if self.training else 0.0
-        if self.fused:
-            y = F.scaled_dot_product_attention(q, k, v, attn_mask=attn_bias, dropout_p=p_drop)
-        else:
-            y = reference_attention(q, k, v, attn_bias, p_drop)
-        y = y.transpose(1, 2).reshape(B * T, C).index_select(0, keep)  # (N, C): real tokens only
-        return self.out(y)
-
 
 def reference_attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor,
                         attn_bias: torch.Tensor | None = None, dropout_p: float = 0.0) -> torch.Tensor:

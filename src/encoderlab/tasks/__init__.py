@@ -1,0 +1,1 @@
+"""Tasks: plain functions over the shared Trainer, one per file (pretrain_mlm, ...)."""
