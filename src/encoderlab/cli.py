@@ -38,7 +38,13 @@ def encode(
     text_field: Annotated[str, typer.Option(help="Field holding the text in a .jsonl file.")] = "text",
     device: Annotated[str, typer.Option(help="cpu, cuda, mps …")] = "cpu",
 ) -> None:
-    """Embed every text of a file and write the vectors, in input order, to a .npy file."""
+    """Embed every text of a file and write the vectors, in input order, to a .npy file.
+
+    With an autoencoder run directory as --model, embeds the rows of a .npy / .npz / .csv file instead."""
+    from .array_encoder import autoencoder_dir
+
+    if autoencoder_dir(model) is not None:  # dispatch: autoencoder runs take arrays, not texts
+        return _encode_arrays(Path(model), input, output, batch_size=max(batch_size, 256))
     from .data.text_input import read_texts
     from .io import atomic_save_npy
     from .text_encoder import TextEncoder
@@ -92,6 +98,38 @@ def pretrain(
     keys = ("initial_eval_loss", "eval_loss", "initial_eval_accuracy", "eval_accuracy", "step", "seconds")
     typer.echo(" ".join(f"{k}={metrics[k]:.4g}" for k in keys if isinstance(metrics.get(k), int | float)), err=True)
     typer.echo(f"final model: {metrics.get('final_dir')}  loss curve: {metrics.get('loss_curve')}", err=True)
+
+
+def _encode_arrays(run_dir: Path, input: Path, output: Path, batch_size: int) -> None:
+    """`encode` for an autoencoder run: raw samples in (scaled as in training), codes out."""
+    from .array_encoder import ArrayEncoder
+    from .data.arrays import read_samples
+    from .io import atomic_save_npy
+
+    if output.suffix.lower() != ".npy":
+        raise InputDataError(f"--output {str(output)!r} must end in .npy")
+    encoder = ArrayEncoder.from_run(run_dir)
+    codes = encoder.encode(read_samples(input), batch_size=batch_size)
+    atomic_save_npy(output, codes)
+    typer.echo(f"wrote {codes.shape[0]} x {codes.shape[1]} codes to {output}", err=True)
+
+
+@app.command(context_settings={"allow_extra_args": True, "ignore_unknown_options": False})
+def autoencode(
+    overrides: Annotated[list[str] | None, typer.Argument(help="key=value overrides, e.g. epochs=5 "
+                                                                "model.latent_dim=2 normal_class=3")] = None,
+    config: Annotated[Path | None, typer.Option("--config", "-c", help="YAML config (configs/mnist-*.yaml, "
+                                                                         "configs/shuttle-anomaly.yaml).")] = None,
+    resume: Annotated[Path | None, typer.Option(help="Continue the run in this OUT_DIR from its last checkpoint.")]
+    = None,
+) -> None:
+    """Train an autoencoder or VAE on MNIST, Shuttle or your arrays (see docs/autoencoders.md)."""
+    from .tasks.autoencode import AutoencodeConfig, train_autoencoder
+    from .training import run_task
+
+    metrics = run_task(train_autoencoder, AutoencodeConfig, config, overrides or [], resume_dir=resume)
+    keys = ("test_mse", "pca_test_mse", "test_bce", "test_neg_elbo", "test_nll", "test_auroc", "test_ap", "step")
+    typer.echo(" ".join(f"{k}={metrics[k]:.5g}" for k in keys if isinstance(metrics.get(k), int | float)), err=True)
 
 
 def main(argv: list[str] | None = None) -> None:

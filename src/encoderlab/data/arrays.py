@@ -302,6 +302,16 @@ def read_array_file(path: str | Path, label_column: str | None = None) -> dict[s
     return arrays
 
 
+def read_samples(path: str | Path, label_column: str | None = None) -> np.ndarray:
+    """The samples to encode from a user file: a .npy array, a .csv table (label column dropped), or the
+    `x` array (or only array) of an .npz."""
+    arrays = read_array_file(path, label_column)
+    if "x" not in arrays:
+        raise InputDataError(f"{path}: holds {sorted(arrays)}; save the samples to encode as a single array "
+                             "or under the key x")
+    return arrays["x"]
+
+
 def load_user_arrays(path: str | Path, label_column: str | None = None,
                      fractions: tuple[float, float] = (0.1, 0.1)) -> ArrayData:
     """A user's .npy / .npz / .csv as ArrayData. Missing val/test splits are carved out of the training

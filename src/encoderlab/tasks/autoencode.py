@@ -1,0 +1,328 @@
+"""`train_autoencoder(cfg)`: train an autoencoder or VAE on array/tabular data and measure it as papers do.
+
+    encoderlab autoencode --config configs/mnist-ae.yaml            # MLP AE, 10-d code, vs PCA
+    encoderlab autoencode --config configs/mnist-vae.yaml           # VAE, importance-sampled test NLL
+    encoderlab autoencode --config configs/shuttle-anomaly.yaml     # anomaly AUROC / AP
+
+One run: load the data (`data.arrays`), optionally keep one normal class for anomaly detection, fill the
+model's input shape in from the data, train with the shared Trainer (validation loss every `eval_every`
+steps), then score the final model on the test split: per-element MSE on the data's model scale ([0, 1]
+for images) and BCE where the decoder is Bernoulli, the importance-sampled NLL for VAEs, the same-size PCA
+and mean-sample baselines, and AUROC / AP / thresholded F1 for anomaly runs. Pictures (reconstructions,
+prior samples, latent map, loss curves, score histogram) go to OUT_DIR as PNG files; the model goes to
+OUT_DIR/final/ with the data's scaling, so `encoderlab encode --model OUT_DIR --input x.npy` embeds new data.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Literal
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import nn
+from torch.utils.data import Dataset
+
+from ..config import save_config
+from ..data.arrays import ArrayData, Split, binarize, load_arrays, one_class
+from ..errors import ConfigError
+from ..evaluation.anomaly import anomaly_report, best_f1_threshold
+from ..io import atomic_write_json
+from ..models.autoencoder import (
+    Autoencoder,
+    AutoencoderConfig,
+    autoencoder_loss,
+    corrupt,
+    reconstruction_error,
+    to_data_space,
+)
+from ..models.vae import VAE
+from ..training import TrainConfig, Trainer
+from ..training.checkpoint import save_weights
+from ..training.metrics_log import read_log
+
+DATA_INFO_FILE = "autoencoder.json"
+"""Written next to the weights in OUT_DIR/final/: the data's name, sample shape and scaling."""
+EVAL_BINARIZE_SEED = 123
+"""Seed of the one fixed binarisation of val/test (the training data is re-binarised every step)."""
+
+
+@dataclass
+class AutoencodeConfig(TrainConfig):
+    data: str = "mnist"
+    """mnist, shuttle, or a .npy / .npz / .csv file (see data.arrays)."""
+    model: AutoencoderConfig = field(default_factory=AutoencoderConfig)
+    """The architecture; model.input_shape is filled in from the data."""
+    label_column: str = ""
+    """.csv data: the label column (default: a column named label, y, target, class or anomaly, if any)."""
+    normal_class: int | None = None
+    """Anomaly detection: train on this label only; every other label is an anomaly (shuttle: 0)."""
+    train_limit: int | None = None
+    """Use only the first N training samples (quick runs and tests); null = all."""
+    eval_limit: int | None = None
+    """Use only the first N validation and N test samples; null = all."""
+
+    noise: Literal["none", "gaussian", "masking"] = "none"
+    """Denoising autoencoder: corrupt the input with this noise, reconstruct the clean sample."""
+    noise_level: float = 0.0
+    """Std of the Gaussian noise, or the masking probability."""
+    sparsity: float = 0.0
+    """Sparse autoencoder: weight of the L1 penalty on the code."""
+    binarize: bool = False
+    """Dynamic binarisation: each training step draws binary pixels ~ Bernoulli(intensity); val/test are
+    binarised once with a fixed seed. The standard protocol for binarised-MNIST likelihoods."""
+
+    beta: float = 1.0
+    """VAE: weight of the KL term (beta-VAE, Higgins et al. 2017); 1 = the ELBO."""
+    kl_warmup_steps: int = 0
+    """VAE: ramp the KL weight linearly from 0 to `beta` over this many steps."""
+    objective: Literal["elbo", "iwae"] = "elbo"
+    """VAE training objective: the ELBO (analytic KL) or the IWAE bound with `train_samples` samples."""
+    train_samples: int = 1
+    """VAE: importance samples per training example for objective=iwae."""
+    nll_samples: int = 0
+    """VAE: importance samples for the test NLL estimate (pythae uses 50, Burda et al. 5000); 0 = skip."""
+
+    baselines: bool = True
+    """Also report PCA with latent_dim components and the mean sample on the same test split."""
+    plots: bool = True
+    """Write reconstructions.png, samples.png (VAE), latent.png, loss.png (and scores.png) to out_dir."""
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        if self.noise_level < 0 or (self.noise == "masking" and self.noise_level >= 1):
+            raise ConfigError(f"noise_level={self.noise_level}: a std must be >= 0 and a masking probability "
+                              "in [0, 1)")
+        if self.noise != "none" and self.noise_level == 0:
+            raise ConfigError(f"noise={self.noise} with noise_level=0 adds no noise; set e.g. noise_level=0.3")
+        if self.sparsity < 0:
+            raise ConfigError(f"sparsity={self.sparsity} must be >= 0")
+        if self.beta <= 0:
+            raise ConfigError(f"beta={self.beta} must be positive (1 = the plain ELBO)")
+        if self.kl_warmup_steps < 0 or self.train_samples < 1 or self.nll_samples < 0:
+            raise ConfigError("kl_warmup_steps and nll_samples must be >= 0, train_samples >= 1")
+        for name, value in (("train_limit", self.train_limit), ("eval_limit", self.eval_limit)):
+            if value is not None and value < 1:
+                raise ConfigError(f"{name}={value} must be at least 1, or null for all samples")
+        if self.binarize and self.model.reconstruction != "bce":
+            raise ConfigError("binarize=true gives binary data: use model.reconstruction=bce (a Bernoulli decoder)")
+        vae_only = {"kl_warmup_steps": self.kl_warmup_steps != 0, "nll_samples": self.nll_samples != 0,
+                    "objective": self.objective != "elbo", "beta": self.beta != 1.0}
+        if not self.model.variational and any(vae_only.values()):
+            names = ", ".join(k for k, v in vae_only.items() if v)
+            raise ConfigError(f"{names} only apply to a VAE; set model.variational=true or remove them")
+        if self.model.variational and self.sparsity:
+            raise ConfigError("sparsity= is for deterministic autoencoders; a VAE's KL term already "
+                              "regularises the code (use beta=)")
+        if self.objective == "iwae" and self.train_samples < 2:
+            raise ConfigError("objective=iwae needs train_samples >= 2 (k = 1 is the ELBO)")
+
+
+# ----------------------------------------------------------------------------------------------- data
+class Samples(Dataset):
+    """A map-style dataset over a float32 tensor of samples (the Trainer's default collate stacks them)."""
+
+    def __init__(self, x: np.ndarray) -> None:
+        self.x = torch.from_numpy(np.ascontiguousarray(x, dtype=np.float32))
+
+    def __len__(self) -> int:
+        return len(self.x)
+
+    def __getitem__(self, i: int) -> torch.Tensor:
+        return self.x[i]
+
+
+def prepare_data(cfg: AutoencodeConfig) -> ArrayData:
+    """Load, make it one-class if asked, apply the limits and the fixed val/test binarisation."""
+    data = load_arrays(cfg.data, cfg.label_column or None)
+    if cfg.normal_class is not None:
+        data = one_class(data, cfg.normal_class)
+    if cfg.train_limit:
+        data.train = data.train.take(cfg.train_limit)
+    if cfg.eval_limit:
+        data.val, data.test = data.val.take(cfg.eval_limit), data.test.take(cfg.eval_limit)
+    if cfg.binarize:
+        if data.kind != "image":
+            raise ConfigError(f"binarize=true is for images in [0, 1]; {data.name} is a table")
+        data.val = Split(binarize(data.val.x, EVAL_BINARIZE_SEED), data.val.y)
+        data.test = Split(binarize(data.test.x, EVAL_BINARIZE_SEED + 1), data.test.y)
+    return data
+
+
+def with_input_shape(model_cfg: AutoencoderConfig, shape: tuple[int, ...]) -> AutoencoderConfig:
+    """The model config with input_shape taken from the data (a set, different shape is an error)."""
+    if model_cfg.input_shape and tuple(model_cfg.input_shape) != tuple(shape):
+        raise ConfigError(f"model.input_shape={list(model_cfg.input_shape)} but the data's samples have shape "
+                          f"{list(shape)}; remove model.input_shape (it is taken from the data)")
+    return dataclasses.replace(model_cfg, input_shape=tuple(shape))
+
+
+def build_model(model_cfg: AutoencoderConfig) -> Autoencoder | VAE:
+    return VAE(model_cfg) if model_cfg.variational else Autoencoder(model_cfg)
+
+
+# ----------------------------------------------------------------------------------------------- losses
+def make_loss_fn(cfg: AutoencodeConfig, current_step):
+    """The training loss of one batch, (mean loss, n samples); `current_step()` drives the KL warm-up."""
+
+    def loss_fn(model: nn.Module, x: torch.Tensor) -> tuple[torch.Tensor, int]:
+        if cfg.binarize:
+            x = torch.bernoulli(x)  # dynamic binarisation: fresh binary pixels every step
+        if not cfg.model.variational:
+            return autoencoder_loss(model, x, cfg.noise, cfg.noise_level, cfg.sparsity), len(x)
+        beta = kl_weight(cfg, current_step())
+        x_in = corrupt(x, cfg.noise, cfg.noise_level)
+        if cfg.objective == "iwae":
+            bound = _unwrap(model).iwae_bound(x, cfg.train_samples, beta, x_input=x_in)
+        else:
+            bound = _unwrap(model).elbo(x, beta, x_input=x_in).elbo
+        return -bound.mean(), len(x)
+
+    return loss_fn
+
+
+def kl_weight(cfg: AutoencodeConfig, step: int) -> float:
+    if cfg.kl_warmup_steps == 0:
+        return cfg.beta
+    return cfg.beta * min(1.0, (step + 1) / cfg.kl_warmup_steps)
+
+
+def _unwrap(model: nn.Module) -> nn.Module:
+    return getattr(model, "module", model)  # DDP
+
+
+def eval_fn(model: nn.Module, x: torch.Tensor) -> dict[str, tuple[torch.Tensor, int]]:
+    """Validation metrics: loss (reconstruction loss, or negative ELBO in nats for a VAE), per-element MSE/BCE."""
+    model = _unwrap(model)
+    n = len(x)
+    if isinstance(model, VAE):
+        terms = model.elbo(x)
+        logits = terms.logits
+        out = {"loss": (-terms.elbo.mean(), n), "kl": (terms.kl.mean(), n)}
+    else:
+        logits = model(x).logits
+        out = {"loss": (reconstruction_error(logits, x, model.cfg).mean(), n)}
+    out["mse"] = (reconstruction_error(logits, x, model.cfg, "mse").mean(), n)
+    if model.cfg.output == "sigmoid":
+        out["bce"] = (reconstruction_error(logits, x, model.cfg, "bce").mean(), n)
+    return out
+
+
+# ----------------------------------------------------------------------------------------------- scoring
+@torch.no_grad()
+def batched(fn, x: np.ndarray, batch_size: int = 1000) -> np.ndarray:
+    """Apply a tensor -> tensor function to `x` in batches; returns a NumPy array."""
+    outs = [fn(torch.from_numpy(np.ascontiguousarray(x[i:i + batch_size]))).cpu().numpy()
+            for i in range(0, len(x), batch_size)]
+    return np.concatenate(outs)
+
+
+def anomaly_scores(model: nn.Module, x: np.ndarray) -> np.ndarray:
+    """Higher = more anomalous: the per-sample reconstruction error (mean over elements), or for a VAE the
+    negative ELBO evaluated at the posterior mean (deterministic: -log p(x|mu) + KL)."""
+    model.eval()
+    if isinstance(model, VAE):
+        def score(xb: torch.Tensor) -> torch.Tensor:
+            q = model.posterior(xb)
+            return -model.log_likelihood(model.decoder(q.mu), xb) + q.kl_to_prior()
+    else:
+        def score(xb: torch.Tensor) -> torch.Tensor:
+            return reconstruction_error(model(xb).logits, xb, model.cfg)
+    return batched(score, x)
+
+
+def pca_reconstruction_mse(train: np.ndarray, test: np.ndarray, n_components: int) -> float:
+    """Per-element test MSE of PCA with `n_components`, fitted on `train` (the linear-autoencoder optimum)."""
+    a, b = train.reshape(len(train), -1).astype(np.float64), test.reshape(len(test), -1).astype(np.float64)
+    mean = a.mean(0)
+    cov = (a - mean).T @ (a - mean) / len(a)  # (D, D)
+    _, vectors = np.linalg.eigh(cov)
+    top = vectors[:, ::-1][:, :n_components]  # (D, k), largest eigenvalues first
+    recon = (b - mean) @ top @ top.T + mean
+    return float(np.mean((recon - b) ** 2))
+
+
+def test_metrics(cfg: AutoencodeConfig, model: nn.Module, data: ArrayData) -> dict[str, float]:
+    """Test-split metrics of the final model, plus baselines and anomaly scores."""
+    model.eval()
+    x = data.test.x
+    logits = batched(lambda xb: model.decoder(model.encode(xb)), x)
+    mean = to_data_space(torch.from_numpy(logits), model.cfg).numpy()
+    metrics = {"test_mse": float(np.mean((mean - x) ** 2)), "test_samples": len(x)}
+    if model.cfg.output == "sigmoid":
+        bce = F.binary_cross_entropy_with_logits(torch.from_numpy(logits), torch.from_numpy(x))
+        metrics["test_bce"] = float(bce)
+    if isinstance(model, VAE):
+        metrics["test_neg_elbo"] = float(-batched(lambda xb: model.elbo(xb).elbo, x).mean())
+        if cfg.nll_samples:
+            torch.manual_seed(cfg.seed)
+            log_px = batched(lambda xb: model.importance_log_likelihood(xb, cfg.nll_samples), x, 500)
+            metrics["test_nll"] = float(-log_px.mean())
+            metrics["nll_samples"] = cfg.nll_samples
+    if cfg.baselines:
+        metrics["pca_test_mse"] = pca_reconstruction_mse(data.train.x, x, model.cfg.latent_dim)
+        metrics["mean_test_mse"] = float(np.mean((data.train.x.mean(0) - x) ** 2))
+    if cfg.normal_class is not None:
+        val_scores, test_scores = anomaly_scores(model, data.val.x), anomaly_scores(model, x)
+        metrics |= anomaly_report(data.val.y, val_scores, data.test.y, test_scores)
+    return metrics
+
+
+# ----------------------------------------------------------------------------------------------- pictures
+def write_plots(cfg: AutoencodeConfig, model: nn.Module, data: ArrayData, out_dir: Path) -> list[str]:
+    from ..report import autoencoder_plots as plots
+
+    model.eval()
+    written = []
+    x = data.test.x[:20]
+    recon = batched(model.reconstruct, x)
+    flat = data.kind == "tabular"
+    written.append(plots.plot_reconstructions(x if not flat else x.reshape(len(x), -1),
+                                              recon if not flat else recon.reshape(len(x), -1),
+                                              out_dir / "reconstructions.png"))
+    if isinstance(model, VAE) and data.kind == "image":
+        generator = torch.Generator().manual_seed(cfg.seed)
+        with torch.no_grad():
+            samples = model.sample(50, generator=generator).numpy()
+        written.append(plots.plot_samples(samples, out_dir / "samples.png"))
+    n = min(len(data.test), 5000)
+    codes = batched(model.encode, data.test.x[:n])
+    written.append(plots.plot_latent(codes, data.test.y[:n] if data.test.y is not None else None,
+                                     out_dir / "latent.png", title=f"{data.name} test codes (d={codes.shape[1]})"))
+    log_file = out_dir / "log.jsonl"
+    if log_file.exists():
+        written.append(plots.plot_loss_curves(read_log(out_dir), out_dir / "loss.png"))
+    if cfg.normal_class is not None:
+        val_scores, test_scores = anomaly_scores(model, data.val.x), anomaly_scores(model, data.test.x)
+        threshold = best_f1_threshold(data.val.y, val_scores).threshold
+        written.append(plots.plot_score_histogram(test_scores, data.test.y, threshold, out_dir / "scores.png"))
+    return [str(Path(p).name) for p in written]
+
+
+# ----------------------------------------------------------------------------------------------- the task
+def train_autoencoder(cfg: AutoencodeConfig) -> dict[str, float]:
+    data = prepare_data(cfg)
+    cfg = dataclasses.replace(cfg, model=with_input_shape(cfg.model, data.sample_shape))
+    model = build_model(cfg.model)
+    eval_x = data.val.x if cfg.normal_class is None else data.val.x[data.val.y == 0]  # validate on normal data
+
+    def save_final(trained: nn.Module, directory: Path) -> None:
+        directory.mkdir(parents=True, exist_ok=True)
+        save_weights(directory / "model.safetensors", trained.state_dict())
+        save_config(cfg, directory / "config.yaml")
+        atomic_write_json(directory / DATA_INFO_FILE, data.info())
+
+    trainer: Trainer | None = None
+    trainer = Trainer(cfg, model, Samples(data.train.x), loss_fn=make_loss_fn(cfg, lambda: trainer.step),
+                      eval_data=Samples(eval_x), eval_fn=eval_fn, save_final=save_final)
+    result = trainer.fit()
+    metrics = dict(result.metrics)
+    model = _unwrap(trainer.model).cpu()
+    metrics |= test_metrics(cfg, model, data)
+    metrics["train_samples"] = len(data.train)
+    if cfg.plots:
+        metrics["plots"] = write_plots(cfg, model, data, Path(cfg.out_dir))
+    return metrics

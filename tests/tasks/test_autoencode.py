@@ -1,0 +1,141 @@
+"""End-to-end autoencoder runs on small slices of the real data, through the CLI and `run_task`, and the
+errors a user meets with bad configs and bad arrays."""
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from encoderlab.array_encoder import ArrayEncoder
+from encoderlab.cli import main
+from encoderlab.config import load_config
+from encoderlab.data.arrays import load_mnist
+from encoderlab.errors import ConfigError, InputDataError
+from encoderlab.tasks.autoencode import AutoencodeConfig, train_autoencoder
+from encoderlab.training import run_task
+
+torch.set_num_threads(1)
+CONFIGS = Path(__file__).resolve().parents[2] / "configs"
+QUICK = ["progress=off", "eval_every=0", "batch_size=64", "warmup_steps=20"]
+
+
+def run_cli(*args: str) -> int:
+    with pytest.raises(SystemExit) as info:
+        main(list(args))
+    return info.value.code
+
+
+@pytest.fixture(scope="module")
+def ae_run(tmp_path_factory):
+    out = tmp_path_factory.mktemp("runs") / "ae"
+    code = run_cli("autoencode", "--config", str(CONFIGS / "mnist-ae.yaml"), f"out_dir={out}", "train_limit=2000",
+                   "eval_limit=500", "max_steps=250", "lr=3e-3", *QUICK)
+    assert code == 0
+    return out
+
+
+def test_mlp_autoencoder_run_beats_the_mean_image_and_writes_everything(ae_run):
+    metrics = json.loads((ae_run / "metrics.json").read_text())
+    assert metrics["step"] == 250 and metrics["test_samples"] == 500
+    assert metrics["test_mse"] < 0.6 * metrics["mean_test_mse"]
+    assert 0 < metrics["test_bce"] < 0.25 and metrics["pca_test_mse"] > 0
+    for name in ("reconstructions.png", "latent.png", "loss.png", "log.jsonl", "final/model.safetensors",
+                 "final/autoencoder.json", "final/config.yaml"):
+        assert (ae_run / name).is_file(), name
+    assert (ae_run / "latent.png").read_bytes()[:4] == b"\x89PNG"
+
+
+def test_array_encoder_api_and_encode_cli(ae_run, tmp_path):
+    ae = ArrayEncoder.from_run(ae_run)
+    digits = load_mnist().test.x[:7]  # (7, 1, 28, 28)
+    codes = ae.encode(digits)
+    assert codes.shape == (7, 10) and codes.dtype == np.float32
+    np.testing.assert_allclose(ae.encode(digits[:, 0]), codes, atol=1e-6)  # (N, 28, 28) works too
+    assert ae.decode(codes).shape == (7, 1, 28, 28)
+    path = ae.interpolate(digits[0], digits[1], steps=5)
+    assert path.shape == (5, 1, 28, 28)
+    np.testing.assert_allclose(path[0], ae.reconstruct(digits[0])[0], atol=1e-5)
+    assert ae.score(digits).shape == (7,)
+    with pytest.raises(InputDataError, match="needs a VAE"):
+        ae.sample(3)
+    with pytest.raises(InputDataError, match=r"shape \(784,\).*\(1, 28, 28\)"):
+        ae.encode(digits.reshape(7, 784))
+
+    np.save(tmp_path / "digits.npy", digits)
+    assert run_cli("encode", "--model", str(ae_run), "--input", str(tmp_path / "digits.npy"),
+                   "--output", str(tmp_path / "codes.npy")) == 0
+    np.testing.assert_allclose(np.load(tmp_path / "codes.npy"), codes, atol=1e-6)
+    bad = digits.copy()
+    bad[2, 0, 5, 5] = np.nan
+    np.save(tmp_path / "bad.npy", bad)
+    assert run_cli("encode", "--model", str(ae_run), "--input", str(tmp_path / "bad.npy"),
+                   "--output", str(tmp_path / "x.npy")) == 2
+
+
+def test_vae_run_reports_importance_sampled_nll(tmp_path):
+    metrics = run_task(train_autoencoder, AutoencodeConfig, CONFIGS / "mnist-vae.yaml",
+                       [f"out_dir={tmp_path / 'vae'}", "train_limit=2000", "eval_limit=200", "max_steps=150",
+                        "kl_warmup_steps=50", "nll_samples=20", "model.hidden=[128]", "model.latent_dim=8",
+                        *QUICK])
+    assert np.isfinite(metrics["test_nll"]) and metrics["nll_samples"] == 20
+    assert 90 < metrics["test_nll"] < 784 * np.log(2)  # learned something, on a believable scale (nats)
+    assert metrics["test_nll"] <= metrics["test_neg_elbo"] + 1.0  # the importance bound is the tighter one
+    assert (tmp_path / "vae" / "samples.png").is_file()
+    assert ArrayEncoder.from_run(tmp_path / "vae").sample(4).shape == (4, 1, 28, 28)
+
+
+def test_shuttle_anomaly_run(tmp_path):
+    metrics = run_task(train_autoencoder, AutoencodeConfig, CONFIGS / "shuttle-anomaly.yaml",
+                       [f"out_dir={tmp_path / 'shuttle'}", "train_limit=4000", "max_steps=300", *QUICK])
+    assert metrics["train_samples"] == 4000
+    assert metrics["test_auroc"] > 0.95 and metrics["test_ap"] > 0.7
+    assert 0 < metrics["test_f1"] <= 1 and (tmp_path / "shuttle" / "scores.png").is_file()
+
+
+def test_denoising_sparse_conv_options_train(tmp_path):
+    metrics = run_task(train_autoencoder, AutoencodeConfig, CONFIGS / "mnist-conv-ae.yaml",
+                       [f"out_dir={tmp_path / 'conv'}", "train_limit=256", "eval_limit=64", "max_steps=4",
+                        "noise=masking", "noise_level=0.3", "sparsity=0.01", "model.batch_norm=true",
+                        "model.dropout=0.1", "model.hidden=[4,8]", "plots=false", *QUICK, "warmup_steps=0"])
+    assert np.isfinite(metrics["test_mse"]) and metrics["step"] == 4
+
+
+@pytest.mark.parametrize("overrides, message", [
+    (["model.latent_dim=0"], "latent_dim=0"),
+    (["nll_samples=10"], "only apply to a VAE"),
+    (["binarize=true", "model.reconstruction=mse"], "binarize=true gives binary data"),
+    (["noise=gaussian"], "noise_level=0 adds no noise"),
+    (["model.variational=true", "objective=iwae"], "train_samples >= 2"),
+    (["latent=3"], "unknown config key 'latent'"),
+])
+def test_config_errors(overrides, message):
+    with pytest.raises(ConfigError, match=message):
+        load_config(AutoencodeConfig, CONFIGS / "mnist-ae.yaml", overrides)
+
+
+def test_conv_on_a_table_and_nan_data_are_clear_errors(tmp_path):
+    with pytest.raises(ConfigError, match="kind=conv needs image data"):
+        train_autoencoder(load_config(AutoencodeConfig, None, ["data=shuttle", "model.kind=conv",
+                                                              f"out_dir={tmp_path / 'a'}"]))
+    x = np.random.default_rng(0).random((100, 5))
+    x[17, 2] = np.nan
+    np.save(tmp_path / "nan.npy", x)
+    with pytest.raises(InputDataError, match=r"nan.npy\[x\]: 1 NaN/inf values \(first in sample 17\)"):
+        train_autoencoder(load_config(AutoencodeConfig, None, [f"data={tmp_path / 'nan.npy'}",
+                                                              f"out_dir={tmp_path / 'b'}"]))
+
+
+def test_user_csv_end_to_end(tmp_path):
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(300, 3)) @ rng.normal(size=(3, 6)) * 10 + 50  # rank-3 data in 6 columns, raw units
+    rows = ["a,b,c,d,e,f,label"] + [",".join(f"{v:.5f}" for v in r) + f",{i % 3}" for i, r in enumerate(x)]
+    (tmp_path / "t.csv").write_text("\n".join(rows) + "\n")
+    metrics = run_task(train_autoencoder, AutoencodeConfig, None,
+                       [f"data={tmp_path / 't.csv'}", f"out_dir={tmp_path / 'run'}", "model.hidden=[32]",
+                        "model.latent_dim=3", "model.output=identity", "model.reconstruction=mse",
+                        "max_steps=300", "lr=3e-3", *QUICK])
+    assert metrics["test_mse"] < 0.2 * metrics["mean_test_mse"]  # a 3-d code captures rank-3 data
+    codes = ArrayEncoder.from_run(tmp_path / "run").encode(x[:4].astype(np.float32))  # raw units in
+    assert codes.shape == (4, 3)
