@@ -132,6 +132,26 @@ def autoencode(
     typer.echo(" ".join(f"{k}={metrics[k]:.5g}" for k in keys if isinstance(metrics.get(k), int | float)), err=True)
 
 
+@app.command()
+def export(
+    output: Annotated[Path, typer.Option("--output", "-o", help="Directory to write (model.onnx + tokenizer).")],
+    model: ModelOption = "minilm",
+    format: Annotated[str, typer.Option("--format", help="Export format: onnx.")] = "onnx",
+    opset: Annotated[int, typer.Option(help="ONNX opset version.")] = 17,
+    tolerance: Annotated[float, typer.Option(help="Largest allowed max-abs difference to PyTorch.")] = 1e-4,
+) -> None:
+    """Export a text encoder for deployment, verified against our PyTorch outputs before it is written."""
+    from .compression.export_onnx import export_onnx_dir
+    from .text_encoder import TextEncoder
+
+    if format != "onnx":
+        raise InputDataError(f"--format {format!r} is not supported; use --format onnx")
+    report = export_onnx_dir(TextEncoder.from_pretrained(model), output, opset=opset, tolerance=tolerance)
+    typer.echo(f"wrote {report.path} (opset {report.opset}); onnxruntime vs PyTorch on {report.n_texts} texts: "
+               f"max-abs {report.max_abs_hidden:.1e} hidden, {report.max_abs_embedding:.1e} embedding "
+               f"(tolerance {report.tolerance:g})")
+
+
 def main(argv: list[str] | None = None) -> None:
     np.set_printoptions(precision=4, suppress=True)
     try:

@@ -1,0 +1,1 @@
+"""Compression and deployment: each with a parity or accuracy check."""

@@ -1,0 +1,27 @@
+import numpy as np
+import pytest
+
+from encoderlab.cli import main
+
+ort = pytest.importorskip("onnxruntime")
+
+
+def test_cli_export_onnx_matches_pytorch_on_new_texts(tmp_path, minilm):
+    with pytest.raises(SystemExit) as exit_info:
+        main(["export", "--model", "minilm", "--format", "onnx", "--output", str(tmp_path / "onnx")])
+    assert exit_info.value.code == 0
+    assert (tmp_path / "onnx" / "tokenizer.json").is_file() and (tmp_path / "onnx" / "onnx_export.json").is_file()
+    session = ort.InferenceSession(str(tmp_path / "onnx" / "model.onnx"), providers=["CPUExecutionProvider"])
+    texts = ["Dynamic axes: a batch of three", "of different lengths, one of them quite a bit longer than others", "x"]
+    batch = minilm.tokenizer(texts, max_length=256)
+    hidden, embedding = session.run(None, {"input_ids": batch.input_ids.numpy(),
+                                           "attention_mask": batch.attention_mask.numpy()})
+    assert hidden.shape == (3, batch.input_ids.shape[1], 384)
+    np.testing.assert_allclose(embedding, minilm.encode(texts), atol=1e-4)
+    assert not minilm.training  # exporting does not leave the encoder in training mode
+
+
+def test_unknown_format(tmp_path, capsys):
+    with pytest.raises(SystemExit) as exit_info:
+        main(["export", "--format", "tflite", "--output", str(tmp_path)])
+    assert exit_info.value.code == 2 and "use --format onnx" in capsys.readouterr().err
