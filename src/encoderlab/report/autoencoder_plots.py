@@ -113,14 +113,16 @@ def plot_loss_curves(records: Sequence[dict[str, Any]], path: str | Path, title:
 
 def plot_score_histogram(scores: np.ndarray, labels: np.ndarray, threshold: float | None, path: str | Path,
                          title: str = "anomaly scores (test)") -> Path:
+    # Reconstruction errors span decades: a log axis, unless scores can be <= 0 (a Gaussian negative ELBO).
+    log = bool(np.all(scores > 0)) and (threshold is None or threshold > 0)
+    values, cut = (np.log10(scores), np.log10(threshold) if threshold else None) if log else (scores, threshold)
     fig, ax = plt.subplots(figsize=(6, 3.5))
-    bins = np.histogram_bin_edges(np.log10(np.maximum(scores, 1e-12)), bins=60)
+    bins = np.histogram_bin_edges(values, bins=60)
     for value, name in ((0, "normal"), (1, "anomaly")):
-        ax.hist(np.log10(np.maximum(scores[labels == value], 1e-12)), bins=bins, alpha=0.6, label=name,
-                density=True)
-    if threshold is not None:
-        ax.axvline(np.log10(max(threshold, 1e-12)), color="k", ls="--", label="threshold (val F1)")
-    ax.set_xlabel("log10 score")
+        ax.hist(values[labels == value], bins=bins, alpha=0.6, label=name, density=True)
+    if cut is not None:
+        ax.axvline(cut, color="k", ls="--", label="threshold (val F1)")
+    ax.set_xlabel("log10 score" if log else "score")
     ax.legend(fontsize=8)
     ax.set_title(title, fontsize=9)
     return _save(fig, path)
