@@ -1,0 +1,74 @@
+"""A tiny real pretraining run on a slice of BBC news through the CLI and the shipped config: the held-out
+MLM loss falls, the run directory is complete, the final model loads, and --resume continues the run."""
+
+import json
+from pathlib import Path
+
+import pytest
+
+from encoderlab import ConfigError, InputDataError, TextEncoder
+from encoderlab.cli import main
+from encoderlab.config import load_config
+from encoderlab.tasks.pretrain import ModelSpec, PretrainConfig, pretrain_mlm
+
+CONFIG = Path(__file__).resolve().parents[2] / "configs" / "pretrain-tiny-en.yaml"
+TINY = ["data=bbc-news", "max_documents=80", "max_steps=40", "batch_size=8", "max_seq_len=64",
+        "tokenizer.vocab_size=800", "eval_every=20", "max_eval_sequences=32", "warmup_steps=5", "save_every=0",
+        "lr=3e-3", "threads=1", "progress=off", "log_every=10"]
+
+
+def run_cli(*args: str) -> None:
+    with pytest.raises(SystemExit) as exit_info:
+        main(list(args))
+    assert exit_info.value.code == 0
+
+
+@pytest.fixture(scope="module")
+def run(tmp_path_factory):
+    out = tmp_path_factory.mktemp("pretrain") / "run"
+    run_cli("pretrain", "--config", str(CONFIG), *TINY, f"out_dir={out}")
+    return out
+
+
+def test_held_out_mlm_loss_falls(run):
+    metrics = json.loads((run / "metrics.json").read_text())
+    assert metrics["step"] == 40
+    assert metrics["eval_loss"] < metrics["initial_eval_loss"] - 0.5, metrics
+    assert metrics["eval_accuracy"] > metrics["initial_eval_accuracy"]
+    evals = [r for r in map(json.loads, (run / "log.jsonl").read_text().splitlines()) if "eval_loss" in r]
+    assert [r["step"] for r in evals] == [0, 20, 40]
+
+
+def test_run_directory_and_final_model(run):
+    for name in ("config.yaml", "tokenizer/tokenizer.json", "data/train.ids.bin", "log.jsonl", "loss_curve.png",
+                 "final/config.json", "final/model.safetensors", "final/tokenizer.json"):
+        assert (run / name).is_file(), name
+    encoder = TextEncoder.from_pretrained(run / "final")
+    assert encoder.encode(["Shares rose sharply on Monday."]).shape == (1, 128)
+    assert json.loads((run / "final" / "config.json").read_text())["architectures"] == ["BertForMaskedLM"]
+
+
+def test_resume_continues_with_the_same_tokenizer(run):
+    vocab = (run / "tokenizer" / "tokenizer.json").read_bytes()
+    run_cli("pretrain", "--resume", str(run), "max_steps=44")
+    metrics = json.loads((run / "metrics.json").read_text())
+    assert metrics["step"] == 44 and (run / "tokenizer" / "tokenizer.json").read_bytes() == vocab
+
+
+def test_bad_inputs_fail_clearly(tmp_path):
+    with pytest.raises(ConfigError, match="unknown model preset 'bert-huge'"):
+        load_config(PretrainConfig, CONFIG, ["model.preset=bert-huge"])
+    with pytest.raises(ConfigError, match="vocab_size=3 is too small"):
+        load_config(PretrainConfig, CONFIG, ["tokenizer.vocab_size=3"])
+    with pytest.raises(ConfigError, match="mask_prob=0"):
+        PretrainConfig(mask_prob=0.0)
+    empty = tmp_path / "empty.txt"
+    empty.write_text("\n\n", encoding="utf-8")
+    with pytest.raises(InputDataError, match="holds no texts"):
+        pretrain_mlm(PretrainConfig(data=str(empty), out_dir=str(tmp_path / "a")))
+    short = tmp_path / "short.txt"
+    short.write_text("".join(f"line number {i}\n" for i in range(20)), encoding="utf-8")
+    cfg = PretrainConfig(data=str(short), out_dir=str(tmp_path / "b"), max_seq_len=128,
+                         model=ModelSpec(preset="bert-tiny"))
+    with pytest.raises(InputDataError, match="fewer than one sequence of max_seq_len=128"):
+        pretrain_mlm(cfg)

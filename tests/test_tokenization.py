@@ -1,0 +1,89 @@
+"""Training WordPiece / byte-level BPE tokenizers on real text: special tokens, Chinese characters,
+encode -> decode round trips, truncation, padding, saving and loading (also by transformers)."""
+
+import pytest
+
+from encoderlab import ConfigError, InputDataError, TextTokenizer
+from encoderlab.data.catalog import load_text_splits
+from encoderlab.tokenization import SPECIAL_TOKENS, TokenizerConfig, train_tokenizer
+
+
+@pytest.fixture(scope="module")
+def english():
+    return load_text_splits("tweets-sentiment", split="0.9,0.1,0.0").train.texts[:3000]
+
+
+@pytest.fixture(scope="module")
+def chinese():
+    return load_text_splits("zh-reviews-sentiment", split="0.9,0.1,0.0").train.texts[:1500]
+
+
+@pytest.fixture(scope="module")
+def wordpiece(english, chinese):
+    return train_tokenizer(english + chinese, TokenizerConfig(kind="wordpiece", vocab_size=4000))
+
+
+@pytest.fixture(scope="module")
+def bpe(english, chinese):
+    return train_tokenizer(english + chinese, TokenizerConfig(kind="bpe", vocab_size=4000, lowercase=False))
+
+
+@pytest.mark.parametrize("name", ["wordpiece", "bpe"])
+def test_special_tokens_come_first_and_wrap_every_text(name, request):
+    tok = request.getfixturevalue(name)
+    assert [tok.tokenizer.token_to_id(t) for t in SPECIAL_TOKENS] == [0, 1, 2, 3, 4]
+    assert tok.special_ids() == [0, 1, 2, 3, 4] and tok.pad_id == 0
+    ids = tok.encode_ids(["the driverless car"], 64)[0]
+    assert ids[0] == tok.special_id("[CLS]") and ids[-1] == tok.special_id("[SEP]")
+    assert 3800 <= tok.vocab_size <= 4200
+
+
+def test_wordpiece_round_trip_lowercases_and_splits_words(wordpiece):
+    text = "I would never trust a self-driving car with my kids."
+    ids = wordpiece.encode_ids([text], 128)[0]
+    assert wordpiece.decode(ids) == "i would never trust a self - driving car with my kids."
+    pieces = wordpiece.tokenizer.encode("autonomousness").tokens
+    assert any(p.startswith("##") for p in pieces)  # an unseen word becomes known pieces, not [UNK]
+
+
+def test_every_han_character_is_its_own_token(wordpiece, bpe):
+    text = "这本书的质量很好"
+    pieces = wordpiece.tokenizer.encode(text, add_special_tokens=False).tokens
+    assert pieces == list(text)  # as BERT-Chinese
+    assert wordpiece.decode(wordpiece.encode_ids([text], 64)[0]).replace(" ", "") == text
+    bpe_ids = bpe.tokenizer.encode(text, add_special_tokens=False).ids
+    assert [bpe.decode([i]) for i in bpe_ids] == list(text)  # no BPE merge spans two characters
+
+
+def test_byte_level_bpe_round_trip_is_exact(bpe):
+    for text in ["Self-Driving cars?  Never!!", "café déjà vu", "质量很好，推荐！ 5 stars 🙂", "tabs\tand\nnewlines"]:
+        assert bpe.decode(bpe.encode_ids([text], 512)[0]) == text
+    assert "[UNK]" not in bpe.tokenizer.encode("ʬ ᚠ unseen runes").tokens
+
+
+def test_truncation_and_padding(wordpiece):
+    batch = wordpiece(["a short one", "a much longer text that will certainly be cut off at eight tokens"], 8)
+    assert tuple(batch.input_ids.shape) == (2, 8)
+    assert batch.input_ids[1, -1].item() == wordpiece.special_id("[SEP]")  # truncation keeps [SEP]
+    short = int(batch.attention_mask[0].sum())
+    assert short < 8 and (batch.input_ids[0, short:] == wordpiece.pad_id).all()
+
+
+def test_save_and_load_gives_the_same_ids_here_and_in_transformers(wordpiece, tmp_path):
+    wordpiece.save_trained(tmp_path, model_max_length=128)
+    texts = ["Autonomous cars are coming", "这本书很好"]
+    loaded = TextTokenizer.from_dir(tmp_path)
+    assert loaded.encode_ids(texts, 128) == wordpiece.encode_ids(texts, 128)
+    transformers = pytest.importorskip("transformers")
+    hf = transformers.AutoTokenizer.from_pretrained(str(tmp_path))
+    assert hf(texts)["input_ids"] == wordpiece.encode_ids(texts, 128)
+    assert hf.mask_token == "[MASK]" and hf.pad_token_id == 0
+
+
+def test_bad_tokenizer_configs_and_corpora():
+    with pytest.raises(ConfigError, match=r"vocab_size=4 is too small: the 5 special tokens"):
+        TokenizerConfig(vocab_size=4)
+    with pytest.raises(ConfigError, match="256 byte symbols"):
+        TokenizerConfig(kind="bpe", vocab_size=100)
+    with pytest.raises(InputDataError, match="empty corpus"):
+        train_tokenizer(["", "   "], TokenizerConfig(vocab_size=100))
