@@ -1,0 +1,429 @@
+"""Fine-tune an encoder to classify texts: a catalog dataset or the user's own .csv / .jsonl.
+
+    encoderlab finetune --config configs/finetune-tweets.yaml init=minilm mode=lora
+    finetune_classifier(ClassifyConfig(data="bbc-news", init="minilm", mode="frozen", out_dir="runs/x"))
+    clf = TextClassifier.from_pretrained("runs/x");  clf.predict_proba(["some text"])   # (1, K)
+
+The recipe: load and split the data (seeded, stratified); tokenise every text once; put a
+SequenceClassificationHead on the encoder; train with the shared Trainer (mode=frozen caches the pooled
+features once and trains only the head on them); save OUT_DIR/final/; then load that directory back and
+report validation and test accuracy, macro-F1, per-class precision/recall and the confusion matrix from
+it, so the reported numbers are the numbers of the saved model.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import time
+from collections import Counter
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Literal
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from ..data.catalog import CATALOG, load_dataset
+from ..data.records import LabelledTexts, Splits
+from ..errors import ConfigError, InputDataError
+from ..evaluation.classification import ClassificationReport, classification_report
+from ..models.heads import EncoderWithHead, SequenceClassificationHead
+from ..tokenization import TextTokenizer
+from ..training import Trainer
+from .finetune import FinetuneConfig, load_encoder, load_finetuned, prepare_mode, save_finetuned, use_layerwise_lr
+
+
+@dataclass
+class ClassifyConfig(FinetuneConfig):
+    task: Literal["classify"] = "classify"
+    """Which fine-tuning task this config is for (`encoderlab finetune` dispatches on it)."""
+    data: str = "tweets-sentiment"
+    """A catalog dataset (tweets-sentiment, bbc-news, zh-reviews-sentiment) or a .csv / .jsonl file."""
+    validation_data: str = ""
+    """A separate .csv / .jsonl validation file; then `data` is used whole for training."""
+    test_data: str = ""
+    """A separate .csv / .jsonl test file; then `data` is used whole for training."""
+    split: str = "0.8,0.1,0.1"
+    """train,validation,test fractions of `data` (seeded, stratified by label) when no separate files are given."""
+    text_column: str = "text"
+    """Column (.csv) or field (.jsonl) holding the text."""
+    label_column: str = "label"
+    """Column (.csv) or field (.jsonl) holding the label."""
+    max_train_examples: int | None = None
+    """Train on a seeded random subset of this many examples (null: all)."""
+    max_eval_examples: int | None = None
+    """Validate on a seeded subset of this many validation examples (null: all)."""
+    max_test_examples: int | None = None
+    """Report test metrics on a seeded subset of this many test examples (null: the whole test split; the
+    TF-IDF baseline script takes the same option and so scores the same subset)."""
+    pooling: Literal["cls", "mean"] = "mean"
+    """How the head pools token states: the [CLS] state or the mean over real tokens."""
+    cache_features: bool = True
+    """mode=frozen: run the encoder once over the data and train the head on the cached pooled features."""
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        for name in ("max_train_examples", "max_eval_examples", "max_test_examples"):
+            value = getattr(self, name)
+            if value is not None and value < 2:
+                raise ConfigError(f"{name}={value} must be >= 2, or null for all")
+        if not self.data:
+            raise ConfigError("data is empty; name a catalog dataset (data=tweets-sentiment) or a .csv/.jsonl file")
+
+
+# ============================================================================ data
+def label_rows(path: str | Path, label_column: str) -> dict[str, int]:
+    """label -> line number of its first occurrence in a .csv (header = line 1) or .jsonl file."""
+    path = Path(path)
+    rows: dict[str, int] = {}
+    if path.suffix.lower() in (".csv", ".tsv"):
+        with path.open(encoding="utf-8", newline="") as handle:
+            reader = csv.DictReader(handle, delimiter="\t" if path.suffix.lower() == ".tsv" else ",")
+            for record in reader:
+                label = (record.get(label_column) or "").strip()
+                rows.setdefault(label, reader.line_num)
+    elif path.suffix.lower() == ".jsonl":
+        for line_no, line in enumerate(path.read_text(encoding="utf-8").splitlines(), start=1):
+            if line.strip():
+                value = json.loads(line).get(label_column)
+                rows.setdefault(str(value).strip(), line_no)
+    return rows
+
+
+def _where(source: str, column: str, rows: dict[str, int], label: str) -> str:
+    row = rows.get(label)
+    return f"{source}, column {column!r}" + (f", row {row}" if row is not None else "")
+
+
+def _is_catalog(name: str) -> bool:
+    return name in CATALOG and not Path(name).exists()
+
+
+def _load_file(path: str, cfg: ClassifyConfig, split: str) -> Splits[LabelledTexts]:
+    label = None if _is_catalog(path) else cfg.label_column
+    splits = load_dataset(path, split=split, seed=cfg.seed, text_field=cfg.text_column, label_field=label)
+    if splits.train.labels is None:
+        raise InputDataError(f"data {path!r} has no labels; give a .csv/.jsonl with a {cfg.label_column!r} "
+                             "column (or name it with label_column=)")
+    names = splits.train.label_names
+    if len(names) < 2 and path == cfg.data:
+        raise InputDataError(f"{path}, column {cfg.label_column!r}: every row has the label {names[0]!r}; a "
+                             "classifier needs at least two classes")
+    return splits
+
+
+def check_enough_per_class(records: LabelledTexts, label_column: str, minimum: int = 2) -> None:
+    """Every class needs `minimum` examples, or it cannot be both learned and evaluated."""
+    counts = Counter(records.labels)
+    rare = [k for k in range(len(records.label_names)) if counts[k] < minimum]
+    if not rare:
+        return
+    rows = {} if _is_catalog(records.source) else label_rows(records.source, label_column)
+    name = records.label_names[rare[0]]
+    raise InputDataError(
+        f"{_where(records.source, label_column, rows, name)}: class {name!r} has only {counts[rare[0]]} "
+        f"example(s) after removing duplicates; every class needs at least {minimum} to be trained and "
+        f"evaluated. Add examples of it or remove its rows" +
+        (f" (also too rare: {[records.label_names[k] for k in rare[1:]]})" if len(rare) > 1 else ""))
+
+
+def relabel(records: LabelledTexts, label_names: Sequence[str], label_column: str,
+            trained_on: str) -> LabelledTexts:
+    """Express `records`' labels as ids into `label_names`; a label outside them is an error naming the row."""
+    index = {name: i for i, name in enumerate(label_names)}
+    unseen = [name for name in records.label_names if name not in index]
+    if unseen:
+        rows = {} if _is_catalog(records.source) else label_rows(records.source, label_column)
+        raise InputDataError(
+            f"{_where(records.source, label_column, rows, unseen[0])}: label {unseen[0]!r} never occurs in the "
+            f"training data ({trained_on}), so the model cannot predict it; it knows {list(label_names)}. Remove "
+            f"those rows or retrain with them" + (f" (other unseen labels: {unseen[1:]})" if len(unseen) > 1 else ""))
+    mapping = [index[name] for name in records.label_names]
+    return LabelledTexts(records.texts, [mapping[k] for k in records.labels], tuple(label_names), records.source)
+
+
+def load_labelled_splits(cfg: ClassifyConfig) -> Splits[LabelledTexts]:
+    """train / validation / test as LabelledTexts sharing one list of label names."""
+    if not (cfg.validation_data or cfg.test_data):
+        splits = _load_file(cfg.data, cfg, cfg.split)
+        check_enough_per_class(splits.train, cfg.label_column, minimum=1)
+        everything = LabelledTexts(splits.train.texts + splits.validation.texts + splits.test.texts,
+                                   splits.train.labels + splits.validation.labels + splits.test.labels,
+                                   splits.train.label_names, splits.train.source)
+        check_enough_per_class(everything, cfg.label_column)
+        return splits
+    train = _load_file(cfg.data, cfg, "1,0,0").train
+    check_enough_per_class(train, cfg.label_column, minimum=1)
+    parts = {}
+    for name in ("validation_data", "test_data"):
+        path = getattr(cfg, name)
+        if path:
+            parts[name] = relabel(_load_file(path, cfg, "1,0,0").train, train.label_names, cfg.label_column,
+                                  cfg.data)
+        else:
+            parts[name] = LabelledTexts([], [], train.label_names, "")
+    return Splits(train, parts["validation_data"], parts["test_data"])
+
+
+def sample(records: LabelledTexts, limit: int | None, seed: int) -> LabelledTexts:
+    """A seeded random subset of `limit` rows (all rows if limit is None or larger)."""
+    if limit is None or limit >= len(records):
+        return records
+    keep = np.sort(np.random.default_rng(seed).permutation(len(records))[:limit])
+    return records.subset(keep.tolist())
+
+
+# ============================================================================ batches
+class TokenisedTexts(torch.utils.data.Dataset):
+    """(token ids, label) pairs, tokenised once."""
+
+    def __init__(self, ids: list[list[int]], labels: list[int]):
+        self.ids, self.labels = ids, labels
+
+    def __len__(self) -> int:
+        return len(self.ids)
+
+    def __getitem__(self, i: int) -> tuple[list[int], int]:
+        return self.ids[i], self.labels[i]
+
+
+def make_collate(tokenizer: TextTokenizer):
+    def collate(items: list[tuple[list[int], int]]) -> dict[str, torch.Tensor]:
+        batch = tokenizer.pad([ids for ids, _ in items])
+        return {"input_ids": batch.input_ids, "attention_mask": batch.attention_mask,
+                "labels": torch.tensor([label for _, label in items])}
+    return collate
+
+
+def loss_fn(model: EncoderWithHead, batch: dict[str, torch.Tensor]) -> tuple[torch.Tensor, int]:
+    logits = model(batch["input_ids"], batch["attention_mask"])  # (B, K)
+    return F.cross_entropy(logits.float(), batch["labels"]), len(batch["labels"])
+
+
+def eval_fn(model: EncoderWithHead, batch: dict[str, torch.Tensor]) -> dict[str, tuple[torch.Tensor, int]]:
+    logits = model(batch["input_ids"], batch["attention_mask"]).float()
+    n = len(batch["labels"])
+    return {"loss": (F.cross_entropy(logits, batch["labels"]), n),
+            "accuracy": ((logits.argmax(-1) == batch["labels"]).float().mean(), n)}
+
+
+def cached_loss_fn(head: SequenceClassificationHead, batch: dict[str, torch.Tensor]) -> tuple[torch.Tensor, int]:
+    return F.cross_entropy(head.classify(batch["features"]).float(), batch["labels"]), len(batch["labels"])
+
+
+def cached_eval_fn(head: SequenceClassificationHead, batch: dict[str, torch.Tensor]) -> dict:
+    logits = head.classify(batch["features"]).float()
+    n = len(batch["labels"])
+    return {"loss": (F.cross_entropy(logits, batch["labels"]), n),
+            "accuracy": ((logits.argmax(-1) == batch["labels"]).float().mean(), n)}
+
+
+def collate_features(items: list[tuple[torch.Tensor, int]]) -> dict[str, torch.Tensor]:
+    return {"features": torch.stack([f for f, _ in items]), "labels": torch.tensor([y for _, y in items])}
+
+
+@torch.no_grad()
+def run_encoder(fn, ids: list[list[int]], tokenizer: TextTokenizer, batch_size: int = 64) -> torch.Tensor:
+    """fn(input_ids, mask) -> (B, ...) over every sequence, batched by length; rows come back in input order."""
+    order = np.argsort([-len(seq) for seq in ids], kind="stable")
+    outputs: list[torch.Tensor] = []
+    for start in range(0, len(ids), batch_size):
+        batch = tokenizer.pad([ids[i] for i in order[start:start + batch_size]])
+        outputs.append(fn(batch.input_ids, batch.attention_mask).float())
+    if not outputs:
+        return torch.zeros(0)
+    stacked = torch.cat(outputs)
+    result = torch.empty_like(stacked)
+    result[torch.from_numpy(order)] = stacked
+    return result
+
+
+# ============================================================================ the saved model
+class TextClassifier:
+    """A fine-tuned classifier directory, loaded: texts -> class probabilities."""
+
+    def __init__(self, model: EncoderWithHead, tokenizer: TextTokenizer, meta: dict[str, Any]):
+        self.model, self.tokenizer, self.meta = model.eval(), tokenizer, meta
+        self.label_names: tuple[str, ...] = tuple(meta["label_names"])
+        self.max_length = int(meta["max_length"])
+
+    @classmethod
+    def from_pretrained(cls, path: str | Path) -> TextClassifier:
+        model, tokenizer, meta = load_finetuned(path)
+        if meta.get("task") != "sequence-classification":
+            raise InputDataError(f"{str(path)!r} is a {meta.get('task')} model, not a text classifier")
+        return cls(model, tokenizer, meta)
+
+    def encode_ids(self, texts: Sequence[str]) -> list[list[int]]:
+        for i, text in enumerate(texts):
+            if not isinstance(text, str):
+                raise InputDataError(f"texts[{i}] is {type(text).__name__}, not a string")
+        return self.tokenizer.encode_ids([t.strip() for t in texts], self.max_length)
+
+    def predict_proba(self, texts: Sequence[str], batch_size: int = 64) -> np.ndarray:
+        """(N, K) float32 probabilities; column k is label_names[k]."""
+        if len(texts) == 0:
+            return np.zeros((0, len(self.label_names)), dtype=np.float32)
+        logits = run_encoder(self.model, self.encode_ids(texts), self.tokenizer, batch_size)
+        return logits.softmax(-1).numpy().astype(np.float32)
+
+    def predict(self, texts: Sequence[str], batch_size: int = 64) -> list[str]:
+        return [self.label_names[k] for k in self.predict_proba(texts, batch_size).argmax(-1)]
+
+    def evaluate(self, records: LabelledTexts, batch_size: int = 64) -> ClassificationReport:
+        """Metrics on labelled records whose label ids index this model's label_names."""
+        probs = self.predict_proba(records.texts, batch_size)
+        return classification_report(records.labels, probs.argmax(-1).tolist(), self.label_names)
+
+
+# ============================================================================ the task
+def finetune_classifier(cfg: ClassifyConfig) -> dict[str, Any]:
+    """Train, save OUT_DIR/final/, reload it and evaluate it; returns the metrics for metrics.json."""
+    started = time.perf_counter()
+    out_dir = Path(cfg.out_dir)
+    splits = load_labelled_splits(cfg)
+    train = sample(splits.train, cfg.max_train_examples, cfg.seed)
+    validation = sample(splits.validation, cfg.max_eval_examples, cfg.seed)
+    test = sample(splits.test, cfg.max_test_examples, cfg.seed)
+    names = splits.train.label_names
+
+    encoder, tokenizer, source = load_encoder(cfg.init, cfg.random_like)
+    max_length = min(cfg.max_length, encoder.cfg.max_positions)
+    head = SequenceClassificationHead(encoder.cfg.d_model, len(names), cfg.pooling, cfg.head_dropout)
+    model = EncoderWithHead(encoder, head)
+    counts = prepare_mode(model, cfg)
+    meta = {"task": "sequence-classification", "label_names": list(names), "pooling": cfg.pooling,
+            "max_length": max_length, "head_dropout": cfg.head_dropout, "init": source, "mode": cfg.mode,
+            "lora": {"rank": cfg.lora.rank, "alpha": cfg.lora.alpha, "targets": list(cfg.lora.targets),
+                     "merged": True} if cfg.mode == "lora" else None,
+            "data": cfg.data, "split": cfg.split, "seed": cfg.seed, "text_column": cfg.text_column,
+            "label_column": cfg.label_column}
+
+    train_ids = tokenizer.encode_ids([t.strip() for t in train.texts], max_length)
+    val_ids = tokenizer.encode_ids([t.strip() for t in validation.texts], max_length)
+    eval_data = TokenisedTexts(val_ids, validation.labels) if val_ids else None
+    if eval_data is None and (cfg.eval_every or cfg.patience):
+        raise ConfigError("eval_every/patience need validation data; give split= a validation fraction or "
+                          "validation_data=")
+
+    if cfg.mode == "frozen" and cfg.cache_features:
+        # The encoder never changes: pool its states once (dropout off), then train the head on the vectors.
+        encoder.eval()
+
+        def features(ids: list[list[int]]) -> torch.Tensor:
+            return run_encoder(lambda x, m: head.pool(encoder(x, m), m), ids, tokenizer)  # (N, C)
+
+        train_set = list(zip(features(train_ids), train.labels, strict=True))
+        eval_set = list(zip(features(val_ids), validation.labels, strict=True)) if val_ids else None
+
+        def save_final(trained_head: SequenceClassificationHead, directory: Path) -> None:
+            save_finetuned(EncoderWithHead(encoder, trained_head), tokenizer, directory, meta)
+
+        trainer = Trainer(cfg, head, train_set, loss_fn=cached_loss_fn, collate_fn=collate_features,
+                          eval_data=eval_set, eval_fn=cached_eval_fn, save_final=save_final)
+    else:
+        trainer = Trainer(cfg, model, TokenisedTexts(train_ids, train.labels), loss_fn=loss_fn,
+                          collate_fn=make_collate(tokenizer), eval_data=eval_data, eval_fn=eval_fn,
+                          save_final=lambda m, d: save_finetuned(m, tokenizer, d, meta))
+        if cfg.layer_lr_decay < 1.0:
+            use_layerwise_lr(trainer, cfg.layer_lr_decay)
+    train_started = time.perf_counter()
+    result = trainer.fit()
+    train_seconds = time.perf_counter() - train_started
+
+    # Every reported number comes from the saved directory, loaded back as a user would load it.
+    classifier = TextClassifier.from_pretrained(result.final_dir)
+    metrics: dict[str, Any] = dict(result.metrics)
+    for split_name, records in (("validation", validation), ("test", test)):
+        if len(records):
+            report = classifier.evaluate(records)
+            report.save(out_dir, f"eval_{split_name}", extra={"model": str(result.final_dir), "split": split_name,
+                                                               "data": cfg.data})
+            metrics[f"{split_name}_accuracy"] = report.accuracy
+            metrics[f"{split_name}_macro_f1"] = report.macro_f1
+    metrics.update(counts)
+    metrics.update({"train_examples": len(train), "validation_examples": len(validation),
+                    "test_examples": len(test), "label_names": list(names), "init": source,
+                    "mode": cfg.mode, "train_seconds": round(train_seconds, 1),
+                    "seconds": round(time.perf_counter() - started, 1), "final_dir": str(result.final_dir)})
+    return metrics
+
+
+# ============================================================================ evaluate / predict commands
+def evaluation_records(classifier: TextClassifier, data: str, split: str = "auto", text_column: str | None = None,
+                       label_column: str | None = None) -> tuple[LabelledTexts, str]:
+    """Labelled records to score a trained classifier on, with label ids into its label names.
+
+    split=auto: the held-out test split when `data` is what the model was trained on (same split fractions
+    and seed), otherwise every row of `data`. split=train|validation|test|all picks explicitly.
+    """
+    meta = classifier.meta
+    text_column = text_column or meta.get("text_column", "text")
+    label_column = label_column or meta.get("label_column", "label")
+    if split == "auto":
+        split = "test" if data == meta.get("data") else "all"
+    if split not in ("train", "validation", "test", "all"):
+        raise ConfigError(f"split={split!r} is unknown; choose auto, train, validation, test or all")
+    fractions = meta.get("split", "0.8,0.1,0.1") if split != "all" else "1,0,0"
+    label = None if _is_catalog(data) else label_column
+    splits = load_dataset(data, split=fractions, seed=int(meta.get("seed", 0)), text_field=text_column,
+                          label_field=label)
+    records = splits.train if split == "all" else getattr(splits, split)
+    if records.labels is None:
+        raise InputDataError(f"data {data!r} has no labels to evaluate against; give a file with a "
+                             f"{label_column!r} column (or name it with --label-column)")
+    if not len(records):
+        raise InputDataError(f"data {data!r} has no rows in split {split!r}; use --split all")
+    return relabel(records, classifier.label_names, label_column, str(meta.get("data"))), split
+
+
+def evaluate_classifier(model: str | Path, data: str, split: str = "auto", output_dir: str | Path | None = None,
+                        text_column: str | None = None, label_column: str | None = None,
+                        max_examples: int | None = None) -> tuple[ClassificationReport, Path]:
+    """Score a fine-tuned classifier on `data`; write eval_<name>.json and its confusion-matrix PNG."""
+    classifier = TextClassifier.from_pretrained(model)
+    records, split = evaluation_records(classifier, data, split, text_column, label_column)
+    records = sample(records, max_examples, int(classifier.meta.get("seed", 0)))
+    report = classifier.evaluate(records)
+    name = Path(data).stem if not _is_catalog(data) else data
+    directory = Path(output_dir) if output_dir else Path(model) / "evaluations"
+    path = report.save(directory, f"eval_{name}_{split}", extra={"model": str(model), "data": data, "split": split})
+    return report, path
+
+
+def read_prediction_inputs(path: str | Path, text_column: str = "text") -> list[str]:
+    """Texts of a .txt (one per line), .jsonl (field `text_column`) or .csv (column `text_column`) file."""
+    from ..data.text_input import read_csv_rows, read_texts
+
+    path = Path(path)
+    if path.suffix.lower() in (".csv", ".tsv"):
+        texts, _, problems = read_csv_rows(path, text_column)
+        if problems:
+            raise InputDataError(f"{path}: {len(problems)} rows cannot be predicted, e.g. {problems[0]}; fix them so "
+                                 "every output line matches an input row")
+    else:
+        texts = read_texts(path, text_field=text_column)
+    if not texts:
+        raise InputDataError(f"input file {str(path)!r} is empty; give it at least one text")
+    return texts
+
+
+def predict_file(model: str | Path, input_path: str | Path, output_path: str | Path, text_column: str = "text",
+                 batch_size: int = 64) -> int:
+    """Write one JSON line per input text: text, predicted label and every class probability."""
+    from ..io import atomic_write_text
+
+    classifier = TextClassifier.from_pretrained(model)
+    texts = read_prediction_inputs(input_path, text_column)
+    probs = classifier.predict_proba(texts, batch_size)
+    lines = []
+    for text, row in zip(texts, probs, strict=True):
+        lines.append(json.dumps({"text": text, "label": classifier.label_names[int(row.argmax())],
+                                 "probabilities": {n: round(float(p), 6) for n, p in zip(classifier.label_names, row,
+                                                                                         strict=True)}},
+                                ensure_ascii=False))
+    atomic_write_text(output_path, "\n".join(lines) + "\n")
+    return len(lines)

@@ -1,0 +1,200 @@
+"""Text classification end to end on small slices of real data with a tiny encoder (2 layers, d_model 32)."""
+
+import json
+
+import numpy as np
+import pytest
+import torch
+from safetensors.torch import load_file
+
+from encoderlab.cli import main
+from encoderlab.errors import InputDataError
+from encoderlab.models.heads import EncoderWithHead, SequenceClassificationHead
+from encoderlab.nn.lora import LoRALinear
+from encoderlab.tasks.classify import ClassifyConfig, TextClassifier, evaluate_classifier, finetune_classifier
+from encoderlab.tasks.finetune import (
+    FinetuneConfig,
+    LayerwiseAdamW,
+    LoRASpec,
+    layerwise_param_groups,
+    load_encoder,
+    load_finetuned,
+    prepare_mode,
+    save_finetuned,
+)
+
+from .finetune_fixtures import tweet_rows, write_csv, write_tiny_encoder
+
+SMALL = dict(max_train_examples=64, max_eval_examples=32, max_test_examples=48, max_length=32, batch_size=16,
+             epochs=1, progress="off")
+
+
+@pytest.fixture(scope="module")
+def tiny(tmp_path_factory, minilm_dir):
+    return write_tiny_encoder(tmp_path_factory.mktemp("tiny") / "enc", minilm_dir)
+
+
+@pytest.fixture(scope="module")
+def tweets_csv(tmp_path_factory):
+    return write_csv(tmp_path_factory.mktemp("csv") / "tweets.csv", tweet_rows(120))
+
+
+def _ids(texts, tokenizer):
+    batch = tokenizer([t for t in texts], 32)
+    return batch.input_ids, batch.attention_mask
+
+
+@pytest.mark.parametrize("mode", ["full", "frozen", "lora"])
+def test_saved_model_loads_back_and_predicts_identically(tmp_path, tiny, mode):
+    torch.manual_seed(0)
+    encoder, tokenizer, _ = load_encoder(str(tiny))
+    model = EncoderWithHead(encoder, SequenceClassificationHead(32, 3, "mean", 0.1))
+    cfg = FinetuneConfig(mode=mode, out_dir=str(tmp_path), lora=LoRASpec(rank=2))
+    counts = prepare_mode(model, cfg)
+    if mode == "lora":
+        assert any(isinstance(m, LoRALinear) for m in model.modules())
+        for m in model.modules():  # a trained adapter: B != 0, so merging actually changes the weights
+            if isinstance(m, LoRALinear):
+                torch.nn.init.normal_(m.lora_b, std=0.5)
+    trainable = {n for n, p in model.named_parameters() if p.requires_grad}
+    if mode == "frozen":
+        assert trainable == {"head.out.weight", "head.out.bias"}
+    if mode == "lora":
+        assert trainable - {"head.out.weight", "head.out.bias"} and all(
+            "lora_" in n for n in trainable - {"head.out.weight", "head.out.bias"})
+    assert counts["trainable_parameters"] == sum(p.numel() for p in model.parameters() if p.requires_grad)
+    model.eval()
+    texts = ["great phone, love it", "worst service ever", "meh", "the train was late again today"]
+    ids, mask = _ids(texts, tokenizer)
+    with torch.no_grad():
+        expected = model(ids, mask).softmax(-1).numpy()
+    save_finetuned(model, tokenizer, tmp_path / "final", {"task": "sequence-classification", "max_length": 32,
+                                                          "label_names": ["a", "b", "c"], "pooling": "mean"})
+    assert not [k for k in load_file(str(tmp_path / "final" / "model.safetensors")) if "lora" in k]
+    classifier = TextClassifier.from_pretrained(tmp_path)  # the run dir works as well as final/
+    np.testing.assert_allclose(classifier.predict_proba(texts), expected, atol=1e-5)
+    assert classifier.predict(texts) == [["a", "b", "c"][k] for k in expected.argmax(-1)]
+
+
+@pytest.mark.parametrize("mode", ["full", "frozen"])  # lora: see the CLI test
+def test_finetune_on_catalog_slice_writes_reports(tmp_path, tiny, mode):
+    cfg = ClassifyConfig(data="tweets-sentiment", init=str(tiny), mode=mode, out_dir=str(tmp_path / "run"),
+                         layer_lr_decay=0.9 if mode == "full" else 1.0, **SMALL)
+    metrics = finetune_classifier(cfg)
+    assert metrics["train_examples"] == 64 and metrics["test_examples"] == 48
+    assert 0.0 <= metrics["test_accuracy"] <= 1.0 and 0.0 <= metrics["test_macro_f1"] <= 1.0
+    assert metrics["label_names"] == ["negative", "neutral", "positive"]
+    saved = json.loads((tmp_path / "run" / "eval_test.json").read_text())
+    assert sum(map(sum, saved["confusion"])) == 48 and set(saved["per_class"]) == set(metrics["label_names"])
+    assert (tmp_path / "run" / "eval_test_confusion.png").is_file()
+    meta = json.loads((tmp_path / "run" / "final" / "head.json").read_text())
+    assert meta["mode"] == mode and meta["max_length"] == 32 and meta["pooling"] == "mean"
+    if mode == "frozen":  # a linear probe leaves the encoder's weights exactly as they were
+        before, after = load_file(str(tiny / "model.safetensors")), load_file(str(tmp_path / "run" / "final" /
+                                                                                  "model.safetensors"))
+        assert all(torch.equal(before[k], after[k]) for k in before)
+    # the reported test accuracy is reproduced by `evaluate` on the saved model
+    report, _ = evaluate_classifier(tmp_path / "run", "tweets-sentiment", max_examples=48)
+    assert report.accuracy == pytest.approx(metrics["test_accuracy"])
+
+
+def test_layerwise_lr_decay_scales_each_depth(tiny):
+    encoder, _, _ = load_encoder(str(tiny))
+    model = EncoderWithHead(encoder, SequenceClassificationHead(32, 2))
+    groups = layerwise_param_groups(model, decay=0.5, weight_decay=0.01)
+    scale = {(g["depth"], g["weight_decay"] > 0): g["lr_scale"] for g in groups}
+    assert scale[(0, True)] == 0.5 ** 3 and scale[(1, True)] == 0.5 ** 2 and scale[(3, True)] == 1.0
+    # one AdamW step moves each parameter by about lr * lr_scale; the scheduled lr is left in place
+    params = [torch.nn.Parameter(torch.zeros(2)), torch.nn.Parameter(torch.zeros(2))]
+    opt = LayerwiseAdamW([{"params": [params[0]], "lr_scale": 1.0}, {"params": [params[1]], "lr_scale": 0.25}],
+                         lr=0.1, weight_decay=0.0)
+    for p in params:
+        p.grad = torch.ones(2)
+    opt.step()
+    torch.testing.assert_close(params[1] / params[0], torch.full((2,), 0.25))
+    assert [g["lr"] for g in opt.param_groups] == [0.1, 0.1]
+
+
+def test_cli_finetune_evaluate_predict_on_a_user_csv(tmp_path, tiny, tweets_csv):
+    out = tmp_path / "run"
+    with pytest.raises(SystemExit) as code:
+        main(["finetune", f"data={tweets_csv}", f"init={tiny}", "mode=lora", f"out_dir={out}", "split=0.6,0.2,0.2",
+              "max_length=32", "batch_size=16", "progress=off", "lora.rank=4"])
+    assert code.value.code == 0
+    metrics = json.loads((out / "metrics.json").read_text())
+    with pytest.raises(SystemExit) as code:
+        main(["evaluate", "--model", str(out), "--data", str(tweets_csv), "--output-dir", str(tmp_path / "ev")])
+    assert code.value.code == 0
+    evaluated = json.loads((tmp_path / "ev" / "eval_tweets_test.json").read_text())
+    assert evaluated["accuracy"] == pytest.approx(metrics["test_accuracy"])  # split=auto: the same test rows
+    assert (tmp_path / "ev" / "eval_tweets_test_confusion.png").is_file()
+
+    inputs = tmp_path / "in.jsonl"
+    texts = ["I love this!", "This is awful.", "It is a Tuesday."]
+    inputs.write_text("".join(json.dumps({"text": t}) + "\n" for t in texts))
+    with pytest.raises(SystemExit) as code:
+        main(["predict", "--model", str(out), "--input", str(inputs), "--output", str(tmp_path / "preds.jsonl")])
+    assert code.value.code == 0
+    preds = [json.loads(line) for line in (tmp_path / "preds.jsonl").read_text().splitlines()]
+    classifier = TextClassifier.from_pretrained(out)
+    probs = classifier.predict_proba(texts)
+    assert [p["text"] for p in preds] == texts
+    for pred, row in zip(preds, probs, strict=True):
+        assert pred["label"] == classifier.label_names[row.argmax()]
+        assert sum(pred["probabilities"].values()) == pytest.approx(1.0, abs=1e-4)
+        np.testing.assert_allclose(list(pred["probabilities"].values()), row, atol=1e-5)
+
+
+# ---------------------------------------------------------------------------------------------- bad input
+def _cfg(tmp_path, tiny, data, **kw):
+    return ClassifyConfig(data=str(data), init=str(tiny), out_dir=str(tmp_path / "run"), **{**SMALL, **kw})
+
+
+def test_csv_without_the_named_column(tmp_path, tiny, tweets_csv):
+    with pytest.raises(InputDataError, match=r"tweets\.csv:1: no column 'body'"):
+        finetune_classifier(_cfg(tmp_path, tiny, tweets_csv, text_column="body"))
+
+
+def test_class_with_a_single_example_names_file_column_and_row(tmp_path, tiny):
+    rows = tweet_rows(40)
+    rows.insert(7, ("a lonely example of a class nobody else has", "sarcastic"))
+    path = write_csv(tmp_path / "rare.csv", rows)
+    with pytest.raises(InputDataError, match=r"rare\.csv, column 'label', row 9: class 'sarcastic' has only 1"):
+        finetune_classifier(_cfg(tmp_path, tiny, path))
+
+
+def test_empty_files(tmp_path, tiny):
+    (tmp_path / "empty.csv").write_text("")
+    with pytest.raises(InputDataError, match=r"empty\.csv.*empty"):
+        finetune_classifier(_cfg(tmp_path, tiny, tmp_path / "empty.csv"))
+    (tmp_path / "empty.jsonl").write_text("")
+    with pytest.raises(InputDataError, match=r"empty\.jsonl.*empty"):
+        finetune_classifier(_cfg(tmp_path, tiny, tmp_path / "empty.jsonl"))
+
+
+def test_label_unseen_in_training_at_evaluation(tmp_path, tiny, tweets_csv):
+    cfg = _cfg(tmp_path, tiny, tweets_csv, split="0.6,0.2,0.2", max_train_examples=None, max_eval_examples=None,
+               max_test_examples=None)
+    finetune_classifier(cfg)
+    rows = tweet_rows(6) + [("this one is labelled with something new", "angry")]
+    path = write_csv(tmp_path / "new.csv", rows)
+    with pytest.raises(InputDataError, match=r"new\.csv, column 'label', row 8: label 'angry' never occurs"):
+        evaluate_classifier(tmp_path / "run", str(path))
+    assert main_exit(["evaluate", "--model", str(tmp_path / "run"), "--data", str(path)]) == 2
+
+
+def test_separate_validation_file_with_unseen_label(tmp_path, tiny, tweets_csv):
+    val = write_csv(tmp_path / "val.jsonl.csv", tweet_rows(5) + [("new label here", "angry")])
+    with pytest.raises(InputDataError, match=r"val\.jsonl\.csv, column 'label', row 7: label 'angry'"):
+        finetune_classifier(_cfg(tmp_path, tiny, tweets_csv, validation_data=str(val)))
+
+
+def test_not_a_finetuned_model(tmp_path, tiny):
+    with pytest.raises(Exception, match="not a fine-tuned model"):
+        load_finetuned(tiny)
+
+
+def main_exit(argv):
+    with pytest.raises(SystemExit) as code:
+        main(argv)
+    return code.value.code
