@@ -152,6 +152,96 @@ def export(
                f"(tolerance {report.tolerance:g})")
 
 
+# ---------------------------------------------------------------------------------------------- fine-tuning
+def _finetune_task(config: Path | None, overrides: list[str], resume: Path | None):
+    """(task function, config class) named by `task=` (an override, the YAML, or the resumed run's config)."""
+    from .config import parse_overrides, read_yaml
+
+    task = parse_overrides(overrides).get("task")
+    if task is None and resume is not None and (resume / "config.yaml").is_file():
+        task = read_yaml(resume / "config.yaml").get("task")
+    if task is None and config is not None:
+        task = read_yaml(config).get("task")
+    task = task or "classify"
+    if task == "classify":
+        from .tasks.classify import ClassifyConfig, finetune_classifier
+        return finetune_classifier, ClassifyConfig
+    if task == "tag":
+        from .tasks.tag import TagConfig, finetune_tagger
+        return finetune_tagger, TagConfig
+    if task == "embed":
+        from .tasks.embed import EmbedConfig, train_embeddings
+        return train_embeddings, EmbedConfig
+    raise InputDataError(f"task={task!r} is unknown; choose classify, tag or embed")
+
+
+@app.command(context_settings={"allow_extra_args": True, "ignore_unknown_options": False})
+def finetune(
+    overrides: Annotated[list[str] | None, typer.Argument(help="key=value overrides, e.g. init=minilm|random|RUN_DIR "
+                                                                "mode=full|frozen|lora data=reviews.csv")] = None,
+    config: Annotated[Path | None, typer.Option("--config", "-c", help="YAML config (configs/finetune-*.yaml).")]
+    = None,
+    resume: Annotated[Path | None, typer.Option(help="Continue the run in this OUT_DIR from its last checkpoint.")]
+    = None,
+) -> None:
+    """Fine-tune an encoder: classify texts, tag tokens or train sentence embeddings (docs/finetuning.md)."""
+    from .training import run_task
+
+    task_fn, config_cls = _finetune_task(config, overrides or [], resume)
+    metrics = run_task(task_fn, config_cls, config, overrides or [], resume_dir=resume)
+    keys = ("test_accuracy", "test_macro_f1", "test_token_accuracy", "test_recall_at_1", "validation_accuracy",
+            "trainable_parameters", "step", "train_seconds", "seconds")
+    typer.echo(" ".join(f"{k}={metrics[k]:.4g}" for k in keys if isinstance(metrics.get(k), int | float)), err=True)
+    typer.echo(f"final model: {metrics.get('final_dir')}", err=True)
+
+
+@app.command()
+def evaluate(
+    model: Annotated[Path, typer.Option("--model", "-m", help="OUT_DIR of `encoderlab finetune` (or its final/).")],
+    data: Annotated[str, typer.Option("--data", "-d", help="Catalog name or .csv/.jsonl file with labels.")],
+    split: Annotated[str, typer.Option(help="auto (test split of the training data, else all rows), train, "
+                                            "validation, test or all.")] = "auto",
+    output_dir: Annotated[Path | None, typer.Option(help="Where to write the JSON and PNG "
+                                                         "(default MODEL/evaluations).")] = None,
+    text_column: Annotated[str | None, typer.Option(help="Text column/field (default: the training one).")] = None,
+    label_column: Annotated[str | None, typer.Option(help="Label column/field (default: the training one).")]
+    = None,
+    max_examples: Annotated[int | None, typer.Option(help="Score a seeded subset of this many rows.")] = None,
+) -> None:
+    """Accuracy, macro-F1, per-class precision/recall and the confusion matrix of a fine-tuned model."""
+    from .tasks.finetune import finetuned_meta
+
+    if finetuned_meta(model).get("task") == "token-classification":
+        from .tasks.tag import evaluate_tagger
+
+        report, path = evaluate_tagger(model, data, split, output_dir, max_examples=max_examples)
+    else:
+        from .tasks.classify import evaluate_classifier
+
+        report, path = evaluate_classifier(model, data, split, output_dir, text_column, label_column, max_examples)
+    typer.echo(report.format())
+    typer.echo(f"wrote {path} and {path.with_name(path.stem + '_confusion.png')}", err=True)
+
+
+@app.command()
+def predict(
+    model: Annotated[Path, typer.Option("--model", "-m", help="OUT_DIR of `encoderlab finetune` (or its final/).")],
+    input: Annotated[Path, typer.Option("--input", "-i", help=".txt (one text per line), .jsonl or .csv.")],
+    output: Annotated[Path, typer.Option("--output", "-o", help="Where to write one JSON line per input.")],
+    text_column: Annotated[str, typer.Option(help="Text field (.jsonl) or column (.csv).")] = "text",
+    batch_size: Annotated[int, typer.Option(help="Texts per forward pass.")] = 64,
+) -> None:
+    """Predict a label and class probabilities (or per-token tags) for every text of a file."""
+    from .tasks.finetune import finetuned_meta
+
+    if finetuned_meta(model).get("task") == "token-classification":
+        from .tasks.tag import predict_tags_file as predict_fn
+    else:
+        from .tasks.classify import predict_file as predict_fn
+    n = predict_fn(model, input, output, text_column=text_column, batch_size=batch_size)
+    typer.echo(f"wrote {n} predictions to {output}", err=True)
+
+
 def main(argv: list[str] | None = None) -> None:
     np.set_printoptions(precision=4, suppress=True)
     try:
