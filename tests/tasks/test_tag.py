@@ -1,0 +1,48 @@
+"""POS tagging end to end on a small slice of People's Daily 1998 with a tiny encoder."""
+
+import json
+
+import pytest
+
+from encoderlab.cli import main
+from encoderlab.errors import InputDataError
+from encoderlab.tasks.tag import TagConfig, TokenTagger, finetune_tagger
+
+from .finetune_fixtures import write_tiny_encoder
+
+
+@pytest.fixture(scope="module")
+def tiny(tmp_path_factory, minilm_dir):
+    return write_tiny_encoder(tmp_path_factory.mktemp("tiny") / "enc", minilm_dir)
+
+
+def test_pos_tagging_trains_saves_and_predicts_every_word(tmp_path, tiny):
+    cfg = TagConfig(init=str(tiny), mode="full", out_dir=str(tmp_path / "run"), max_train_examples=48,
+                    max_eval_examples=16, max_test_examples=16, max_length=64, batch_size=16, epochs=1, lr=1e-3,
+                    progress="off")
+    metrics = finetune_tagger(cfg)
+    assert 0.0 <= metrics["test_token_accuracy"] <= 1.0 and len(metrics["tag_names"]) == 44
+    saved = json.loads((tmp_path / "run" / "eval_test.json").read_text())
+    assert saved["n"] + saved["words_truncated"] > 100  # every word of 16 sentences is scored or counted as cut
+
+    tagger = TokenTagger.from_pretrained(tmp_path / "run")
+    sentences = [["中国", "人民", "欢迎", "你"], ["今天", "天气", "很", "好", "。"]]
+    tags = tagger.predict(sentences)
+    assert [len(t) for t in tags] == [4, 5] and all(t in tagger.tag_names for row in tags for t in row)
+
+    (tmp_path / "in.txt").write_text("中国 人民 欢迎 你\n今天 天气 很 好 。\n", encoding="utf-8")
+    with pytest.raises(SystemExit) as code:
+        main(["predict", "--model", str(tmp_path / "run"), "--input", str(tmp_path / "in.txt"),
+              "--output", str(tmp_path / "tags.jsonl")])
+    assert code.value.code == 0
+    lines = [json.loads(x) for x in (tmp_path / "tags.jsonl").read_text(encoding="utf-8").splitlines()]
+    assert [x["tags"] for x in lines] == tags
+
+
+def test_user_tag_file_errors(tmp_path, tiny):
+    (tmp_path / "bad.txt").write_text("中国/ns 人民\n", encoding="utf-8")
+    with pytest.raises(InputDataError, match=r"bad\.txt:1: '人民' is not word/TAG"):
+        finetune_tagger(TagConfig(data=str(tmp_path / "bad.txt"), init=str(tiny), out_dir=str(tmp_path / "r")))
+    (tmp_path / "empty.txt").write_text("", encoding="utf-8")
+    with pytest.raises(InputDataError, match=r"empty\.txt.*empty"):
+        finetune_tagger(TagConfig(data=str(tmp_path / "empty.txt"), init=str(tiny), out_dir=str(tmp_path / "r")))
