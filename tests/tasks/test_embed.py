@@ -1,0 +1,87 @@
+"""Contrastive sentence-embedding training on real pairs (BBC headline -> first paragraph) with a tiny encoder."""
+
+import json
+
+import numpy as np
+import pytest
+import torch
+
+from encoderlab.errors import InputDataError
+from encoderlab.tasks.embed import (
+    EmbedConfig,
+    multiple_negatives_ranking_loss,
+    read_pairs,
+    supervised_contrastive_loss,
+    train_embeddings,
+)
+from encoderlab.text_encoder import TextEncoder
+
+from .finetune_fixtures import write_tiny_encoder
+
+
+@pytest.fixture(scope="module")
+def tiny(tmp_path_factory, minilm_dir):
+    return write_tiny_encoder(tmp_path_factory.mktemp("tiny") / "enc", minilm_dir)
+
+
+@pytest.fixture(scope="module")
+def bbc_pairs(tmp_path_factory):
+    from encoderlab.data.catalog import load_dataset
+
+    texts = load_dataset("bbc-news").train.texts[:80]
+    rows = []
+    for text in texts:
+        parts = [p.strip() for p in text.split("\n") if p.strip()]
+        rows.append({"anchor": parts[0], "positive": parts[1]})
+    path = tmp_path_factory.mktemp("pairs") / "bbc_pairs.jsonl"
+    path.write_text("".join(json.dumps(r) + "\n" for r in rows), encoding="utf-8")
+    return path
+
+
+def test_mnrl_matches_its_definition():
+    torch.manual_seed(0)
+    a = torch.nn.functional.normalize(torch.randn(4, 8), dim=1)
+    p = torch.nn.functional.normalize(torch.randn(4, 8), dim=1)
+    scores = 20 * a @ p.T
+    expected = -torch.stack([scores[i].log_softmax(0)[i] for i in range(4)]).mean()
+    torch.testing.assert_close(multiple_negatives_ranking_loss(a, p, 20.0), expected)
+    assert multiple_negatives_ranking_loss(a, a, 20.0) < multiple_negatives_ranking_loss(a, p, 20.0)
+
+
+def test_supervised_contrastive_prefers_clustered_labels():
+    labels = torch.tensor([0, 0, 1, 1])
+    clustered = torch.tensor([[1.0, 0], [1, 0], [0, 1], [0, 1]])
+    mixed = torch.tensor([[1.0, 0], [0, 1], [1, 0], [0, 1]])
+    assert supervised_contrastive_loss(clustered, labels, 5.0) < supervised_contrastive_loss(mixed, labels, 5.0)
+    assert supervised_contrastive_loss(clustered, torch.tensor([0, 1, 2, 3]), 5.0) == 0.0  # no partners
+
+
+def test_pairs_training_improves_recall_and_saves_a_plain_encoder(tmp_path, tiny, bbc_pairs):
+    cfg = EmbedConfig(data=str(bbc_pairs), init=str(tiny), mode="full", out_dir=str(tmp_path / "run"),
+                      split="0.75,0.25,0", max_length=48, batch_size=10, epochs=3, lr=1e-3, progress="off")
+    metrics = train_embeddings(cfg)
+    assert metrics["validation_recall_at_1"] > metrics["initial_validation_recall_at_1"]
+    encoder = TextEncoder.from_pretrained(tmp_path / "run" / "final")  # what `encoderlab encode` loads
+    vectors = encoder.encode(["Ad sales boost Time Warner profit", "Dollar gains on Greenspan speech"])
+    assert vectors.shape == (2, 32)
+    np.testing.assert_allclose(np.linalg.norm(vectors, axis=1), 1.0, atol=1e-5)
+
+
+def test_label_supervised_variant_runs(tmp_path, tiny):
+    cfg = EmbedConfig(objective="labels", data="bbc-news", init=str(tiny), mode="lora", out_dir=str(tmp_path / "r"),
+                      max_train_examples=40, max_eval_examples=20, max_length=32, batch_size=10, epochs=1,
+                      progress="off")
+    metrics = train_embeddings(cfg)
+    assert 0.0 <= metrics["validation_same_label_at_1"] <= 1.0
+
+
+def test_bad_pairs_files(tmp_path):
+    (tmp_path / "p.csv").write_text("question,answer\nq,a\n")
+    with pytest.raises(InputDataError, match=r"p\.csv:1: no column 'anchor'"):
+        read_pairs(tmp_path / "p.csv")
+    (tmp_path / "p.jsonl").write_text('{"anchor": "x", "positive": "y"}\n{"anchor": "x"}\n')
+    with pytest.raises(InputDataError, match=r"p\.jsonl, column 'positive', row 2"):
+        read_pairs(tmp_path / "p.jsonl")
+    (tmp_path / "e.jsonl").write_text("")
+    with pytest.raises(InputDataError, match="empty"):
+        read_pairs(tmp_path / "e.jsonl")
