@@ -6,6 +6,7 @@ from __future__ import annotations
 import csv
 from pathlib import Path
 
+import pytest
 import torch
 
 from encoderlab.interop.hf_bert import save_hf_bert
@@ -41,3 +42,12 @@ def tweet_rows(n: int) -> list[tuple[str, str]]:
     train = load_dataset("tweets-sentiment").train
     rows = np.random.default_rng(0).permutation(len(train))[:n]
     return [(train.texts[i], train.label_names[train.labels[i]]) for i in rows]
+
+
+@pytest.fixture(scope="module", autouse=True)
+def one_thread():
+    """Tiny models on a shared 2-core machine: one thread avoids OpenMP threads spinning against each other."""
+    previous = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(previous)

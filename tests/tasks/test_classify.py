@@ -23,7 +23,7 @@ from encoderlab.tasks.finetune import (
     save_finetuned,
 )
 
-from .finetune_fixtures import tweet_rows, write_csv, write_tiny_encoder
+from .finetune_fixtures import one_thread, tweet_rows, write_csv, write_tiny_encoder  # noqa: F401 (autouse fixture)
 
 SMALL = dict(max_train_examples=64, max_eval_examples=32, max_test_examples=48, max_length=32, batch_size=16,
              epochs=1, progress="off")

@@ -16,7 +16,7 @@ from encoderlab.tasks.embed import (
 )
 from encoderlab.text_encoder import TextEncoder
 
-from .finetune_fixtures import write_tiny_encoder
+from .finetune_fixtures import one_thread, write_tiny_encoder  # noqa: F401 (autouse fixture)
 
 
 @pytest.fixture(scope="module")

@@ -8,7 +8,7 @@ from encoderlab.cli import main
 from encoderlab.errors import InputDataError
 from encoderlab.tasks.tag import TagConfig, TokenTagger, finetune_tagger
 
-from .finetune_fixtures import write_tiny_encoder
+from .finetune_fixtures import one_thread, write_tiny_encoder  # noqa: F401 (autouse fixture)
 
 
 @pytest.fixture(scope="module")
