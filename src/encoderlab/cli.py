@@ -242,6 +242,48 @@ def predict(
     typer.echo(f"wrote {n} predictions to {output}", err=True)
 
 
+@app.command()
+def bench(
+    model: ModelOption = "minilm",
+    batch_size: Annotated[int, typer.Option(help="Sentences per batch.")] = 32,
+    repeats: Annotated[int, typer.Option(help="Timed calls per engine and workload (median reported).")] = 20,
+    threads: Annotated[int, typer.Option(help="CPU threads for every engine.")] = 0,
+    engines: Annotated[str, typer.Option(help="Comma-separated: fp32,bf16,int8,transformers,onnxruntime")]
+    = "fp32,bf16,int8,transformers,onnxruntime",
+) -> None:
+    """Inference speed side by side: sentences/s, ms/batch, peak memory, agreement with fp32."""
+    import torch
+
+    from .evaluation.speed import (
+        build_engines,
+        encoder_gflop,
+        markdown_table,
+        matmul_peak_gflops,
+        measure,
+        real_text_workloads,
+    )
+    from .text_encoder import TextEncoder
+
+    threads = threads or torch.get_num_threads()
+    torch.set_num_threads(threads)
+    encoder = TextEncoder.from_pretrained(model)
+    workloads = real_text_workloads(encoder, batch_size)
+    calibration = [t for texts in real_text_workloads(encoder, batch_size, seed=1).values() for t in texts]
+    notes: list[str] = []
+    built = build_engines(encoder, calibration, threads, tuple(engines.split(",")), notes)
+    results = measure(built, workloads, repeats=repeats)
+    typer.echo(f"model {model}, torch {torch.__version__}, {threads} threads, batch {batch_size}, "
+               f"median of {repeats} calls, real text (bbc-news)\n")
+    typer.echo(markdown_table(results))
+    peak = matmul_peak_gflops(threads)
+    for r in results:
+        if r.engine == "encoderlab fp32":
+            useful = encoder_gflop(encoder, workloads[r.workload]) / (r.p50_ms / 1000)
+            notes.append(f"{r.workload}: encoderlab fp32 does {useful:.0f} useful GFLOP/s = "
+                         f"{100 * useful / peak:.0f}% of this machine's fp32 matmul peak ({peak:.0f} GFLOP/s)")
+    typer.echo("\n" + "\n".join(f"- {note}" for note in notes))
+
+
 def main(argv: list[str] | None = None) -> None:
     np.set_printoptions(precision=4, suppress=True)
     try:

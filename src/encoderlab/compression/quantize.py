@@ -15,6 +15,7 @@ PyTorch's quantized CPU kernels (fbgemm on x86, qnnpack on ARM), activations qua
 from __future__ import annotations
 
 import copy
+import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -38,7 +39,11 @@ class SmoothQuantLinear(nn.Module):
         smoothed = weight * smooth  # (out, in): columns scaled up where activations are scaled down
         scales = smoothed.abs().amax(dim=1).clamp(min=1e-8) / 127.0  # (out,) one scale per output channel
         zero_points = torch.zeros(weight.size(0), dtype=torch.long)
-        qweight = torch.quantize_per_channel(smoothed, scales.double(), zero_points, 0, torch.qint8)
+        with warnings.catch_warnings():
+            # PyTorch announces that quantized tensors will move to torchao; they are still the CPU int8 kernels
+            # of this pinned release. Silenced here so users do not see it on every layer.
+            warnings.simplefilter("ignore", UserWarning)
+            qweight = torch.quantize_per_channel(smoothed, scales.double(), zero_points, 0, torch.qint8)
         bias = None if linear.bias is None else linear.bias.detach().float()
         self._packed = torch.ops.quantized.linear_prepack(qweight, bias)
         # x86 kernels without VNNI accumulate pairs in int16: 7-bit activations avoid saturation.

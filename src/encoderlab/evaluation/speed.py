@@ -1,0 +1,245 @@
+"""Inference speed of text encoders, measured side by side in one process: sentences/s, ms per batch
+(p50/p95) and peak memory, for encoderlab (fp32, bf16 where the CPU supports it, int8) against the
+reference tools (`transformers`, ONNX Runtime) when they are installed.
+
+Workloads are batches of real English text (BBC news articles from the data catalog, cut to a target
+token count): a fixed-length batch (every text 128 tokens) and a variable-length one (16–128 tokens).
+Every engine does the whole job from text to a normalised sentence embedding, and its embeddings are
+compared with encoderlab fp32 (max-abs difference and worst cosine).
+"""
+
+from __future__ import annotations
+
+import os
+import random
+import statistics
+import tempfile
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from ..text_encoder import TextEncoder
+
+Encode = Callable[[list[str]], np.ndarray]
+
+
+@dataclass
+class SpeedResult:
+    engine: str
+    workload: str
+    sentences_per_s: float
+    p50_ms: float
+    p95_ms: float
+    peak_mem_mb: float
+    max_abs_diff: float
+    min_cosine: float
+
+
+class PeakMemory:
+    """Peak resident memory above the starting level while the block runs (sampled every 2 ms; Linux)."""
+
+    def __init__(self) -> None:
+        self.peak_mb = 0.0
+
+    @staticmethod
+    def _rss_mb() -> float:
+        with open("/proc/self/statm") as f:
+            return int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE") / 2**20
+
+    def _sample(self) -> None:
+        while not self._stop.is_set():
+            self.peak_mb = max(self.peak_mb, self._rss_mb() - self._base)
+            time.sleep(0.002)
+
+    def __enter__(self) -> PeakMemory:
+        self._base = self._rss_mb() if os.path.exists("/proc/self/statm") else 0.0
+        self._stop = threading.Event()
+        if os.path.exists("/proc/self/statm"):
+            self._thread = threading.Thread(target=self._sample, daemon=True)
+            self._thread.start()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self._stop.set()
+        if hasattr(self, "_thread"):
+            self._thread.join()
+
+
+def bf16_supported(device: torch.device) -> tuple[bool, str]:
+    """Whether bf16 matmuls run natively here, and a sentence saying which path is used."""
+    if device.type == "cuda":
+        ok = torch.cuda.is_bf16_supported()
+        return ok, "CUDA bf16" if ok else "this GPU has no bf16 support"
+    ok = bool(torch.ops.mkldnn._is_mkldnn_bf16_supported())
+    capability = torch.backends.cpu.get_cpu_capability()
+    if ok:
+        return True, f"CPU bf16 through oneDNN ({capability})"
+    return False, f"this CPU ({capability}) has no native bf16 (needs AVX-512 BF16 or AMX); bf16 would be emulated"
+
+
+def real_text_workloads(encoder: TextEncoder, batch_size: int = 32, seed: int = 0) -> dict[str, list[str]]:
+    """{'fixed BxT': texts of exactly 128 tokens, 'variable Bx16-128': texts of 16..128 tokens}."""
+    from ..data.catalog import load_dataset
+
+    articles = load_dataset("bbc-news", seed=seed).test.texts
+    rng = random.Random(seed)
+
+    def cut(n_tokens: int) -> str:
+        words = rng.choice(articles).split()
+        start = rng.randrange(max(1, len(words) - 200))
+        words = words[start:start + 200]
+        ids = encoder.tokenizer.encode_ids([" ".join(words)], n_tokens)[0]  # truncated to n_tokens
+        return encoder.tokenizer.tokenizer.decode(ids[1:-1])
+
+    return {
+        f"fixed {batch_size}x128": [cut(128) for _ in range(batch_size)],
+        f"variable {batch_size}x16-128": [cut(rng.randint(16, 128)) for _ in range(batch_size)],
+    }
+
+
+def _transformers_engine(directory: Path) -> Encode | None:
+    try:
+        import transformers
+    except ImportError:
+        return None
+    transformers.logging.set_verbosity_error()
+    model = transformers.AutoModel.from_pretrained(str(directory)).eval()
+    tokenizer = transformers.AutoTokenizer.from_pretrained(str(directory))
+
+    @torch.inference_mode()
+    def encode(texts: list[str]) -> np.ndarray:
+        batch = tokenizer(texts, padding=True, truncation=True, max_length=512, return_tensors="pt")
+        hidden = model(**batch).last_hidden_state
+        mask = batch["attention_mask"].unsqueeze(-1).to(hidden.dtype)
+        return F.normalize((hidden * mask).sum(1) / mask.sum(1).clamp(min=1e-9), dim=1).numpy()
+
+    return encode
+
+
+def _onnxruntime_engine(encoder: TextEncoder, threads: int) -> Encode | None:
+    try:
+        import onnxruntime as ort
+    except ImportError:
+        return None
+    from ..compression.export_onnx import export_onnx
+
+    with tempfile.TemporaryDirectory() as tmp:
+        path = Path(tmp) / "model.onnx"
+        export_onnx(encoder, path)
+        options = ort.SessionOptions()
+        options.intra_op_num_threads = threads
+        options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+        session = ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
+
+    def encode(texts: list[str]) -> np.ndarray:
+        batch = encoder.tokenizer(texts, max_length=512)
+        feeds = {"input_ids": batch.input_ids.numpy(), "attention_mask": batch.attention_mask.numpy()}
+        return session.run(["sentence_embedding"], feeds)[0]
+
+    return encode
+
+
+def build_engines(encoder: TextEncoder, calibration_texts: list[str], threads: int,
+                  include: tuple[str, ...] = ("fp32", "bf16", "int8", "transformers", "onnxruntime"),
+                  notes: list[str] | None = None) -> dict[str, Encode]:
+    """Name -> text-to-embedding function for every engine available here; reasons for skips go to `notes`."""
+    notes = notes if notes is not None else []
+    engines: dict[str, Encode] = {}
+    if "fp32" in include:
+        engines["encoderlab fp32"] = lambda texts: encoder.encode(texts, batch_size=len(texts), max_length=512)
+    if "bf16" in include:
+        ok, why = bf16_supported(encoder.device)
+        notes.append(f"bf16: {why}")
+        if ok:
+            engines["encoderlab bf16"] = lambda texts: encoder.encode(texts, batch_size=len(texts), max_length=512,
+                                                                      precision="bf16")
+    if "int8" in include:
+        from ..compression.quantize import quantize_int8
+
+        int8 = quantize_int8(encoder, calibration_texts)
+        engines["encoderlab int8"] = lambda texts: int8.encode(texts, batch_size=len(texts), max_length=512)
+    if "transformers" in include:
+        engine = _transformers_engine(Path(encoder.tokenizer.source))
+        if engine is None:
+            notes.append("transformers: not installed, skipped (pip install transformers)")
+        else:
+            engines["transformers fp32"] = engine
+    if "onnxruntime" in include:
+        engine = _onnxruntime_engine(encoder, threads)
+        if engine is None:
+            notes.append("onnxruntime: not installed, skipped (pip install onnx onnxruntime)")
+        else:
+            engines["onnxruntime fp32"] = engine
+    return engines
+
+
+def measure(engines: dict[str, Encode], workloads: dict[str, list[str]], repeats: int = 20,
+            warmup: int = 3) -> list[SpeedResult]:
+    """Time every engine on every workload; calls alternate between engines so load drifts hit all alike."""
+    results = []
+    for workload, texts in workloads.items():
+        reference = None
+        outputs, times, peaks = {}, {name: [] for name in engines}, {}
+        for name, encode in engines.items():
+            with PeakMemory() as memory:  # the first call: what the engine allocates for this batch
+                outputs[name] = encode(texts)
+            peaks[name] = memory.peak_mb
+            if reference is None:
+                reference = outputs[name]
+            for _ in range(warmup):
+                encode(texts)
+        for _ in range(repeats):
+            for name, encode in engines.items():
+                start = time.perf_counter()
+                encode(texts)
+                times[name].append(time.perf_counter() - start)
+        for name in engines:
+            t = sorted(times[name])
+            cosine = (outputs[name] * reference).sum(1) / (
+                np.linalg.norm(outputs[name], axis=1) * np.linalg.norm(reference, axis=1))
+            results.append(SpeedResult(
+                engine=name, workload=workload, sentences_per_s=len(texts) / statistics.median(t),
+                p50_ms=1000 * statistics.median(t), p95_ms=1000 * t[min(len(t) - 1, int(0.95 * len(t)))],
+                peak_mem_mb=peaks[name], max_abs_diff=float(np.abs(outputs[name] - reference).max()),
+                min_cosine=float(cosine.min()),
+            ))
+    return results
+
+
+def markdown_table(results: list[SpeedResult], baseline: str = "transformers fp32") -> str:
+    lines = ["| workload | engine | sentences/s | vs transformers | p50 ms | p95 ms | peak MB | max-abs vs fp32 "
+             "| worst cos vs fp32 |", "|---|---|---:|---:|---:|---:|---:|---:|---:|"]
+    for r in results:
+        base = next((b for b in results if b.workload == r.workload and b.engine == baseline), None)
+        ratio = f"{r.sentences_per_s / base.sentences_per_s:.2f}x" if base else "-"
+        lines.append(f"| {r.workload} | {r.engine} | {r.sentences_per_s:.1f} | {ratio} | {r.p50_ms:.0f} | "
+                     f"{r.p95_ms:.0f} | {r.peak_mem_mb:.0f} | {r.max_abs_diff:.1e} | {r.min_cosine:.5f} |")
+    return "\n".join(lines)
+
+
+def matmul_peak_gflops(threads: int, size: int = 1024, repeats: int = 10) -> float:
+    """The machine's fp32 matmul throughput through torch, the yardstick for an encoder's efficiency."""
+    torch.set_num_threads(threads)
+    a, b = torch.randn(size, size), torch.randn(size, size)
+    for _ in range(3):
+        a @ b
+    start = time.perf_counter()
+    for _ in range(repeats):
+        a @ b
+    return 2 * size**3 * repeats / (time.perf_counter() - start) / 1e9
+
+
+def encoder_gflop(encoder: TextEncoder, texts: list[str]) -> float:
+    """Useful FLOPs (GFLOP) to encode `texts`: linear layers on real tokens plus attention, no padding."""
+    cfg = encoder.bert.cfg
+    lengths = [len(ids) for ids in encoder.tokenizer.encode_ids(texts, 512)]
+    d, f = cfg.d_model, cfg.d_ff
+    linear = sum(lengths) * (4 * d * d + 2 * d * f) * 2  # q, k, v, out + up, down; 2 FLOPs per multiply-add
+    attention = sum(n * n for n in lengths) * d * 2 * 2  # QKᵀ and PV
+    return cfg.n_layers * (linear + attention) / 1e9
