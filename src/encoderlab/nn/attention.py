@@ -80,12 +80,13 @@ class MultiHeadSelfAttention(nn.Module):
         outputs, start = [], 0
         for length in seq_lens:
             end = start + length
-            qi, ki, vi = (t[start:end].transpose(0, 1) for t in (q, k, v))  # (nh, L, hs)
+            # (1, nh, L, hs): SDPA's fused CPU kernel wants 4-D input (3-D falls back to the slow math path)
+            qi, ki, vi = (t[start:end].transpose(0, 1)[None] for t in (q, k, v))
             if self.fused:
                 yi = F.scaled_dot_product_attention(qi, ki, vi, dropout_p=p_drop)
             else:
                 yi = reference_attention(qi, ki, vi, None, p_drop)
-            outputs.append(yi.transpose(0, 1).reshape(length, C))  # (L, C)
+            outputs.append(yi[0].transpose(0, 1).reshape(length, C))  # (L, C)
             start = end
         return self.out(torch.cat(outputs))  # (N, C)
 
