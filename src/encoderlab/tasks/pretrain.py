@@ -87,8 +87,9 @@ class PretrainConfig(TrainConfig):
     files, a .txt with one document per line, a .jsonl (see text_field) or a .csv (see text_field)."""
     text_field: str = "text"
     """The .jsonl field or .csv column holding the text."""
-    split: str = "0.9,0.1,0.0"
-    """train,validation,test fractions used to split the documents (seeded); validation is the held-out set."""
+    split: str = "0.8,0.1,0.1"
+    """train,validation,test fractions of the documents (seeded); validation is the held-out set. The default
+    is the catalog's, so with the same seed a later fine-tuning run's test documents were never pretrained on."""
     max_documents: int | None = None
     """Use only the first N training documents (a quick run on a slice); null uses all."""
     model: ModelSpec = field(default_factory=ModelSpec)
