@@ -102,3 +102,13 @@ def test_nll_is_reported_in_nats_per_sample():
     nll = -model.importance_log_likelihood(torch.rand(5, 784).bernoulli(), k=4).mean().item()
     assert nll == pytest.approx(784 * math.log(2), rel=0.01)
     assert np.isfinite(nll)
+
+
+def test_forward_is_the_training_bound():
+    model = VAE(AutoencoderConfig(input_shape=(12,), hidden=(8,), latent_dim=3, variational=True))
+    x = torch.rand(5, 12).bernoulli()
+    for k, reference in ((1, lambda: model.elbo(x, 0.5).elbo), (3, lambda: model.iwae_bound(x, 3, 0.5))):
+        torch.manual_seed(0)
+        got = model(x, beta=0.5, k=k)
+        torch.manual_seed(0)
+        torch.testing.assert_close(got, reference())

@@ -17,14 +17,18 @@ def test_image_grid_layout():
 
 
 @pytest.mark.parametrize("dim", [1, 2, 7])
-def test_latent_and_other_plots(tmp_path, dim):
-    rng = np.random.default_rng(0)
-    codes, labels = rng.normal(size=(100, dim)), rng.integers(0, 10, 100)
+def test_latent_projection(dim):
+    codes = np.random.default_rng(0).normal(size=(100, dim))
     xy, how = plots.project_2d(codes)
     assert xy.shape == (100, 2) and (how == "z") == (dim <= 2)
+
+
+def test_every_plot_writes_a_png(tmp_path):
+    rng = np.random.default_rng(0)
+    codes, labels = rng.normal(size=(100, 5)), rng.integers(0, 10, 100)
     written = [
         plots.plot_latent(codes, labels, tmp_path / "latent.png"),
-        plots.plot_latent(codes, None, tmp_path / "latent_unlabelled.png"),
+        plots.plot_latent(codes[:, :2], None, tmp_path / "latent_unlabelled.png"),
         plots.plot_reconstructions(rng.random((12, 1, 8, 8)), rng.random((12, 1, 8, 8)), tmp_path / "r.png"),
         plots.plot_reconstructions(rng.random((12, 9)), rng.random((12, 9)), tmp_path / "table.png"),
         plots.plot_samples(rng.random((15, 3, 8, 8)), tmp_path / "s.png"),

@@ -102,6 +102,14 @@ def test_denoising_sparse_conv_options_train(tmp_path):
     assert np.isfinite(metrics["test_mse"]) and metrics["step"] == 4
 
 
+def test_iwae_objective_and_denoising_vae_train(tmp_path):
+    metrics = run_task(train_autoencoder, AutoencodeConfig, CONFIGS / "mnist-vae-long.yaml",
+                       [f"out_dir={tmp_path / 'iwae'}", "train_limit=256", "eval_limit=64", "max_steps=4",
+                        "nll_samples=5", "noise=masking", "noise_level=0.2", "model.hidden=[16]", "plots=false",
+                        *QUICK, "warmup_steps=0"])
+    assert np.isfinite(metrics["test_nll"]) and metrics["step"] == 4
+
+
 @pytest.mark.parametrize("overrides, message", [
     (["model.latent_dim=0"], "latent_dim=0"),
     (["nll_samples=10"], "only apply to a VAE"),

@@ -214,7 +214,8 @@ def autoencoder_loss(model: Autoencoder, x: torch.Tensor, noise: Literal["none",
                      noise_level: float = 0.0, sparsity: float = 0.0) -> torch.Tensor:
     """Mean reconstruction loss of the clean `x` from a corrupted input, plus `sparsity` * mean L1 of the code."""
     out = model(corrupt(x, noise, noise_level))
-    loss = reconstruction_error(out.logits, x, model.cfg).mean()
+    cfg = getattr(model, "module", model).cfg  # the model may arrive wrapped in DDP
+    loss = reconstruction_error(out.logits, x, cfg).mean()
     if sparsity:
         loss = loss + sparsity * out.code.abs().sum(1).mean()
     return loss

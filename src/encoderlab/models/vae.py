@@ -122,6 +122,14 @@ class VAE(nn.Module):
         """The k-sample importance-weighted bound per sample (B,); k = 1 is a Monte-Carlo ELBO."""
         return torch.logsumexp(self.log_weights(x, k, beta, x_input), dim=0) - math.log(k)
 
+    def forward(self, x: torch.Tensor, beta: float = 1.0, k: int = 1,
+                x_input: torch.Tensor | None = None) -> torch.Tensor:
+        """The training bound per sample (B,): the analytic-KL ELBO for k = 1, the IWAE bound for k > 1.
+        (The objective is `forward`, so DDP's gradient hooks see it.)"""
+        if k == 1:
+            return self.elbo(x, beta, x_input).elbo
+        return self.iwae_bound(x, k, beta, x_input)
+
     @torch.no_grad()
     def importance_log_likelihood(self, x: torch.Tensor, k: int = 50, chunk: int = 50) -> torch.Tensor:
         """log p(x) estimated with k importance samples (B,), drawn `chunk` at a time to bound memory.

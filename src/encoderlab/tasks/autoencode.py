@@ -175,11 +175,8 @@ def make_loss_fn(cfg: AutoencodeConfig, current_step):
             return autoencoder_loss(model, x, cfg.noise, cfg.noise_level, cfg.sparsity), len(x)
         beta = kl_weight(cfg, current_step())
         x_in = corrupt(x, cfg.noise, cfg.noise_level)
-        if cfg.objective == "iwae":
-            bound = _unwrap(model).iwae_bound(x, cfg.train_samples, beta, x_input=x_in)
-        else:
-            bound = _unwrap(model).elbo(x, beta, x_input=x_in).elbo
-        return -bound.mean(), len(x)
+        k = cfg.train_samples if cfg.objective == "iwae" else 1
+        return -model(x, beta=beta, k=k, x_input=x_in).mean(), len(x)  # through forward: DDP-safe
 
     return loss_fn
 
@@ -323,6 +320,7 @@ def train_autoencoder(cfg: AutoencodeConfig) -> dict[str, float]:
     model = _unwrap(trainer.model).cpu()
     metrics |= test_metrics(cfg, model, data)
     metrics["train_samples"] = len(data.train)
+    metrics["data_scaling"] = data.scaling.kind  # how raw values were mapped (details in final/autoencoder.json)
     if cfg.plots:
         metrics["plots"] = write_plots(cfg, model, data, Path(cfg.out_dir))
     return metrics
