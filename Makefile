@@ -39,6 +39,8 @@ test: $(STAMP)
 
 bench: $(STAMP)
 	$(BIN)/python benchmarks/encode_cpu.py
+	$(BIN)/python benchmarks/pretrain_cpu.py
+	$(BIN)/python benchmarks/trainer_overhead.py
 
 clean:
 	rm -rf $(VENV) build *.egg-info src/*.egg-info
