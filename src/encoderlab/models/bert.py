@@ -16,7 +16,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from ..errors import ConfigError
-from ..nn import FeedForward, MultiHeadSelfAttention, TextEmbeddings, padding_mask_to_bias
+from ..nn import FeedForward, MultiHeadSelfAttention, Packing, TextEmbeddings, padding_mask_to_bias
 from ..nn.mlp import ACTIVATIONS
 
 
@@ -112,13 +112,13 @@ class EncoderBlock(nn.Module):
         self.ffn_norm = nn.LayerNorm(cfg.d_model, eps=cfg.norm_eps)
 
     def forward(self, x: torch.Tensor, attn_bias: torch.Tensor | None = None,
-                seq_lens: list[int] | None = None) -> torch.Tensor:
-        """x: (B, T, C) padded with attn_bias, or (N, C) packed with seq_lens (see MultiHeadSelfAttention)."""
+                packing: Packing | None = None) -> torch.Tensor:
+        """x: (B, T, C) padded with attn_bias, or (N, C) packed with its packing (see MultiHeadSelfAttention)."""
         if self.pre_norm:
-            x = x + self.attn_dropout(self.attn(self.attn_norm(x), attn_bias, seq_lens))
+            x = x + self.attn_dropout(self.attn(self.attn_norm(x), attn_bias, packing))
             x = x + self.ffn(self.ffn_norm(x))
         else:
-            x = self.attn_norm(x + self.attn_dropout(self.attn(x, attn_bias, seq_lens)))
+            x = self.attn_norm(x + self.attn_dropout(self.attn(x, attn_bias, packing)))
             x = self.ffn_norm(x + self.ffn(x))
         return x
 
@@ -172,17 +172,16 @@ class BertModel(nn.Module):
         if T > self.cfg.max_positions:
             raise ValueError(f"sequence length {T} exceeds max_positions={self.cfg.max_positions}; "
                              "truncate the input (e.g. max_length) or use a model with more positions")
-        keep = attention_mask.reshape(-1).nonzero().squeeze(1)  # (N,) flat indices of real tokens
-        seq_lens = attention_mask.sum(dim=1).tolist()
+        packing = Packing.from_mask(attention_mask, self.embeddings.tokens.weight.dtype)
+        keep = packing.keep  # (N,) flat indices of real tokens
         positions = torch.arange(T, device=input_ids.device).repeat(B)[keep]  # column index, as when padded
         segments = None if token_type_ids is None else token_type_ids.reshape(-1)[keep][None]
         x = self.embeddings(input_ids.reshape(-1)[keep][None], segments, positions[None])[0]  # (N, C)
-        seq_lens = [n for n in seq_lens if n > 0]
         for block in self.blocks:
-            x = block(x, seq_lens=seq_lens)
+            x = block(x, packing=packing)
         if self.final_norm is not None:
             x = self.final_norm(x)
-        return x.new_zeros(B * T, x.size(-1)).index_copy(0, keep, x).view(B, T, -1)
+        return packing.pad(x)  # (B, T, C), zeros at padding
 
     def pool(self, hidden: torch.Tensor) -> torch.Tensor:
         """BERT's pooler: tanh(W·h_[CLS] + b). hidden: (B, T, C) -> (B, C)."""

@@ -5,13 +5,15 @@ Two paths compute the same function and are tested equal:
 - reference: the explicit softmax(QKᵀ/√d_head + mask)·V, easy to read and to step through.
 
 Input comes padded, (B, T, C) with an additive mask, or packed: (N, C) holding only the real tokens of
-all sequences back to back, with their lengths. Packed input skips all work on padding: projections run
-on N real tokens instead of B·T, and attention runs per sequence.
+all sequences back to back, with a `Packing` that says where they sit in the (B, T) batch. Packed input
+skips the work on padding where it costs: the projections run on N real tokens instead of B·T; only the
+attention itself (a small share of the FLOPs) runs on the padded layout, in one fused call.
 """
 
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass
 
 import torch
 import torch.nn.functional as F
@@ -26,6 +28,33 @@ def padding_mask_to_bias(attention_mask: torch.Tensor, dtype: torch.dtype) -> to
     keep = attention_mask[:, None, None, :].to(torch.bool)
     bias = torch.zeros(keep.shape, dtype=dtype, device=attention_mask.device)
     return bias.masked_fill(~keep, torch.finfo(dtype).min)
+
+
+@dataclass
+class Packing:
+    """Where N packed real tokens sit in a padded (B, T) batch."""
+
+    keep: torch.Tensor
+    """(N,) flat indices into B·T of the real tokens, in order."""
+    batch: int
+    length: int
+    attn_bias: torch.Tensor
+    """(B, 1, 1, T) additive padding mask for the padded layout."""
+
+    @classmethod
+    def from_mask(cls, attention_mask: torch.Tensor, dtype: torch.dtype) -> Packing:
+        B, T = attention_mask.shape
+        keep = attention_mask.reshape(-1).nonzero().squeeze(1)
+        return cls(keep, B, T, padding_mask_to_bias(attention_mask, dtype))
+
+    def pad(self, x: torch.Tensor) -> torch.Tensor:
+        """(N, D) -> (B, T, D), zeros at padding."""
+        padded = x.new_zeros(self.batch * self.length, x.size(-1)).index_copy(0, self.keep, x)
+        return padded.view(self.batch, self.length, -1)
+
+    def unpad(self, x: torch.Tensor) -> torch.Tensor:
+        """(B, T, D) -> (N, D), the real tokens only."""
+        return x.reshape(self.batch * self.length, -1).index_select(0, self.keep)
 
 
 class MultiHeadSelfAttention(nn.Module):
@@ -54,41 +83,28 @@ class MultiHeadSelfAttention(nn.Module):
         return x.view(B, T, self.n_heads, self.d_head).transpose(1, 2)  # (B, nh, T, hs)
 
     def forward(self, x: torch.Tensor, attn_bias: torch.Tensor | None = None,
-                seq_lens: list[int] | None = None) -> torch.Tensor:
+                packing: Packing | None = None) -> torch.Tensor:
         """Padded: x (B, T, C) with attn_bias additive (B, 1, 1, T) or (B, nh, T, T), 0 where allowed.
-        Packed: x (N, C) with seq_lens summing to N; each sequence attends only within itself."""
-        if seq_lens is not None:
-            return self._forward_packed(x, seq_lens)
+        Packed: x (N, C) with its `packing`; each sequence attends only within itself."""
+        if packing is not None:
+            # projections on the N real tokens; only attention itself needs the (B, T) layout
+            q, k, v = (self._split_heads(packing.pad(proj(x))) for proj in (self.query, self.key, self.value))
+            y = self._attend(q, k, v, packing.attn_bias)  # (B, nh, T, hs)
+            return self.out(packing.unpad(y.transpose(1, 2)))  # (N, C)
         B, T, C = x.shape
         q = self._split_heads(self.query(x))  # (B, nh, T, hs)
         k = self._split_heads(self.key(x))    # (B, nh, T, hs)
         v = self._split_heads(self.value(x))  # (B, nh, T, hs)
-        p_drop = self.dropout if self.training else 0.0
-        if self.fused:
-            y = F.scaled_dot_product_attention(q, k, v, attn_mask=attn_bias, dropout_p=p_drop)
-        else:
-            y = reference_attention(q, k, v, attn_bias, p_drop)
+        y = self._attend(q, k, v, attn_bias)
         y = y.transpose(1, 2).reshape(B, T, C)  # (B, T, C): heads side by side again
         return self.out(y)
 
-    def _forward_packed(self, x: torch.Tensor, seq_lens: list[int]) -> torch.Tensor:
-        N, C = x.shape
-        q = self.query(x).view(N, self.n_heads, self.d_head)  # (N, nh, hs)
-        k = self.key(x).view(N, self.n_heads, self.d_head)
-        v = self.value(x).view(N, self.n_heads, self.d_head)
+    def _attend(self, q: torch.Tensor, k: torch.Tensor, v: torch.Tensor,
+                attn_bias: torch.Tensor | None) -> torch.Tensor:
         p_drop = self.dropout if self.training else 0.0
-        outputs, start = [], 0
-        for length in seq_lens:
-            end = start + length
-            # (1, nh, L, hs): SDPA's fused CPU kernel wants 4-D input (3-D falls back to the slow math path)
-            qi, ki, vi = (t[start:end].transpose(0, 1)[None] for t in (q, k, v))
-            if self.fused:
-                yi = F.scaled_dot_product_attention(qi, ki, vi, dropout_p=p_drop)
-            else:
-                yi = reference_attention(qi, ki, vi, None, p_drop)
-            outputs.append(yi[0].transpose(0, 1).reshape(length, C))  # (L, C)
-            start = end
-        return self.out(torch.cat(outputs))  # (N, C)
+        if self.fused:
+            return F.scaled_dot_product_attention(q, k, v, attn_mask=attn_bias, dropout_p=p_drop)
+        return reference_attention(q, k, v, attn_bias, p_drop)
 
 
 def reference_attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor,
