@@ -24,6 +24,18 @@ app = typer.Typer(
 )
 ModelOption = Annotated[str, typer.Option("--model", "-m", help="Checkpoint directory or alias (e.g. minilm).")]
 
+# Every training command: `encoderlab <task> --config FILE [key=value ...] [--resume OUT_DIR]`.
+TRAINING_COMMAND = {"allow_extra_args": True, "ignore_unknown_options": False}
+Overrides = Annotated[list[str] | None, typer.Argument(
+    help="key=value overrides of any config field, e.g. max_steps=200 data=PATH out_dir=runs/x")]
+ConfigFile = Annotated[Path | None, typer.Option("--config", "-c", help="YAML config (see configs/).")]
+ResumeDir = Annotated[Path | None, typer.Option(help="Continue the run in this OUT_DIR from its last checkpoint.")]
+
+
+def _echo_metrics(metrics: dict, keys: tuple[str, ...], digits: int = 4) -> None:
+    typer.echo(" ".join(f"{k}={metrics[k]:.{digits}g}" for k in keys if isinstance(metrics.get(k), int | float)),
+               err=True)
+
 
 @app.command()
 def encode(
@@ -81,22 +93,15 @@ def similarity(
     Console(width=max(100, 60 + 8 * len(texts))).print(table)
 
 
-@app.command(context_settings={"allow_extra_args": True, "ignore_unknown_options": False})
-def pretrain(
-    overrides: Annotated[list[str] | None, typer.Argument(help="key=value overrides, e.g. max_steps=200 "
-                                                                "model.preset=bert-mini data=bbc-news")] = None,
-    config: Annotated[Path | None, typer.Option("--config", "-c", help="YAML config (configs/pretrain-*.yaml).")]
-    = None,
-    resume: Annotated[Path | None, typer.Option(help="Continue the run in this OUT_DIR from its last checkpoint.")]
-    = None,
-) -> None:
+@app.command(context_settings=TRAINING_COMMAND)
+def pretrain(overrides: Overrides = None, config: ConfigFile = None, resume: ResumeDir = None) -> None:
     """Pretrain a BERT encoder from scratch with masked-language modelling (see docs/pretraining.md)."""
     from .tasks.pretrain import PretrainConfig, pretrain_mlm
     from .training import run_task
 
     metrics = run_task(pretrain_mlm, PretrainConfig, config, overrides or [], resume_dir=resume)
-    keys = ("initial_eval_loss", "eval_loss", "initial_eval_accuracy", "eval_accuracy", "step", "seconds")
-    typer.echo(" ".join(f"{k}={metrics[k]:.4g}" for k in keys if isinstance(metrics.get(k), int | float)), err=True)
+    _echo_metrics(metrics, ("initial_eval_loss", "eval_loss", "initial_eval_accuracy", "eval_accuracy", "step",
+                            "seconds"))
     typer.echo(f"final model: {metrics.get('final_dir')}  loss curve: {metrics.get('loss_curve')}", err=True)
 
 
@@ -114,22 +119,15 @@ def _encode_arrays(run_dir: Path, input: Path, output: Path, batch_size: int) ->
     typer.echo(f"wrote {codes.shape[0]} x {codes.shape[1]} codes to {output}", err=True)
 
 
-@app.command(context_settings={"allow_extra_args": True, "ignore_unknown_options": False})
-def autoencode(
-    overrides: Annotated[list[str] | None, typer.Argument(help="key=value overrides, e.g. epochs=5 "
-                                                                "model.latent_dim=2 normal_class=3")] = None,
-    config: Annotated[Path | None, typer.Option("--config", "-c", help="YAML config (configs/mnist-*.yaml, "
-                                                                         "configs/shuttle-anomaly.yaml).")] = None,
-    resume: Annotated[Path | None, typer.Option(help="Continue the run in this OUT_DIR from its last checkpoint.")]
-    = None,
-) -> None:
+@app.command(context_settings=TRAINING_COMMAND)
+def autoencode(overrides: Overrides = None, config: ConfigFile = None, resume: ResumeDir = None) -> None:
     """Train an autoencoder or VAE on MNIST, Shuttle or your arrays (see docs/autoencoders.md)."""
     from .tasks.autoencode import AutoencodeConfig, train_autoencoder
     from .training import run_task
 
     metrics = run_task(train_autoencoder, AutoencodeConfig, config, overrides or [], resume_dir=resume)
-    keys = ("test_mse", "pca_test_mse", "test_bce", "test_neg_elbo", "test_nll", "test_auroc", "test_ap", "step")
-    typer.echo(" ".join(f"{k}={metrics[k]:.5g}" for k in keys if isinstance(metrics.get(k), int | float)), err=True)
+    _echo_metrics(metrics, ("test_mse", "pca_test_mse", "test_bce", "test_neg_elbo", "test_nll", "test_auroc",
+                            "test_ap", "step"), digits=5)
 
 
 @app.command()
@@ -175,23 +173,15 @@ def _finetune_task(config: Path | None, overrides: list[str], resume: Path | Non
     raise InputDataError(f"task={task!r} is unknown; choose classify, tag or embed")
 
 
-@app.command(context_settings={"allow_extra_args": True, "ignore_unknown_options": False})
-def finetune(
-    overrides: Annotated[list[str] | None, typer.Argument(help="key=value overrides, e.g. init=minilm|random|RUN_DIR "
-                                                                "mode=full|frozen|lora data=reviews.csv")] = None,
-    config: Annotated[Path | None, typer.Option("--config", "-c", help="YAML config (configs/finetune-*.yaml).")]
-    = None,
-    resume: Annotated[Path | None, typer.Option(help="Continue the run in this OUT_DIR from its last checkpoint.")]
-    = None,
-) -> None:
+@app.command(context_settings=TRAINING_COMMAND)
+def finetune(overrides: Overrides = None, config: ConfigFile = None, resume: ResumeDir = None) -> None:
     """Fine-tune an encoder: classify texts, tag tokens or train sentence embeddings (docs/finetuning.md)."""
     from .training import run_task
 
     task_fn, config_cls = _finetune_task(config, overrides or [], resume)
     metrics = run_task(task_fn, config_cls, config, overrides or [], resume_dir=resume)
-    keys = ("test_accuracy", "test_macro_f1", "test_token_accuracy", "test_recall_at_1", "validation_accuracy",
-            "trainable_parameters", "step", "train_seconds", "seconds")
-    typer.echo(" ".join(f"{k}={metrics[k]:.4g}" for k in keys if isinstance(metrics.get(k), int | float)), err=True)
+    _echo_metrics(metrics, ("test_accuracy", "test_macro_f1", "test_token_accuracy", "test_recall_at_1",
+                            "validation_accuracy", "trainable_parameters", "step", "train_seconds", "seconds"))
     typer.echo(f"final model: {metrics.get('final_dir')}", err=True)
 
 
