@@ -43,6 +43,7 @@ from ..models.vae import VAE
 from ..training import TrainConfig, Trainer
 from ..training.checkpoint import save_weights
 from ..training.metrics_log import read_log
+from ..training.precision import apply_threads
 
 DATA_INFO_FILE = "autoencoder.json"
 """Written next to the weights in OUT_DIR/final/: the data's name, sample shape and scaling."""
@@ -301,6 +302,7 @@ def write_plots(cfg: AutoencodeConfig, model: nn.Module, data: ArrayData, out_di
 
 # ----------------------------------------------------------------------------------------------- the task
 def train_autoencoder(cfg: AutoencodeConfig) -> dict[str, float]:
+    apply_threads(cfg.threads)
     data = prepare_data(cfg)
     cfg = dataclasses.replace(cfg, model=with_input_shape(cfg.model, data.sample_shape))
     model = build_model(cfg.model)

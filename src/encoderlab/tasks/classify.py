@@ -33,9 +33,9 @@ from ..evaluation.classification import ClassificationReport, classification_rep
 from ..models.heads import EncoderWithHead, SequenceClassificationHead
 from ..tokenization import TextTokenizer
 from ..training import Trainer
+from ..training.precision import apply_threads
 from .finetune import (
     FinetuneConfig,
-    apply_threads,
     load_encoder,
     load_finetuned,
     prepare_mode,
@@ -291,7 +291,7 @@ class TextClassifier:
 def finetune_classifier(cfg: ClassifyConfig) -> dict[str, Any]:
     """Train, save OUT_DIR/final/, reload it and evaluate it; returns the metrics for metrics.json."""
     started = time.perf_counter()
-    apply_threads(cfg)
+    apply_threads(cfg.threads)
     out_dir = Path(cfg.out_dir)
     splits = load_labelled_splits(cfg)
     train = sample(splits.train, cfg.max_train_examples, cfg.seed)

@@ -34,9 +34,10 @@ from ..io import atomic_write_json
 from ..models.heads import EncoderWithHead, ProjectionHead
 from ..text_encoder import TextEncoder
 from ..training import Trainer
+from ..training.precision import apply_threads
 from .classify import ClassifyConfig, load_labelled_splits
 from .classify import sample as sample_labelled
-from .finetune import FinetuneConfig, apply_threads, export_encoder, load_encoder, prepare_mode
+from .finetune import FinetuneConfig, export_encoder, load_encoder, prepare_mode
 
 
 @dataclass
@@ -171,7 +172,7 @@ def same_label_at_1(vectors: np.ndarray, labels: list[int]) -> float:
 
 def train_embeddings(cfg: EmbedConfig) -> dict[str, Any]:
     started = time.perf_counter()
-    apply_threads(cfg)
+    apply_threads(cfg.threads)
     encoder, tokenizer, source = load_encoder(cfg.init, cfg.random_like)
     max_length = min(cfg.max_length, encoder.cfg.max_positions)
     model = EncoderWithHead(encoder, ProjectionHead(encoder.cfg.d_model, None, cfg.pooling, normalize=True))

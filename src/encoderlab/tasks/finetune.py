@@ -82,8 +82,6 @@ class FinetuneConfig(TrainConfig):
     """Truncate inputs to this many word pieces ([CLS] and [SEP] included)."""
     head_dropout: float = 0.1
     """Dropout before the head's linear layer."""
-    threads: int | None = None
-    """torch intra-op threads; null keeps torch's default (all cores). 1 is faster on a busy shared machine."""
     lr: float | None = None  # type: ignore[assignment]
     """Peak learning rate; null picks by mode: full 5e-5, lora 1e-3, frozen 3e-3."""
     warmup_steps: int = 0
@@ -107,8 +105,6 @@ class FinetuneConfig(TrainConfig):
             raise ConfigError(f"max_length={self.max_length} is too short; use e.g. max_length=128")
         if not 0.0 <= self.head_dropout < 1.0:
             raise ConfigError(f"head_dropout={self.head_dropout} must be in [0, 1)")
-        if self.threads is not None and self.threads < 1:
-            raise ConfigError(f"threads={self.threads} must be >= 1, or null for torch's default")
         if not self.init:
             raise ConfigError("init is empty; use init=minilm, init=random or init=RUN_DIR")
 
@@ -120,11 +116,6 @@ def checkpoint_dir(name_or_path: str | Path) -> Path:
     if path.is_dir() and not (path / "config.json").is_file() and (path / "final" / "config.json").is_file():
         return path / "final"
     return resolve_model_path(name_or_path)
-
-
-def apply_threads(cfg: FinetuneConfig) -> None:
-    if cfg.threads is not None:
-        torch.set_num_threads(cfg.threads)
 
 
 def load_encoder(init: str, random_like: str = "minilm") -> tuple[BertModel, TextTokenizer, str]:

@@ -42,6 +42,7 @@ from ..models.presets import PRESETS, preset_config
 from ..tokenization import TextTokenizer, TokenizerConfig, train_tokenizer
 from ..training import TrainConfig, Trainer
 from ..training.metrics_log import LOG_FILE, MetricsLog, read_log
+from ..training.precision import apply_threads
 
 
 @dataclass
@@ -108,8 +109,6 @@ class PretrainConfig(TrainConfig):
     """Mask all pieces of a word together (for Chinese with character tokens: single characters)."""
     max_eval_sequences: int = 512
     """Evaluate on at most this many held-out sequences (the same ones every time)."""
-    threads: int | None = None
-    """torch intra-op threads; null keeps torch's default (all cores). 1 is faster on a busy machine."""
     lr: float = 1e-3
     warmup_steps: int = 50
     best_metric: str = "eval_loss"
@@ -123,8 +122,6 @@ class PretrainConfig(TrainConfig):
             raise ConfigError(f"max_seq_len={self.max_seq_len} is too short to learn from; use e.g. 128")
         if self.max_documents is not None and self.max_documents < 1:
             raise ConfigError(f"max_documents={self.max_documents} must be >= 1, or null for all")
-        if self.threads is not None and self.threads < 1:
-            raise ConfigError(f"threads={self.threads} must be >= 1, or null for torch's default")
         if self.max_eval_sequences < 1:
             raise ConfigError(f"max_eval_sequences={self.max_eval_sequences} must be >= 1")
 
@@ -197,8 +194,7 @@ def pretrain_mlm(cfg: PretrainConfig) -> dict[str, Any]:
     """Train a BertForMaskedLM as `cfg` says; returns the metrics that go into metrics.json."""
     started = time.perf_counter()
     out_dir = Path(cfg.out_dir)
-    if cfg.threads is not None:
-        torch.set_num_threads(cfg.threads)
+    apply_threads(cfg.threads)
     splits = load_text_splits(cfg.data, split=cfg.split, seed=cfg.seed, text_field=cfg.text_field)
     train_texts = splits.train.texts[:cfg.max_documents] if cfg.max_documents else splits.train.texts
     eval_texts = splits.validation.texts

@@ -30,9 +30,9 @@ from ..io import atomic_write_json
 from ..models.heads import IGNORE_INDEX, EncoderWithHead, TokenClassificationHead, align_word_labels
 from ..tokenization import TextTokenizer
 from ..training import Trainer
+from ..training.precision import apply_threads
 from .finetune import (
     FinetuneConfig,
-    apply_threads,
     load_encoder,
     load_finetuned,
     prepare_mode,
@@ -201,7 +201,7 @@ class TokenTagger:
 def finetune_tagger(cfg: TagConfig) -> dict[str, Any]:
     """Train, save OUT_DIR/final/, reload it and report token accuracy on validation and test."""
     started = time.perf_counter()
-    apply_threads(cfg)
+    apply_threads(cfg.threads)
     out_dir = Path(cfg.out_dir)
     splits = load_tagged_splits(cfg)
     train = sample(splits.train, cfg.max_train_examples, cfg.seed)

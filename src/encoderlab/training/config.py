@@ -53,6 +53,9 @@ class TrainConfig:
     """Micro-batches accumulated into one optimizer step."""
     num_workers: int = 0
     """DataLoader worker processes (0 = load in the training process)."""
+    threads: int | None = None
+    """torch intra-op CPU threads; null keeps torch's default (all cores). 1 is faster on a busy machine.
+    Part of a run's identity: CPU results can differ in the last bits with another thread count."""
 
     # --- optimizer ---
     optimizer: Literal["adamw", "sgd"] = "adamw"
@@ -132,6 +135,8 @@ class TrainConfig:
         for name, value in non_negative.items():
             if value < 0:
                 raise ConfigError(f"{name}={value} must be >= 0 (use 0 to disable)")
+        if self.threads is not None and self.threads < 1:
+            raise ConfigError(f"threads={self.threads} must be >= 1, or null for torch's default")
         if self.max_steps is not None and self.max_steps < 1:
             raise ConfigError(f"max_steps={self.max_steps} must be at least 1, or null to train for `epochs`")
         if self.lr <= 0:

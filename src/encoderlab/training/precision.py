@@ -17,6 +17,12 @@ from ..errors import ConfigError
 _DTYPES = {"bf16": torch.bfloat16, "fp16": torch.float16}
 
 
+def apply_threads(threads: int | None) -> None:
+    """Set torch's intra-op CPU threads (None keeps torch's default)."""
+    if threads is not None:
+        torch.set_num_threads(threads)
+
+
 def resolve_device(name: str, local_rank: int = 0) -> torch.device:
     """`auto` -> cuda:<local_rank> if available, else mps, else cpu; explicit names are checked."""
     if name == "auto":
