@@ -74,3 +74,23 @@ def test_bad_inputs_fail_clearly(tmp_path):
                          model=ModelSpec(preset="bert-tiny"))
     with pytest.raises(InputDataError, match="fewer than one sequence of max_seq_len=128"):
         pretrain_mlm(cfg)
+
+
+def test_document_mode_trains_on_length_bucketed_batches(tmp_path, monkeypatch):
+    """packing=false: one sequence per document, batched by length through the Trainer's `lengths`."""
+    from encoderlab.training import trainer as trainer_module
+
+    seen = []
+    original = trainer_module.EpochBatchSampler
+
+    def recording_sampler(*args, **kwargs):
+        seen.append(kwargs.get("lengths"))
+        return original(*args, **kwargs)
+
+    monkeypatch.setattr(trainer_module, "EpochBatchSampler", recording_sampler)
+    out = tmp_path / "docs"
+    run_cli("pretrain", "--config", str(CONFIG), *TINY, "packing=false", "max_steps=20", "eval_every=20",
+            f"out_dir={out}")
+    metrics = json.loads((out / "metrics.json").read_text())
+    assert metrics["eval_loss"] < metrics["initial_eval_loss"]
+    assert seen and seen[0] is not None and len(set(seen[0])) > 5  # real, varying document lengths

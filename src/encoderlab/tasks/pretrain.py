@@ -219,8 +219,10 @@ def pretrain_mlm(cfg: PretrainConfig) -> dict[str, Any]:
         save_hf_bert_mlm(trained, directory)
         tokenizer.save_trained(directory, model_max_length=cfg.max_seq_len)
 
+    # Packed sequences all have max_seq_len tokens; documents vary, so batch those by length (less padding).
+    lengths = None if cfg.packing else [train.length(i) for i in range(len(train))]
     trainer = Trainer(cfg, model, train, loss_fn=mlm_loss, collate_fn=MLMCollator(masker, pad_id),
-                      eval_data=held_out, eval_fn=mlm_eval, save_final=save_final)
+                      eval_data=held_out, eval_fn=mlm_eval, save_final=save_final, lengths=lengths)
 
     initial = next((r for r in _read_log_safe(out_dir) if r["step"] == 0 and "eval_loss" in r), None)
     if initial is None:  # before the first step: the loss an untrained model gets (about ln V)

@@ -9,6 +9,7 @@
         eval_data=val_data,        # optional; evaluated every `eval_every` steps and at the end
         eval_fn=lambda model, batch: {"loss": (loss, n), "accuracy": (acc, n)},  # default: {"loss": loss_fn}
         save_final=lambda model, directory: ...,        # default: model.safetensors + config.yaml
+        lengths=None,              # optional per-sample lengths: length-bucketed training batches
     )
     result = trainer.fit()         # -> TrainResult(step, metrics, best_step, ...)
 
@@ -32,7 +33,7 @@ import copy
 import math
 import sys
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -100,11 +101,13 @@ class Trainer:
         eval_data: Dataset | None = None,
         eval_fn: EvalFn | None = None,
         save_final: SaveFn | None = None,
+        lengths: Sequence[int] | None = None,
     ) -> None:
         self.cfg, self.loss_fn, self.collate_fn = cfg, loss_fn, collate_fn
         self.train_data, self.eval_data = train_data, eval_data
         self.eval_fn = eval_fn or (lambda m, batch: {"loss": loss_fn(m, batch)})
         self.save_final = save_final or self._default_save_final
+        self.lengths = lengths
         self.out_dir = Path(cfg.out_dir)
         self.dist = dist_info()
         self.device = resolve_device(cfg.device, self.dist.local_rank)
@@ -219,7 +222,7 @@ class Trainer:
     def _train_loader(self) -> DataLoader:
         sampler = EpochBatchSampler(len(self.train_data), self.cfg.batch_size, self.cfg.seed, self.epoch,
                                     start=self.batch_in_epoch * self.cfg.grad_accum, rank=self.dist.rank,
-                                    world_size=self.dist.world_size)
+                                    world_size=self.dist.world_size, lengths=self.lengths)
         # A private generator: DataLoader would otherwise draw its worker base seed from the global torch
         # RNG each time an iterator is created, and a resumed run creates one more than an uninterrupted run.
         generator = torch.Generator().manual_seed(self.cfg.seed * 1_000_003 + self.epoch)
