@@ -26,9 +26,10 @@ import torch
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
+from encoderlab.data.records import seeded_subset  # noqa: E402
 from encoderlab.evaluation.classification import classification_report  # noqa: E402
 from encoderlab.pretrained import resolve_model_path  # noqa: E402
-from encoderlab.tasks.classify import ClassifyConfig, finetune_classifier, load_labelled_splits, sample  # noqa: E402
+from encoderlab.tasks.classify import ClassifyConfig, finetune_classifier, load_labelled_splits  # noqa: E402
 
 HPARAMS = dict(lr=5e-5, weight_decay=0.01, warmup_steps=6, batch_size=16, epochs=1, seed=0, max_length=64,
                max_train_examples=1000, max_test_examples=1000, clip=1.0)
@@ -96,8 +97,8 @@ def main() -> None:
     args = parser.parse_args()
     cfg = ClassifyConfig(data="tweets-sentiment", out_dir="unused")
     splits = load_labelled_splits(cfg)
-    train = sample(splits.train, HPARAMS["max_train_examples"], HPARAMS["seed"])
-    test = sample(splits.test, HPARAMS["max_test_examples"], HPARAMS["seed"])
+    train = seeded_subset(splits.train, HPARAMS["max_train_examples"], HPARAMS["seed"])
+    test = seeded_subset(splits.test, HPARAMS["max_test_examples"], HPARAMS["seed"])
     results: dict[str, list[tuple[float, float, float]]] = {"transformers Trainer": [], "encoderlab": []}
     for _ in range(args.repeats):
         results["transformers Trainer"].append(run_hf(train, test, splits.train.label_names))

@@ -15,8 +15,9 @@ import argparse
 import json
 from collections import Counter, defaultdict
 
+from encoderlab.data.records import seeded_subset
 from encoderlab.models.heads import IGNORE_INDEX
-from encoderlab.tasks.tag import TagConfig, TaggedPieces, load_tagged_splits, sample
+from encoderlab.tasks.tag import TagConfig, TaggedPieces, load_tagged_splits
 from encoderlab.tokenization import TextTokenizer
 
 
@@ -31,8 +32,8 @@ def main() -> None:
     args = parser.parse_args()
 
     splits = load_tagged_splits(TagConfig(data=args.data, seed=args.seed, out_dir="unused", init="random"))
-    train = sample(splits.train, args.max_train_examples, args.seed)
-    test = sample(splits.test, args.max_test_examples, args.seed)
+    train = seeded_subset(splits.train, args.max_train_examples, args.seed)
+    test = seeded_subset(splits.test, args.max_test_examples, args.seed)
     counts: dict[str, Counter] = defaultdict(Counter)
     for words, tags in zip(train.tokens, train.tags, strict=True):
         for word, tag in zip(words, tags, strict=True):

@@ -22,8 +22,9 @@ import numpy as np
 from sklearn.feature_extraction.text import TfidfVectorizer
 from sklearn.linear_model import LogisticRegression
 
+from encoderlab.data.records import seeded_subset
 from encoderlab.evaluation.classification import classification_report
-from encoderlab.tasks.classify import ClassifyConfig, load_labelled_splits, sample
+from encoderlab.tasks.classify import ClassifyConfig, load_labelled_splits
 
 GRID = {"C": [0.3, 1.0, 3.0, 10.0, 30.0], "min_df": [1, 2], "sublinear_tf": [True, False]}
 HAN = re.compile(r"[\u4e00-\u9fff]")
@@ -44,9 +45,9 @@ def main() -> None:
     started = time.perf_counter()
     cfg = ClassifyConfig(data=args.data, split=args.split, seed=args.seed, out_dir="unused")
     splits = load_labelled_splits(cfg)
-    train = sample(splits.train, args.max_train_examples, args.seed)
-    validation = sample(splits.validation, args.max_eval_examples, args.seed)
-    test = sample(splits.test, args.max_test_examples, args.seed)
+    train = seeded_subset(splits.train, args.max_train_examples, args.seed)
+    validation = seeded_subset(splits.validation, args.max_eval_examples, args.seed)
+    test = seeded_subset(splits.test, args.max_test_examples, args.seed)
     analyzer = args.analyzer
     if analyzer == "auto":
         han = sum(len(HAN.findall(t)) for t in train.texts[:200])

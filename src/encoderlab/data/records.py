@@ -126,6 +126,14 @@ def split_indices(n: int, fractions: tuple[float, float, float], seed: int,
     return sorted(parts[0]), sorted(parts[1]), sorted(parts[2])
 
 
+def seeded_subset(records: R, limit: int | None, seed: int) -> R:
+    """A seeded random subset of `limit` rows, in their original order (all rows if limit is None or larger)."""
+    if limit is None or limit >= len(records):
+        return records
+    keep = np.sort(np.random.default_rng(seed).permutation(len(records))[:limit])
+    return records.subset(keep.tolist())
+
+
 def make_splits(records: R, fractions: tuple[float, float, float], seed: int,
                 stats: dict[str, int] | None = None) -> Splits[R]:
     train, val, test = split_indices(len(records), fractions, seed, records.labels)

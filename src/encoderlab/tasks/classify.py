@@ -27,7 +27,7 @@ import torch
 import torch.nn.functional as F
 
 from ..data.catalog import CATALOG, load_dataset
-from ..data.records import LabelledTexts, Splits
+from ..data.records import LabelledTexts, Splits, seeded_subset
 from ..errors import ConfigError, InputDataError
 from ..evaluation.classification import ClassificationReport, classification_report
 from ..models.heads import EncoderWithHead, SequenceClassificationHead
@@ -176,14 +176,6 @@ def load_labelled_splits(cfg: ClassifyConfig) -> Splits[LabelledTexts]:
     return Splits(train, parts["validation_data"], parts["test_data"])
 
 
-def sample(records: LabelledTexts, limit: int | None, seed: int) -> LabelledTexts:
-    """A seeded random subset of `limit` rows (all rows if limit is None or larger)."""
-    if limit is None or limit >= len(records):
-        return records
-    keep = np.sort(np.random.default_rng(seed).permutation(len(records))[:limit])
-    return records.subset(keep.tolist())
-
-
 # ============================================================================ batches
 class TokenisedTexts(torch.utils.data.Dataset):
     """(token ids, label) pairs, tokenised once."""
@@ -294,9 +286,9 @@ def finetune_classifier(cfg: ClassifyConfig) -> dict[str, Any]:
     apply_threads(cfg.threads)
     out_dir = Path(cfg.out_dir)
     splits = load_labelled_splits(cfg)
-    train = sample(splits.train, cfg.max_train_examples, cfg.seed)
-    validation = sample(splits.validation, cfg.max_eval_examples, cfg.seed)
-    test = sample(splits.test, cfg.max_test_examples, cfg.seed)
+    train = seeded_subset(splits.train, cfg.max_train_examples, cfg.seed)
+    validation = seeded_subset(splits.validation, cfg.max_eval_examples, cfg.seed)
+    test = seeded_subset(splits.test, cfg.max_test_examples, cfg.seed)
     names = splits.train.label_names
 
     encoder, tokenizer, source = load_encoder(cfg.init, cfg.random_like)
@@ -395,7 +387,7 @@ def evaluate_classifier(model: str | Path, data: str, split: str = "auto", outpu
     """Score a fine-tuned classifier on `data`; write eval_<name>.json and its confusion-matrix PNG."""
     classifier = TextClassifier.from_pretrained(model)
     records, split = evaluation_records(classifier, data, split, text_column, label_column)
-    records = sample(records, max_examples, int(classifier.meta.get("seed", 0)))
+    records = seeded_subset(records, max_examples, int(classifier.meta.get("seed", 0)))
     report = classifier.evaluate(records)
     name = Path(data).stem if not _is_catalog(data) else data
     directory = Path(output_dir) if output_dir else Path(model) / "evaluations"

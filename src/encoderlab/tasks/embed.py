@@ -29,6 +29,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from ..data.records import seeded_subset
 from ..errors import ConfigError, InputDataError
 from ..io import atomic_write_json
 from ..models.heads import EncoderWithHead, ProjectionHead
@@ -36,7 +37,6 @@ from ..text_encoder import TextEncoder
 from ..training import Trainer
 from ..training.precision import apply_threads
 from .classify import ClassifyConfig, load_labelled_splits
-from .classify import sample as sample_labelled
 from .finetune import FinetuneConfig, export_encoder, load_encoder, prepare_mode
 
 
@@ -201,8 +201,8 @@ def train_embeddings(cfg: EmbedConfig) -> dict[str, Any]:
         splits = load_labelled_splits(ClassifyConfig(data=cfg.data, split=cfg.split, seed=cfg.seed,
                                                      text_column=cfg.text_column, label_column=cfg.label_column,
                                                      out_dir=cfg.out_dir))
-        train = sample_labelled(splits.train, cfg.max_train_examples, cfg.seed)
-        validation = sample_labelled(splits.validation, cfg.max_eval_examples, cfg.seed)
+        train = seeded_subset(splits.train, cfg.max_train_examples, cfg.seed)
+        validation = seeded_subset(splits.validation, cfg.max_eval_examples, cfg.seed)
         train_items = [{"text": i, "label": y} for i, y in zip(ids(train.texts), train.labels, strict=True)]
         val_items = [{"text": i, "label": y} for i, y in zip(ids(validation.texts), validation.labels, strict=True)]
 

@@ -18,12 +18,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
 
-import numpy as np
 import torch
 import torch.nn.functional as F
 
 from ..data.catalog import CATALOG, load_dataset, read_tagged_corpus
-from ..data.records import Splits, TaggedSequences, make_splits, parse_fractions
+from ..data.records import Splits, TaggedSequences, make_splits, parse_fractions, seeded_subset
 from ..errors import ConfigError, InputDataError
 from ..evaluation.classification import ClassificationReport, classification_report
 from ..io import atomic_write_json
@@ -79,12 +78,6 @@ def load_tagged_splits(cfg: TagConfig) -> Splits[TaggedSequences]:
     if not len(records):
         raise InputDataError(f"{path}: the file is empty; expected one sentence per line of word/TAG items")
     return make_splits(records, parse_fractions(cfg.split), cfg.seed)
-
-
-def sample(records: TaggedSequences, limit: int | None, seed: int) -> TaggedSequences:
-    if limit is None or limit >= len(records):
-        return records
-    return records.subset(np.sort(np.random.default_rng(seed).permutation(len(records))[:limit]).tolist())
 
 
 def encode_words(tokenizer: TextTokenizer, sentences: Sequence[Sequence[str]], max_length: int):
@@ -204,9 +197,9 @@ def finetune_tagger(cfg: TagConfig) -> dict[str, Any]:
     apply_threads(cfg.threads)
     out_dir = Path(cfg.out_dir)
     splits = load_tagged_splits(cfg)
-    train = sample(splits.train, cfg.max_train_examples, cfg.seed)
-    validation = sample(splits.validation, cfg.max_eval_examples, cfg.seed)
-    test = sample(splits.test, cfg.max_test_examples, cfg.seed)
+    train = seeded_subset(splits.train, cfg.max_train_examples, cfg.seed)
+    validation = seeded_subset(splits.validation, cfg.max_eval_examples, cfg.seed)
+    test = seeded_subset(splits.test, cfg.max_test_examples, cfg.seed)
     names = splits.train.tag_names
 
     encoder, tokenizer, source = load_encoder(cfg.init, cfg.random_like)
@@ -252,7 +245,7 @@ def evaluate_tagger(model: str | Path, data: str, split: str = "auto", output_di
     cfg = TagConfig(data=data, split=meta.get("split", "0.8,0.1,0.1") if split != "all" else "1,0,0",
                     seed=int(meta.get("seed", 0)), out_dir="unused")
     splits = load_tagged_splits(cfg)
-    records = sample(splits.train if split == "all" else getattr(splits, split), max_examples, cfg.seed)
+    records = seeded_subset(splits.train if split == "all" else getattr(splits, split), max_examples, cfg.seed)
     report, truncated = tagger.evaluate(records)
     directory = Path(output_dir) if output_dir else Path(model) / "evaluations"
     name = data if data in CATALOG else Path(data).stem
