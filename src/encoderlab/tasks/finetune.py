@@ -120,14 +120,6 @@ def checkpoint_dir(name_or_path: str | Path) -> Path:
 
 def load_encoder(init: str, random_like: str = "minilm") -> tuple[BertModel, TextTokenizer, str]:
     """(encoder, its tokenizer, a description of where the weights came from), set up for training."""
-    encoder, tokenizer, source = _load_encoder(init, random_like)
-    # Padded attention: with backward, the packed (unpad) path's per-sequence attention loop measured 1.5-4x
-    # slower on CPU, and training batches are short texts with little padding to skip anyway.
-    encoder.cfg.unpad = False
-    return encoder, tokenizer, source
-
-
-def _load_encoder(init: str, random_like: str) -> tuple[BertModel, TextTokenizer, str]:
     if init == "random":
         directory = checkpoint_dir(random_like)
         template = load_hf_bert(directory)
