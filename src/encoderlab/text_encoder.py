@@ -74,7 +74,8 @@ def sentence_transformers_defaults(directory: Path) -> dict:
     return defaults
 
 
-def _check_texts(texts: Sequence[str] | str) -> list[str]:
+def check_texts(texts: Sequence[str] | str) -> list[str]:
+    """A list of the texts (a single string is one text); anything that is not a string is a clear error."""
     if isinstance(texts, str):
         return [texts]
     if not isinstance(texts, Sequence):
@@ -165,7 +166,7 @@ class TextEncoder(nn.Module):
         """
         if precision not in ("fp32", "bf16"):
             raise ValueError(f"precision={precision!r} is unknown; choose 'fp32' or 'bf16'")
-        texts = _check_texts(texts)
+        texts = check_texts(texts)
         pooling = pooling or self.pooling
         if pooling not in POOLINGS:
             raise ValueError(f"pooling={pooling!r} is unknown; choose one of {POOLINGS}")

@@ -74,6 +74,9 @@ def test_saved_model_loads_back_and_predicts_identically(tmp_path, tiny, mode):
     classifier = TextClassifier.from_pretrained(tmp_path)  # the run dir works as well as final/
     np.testing.assert_allclose(classifier.predict_proba(texts), expected, atol=1e-5)
     assert classifier.predict(texts) == [["a", "b", "c"][k] for k in expected.argmax(-1)]
+    assert classifier.predict_proba(texts[0]).shape == (1, 3)  # one string is one text, not its characters
+    with pytest.raises(InputDataError, match=r"texts\[1\] is int"):
+        classifier.predict_proba([texts[0], 7])
 
 
 @pytest.mark.parametrize("mode", ["full", "frozen"])  # lora: see the CLI test

@@ -31,6 +31,7 @@ from ..data.records import LabelledTexts, Splits, seeded_subset
 from ..errors import ConfigError, InputDataError
 from ..evaluation.classification import ClassificationReport, classification_report
 from ..models.heads import EncoderWithHead, SequenceClassificationHead
+from ..text_encoder import check_texts
 from ..tokenization import TextTokenizer
 from ..training import Trainer
 from ..training.precision import apply_threads
@@ -258,14 +259,12 @@ class TextClassifier:
         return cls(model, tokenizer, meta)
 
     def encode_ids(self, texts: Sequence[str]) -> list[list[int]]:
-        for i, text in enumerate(texts):
-            if not isinstance(text, str):
-                raise InputDataError(f"texts[{i}] is {type(text).__name__}, not a string")
-        return self.tokenizer.encode_ids([t.strip() for t in texts], self.max_length)
+        return self.tokenizer.encode_ids([t.strip() for t in check_texts(texts)], self.max_length)
 
     def predict_proba(self, texts: Sequence[str], batch_size: int = 64) -> np.ndarray:
         """(N, K) float32 probabilities; column k is label_names[k]."""
-        if len(texts) == 0:
+        texts = check_texts(texts)
+        if not texts:
             return np.zeros((0, len(self.label_names)), dtype=np.float32)
         logits = run_encoder(self.model, self.encode_ids(texts), self.tokenizer, batch_size)
         return logits.softmax(-1).numpy().astype(np.float32)
