@@ -88,3 +88,73 @@ def test_gradient_accumulation_matches_a_big_batch(iris_cfg, tmp_path):
     acc.fit()
     for p, q in zip(big.model.parameters(), acc.model.parameters(), strict=True):
         torch.testing.assert_close(p, q, rtol=1e-5, atol=1e-6)
+
+
+def scaled_groups(model: nn.Module) -> list[dict]:
+    """The output layer at half the lr of everything else (what layer-wise lr decay does per depth)."""
+    out = set(map(id, model.out.parameters()))
+    return [{"params": [p for p in model.parameters() if id(p) not in out], "weight_decay": 0.0},
+            {"params": list(model.out.parameters()), "weight_decay": 0.0, "lr_scale": 0.5}]
+
+
+def make_scaled_trainer(cfg):
+    from encoderlab.training import Trainer
+    from encoderlab.training.seeding import seed_everything
+
+    from .iris_task import IrisMLP, eval_fn, iris_splits, make_collate, make_loss_fn
+
+    train, val = iris_splits()
+    seed_everything(cfg.seed)
+    return Trainer(cfg, IrisMLP(cfg.hidden, cfg.dropout), train, loss_fn=make_loss_fn(), collate_fn=make_collate(
+        cfg.noise), eval_data=val, eval_fn=eval_fn, param_groups=scaled_groups)
+
+
+def test_a_group_with_lr_scale_half_steps_at_half_the_scheduled_lr_at_every_step(iris_cfg):
+    cfg = iris_cfg(max_steps=15, warmup_steps=4, schedule="cosine", log_every=1)
+    trainer = make_scaled_trainer(cfg)
+    seen: list[list[float]] = []
+    step = trainer.optimizer.step
+
+    def recording_step(*args, **kwargs):
+        seen.append([g["lr"] for g in trainer.optimizer.param_groups])
+        return step(*args, **kwargs)
+
+    trainer.optimizer.step = recording_step
+    trainer.fit()
+    assert len(seen) == 15
+    for i, (base, half) in enumerate(seen):
+        assert base == pytest.approx(cfg.lr * trainer.schedule(i), rel=1e-12) and base > 0
+        assert half == pytest.approx(0.5 * base, rel=1e-12)
+    # the log reports the schedule's lr (scale 1), as before
+    assert [r["lr"] for r in read_log(cfg.out_dir) if "loss" in r] == pytest.approx([b for b, _ in seen])
+
+
+def test_lr_scale_survives_an_exact_resume(iris_cfg, tmp_path):
+    """Stop at step 10 of 20 (only that checkpoint kept), resume: the same weights, bit for bit."""
+    import shutil
+
+    from encoderlab.training.checkpoint import step_dir
+
+    common = {"max_steps": 20, "save_every": 5, "keep_last": 10, "warmup_steps": 3}
+    straight = make_scaled_trainer(iris_cfg(out_dir=str(tmp_path / "straight"), **common))
+    straight.fit()
+    stopped = tmp_path / "stopped"
+    shutil.copytree(step_dir(straight.out_dir, 10), step_dir(stopped, 10))
+    resumed = make_scaled_trainer(iris_cfg(out_dir=str(stopped), resume=True, **common))
+    resumed.fit()
+    assert resumed.step == 20 and [g.get("lr_scale", 1.0) for g in resumed.optimizer.param_groups] == [1.0, 0.5]
+    for p, q in zip(straight.model.parameters(), resumed.model.parameters(), strict=True):
+        assert torch.equal(p, q)
+
+
+def test_parameter_groups_must_cover_every_trainable_parameter_once():
+    from encoderlab.errors import ConfigError
+
+    model = TinyEncoder()
+    trainable = [p for p in model.parameters() if p.requires_grad]
+    with pytest.raises(ConfigError, match="in no optimizer group"):
+        build_optimizer(model, TrainConfig(), [{"params": trainable[:-1]}])
+    with pytest.raises(ConfigError, match="in two groups"):
+        build_optimizer(model, TrainConfig(), [{"params": trainable}, {"params": trainable[:1]}])
+    with pytest.raises(ConfigError, match="lr_scale=0"):
+        build_optimizer(model, TrainConfig(), [{"params": trainable, "lr_scale": 0}])

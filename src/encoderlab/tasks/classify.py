@@ -39,9 +39,9 @@ from .finetune import (
     FinetuneConfig,
     load_encoder,
     load_finetuned,
+    optimizer_groups,
     prepare_mode,
     save_finetuned,
-    use_layerwise_lr,
 )
 
 
@@ -327,9 +327,8 @@ def finetune_classifier(cfg: ClassifyConfig) -> dict[str, Any]:
     else:
         trainer = Trainer(cfg, model, TokenisedTexts(train_ids, train.labels), loss_fn=loss_fn,
                           collate_fn=make_collate(tokenizer), eval_data=eval_data, eval_fn=eval_fn,
-                          save_final=lambda m, d: save_finetuned(m, tokenizer, d, meta))
-        if cfg.layer_lr_decay < 1.0:
-            use_layerwise_lr(trainer, cfg.layer_lr_decay)
+                          save_final=lambda m, d: save_finetuned(m, tokenizer, d, meta),
+                          param_groups=optimizer_groups(cfg))
     train_started = time.perf_counter()
     result = trainer.fit()
     train_seconds = time.perf_counter() - train_started

@@ -4,7 +4,8 @@ self-describing model directory it leaves behind.
     init   minilm | random | RUN_DIR     an alias or checkpoint, fresh weights, or `encoderlab pretrain`'s run
     mode   full | frozen | lora          train everything; only the head (linear probe); LoRA adapters + head
     layer_lr_decay                       lr of block i = lr * decay^(L - i), embeddings lowest (Howard & Ruder,
-                                         2018; Clark et al., 2020); the head trains at lr
+                                         2018; Clark et al., 2020); the head trains at lr. Each depth is an
+                                         optimizer group whose `lr_scale` the Trainer applies at every step
 
 A fine-tuned model directory (OUT_DIR/final/) holds the encoder in Hugging Face layout (config.json,
 model.safetensors, tokenizer; LoRA already merged into the weights), `head.safetensors` and `head.json`
@@ -16,11 +17,11 @@ from __future__ import annotations
 import copy
 import json
 import re
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
-import torch
 from safetensors.torch import load_file
 from torch import nn
 
@@ -31,7 +32,7 @@ from ..models.heads import EncoderWithHead, SequenceClassificationHead, TokenCla
 from ..nn.lora import apply_lora, merge_lora
 from ..pretrained import resolve_model_path
 from ..tokenization import TextTokenizer
-from ..training import TrainConfig, Trainer
+from ..training import TrainConfig
 from ..training.checkpoint import save_weights
 from ..training.optim import is_norm_module
 
@@ -147,22 +148,6 @@ def prepare_mode(model: EncoderWithHead, cfg: FinetuneConfig) -> dict[str, int]:
 
 
 # ============================================================================ layer-wise lr decay
-class LayerwiseAdamW(torch.optim.AdamW):
-    """AdamW whose parameter groups carry an `lr_scale`. The Trainer sets every group's lr to the schedule's
-    value before each step; each group then steps at lr * lr_scale."""
-
-    @torch.no_grad()
-    def step(self, closure=None):
-        scheduled = [group["lr"] for group in self.param_groups]
-        for group in self.param_groups:
-            group["lr"] = group["lr"] * group.get("lr_scale", 1.0)
-        try:
-            return super().step(closure)
-        finally:
-            for group, lr in zip(self.param_groups, scheduled, strict=True):
-                group["lr"] = lr
-
-
 def layer_depth(name: str, n_layers: int) -> int:
     """0 for the embeddings, i + 1 for block i, n_layers + 1 for everything above (head, pooler)."""
     if name.startswith("bert.embeddings."):
@@ -171,7 +156,7 @@ def layer_depth(name: str, n_layers: int) -> int:
     return int(match.group(1)) + 1 if match else n_layers + 1
 
 
-def layerwise_param_groups(model: EncoderWithHead, decay: float, weight_decay: float) -> list[dict[str, Any]]:
+def layerwise_param_groups(model: nn.Module, decay: float, weight_decay: float) -> list[dict[str, Any]]:
     """One group per (depth, decayed or not); lr_scale = decay^(n_layers + 1 - depth)."""
     n_layers = len(model.bert.blocks)
     no_decay = {id(p) for m in model.modules() if is_norm_module(m) for p in m.parameters(recurse=False)}
@@ -188,13 +173,12 @@ def layerwise_param_groups(model: EncoderWithHead, decay: float, weight_decay: f
     return [groups[key] for key in sorted(groups)]
 
 
-def use_layerwise_lr(trainer: Trainer, decay: float) -> None:
-    """Replace the Trainer's optimizer by a LayerwiseAdamW with per-depth lr scales (before fit())."""
-    cfg = trainer.cfg
-    if cfg.optimizer != "adamw":
-        raise ConfigError("layer_lr_decay needs optimizer=adamw")
-    groups = layerwise_param_groups(trainer.model, decay, cfg.weight_decay)
-    trainer.optimizer = LayerwiseAdamW(groups, lr=cfg.lr, betas=cfg.betas)
+def optimizer_groups(cfg: FinetuneConfig) -> Callable[[nn.Module], list[dict[str, Any]]] | None:
+    """The Trainer's `param_groups=` for `cfg`: per-depth lr scales when layer_lr_decay < 1, else None (the
+    Trainer's default decay / no-decay groups). The Trainer multiplies each group's lr by its lr_scale."""
+    if cfg.layer_lr_decay >= 1.0:
+        return None
+    return lambda model: layerwise_param_groups(model, cfg.layer_lr_decay, cfg.weight_decay)
 
 
 # ============================================================================ saving and loading

@@ -34,9 +34,9 @@ from .finetune import (
     FinetuneConfig,
     load_encoder,
     load_finetuned,
+    optimizer_groups,
     prepare_mode,
     save_finetuned,
-    use_layerwise_lr,
 )
 
 
@@ -212,9 +212,8 @@ def finetune_tagger(cfg: TagConfig) -> dict[str, Any]:
     eval_data = TaggedPieces(validation, tokenizer, max_length) if len(validation) else None
     trainer = Trainer(cfg, model, TaggedPieces(train, tokenizer, max_length), loss_fn=loss_fn,
                       collate_fn=make_collate(tokenizer), eval_data=eval_data, eval_fn=eval_fn,
-                      save_final=lambda m, d: save_finetuned(m, tokenizer, d, meta))
-    if cfg.layer_lr_decay < 1.0:
-        use_layerwise_lr(trainer, cfg.layer_lr_decay)
+                      save_final=lambda m, d: save_finetuned(m, tokenizer, d, meta),
+                      param_groups=optimizer_groups(cfg))
     train_started = time.perf_counter()
     result = trainer.fit()
     train_seconds = time.perf_counter() - train_started

@@ -5,6 +5,10 @@ regulariser nobody wants (it fights the normalisation). We decide structurally, 
 a parameter is *not* decayed if it belongs to a normalisation module (LayerNorm, RMSNorm, BatchNorm,
 GroupNorm, ...) or has fewer than 2 dimensions (biases, gains, scalars). Embedding tables are matrices and
 are decayed, as in BERT and GPT-2.
+
+A task can pass its own groups (e.g. layer-wise lr decay); a group's `lr_scale` multiplies the scheduled lr
+at every step, so the schedule's shape holds for every group and an exact resume restores the scales with
+the optimizer state.
 """
 
 from __future__ import annotations
@@ -12,6 +16,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from ..errors import ConfigError
 from .config import TrainConfig
 
 _NORM_TYPES: tuple[type[nn.Module], ...] = (
@@ -42,9 +47,34 @@ def param_groups(model: nn.Module, weight_decay: float) -> list[dict]:
     ]
 
 
-def build_optimizer(model: nn.Module, cfg: TrainConfig) -> torch.optim.Optimizer:
-    """AdamW or SGD+momentum over `param_groups`, at the peak lr (the schedule multiplies it per step)."""
-    groups = [g for g in param_groups(model, cfg.weight_decay) if g["params"]]
+def check_groups(model: nn.Module, groups: list[dict]) -> None:
+    """Every trainable parameter in exactly one group, and every `lr_scale` a positive number."""
+    trainable = {id(p): name for name, p in model.named_parameters() if p.requires_grad}
+    seen: set[int] = set()
+    for i, group in enumerate(groups):
+        scale = group.get("lr_scale", 1.0)
+        if not isinstance(scale, int | float) or not scale > 0:
+            raise ConfigError(f"parameter group {i}: lr_scale={scale!r} must be a positive number (the group "
+                              "trains at the scheduled lr times lr_scale)")
+        for param in group["params"]:
+            if id(param) in seen:
+                raise ConfigError(f"parameter group {i}: {trainable.get(id(param), 'a parameter')} is in two "
+                                  "groups; put each parameter in one group")
+            seen.add(id(param))
+    missing = [name for pid, name in trainable.items() if pid not in seen]
+    if missing:
+        raise ConfigError(f"{len(missing)} trainable parameter(s) are in no optimizer group, e.g. {missing[0]!r}; "
+                          "they would never be updated. Add them to a group or set requires_grad=False")
+
+
+def build_optimizer(model: nn.Module, cfg: TrainConfig, groups: list[dict] | None = None) -> torch.optim.Optimizer:
+    """AdamW or SGD+momentum at the peak lr (the Trainer sets each group's lr per step: scheduled lr x the
+    group's `lr_scale`, default 1). `groups` defaults to `param_groups(model, cfg.weight_decay)`."""
+    if groups is None:
+        groups = param_groups(model, cfg.weight_decay)
+    else:
+        check_groups(model, groups)
+    groups = [g for g in groups if g["params"]]
     if cfg.optimizer == "adamw":
         return torch.optim.AdamW(groups, lr=cfg.lr, betas=cfg.betas)
     return torch.optim.SGD(groups, lr=cfg.lr, momentum=cfg.momentum)

@@ -10,6 +10,7 @@
         eval_fn=lambda model, batch: {"loss": (loss, n), "accuracy": (acc, n)},  # default: {"loss": loss_fn}
         save_final=lambda model, directory: ...,        # default: model.safetensors + config.yaml
         lengths=None,              # optional per-sample lengths: length-bucketed training batches
+        param_groups=None,         # optional model -> optimizer groups; a group's `lr_scale` scales its lr
     )
     result = trainer.fit()         # -> TrainResult(step, metrics, best_step, ...)
 
@@ -18,8 +19,9 @@ One optimizer step: for each of `grad_accum` micro-batches, forward under autoca
 the update is the mean over every item of the global batch however it is split across processes and
 micro-batches. Then: unscale (fp16), global-norm clipping, a finiteness check (a non-finite loss or
 gradient skips the step; `max_bad_steps` in a row stop the run), and the optimizer step at the lr of the
-schedule. Every `log_every` steps a line goes to log.jsonl; every `eval_every` steps the model is
-evaluated (best checkpoint, early stopping); every `save_every` steps a checkpoint is written.
+schedule (times each parameter group's `lr_scale`, e.g. for layer-wise lr decay). Every `log_every` steps
+a line goes to log.jsonl; every `eval_every` steps the model is evaluated (best checkpoint, early
+stopping); every `save_every` steps a checkpoint is written.
 
 Exact resume: the data position (epoch, batch in epoch), the RNG states of every rank, optimizer, scaler
 and counters are in each checkpoint, and the per-epoch order depends on (seed, epoch) only; on CPU a
@@ -102,6 +104,7 @@ class Trainer:
         eval_fn: EvalFn | None = None,
         save_final: SaveFn | None = None,
         lengths: Sequence[int] | None = None,
+        param_groups: Callable[[nn.Module], list[dict[str, Any]]] | None = None,
     ) -> None:
         self.cfg, self.loss_fn, self.collate_fn = cfg, loss_fn, collate_fn
         self.train_data, self.eval_data = train_data, eval_data
@@ -131,7 +134,9 @@ class Trainer:
         # FSDP shards in place; keep a weightless skeleton to rebuild a plain module for the final export.
         self._skeleton = copy.deepcopy(model).to("meta") if self._fsdp else None
         self.model = wrap_model(model.to(self.device), cfg.distributed, self.device)
-        self.optimizer = build_optimizer(self.model, cfg)
+        # Groups are built from the plain module (parameter names without DDP's "module." prefix).
+        groups = param_groups(unwrap(self.model)) if param_groups is not None else None
+        self.optimizer = build_optimizer(unwrap(self.model), cfg, groups)
         self.params = [p for p in self.model.parameters() if p.requires_grad]
         self.scaler = grad_scaler(cfg.precision, self.device)
 
@@ -234,7 +239,7 @@ class Trainer:
         """One optimizer step; returns (global mean loss, global items, grad norm), skipping if non-finite."""
         cfg = self.cfg
         for group in self.optimizer.param_groups:
-            group["lr"] = lr
+            group["lr"] = lr * group.get("lr_scale", 1.0)
         self.model.train()
         loss_sum = torch.zeros((), device=self.device)
         items = torch.zeros((), device=self.device)
