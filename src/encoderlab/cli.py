@@ -151,6 +151,15 @@ def export(
 
 
 # ---------------------------------------------------------------------------------------------- fine-tuning
+PrecisionOption = Annotated[str, typer.Option(help="fp32, or int8: the encoder's Linear layers in int8 (SmoothQuant, "
+                                                    "calibrated on the model's own training texts).")]
+
+
+def _fp32_only(precision: str, what: str) -> None:
+    if precision != "fp32":
+        raise InputDataError(f"--precision {precision} is available for text classifiers; {what} runs in fp32 "
+                             "(drop --precision)")
+
 def _finetune_task(config: Path | None, overrides: list[str], resume: Path | None):
     """(task function, config class) named by `task=` (an override, the YAML, or the resumed run's config)."""
     from .config import parse_overrides, read_yaml
@@ -185,6 +194,22 @@ def finetune(overrides: Overrides = None, config: ConfigFile = None, resume: Res
     typer.echo(f"final model: {metrics.get('final_dir')}", err=True)
 
 
+@app.command(context_settings=TRAINING_COMMAND)
+def prune(overrides: Overrides = None, config: ConfigFile = None, resume: ResumeDir = None) -> None:
+    """Prune a fine-tuned classifier (magnitude, heads, ffn, heads+ffn), fine-tune it to recover, report
+    sparsity, accuracy and speed before/after (see docs/pruning.md)."""
+    from .tasks.prune import PruneConfig, prune_classifier
+    from .training import run_task
+
+    metrics = run_task(prune_classifier, PruneConfig, config, overrides or [], resume_dir=resume)
+    _echo_metrics(metrics, ("sparsity", "parameters_before", "parameters_after", "test_accuracy_before",
+                            "test_accuracy_pruned", "test_accuracy", "test_macro_f1", "step", "seconds"))
+    for workload, speed in metrics.get("speed", {}).items():
+        typer.echo(f"{workload}: {speed['sentences_per_s_before']:.1f} -> {speed['sentences_per_s_after']:.1f} "
+                   f"sentences/s ({speed['speedup']:.2f}x)", err=True)
+    typer.echo(f"final model: {metrics.get('final_dir')}", err=True)
+
+
 @app.command()
 def evaluate(
     model: Annotated[Path, typer.Option("--model", "-m", help="OUT_DIR of `encoderlab finetune` (or its final/).")],
@@ -197,6 +222,7 @@ def evaluate(
     label_column: Annotated[str | None, typer.Option(help="Label column/field (default: the training one).")]
     = None,
     max_examples: Annotated[int | None, typer.Option(help="Score a seeded subset of this many rows.")] = None,
+    precision: PrecisionOption = "fp32",
 ) -> None:
     """Accuracy, macro-F1, per-class precision/recall and the confusion matrix of a fine-tuned model."""
     from .tasks.finetune import finetuned_meta
@@ -204,11 +230,13 @@ def evaluate(
     if finetuned_meta(model).get("task") == "token-classification":
         from .tasks.tag import evaluate_tagger
 
+        _fp32_only(precision, "tagging")
         report, path = evaluate_tagger(model, data, split, output_dir, max_examples=max_examples)
     else:
         from .tasks.classify import evaluate_classifier
 
-        report, path = evaluate_classifier(model, data, split, output_dir, text_column, label_column, max_examples)
+        report, path = evaluate_classifier(model, data, split, output_dir, text_column, label_column, max_examples,
+                                           precision=precision)
     typer.echo(report.format())
     typer.echo(f"wrote {path} and {path.with_name(path.stem + '_confusion.png')}", err=True)
 
@@ -220,16 +248,37 @@ def predict(
     output: Annotated[Path, typer.Option("--output", "-o", help="Where to write one JSON line per input.")],
     text_column: Annotated[str, typer.Option(help="Text field (.jsonl) or column (.csv).")] = "text",
     batch_size: Annotated[int, typer.Option(help="Texts per forward pass.")] = 64,
+    precision: PrecisionOption = "fp32",
 ) -> None:
     """Predict a label and class probabilities (or per-token tags) for every text of a file."""
     from .tasks.finetune import finetuned_meta
 
     if finetuned_meta(model).get("task") == "token-classification":
-        from .tasks.tag import predict_tags_file as predict_fn
+        from .tasks.tag import predict_tags_file
+
+        _fp32_only(precision, "tagging")
+        n = predict_tags_file(model, input, output, text_column=text_column, batch_size=batch_size)
     else:
-        from .tasks.classify import predict_file as predict_fn
-    n = predict_fn(model, input, output, text_column=text_column, batch_size=batch_size)
+        from .tasks.classify import predict_file
+
+        n = predict_file(model, input, output, text_column=text_column, batch_size=batch_size, precision=precision)
     typer.echo(f"wrote {n} predictions to {output}", err=True)
+
+
+@app.command(context_settings=TRAINING_COMMAND)
+def distill(overrides: Overrides = None, config: ConfigFile = None, resume: ResumeDir = None) -> None:
+    """Distil a teacher into a shallower student: embeddings or classifier logits (docs/distillation.md)."""
+    from .tasks.distill import DistillConfig
+    from .tasks.distill import distill as distill_task
+    from .training import run_task
+
+    metrics = run_task(distill_task, DistillConfig, config, overrides or [], resume_dir=resume)
+    _echo_metrics(metrics, ("initial_test_cosine_mean", "test_cosine_mean", "test_cosine_worst",
+                            "initial_student_test_accuracy", "student_test_accuracy", "teacher_test_accuracy",
+                            "speedup_variable_length", "student_parameters", "teacher_parameters", "step",
+                            "train_seconds", "seconds"))
+    typer.echo(f"student: {metrics.get('final_dir')}  (layers {metrics.get('layers')} of the teacher's "
+               f"{metrics.get('teacher_layers')})", err=True)
 
 
 @app.command()

@@ -55,3 +55,67 @@ def test_smoothquant_linear_matches_float_linear_closely():
     rel = (q(x) - expected).norm() / expected.norm()
     assert rel < 0.02
     np.testing.assert_equal(q(x[None]).shape, (1, 100, 32))
+
+
+# ---------------------------------------------------------------------------------------------- classifiers
+@pytest.fixture(scope="module")
+def minilm_classifier(tmp_path_factory, minilm_dir):
+    """minilm + a linear probe trained on 240 real tweets: a fine-tuned model with minilm's real activations."""
+    from encoderlab.tasks.classify import ClassifyConfig, finetune_classifier
+
+    out = tmp_path_factory.mktemp("clf") / "run"
+    finetune_classifier(ClassifyConfig(data="tweets-sentiment", init=str(minilm_dir), mode="frozen", epochs=10,
+                                       max_train_examples=240, max_eval_examples=32, max_test_examples=120,
+                                       max_length=48, batch_size=16, out_dir=str(out), progress="off"))
+    return out
+
+
+@pytest.fixture(autouse=True)
+def one_thread():
+    """On a shared 2-core machine one thread avoids OpenMP threads spinning against each other."""
+    previous = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(previous)
+
+
+def test_int8_classifier_keeps_its_predictions(minilm_classifier):
+    from encoderlab.tasks.classify import TextClassifier, calibration_texts, evaluation_records, load_classifier
+
+    fp32 = TextClassifier.from_pretrained(minilm_classifier)
+    int8 = load_classifier(minilm_classifier, precision="int8")
+    assert sum(isinstance(m, SmoothQuantLinear) for m in int8.model.bert.modules()) == 36
+    assert isinstance(int8.model.head.out, torch.nn.Linear)  # the head stays fp32
+    assert not any(isinstance(m, SmoothQuantLinear) for m in fp32.model.modules())  # the loaded original is fp32
+    calibration = set(calibration_texts(fp32))
+    test, _ = evaluation_records(fp32, "tweets-sentiment", "test")
+    texts = [t for t in test.texts[:120] if t not in calibration]  # judged on texts it was not calibrated on
+    p32, p8 = fp32.predict_proba(texts), int8.predict_proba(texts)
+    agreement = float((p32.argmax(-1) == p8.argmax(-1)).mean())
+    assert agreement >= 0.95, agreement
+    assert np.abs(p32 - p8).mean() < 0.02
+
+
+def test_cli_evaluate_and_predict_in_int8(tmp_path, minilm_classifier):
+    import json
+
+    from encoderlab.cli import main
+
+    with pytest.raises(SystemExit) as code:  # the run's own 120 test rows (same seeded subset), in int8
+        main(["evaluate", "--model", str(minilm_classifier), "--data", "tweets-sentiment", "--max-examples",
+              "120", "--precision", "int8", "--output-dir", str(tmp_path)])
+    assert code.value.code == 0
+    fp32 = json.loads((minilm_classifier / "eval_test.json").read_text())  # the run scored its saved model
+    int8 = json.loads((tmp_path / "eval_tweets-sentiment_test_int8.json").read_text())
+    assert int8["precision"] == "int8" and sum(map(sum, int8["confusion"])) == 120
+    assert abs(int8["accuracy"] - fp32["accuracy"]) <= 0.034  # 120 texts: at most 4 flips
+    inputs = tmp_path / "in.txt"
+    inputs.write_text("I love this!\nThis is awful.\n")
+    with pytest.raises(SystemExit) as code:
+        main(["predict", "--model", str(minilm_classifier), "--input", str(inputs), "--output",
+              str(tmp_path / "p.jsonl"), "--precision", "int8"])
+    assert code.value.code == 0
+    assert len((tmp_path / "p.jsonl").read_text().splitlines()) == 2
+    with pytest.raises(SystemExit) as code:
+        main(["evaluate", "--model", str(minilm_classifier), "--data", "tweets-sentiment", "--precision", "fp16"])
+    assert code.value.code == 2

@@ -10,14 +10,16 @@ PyTorch's quantized CPU kernels (fbgemm on x86, qnnpack on ARM), activations qua
 
     quantized = quantize_int8(encoder, calibration_texts)      # a new TextEncoder; the original is untouched
     report = embedding_agreement(encoder, quantized, held_out_texts)
+    int8_classifier = quantize_int8(TextClassifier.from_pretrained("runs/x"), training_texts)  # heads stay fp32
 """
 
 from __future__ import annotations
 
 import copy
 import warnings
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from typing import TYPE_CHECKING, TypeVar
 
 import numpy as np
 import torch
@@ -25,6 +27,11 @@ from torch import nn
 
 from ..errors import ConfigError, InputDataError
 from ..text_encoder import TextEncoder
+
+if TYPE_CHECKING:
+    from ..tasks.classify import TextClassifier
+
+Quantizable = TypeVar("Quantizable", TextEncoder, "TextClassifier")
 
 
 class SmoothQuantLinear(nn.Module):
@@ -66,9 +73,8 @@ def _target_linears(bert: nn.Module, keep_fp32: Sequence[str]) -> dict[str, nn.L
 
 
 @torch.inference_mode()
-def calibrate(encoder: TextEncoder, texts: Sequence[str], layers: dict[str, nn.Linear],
-              batch_size: int = 32) -> dict[str, torch.Tensor]:
-    """Per-input-channel max |activation| of every layer in `layers`, over the real tokens of `texts`."""
+def calibrate(run_model: Callable[[], object], layers: dict[str, nn.Linear]) -> dict[str, torch.Tensor]:
+    """Per-input-channel max |activation| of every layer in `layers` while `run_model()` runs."""
     absmax: dict[str, torch.Tensor] = {}
 
     def make_hook(name: str):
@@ -79,16 +85,23 @@ def calibrate(encoder: TextEncoder, texts: Sequence[str], layers: dict[str, nn.L
 
     handles = [module.register_forward_hook(make_hook(name)) for name, module in layers.items()]
     try:
-        encoder.encode(list(texts), batch_size=batch_size)  # packed path: padding never enters the statistics
+        run_model()
     finally:
         for handle in handles:
             handle.remove()
+    missing = sorted(set(layers) - set(absmax))
+    if missing:
+        raise ConfigError(f"calibration never reached layers {missing[:3]}; keep them in fp32 with keep_fp32=")
     return absmax
 
 
-def quantize_int8(encoder: TextEncoder, calibration_texts: Sequence[str], alpha: float = 0.7,
-                  keep_fp32: Sequence[str] = (), reduce_range: bool = True) -> TextEncoder:
-    """A copy of `encoder` whose Linear layers (except names ending in `keep_fp32`) run in int8."""
+def quantize_int8(model: Quantizable, calibration_texts: Sequence[str], alpha: float = 0.7,
+                  keep_fp32: Sequence[str] = (), reduce_range: bool = True) -> Quantizable:
+    """A copy of `model` (a TextEncoder or a fine-tuned TextClassifier) whose encoder Linear layers run in int8.
+
+    Layers whose name ends in one of `keep_fp32` stay in fp32; the classifier head always does. The original
+    is untouched. Calibration runs `calibration_texts` through the model: give texts like the ones it will see
+    (for a classifier, a few hundred training texts; see `calibration_texts`)."""
     if not 0.0 <= alpha <= 1.0:
         raise ConfigError(f"alpha={alpha} must be in [0, 1] (0.5-0.8 works well for BERT-style encoders)")
     if len(calibration_texts) == 0:
@@ -96,14 +109,32 @@ def quantize_int8(encoder: TextEncoder, calibration_texts: Sequence[str], alpha:
     if "fbgemm" not in torch.backends.quantized.supported_engines and \
             "qnnpack" not in torch.backends.quantized.supported_engines:
         raise ConfigError("this PyTorch build has no quantized CPU engine (fbgemm/qnnpack); int8 is unavailable")
-    quantized = copy.deepcopy(encoder).cpu().eval()
-    layers = _target_linears(quantized.bert, keep_fp32)
-    absmax = calibrate(quantized, calibration_texts, layers)
+    quantized = _cpu_copy(model)
+    bert = _bert_of(quantized)
+    layers = _target_linears(bert, keep_fp32)
+    texts = list(calibration_texts)
+    if isinstance(quantized, TextEncoder):  # packed path: padding never enters the statistics
+        absmax = calibrate(lambda: quantized.encode(texts, batch_size=32), layers)
+    else:
+        absmax = calibrate(lambda: quantized.predict_proba(texts, batch_size=32), layers)
     for name, linear in layers.items():
         parent, _, child = name.rpartition(".")
-        setattr(quantized.bert.get_submodule(parent), child,
-                SmoothQuantLinear(linear, absmax[name], alpha, reduce_range))
+        setattr(bert.get_submodule(parent), child, SmoothQuantLinear(linear, absmax[name], alpha, reduce_range))
     return quantized
+
+
+def _cpu_copy(model: Quantizable) -> Quantizable:
+    if isinstance(model, TextEncoder):
+        return copy.deepcopy(model).cpu().eval()
+    from ..tasks.classify import TextClassifier
+
+    if isinstance(model, TextClassifier):
+        return TextClassifier(copy.deepcopy(model.model).cpu(), model.tokenizer, copy.deepcopy(model.meta))
+    raise ConfigError(f"int8 quantization takes a TextEncoder or a TextClassifier, not {type(model).__name__}")
+
+
+def _bert_of(model: Quantizable) -> nn.Module:
+    return model.bert if isinstance(model, TextEncoder) else model.model.bert
 
 
 @dataclass

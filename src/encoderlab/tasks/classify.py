@@ -379,17 +379,38 @@ def evaluation_records(classifier: TextClassifier, data: str, split: str = "auto
     return relabel(records, classifier.label_names, label_column, str(meta.get("data"))), split
 
 
+def calibration_texts(classifier: TextClassifier, n: int = 256) -> list[str]:
+    """A seeded sample of the classifier's own training texts: what int8 calibration should see."""
+    meta = classifier.meta
+    records, _ = evaluation_records(classifier, str(meta.get("data")), "train")
+    return list(seeded_subset(records, n, int(meta.get("seed", 0))).texts)
+
+
+def load_classifier(model: str | Path, precision: str = "fp32") -> TextClassifier:
+    """A saved classifier, in fp32 or with its encoder quantized to int8 (calibrated on its training texts)."""
+    classifier = TextClassifier.from_pretrained(model)
+    if precision == "int8":
+        from ..compression.quantize import quantize_int8
+
+        return quantize_int8(classifier, calibration_texts(classifier))
+    if precision != "fp32":
+        raise ConfigError(f"precision={precision!r} is unknown; choose fp32 or int8")
+    return classifier
+
+
 def evaluate_classifier(model: str | Path, data: str, split: str = "auto", output_dir: str | Path | None = None,
                         text_column: str | None = None, label_column: str | None = None,
-                        max_examples: int | None = None) -> tuple[ClassificationReport, Path]:
+                        max_examples: int | None = None, precision: str = "fp32") -> tuple[ClassificationReport, Path]:
     """Score a fine-tuned classifier on `data`; write eval_<name>.json and its confusion-matrix PNG."""
-    classifier = TextClassifier.from_pretrained(model)
+    classifier = load_classifier(model, precision)
     records, split = evaluation_records(classifier, data, split, text_column, label_column)
     records = seeded_subset(records, max_examples, int(classifier.meta.get("seed", 0)))
     report = classifier.evaluate(records)
     name = Path(data).stem if not _is_catalog(data) else data
     directory = Path(output_dir) if output_dir else Path(model) / "evaluations"
-    path = report.save(directory, f"eval_{name}_{split}", extra={"model": str(model), "data": data, "split": split})
+    suffix = "" if precision == "fp32" else f"_{precision}"
+    path = report.save(directory, f"eval_{name}_{split}{suffix}",
+                       extra={"model": str(model), "data": data, "split": split, "precision": precision})
     return report, path
 
 
@@ -411,11 +432,11 @@ def read_prediction_inputs(path: str | Path, text_column: str = "text") -> list[
 
 
 def predict_file(model: str | Path, input_path: str | Path, output_path: str | Path, text_column: str = "text",
-                 batch_size: int = 64) -> int:
+                 batch_size: int = 64, precision: str = "fp32") -> int:
     """Write one JSON line per input text: text, predicted label and every class probability."""
     from ..io import atomic_write_text
 
-    classifier = TextClassifier.from_pretrained(model)
+    classifier = load_classifier(model, precision)
     texts = read_prediction_inputs(input_path, text_column)
     probs = classifier.predict_proba(texts, batch_size)
     lines = []
