@@ -127,3 +127,40 @@ def test_unpadded_path_handles_an_all_padding_row():
     out = model(ids, mask)
     assert torch.isfinite(out).all() and (out[1] == 0).all()
     torch.testing.assert_close(out[0, :3], model(ids[:1, :3])[0], atol=1e-5, rtol=1e-5)
+
+
+def test_per_layer_sizes_build_narrower_blocks():
+    model = BertModel(BertConfig(**TINY, layer_heads=[4, 1], layer_d_ff=[64, 10]))
+    attn, ffn = model.blocks[1].attn, model.blocks[1].ffn
+    assert (attn.n_heads, attn.d_head) == (1, 8)  # d_head stays d_model // n_heads
+    assert attn.query.weight.shape == (8, 32) and attn.out.weight.shape == (32, 8)
+    assert ffn.up.weight.shape == (10, 32) and ffn.down.weight.shape == (32, 10)
+    assert model.blocks[0].attn.query.weight.shape == (32, 32)
+    ids = torch.randint(1, 101, (2, 7))
+    assert model(ids, torch.ones_like(ids)).shape == (2, 7, 32)
+    default = BertModel(BertConfig(**TINY))
+    assert [b.attn.n_heads for b in default.blocks] == [4, 4] and default.cfg.layer_heads is None
+
+
+@pytest.mark.parametrize("overrides,message", [
+    (dict(layer_heads=[4]), "layer_heads has 1 entries but n_layers=2"),
+    (dict(layer_heads=[4, 0]), "cannot lose all its heads"),
+    (dict(layer_heads=[4, 5]), r"\[1, n_heads=4\]"),
+    (dict(layer_d_ff=[64, 0]), "layer_d_ff=\\[64, 0\\]: every entry must be >= 1"),
+])
+def test_invalid_per_layer_sizes_say_what_to_fix(overrides, message):
+    with pytest.raises(ConfigError, match=message):
+        BertConfig(**{**TINY, **overrides})
+
+
+@pytest.mark.parametrize("fused", [True, False])
+def test_unpadded_path_equals_padded_path_with_per_layer_sizes(fused):
+    torch.manual_seed(0)
+    sizes = dict(layer_heads=[3, 1], layer_d_ff=[17, 64], dropout=0.0, attention_dropout=0.0, fused_attention=fused)
+    padded = BertModel(BertConfig(**TINY, **sizes, unpad=False))
+    packed = BertModel(BertConfig(**TINY, **sizes, unpad=True))
+    packed.load_state_dict(padded.state_dict())
+    ids = torch.randint(1, 101, (3, 9))
+    mask = (torch.arange(9)[None, :] < torch.tensor([[9], [4], [6]])).long()
+    real = mask.bool()
+    torch.testing.assert_close(packed(ids, mask)[real], padded(ids, mask)[real], atol=1e-5, rtol=1e-5)

@@ -63,6 +63,12 @@ class BertConfig:
     """Skip padding: run padded batches as packed real tokens (same result, less work on ragged batches)."""
     init_std: float = 0.02
     """Standard deviation of the normal initialisation of weights."""
+    layer_heads: list[int] | None = None
+    """Heads kept in each block after structured pruning (one entry per block, each in [1, n_heads]); null:
+    n_heads everywhere. d_head stays d_model // n_heads, so a block with fewer heads is narrower inside."""
+    layer_d_ff: list[int] | None = None
+    """Feed-forward width of each block after structured pruning (one entry per block, each >= 1); null:
+    d_ff everywhere."""
 
     def __post_init__(self) -> None:
         for name in ("vocab_size", "d_model", "n_layers", "n_heads", "d_ff", "max_positions"):
@@ -92,23 +98,46 @@ class BertConfig:
             raise ConfigError(
                 f"BertConfig.pad_token_id={self.pad_token_id} is outside the vocabulary [0, {self.vocab_size})"
             )
+        for name, upper in (("layer_heads", self.n_heads), ("layer_d_ff", None)):
+            sizes = getattr(self, name)
+            if sizes is None:
+                continue
+            sizes = [int(n) for n in sizes]
+            setattr(self, name, sizes)
+            if len(sizes) != self.n_layers:
+                raise ConfigError(f"BertConfig.{name} has {len(sizes)} entries but n_layers={self.n_layers}; "
+                                  "give one per block, or null for the uniform size")
+            if min(sizes) < 1 or (upper is not None and max(sizes) > upper):
+                bound = f"[1, n_heads={upper}]" if upper is not None else ">= 1"
+                raise ConfigError(f"BertConfig.{name}={sizes}: every entry must be {bound} (a block cannot lose "
+                                  "all its heads or neurons)")
 
     @property
     def d_head(self) -> int:
         return self.d_model // self.n_heads
 
+    def heads_in(self, layer: int) -> int:
+        """Attention heads of block `layer` (n_heads unless pruned)."""
+        return self.n_heads if self.layer_heads is None else self.layer_heads[layer]
+
+    def d_ff_in(self, layer: int) -> int:
+        """Feed-forward width of block `layer` (d_ff unless pruned)."""
+        return self.d_ff if self.layer_d_ff is None else self.layer_d_ff[layer]
+
 
 class EncoderBlock(nn.Module):
-    """Self-attention then feed-forward, each wrapped in a residual connection and a LayerNorm."""
+    """Self-attention then feed-forward, each wrapped in a residual connection and a LayerNorm.
 
-    def __init__(self, cfg: BertConfig):
+    `layer` picks the block's head count and feed-forward width when the config has per-layer sizes."""
+
+    def __init__(self, cfg: BertConfig, layer: int = 0):
         super().__init__()
         self.pre_norm = cfg.norm_position == "pre"
-        self.attn = MultiHeadSelfAttention(cfg.d_model, cfg.n_heads, cfg.attention_dropout,
-                                           fused=cfg.fused_attention)
+        self.attn = MultiHeadSelfAttention(cfg.d_model, cfg.heads_in(layer), cfg.attention_dropout,
+                                           fused=cfg.fused_attention, d_head=cfg.d_head)
         self.attn_dropout = nn.Dropout(cfg.dropout)
         self.attn_norm = nn.LayerNorm(cfg.d_model, eps=cfg.norm_eps)
-        self.ffn = FeedForward(cfg.d_model, cfg.d_ff, cfg.activation, cfg.ffn_kind, cfg.dropout)
+        self.ffn = FeedForward(cfg.d_model, cfg.d_ff_in(layer), cfg.activation, cfg.ffn_kind, cfg.dropout)
         self.ffn_norm = nn.LayerNorm(cfg.d_model, eps=cfg.norm_eps)
 
     def forward(self, x: torch.Tensor, attn_bias: torch.Tensor | None = None,
@@ -131,7 +160,7 @@ class BertModel(nn.Module):
         self.cfg = cfg
         self.embeddings = TextEmbeddings(cfg.vocab_size, cfg.d_model, cfg.max_positions, cfg.n_segments,
                                          cfg.positions, cfg.pad_token_id, cfg.norm_eps, cfg.dropout)
-        self.blocks = nn.ModuleList(EncoderBlock(cfg) for _ in range(cfg.n_layers))
+        self.blocks = nn.ModuleList(EncoderBlock(cfg, i) for i in range(cfg.n_layers))
         self.final_norm = nn.LayerNorm(cfg.d_model, eps=cfg.norm_eps) if cfg.norm_position == "pre" else None
         self.pooler = nn.Linear(cfg.d_model, cfg.d_model) if cfg.pooler else None
         self.apply(self._init_weights)

@@ -8,6 +8,9 @@ Input comes padded, (B, T, C) with an additive mask, or packed: (N, C) holding o
 all sequences back to back, with a `Packing` that says where they sit in the (B, T) batch. Packed input
 skips the work on padding where it costs: the projections run on N real tokens instead of B·T; only the
 attention itself (a small share of the FLOPs) runs on the padded layout, in one fused call.
+
+A block may keep fewer heads than d_model / d_head (structured pruning, `encoderlab.compression.prune`):
+then queries, keys and values are n_heads·d_head wide, narrower than the residual stream d_model.
 """
 
 from __future__ import annotations
@@ -61,20 +64,26 @@ class MultiHeadSelfAttention(nn.Module):
     """Project to queries/keys/values, attend per head, project back.
 
     Separate `query`/`key`/`value` projections (not one fused matrix) keep the mapping to BERT
-    checkpoints one-to-one.
+    checkpoints one-to-one. `d_head` defaults to d_model // n_heads; giving it explicitly allows a pruned
+    block whose n_heads·d_head is less than d_model.
     """
 
     def __init__(self, d_model: int, n_heads: int, dropout: float = 0.0, bias: bool = True,
-                 fused: bool = True):
+                 fused: bool = True, d_head: int | None = None):
         super().__init__()
-        if d_model % n_heads != 0:
-            raise ValueError(f"d_model={d_model} must be divisible by n_heads={n_heads}")
+        if d_head is None:
+            if d_model % n_heads != 0:
+                raise ValueError(f"d_model={d_model} must be divisible by n_heads={n_heads}")
+            d_head = d_model // n_heads
+        if n_heads < 1 or d_head < 1:
+            raise ValueError(f"n_heads={n_heads} and d_head={d_head} must be >= 1")
         self.n_heads = n_heads
-        self.d_head = d_model // n_heads
-        self.query = nn.Linear(d_model, d_model, bias=bias)
-        self.key = nn.Linear(d_model, d_model, bias=bias)
-        self.value = nn.Linear(d_model, d_model, bias=bias)
-        self.out = nn.Linear(d_model, d_model, bias=bias)
+        self.d_head = d_head
+        d_inner = n_heads * d_head  # = d_model unless heads were pruned
+        self.query = nn.Linear(d_model, d_inner, bias=bias)
+        self.key = nn.Linear(d_model, d_inner, bias=bias)
+        self.value = nn.Linear(d_model, d_inner, bias=bias)
+        self.out = nn.Linear(d_inner, d_model, bias=bias)
         self.dropout = dropout
         self.fused = fused  # True: F.scaled_dot_product_attention; False: the explicit reference path
 
@@ -96,7 +105,7 @@ class MultiHeadSelfAttention(nn.Module):
         k = self._split_heads(self.key(x))    # (B, nh, T, hs)
         v = self._split_heads(self.value(x))  # (B, nh, T, hs)
         y = self._attend(q, k, v, attn_bias)
-        y = y.transpose(1, 2).reshape(B, T, C)  # (B, T, C): heads side by side again
+        y = y.transpose(1, 2).reshape(B, T, -1)  # (B, T, nh·hs): heads side by side again
         return self.out(y)
 
     def _attend(self, q: torch.Tensor, k: torch.Tensor, v: torch.Tensor,
