@@ -133,3 +133,32 @@ def test_checkpoint_without_tokenizer(tmp_path):
     _tiny_checkpoint(tmp_path)
     with pytest.raises(CheckpointError, match="has no tokenizer"):
         TextEncoder.from_pretrained(tmp_path)
+
+
+def test_pruned_model_round_trips_and_transformers_refuses_it_loudly(tmp_path):
+    """Per-layer head counts travel as pruned_heads (transformers 4.x prunes on load), per-layer d_ff as
+    encoderlab_intermediate_sizes; transformers 5 has no head pruning and must fail, never load silently."""
+    transformers = pytest.importorskip("transformers")
+    torch.manual_seed(0)
+    cfg = BertConfig(vocab_size=99, d_model=32, n_layers=2, n_heads=4, d_ff=64, max_positions=16,
+                     layer_heads=[2, 4], layer_d_ff=[64, 20])
+    model = BertModel(cfg).eval()
+    save_hf_bert(model, tmp_path)
+    config = json.loads((tmp_path / "config.json").read_text())
+    assert config["num_attention_heads"] == 4 and config["pruned_heads"] == {"0": [2, 3]}
+    assert config["intermediate_size"] == 64 and config["encoderlab_intermediate_sizes"] == [64, 20]
+    loaded = load_hf_bert(tmp_path)
+    assert loaded.cfg.layer_heads == [2, 4] and loaded.cfg.layer_d_ff == [64, 20]
+    ids = torch.randint(1, 99, (2, 7))
+    assert torch.equal(loaded(ids), model(ids))
+    if int(transformers.__version__.split(".")[0]) >= 5:
+        with pytest.raises(RuntimeError, match="mismatch"):
+            transformers.AutoModel.from_pretrained(str(tmp_path))
+
+
+def test_inconsistent_pruned_heads_are_refused(tmp_path):
+    save_hf_bert(BertModel(BertConfig(vocab_size=99, d_model=32, n_layers=2, n_heads=4, d_ff=64)), tmp_path)
+    config = json.loads((tmp_path / "config.json").read_text())
+    (tmp_path / "config.json").write_text(json.dumps({**config, "pruned_heads": {"5": [0]}}))
+    with pytest.raises(CheckpointError, match="pruned_heads\\['5'\\]=\\[0\\] is outside 2 layers x 4 heads"):
+        load_hf_bert(tmp_path)

@@ -6,6 +6,14 @@ the explicit template table `HF_TO_OURS` and every shape is checked; nothing is 
 `save_hf_bert` writes the same layout back, so `transformers.AutoModel.from_pretrained` loads our model.
 `save_hf_bert_mlm` / `load_hf_bert_mlm` do the same for `BertForMaskedLM` (encoder under `bert.`, the MLM
 head under `cls.predictions.`), the layout `transformers.BertForMaskedLM.from_pretrained` reads.
+
+Structurally pruned models (`encoderlab.compression.prune`) keep this layout with smaller tensors:
+- fewer heads in a block: config.json keeps `num_attention_heads` and lists the removed heads in
+  `pruned_heads` ({"layer": [head, ...]}), the field `transformers` 4.x reads to prune on load. Saved
+  weights hold the kept heads first, so we write the removed ones as the last indices of each layer.
+  `transformers` 5 dropped head pruning and cannot load such a checkpoint (it reports a size mismatch).
+- narrower feed-forward blocks: BERT has one `intermediate_size`; we keep it and add the per-layer widths
+  as `encoderlab_intermediate_sizes`. No `transformers` version loads these weights; encoderlab does.
 """
 
 from __future__ import annotations
@@ -68,6 +76,7 @@ HF_CONFIG_FIELDS = {
     "pad_token_id": "pad_token_id",
     "initializer_range": "init_std",
 }
+PER_LAYER_D_FF = "encoderlab_intermediate_sizes"  # our extension of config.json: per-block d_ff after pruning
 HF_ACTIVATIONS = {"gelu": "gelu", "gelu_new": "gelu_tanh", "gelu_pytorch_tanh": "gelu_tanh",
                   "relu": "relu", "silu": "silu", "swish": "silu"}
 BERT_FAMILY = {"bert"}
@@ -117,7 +126,33 @@ def config_from_hf(hf: dict[str, Any], source: str = "config.json") -> BertConfi
     if act not in HF_ACTIVATIONS:
         raise CheckpointError(f"{source}: hidden_act={act!r} is not supported; use one of {sorted(HF_ACTIVATIONS)}")
     kwargs = {ours: hf[name] for name, ours in HF_CONFIG_FIELDS.items() if hf.get(name) is not None}
+    kwargs["layer_heads"] = _layer_heads_from_hf(hf, source)
+    if hf.get(PER_LAYER_D_FF) is not None:
+        kwargs["layer_d_ff"] = hf[PER_LAYER_D_FF]
     return BertConfig(**kwargs, activation=HF_ACTIVATIONS[act], positions="learned", norm_position="post")
+
+
+def _layer_heads_from_hf(hf: dict[str, Any], source: str) -> list[int] | None:
+    """Heads per block from `pruned_heads` ({"layer": [removed head, ...]}), or None when nothing was pruned."""
+    pruned = hf.get("pruned_heads") or {}
+    if not pruned:
+        return None
+    n_layers, n_heads = int(hf.get("num_hidden_layers", 12)), int(hf.get("num_attention_heads", 12))
+    if not isinstance(pruned, dict):
+        raise CheckpointError(f"{source}: pruned_heads must map a layer index to a list of head indices, "
+                              f"got {pruned!r}")
+    kept = [n_heads] * n_layers
+    for layer, heads in pruned.items():
+        try:
+            i, removed = int(layer), {int(h) for h in heads}
+        except (TypeError, ValueError):
+            raise CheckpointError(f"{source}: pruned_heads[{layer!r}]={heads!r} is not a list of head indices "
+                                  "under a layer index") from None
+        if not 0 <= i < n_layers or not all(0 <= h < n_heads for h in removed):
+            raise CheckpointError(f"{source}: pruned_heads[{layer!r}]={sorted(removed)} is outside "
+                                  f"{n_layers} layers x {n_heads} heads; config.json is inconsistent")
+        kept[i] = n_heads - len(removed)
+    return kept
 
 
 def config_to_hf(cfg: BertConfig) -> dict[str, Any]:
@@ -137,6 +172,12 @@ def config_to_hf(cfg: BertConfig) -> dict[str, Any]:
     hf = {name: getattr(cfg, ours) for name, ours in HF_CONFIG_FIELDS.items()}
     hf.update(model_type="bert", architectures=["BertModel"], hidden_act=hf_act,
               position_embedding_type="absolute")
+    if cfg.layer_heads is not None and any(k < cfg.n_heads for k in cfg.layer_heads):
+        # the kept heads sit first in the saved weights, so the removed ones are the last indices
+        hf["pruned_heads"] = {str(i): list(range(k, cfg.n_heads))
+                              for i, k in enumerate(cfg.layer_heads) if k < cfg.n_heads}
+    if cfg.layer_d_ff is not None and any(f != cfg.d_ff for f in cfg.layer_d_ff):
+        hf[PER_LAYER_D_FF] = list(cfg.layer_d_ff)
     return hf
 
 
