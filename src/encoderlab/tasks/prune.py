@@ -1,0 +1,303 @@
+"""Prune a fine-tuned text classifier, fine-tune it to recover, and report sparsity against accuracy and speed.
+
+    encoderlab prune --config configs/prune-tweets.yaml model=runs/tweets method=heads sparsity=0.25
+    prune_classifier(PruneConfig(model="runs/tweets", method="magnitude", sparsity=0.5, out_dir="runs/p"))
+
+The recipe: load the classifier (the OUT_DIR of `encoderlab finetune`) and the data splits it was trained on
+(same seed, fractions and subsets, so the test split is the teacher run's); score it on the test split;
+prune a copy (`encoderlab.compression.prune`: magnitude masks, or heads / feed-forward neurons ranked by
+importance on training batches and physically removed); score it again; fine-tune it for `recovery_steps`
+on the training split with the shared Trainer (magnitude masks re-applied after every step); save OUT_DIR/final/
+as an ordinary fine-tuned model; reload that directory and score it; then time the original and the pruned
+model side by side on real variable-length batches. `OUT_DIR/pruning.json` holds the plan (which heads and
+neurons went, per-layer sparsity) and the pre-recovery scores, so `--resume` continues with the same plan.
+"""
+
+from __future__ import annotations
+
+import copy
+import dataclasses
+import json
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Literal
+
+from ..compression.prune import (
+    WeightMasks,
+    check_sparsity,
+    choose_units,
+    count_units,
+    magnitude_masks,
+    prunable_linears,
+    prune_ffn,
+    prune_heads,
+    structured_importance,
+    weight_sparsity,
+)
+from ..config import load_config, read_yaml
+from ..data.records import LabelledTexts, seeded_subset
+from ..errors import ConfigError
+from ..io import atomic_write_json
+from ..models.heads import EncoderWithHead
+from ..tokenization import TextTokenizer
+from ..training import TrainConfig, Trainer
+from ..training.precision import apply_threads
+from .classify import (
+    ClassifyConfig,
+    TextClassifier,
+    TokenisedTexts,
+    eval_fn,
+    load_labelled_splits,
+    loss_fn,
+    make_collate,
+)
+from .finetune import finetuned_dir, load_finetuned, save_finetuned
+
+Method = Literal["magnitude", "heads", "ffn", "heads+ffn"]
+PLAN_FILE = "pruning.json"
+DATA_KEYS = ("data", "validation_data", "test_data", "split", "seed", "text_column", "label_column",
+             "max_train_examples", "max_eval_examples", "max_test_examples")
+
+
+@dataclass
+class PruneConfig(TrainConfig):
+    model: str = ""
+    """The fine-tuned text classifier to prune: the OUT_DIR of `encoderlab finetune` (or its final/)."""
+    method: Method = "magnitude"
+    """magnitude: zero the smallest weights (unstructured); heads / ffn / heads+ffn: remove whole attention
+    heads and/or feed-forward neurons, ranked by importance on training data (structured, really smaller)."""
+    sparsity: float = 0.5
+    """Fraction to remove, in [0, 1): of the encoder's Linear weights (magnitude), of all heads (heads), of all
+    feed-forward neurons (ffn), or of both (heads+ffn)."""
+    scope: Literal["global", "layer"] = "global"
+    """global: one ranking over every layer (a layer keeps at least one head / neuron); layer: the same
+    fraction in every layer (every matrix, for magnitude)."""
+    recovery_steps: int = 200
+    """Fine-tuning steps after pruning, on the teacher's training split (0: save the pruned model as it is).
+    Sets max_steps; on --resume, max_steps= extends the recovery."""
+    importance_examples: int = 512
+    """Training examples whose loss gradients score heads and neurons (structured methods)."""
+    data: str = ""
+    """Training data for recovery; empty: the data (and split, seed, subsets) the classifier was trained on."""
+    speed_repeats: int = 10
+    """Timed calls per model and workload when comparing speed before/after (0 skips the timing)."""
+    speed_batch_size: int = 32
+    """Sentences per timed batch."""
+    out_dir: str = "runs/prune"
+    lr: float = 5e-5
+    batch_size: int = 16
+    best_metric: str = "eval_accuracy"
+    best_mode: Literal["min", "max"] = "max"
+    log_every: int = 20
+
+    def __post_init__(self) -> None:
+        if self.max_steps is None and self.recovery_steps > 0:
+            self.max_steps = self.recovery_steps
+        super().__post_init__()
+        if not self.model:
+            raise ConfigError("model is empty; pass the fine-tuned classifier to prune, e.g. "
+                              "model=runs/finetune-tweets (the OUT_DIR of `encoderlab finetune`)")
+        check_sparsity(self.sparsity)
+        if self.method not in ("magnitude", "heads", "ffn", "heads+ffn"):
+            raise ConfigError(f"method={self.method!r} is unknown; choose magnitude, heads, ffn or heads+ffn")
+        if self.recovery_steps < 0:
+            raise ConfigError(f"recovery_steps={self.recovery_steps} must be >= 0 (0: no recovery fine-tuning)")
+        if self.importance_examples < 1:
+            raise ConfigError(f"importance_examples={self.importance_examples} must be >= 1, e.g. 512")
+        if self.speed_repeats < 0 or self.speed_batch_size < 1:
+            raise ConfigError("speed_repeats must be >= 0 (0 skips timing) and speed_batch_size >= 1")
+
+
+# ============================================================================ the teacher and its data
+def teacher_data_config(directory: Path, meta: dict[str, Any]) -> ClassifyConfig:
+    """The data settings the classifier in `directory` was trained with: recorded by a previous prune run, or
+    its run's config.yaml, or (a bare model directory) head.json's data, split and seed."""
+    if isinstance(meta.get("data_config"), dict):
+        return ClassifyConfig(**meta["data_config"])
+    run_config = directory.parent / "config.yaml"
+    if directory.name == "final" and run_config.is_file():
+        saved = read_yaml(run_config)
+        if saved.get("task", "classify") == "classify" and "init" in saved:
+            return load_config(ClassifyConfig, None, (), base={k: saved[k] for k in DATA_KEYS if k in saved})
+    return ClassifyConfig(**{k: meta[k] for k in ("data", "split", "seed", "text_column", "label_column")
+                             if meta.get(k) is not None})
+
+
+def load_teacher(path: str) -> tuple[EncoderWithHead, TextTokenizer, dict[str, Any], Path]:
+    directory = finetuned_dir(path)
+    model, tokenizer, meta = load_finetuned(directory)
+    if meta.get("task") != "sequence-classification":
+        raise ConfigError(f"model={path!r} is a {meta.get('task')} model; `encoderlab prune` prunes text "
+                          "classifiers (the OUT_DIR of `encoderlab finetune` with task=classify)")
+    return model, tokenizer, meta, directory
+
+
+def data_splits(cfg: PruneConfig, data_cfg: ClassifyConfig) -> tuple[LabelledTexts, LabelledTexts, LabelledTexts]:
+    """(train, validation, test) exactly as the teacher run drew them (or from `data=` with its settings)."""
+    if cfg.data and cfg.data != data_cfg.data:
+        data_cfg = dataclasses.replace(data_cfg, data=cfg.data)
+    splits = load_labelled_splits(data_cfg)
+    return (seeded_subset(splits.train, data_cfg.max_train_examples, data_cfg.seed),
+            seeded_subset(splits.validation, data_cfg.max_eval_examples, data_cfg.seed),
+            seeded_subset(splits.test, data_cfg.max_test_examples, data_cfg.seed))
+
+
+def _scores(classifier: TextClassifier, records: LabelledTexts) -> dict[str, float]:
+    if not len(records):
+        return {}
+    report = classifier.evaluate(records)
+    return {"accuracy": report.accuracy, "macro_f1": report.macro_f1}
+
+
+# ============================================================================ pruning
+def make_plan(cfg: PruneConfig, model: EncoderWithHead, tokenizer: TextTokenizer, train_ids: list[list[int]],
+              labels: list[int]) -> dict[str, Any]:
+    """Which heads / neurons to remove (structured), from importance on the first training examples."""
+    if cfg.method == "magnitude":
+        return {}
+    collate = make_collate(tokenizer)
+    n = min(cfg.importance_examples, len(train_ids))
+    batches = [collate(list(zip(train_ids[i:i + 32], labels[i:i + 32], strict=True))) for i in range(0, n, 32)]
+    started = time.perf_counter()
+    importance = structured_importance(model, batches, loss_fn)
+    plan: dict[str, Any] = {"importance_examples": n, "importance_seconds": round(time.perf_counter() - started, 1)}
+    if cfg.method in ("heads", "heads+ffn"):
+        plan["heads_removed"] = choose_units(importance.heads, cfg.sparsity, cfg.scope)
+        plan["head_importance"] = [[round(float(v), 6) for v in s] for s in importance.heads]
+    if cfg.method in ("ffn", "heads+ffn"):
+        plan["neurons_removed"] = choose_units(importance.neurons, cfg.sparsity, cfg.scope)
+    return plan
+
+
+def apply_plan(cfg: PruneConfig, model: EncoderWithHead, plan: dict[str, Any]) -> WeightMasks | None:
+    """Prune `model` in place as `plan` (or the magnitude rule) says; the masks to keep for magnitude."""
+    if cfg.method == "magnitude":
+        masks = magnitude_masks(model.bert, cfg.sparsity, cfg.scope)
+        masks.apply(model.bert)
+        return masks
+    if "heads_removed" in plan:
+        prune_heads(model.bert, {int(k): v for k, v in plan["heads_removed"].items()})
+    if "neurons_removed" in plan:
+        prune_ffn(model.bert, {int(k): v for k, v in plan["neurons_removed"].items()})
+    return None
+
+
+def size_report(model: EncoderWithHead) -> dict[str, Any]:
+    linear = sum(m.weight.numel() for m in prunable_linears(model.bert).values())
+    nonzero = sum(int((p != 0).sum()) for p in model.parameters())
+    return {"parameters": sum(p.numel() for p in model.parameters()), "nonzero_parameters": nonzero,
+            "encoder_linear_weights": linear, **count_units(model.bert),
+            "layer_heads": [b.attn.n_heads for b in model.bert.blocks],
+            "layer_d_ff": [b.ffn.down.in_features for b in model.bert.blocks]}
+
+
+# ============================================================================ speed
+def speed_comparison(before: TextClassifier, after: TextClassifier, test: LabelledTexts, batch_size: int,
+                     repeats: int) -> dict[str, Any]:
+    """sentences/s of the original and the pruned model, side by side in one process: the classifier on a
+    batch of test texts, and the bare encoder on real BBC text of 16-128 tokens (speed.py's workload)."""
+    from ..evaluation.speed import measure, real_text_workloads
+    from ..text_encoder import TextEncoder
+
+    encoders = {name: TextEncoder(clf.model.bert, clf.tokenizer).eval() for name, clf in
+                (("before", before), ("after", after))}
+    workloads = {key: texts for key, texts in real_text_workloads(encoders["before"], batch_size).items()
+                 if key.startswith("variable")}
+    tweets = f"classifier, {min(batch_size, len(test))} test texts"
+    results = measure({name: (lambda texts, e=e: e.encode(texts, batch_size=len(texts), max_length=512))
+                       for name, e in encoders.items()}, workloads, repeats=repeats)
+    results += measure({name: (lambda texts, c=c: c.predict_proba(texts, batch_size=len(texts)))
+                        for name, c in (("before", before), ("after", after))},
+                       {tweets: test.texts[:batch_size]}, repeats=repeats)
+    speed: dict[str, Any] = {}
+    for workload in {r.workload for r in results}:
+        rows = {r.engine: r for r in results if r.workload == workload}
+        speed[workload] = {"sentences_per_s_before": round(rows["before"].sentences_per_s, 1),
+                           "sentences_per_s_after": round(rows["after"].sentences_per_s, 1),
+                           "speedup": round(rows["after"].sentences_per_s / rows["before"].sentences_per_s, 3),
+                           "p50_ms_before": round(rows["before"].p50_ms, 1),
+                           "p50_ms_after": round(rows["after"].p50_ms, 1),
+                           "worst_cosine_to_before": round(rows["after"].min_cosine, 5)}
+    return speed
+
+
+# ============================================================================ the task
+def prune_classifier(cfg: PruneConfig) -> dict[str, Any]:
+    """Prune, recover, save OUT_DIR/final/, reload and score it; returns the metrics for metrics.json."""
+    started = time.perf_counter()
+    apply_threads(cfg.threads)
+    out_dir = Path(cfg.out_dir)
+    teacher, tokenizer, meta, teacher_dir = load_teacher(cfg.model)
+    data_cfg = teacher_data_config(teacher_dir, meta)
+    train, validation, test = data_splits(cfg, data_cfg)
+    max_length = int(meta["max_length"])
+    train_ids = tokenizer.encode_ids([t.strip() for t in train.texts], max_length)
+    val_ids = tokenizer.encode_ids([t.strip() for t in validation.texts], max_length)
+    before_clf = TextClassifier(teacher, tokenizer, meta)
+
+    student = copy.deepcopy(teacher)
+    plan_path = out_dir / PLAN_FILE
+    if cfg.resume and plan_path.is_file():
+        plan = json.loads(plan_path.read_text(encoding="utf-8"))  # same plan as the interrupted run
+        masks = apply_plan(cfg, student, plan)
+    else:
+        plan = make_plan(cfg, student, tokenizer, train_ids, train.labels)
+        masks = apply_plan(cfg, student, plan)
+        plan["size_before"] = size_report(teacher)
+        plan["test_before"] = _scores(before_clf, test)
+        plan["test_pruned"] = _scores(TextClassifier(student, tokenizer, meta), test)
+        plan["sparsity_pruned"] = weight_sparsity(student.bert)
+        atomic_write_json(plan_path, plan)
+
+    new_meta = {**meta, "init": str(teacher_dir), "mode": "full",
+                "data_config": {k: getattr(data_cfg, k) for k in DATA_KEYS},
+                "pruning": {"method": cfg.method, "sparsity": cfg.sparsity, "scope": cfg.scope,
+                            "recovery_steps": cfg.recovery_steps, "teacher": str(teacher_dir)}}
+    if cfg.data and cfg.data != data_cfg.data:
+        new_meta["data_config"]["data"] = cfg.data
+    train_metrics: dict[str, Any] = {}
+    train_seconds = 0.0
+    if cfg.recovery_steps > 0:
+        student.train()
+        eval_data = TokenisedTexts(val_ids, validation.labels) if val_ids else None
+        trainer = Trainer(cfg, student, TokenisedTexts(train_ids, train.labels), loss_fn=loss_fn,
+                          collate_fn=make_collate(tokenizer), eval_data=eval_data, eval_fn=eval_fn,
+                          save_final=lambda m, d: save_finetuned(m, tokenizer, d, new_meta))
+        if masks is not None:
+            masks.keep_during_training(student.bert, trainer.optimizer)
+        train_started = time.perf_counter()
+        result = trainer.fit()
+        train_seconds = time.perf_counter() - train_started
+        train_metrics, final_dir = dict(result.metrics), result.final_dir
+    else:
+        final_dir = save_finetuned(student, tokenizer, out_dir / "final", new_meta)
+
+    # Every "after" number comes from the saved directory, loaded back as a user would load it.
+    after_clf = TextClassifier.from_pretrained(final_dir)
+    metrics: dict[str, Any] = {"method": cfg.method, "scope": cfg.scope, "sparsity_requested": cfg.sparsity,
+                               "recovery_steps": cfg.recovery_steps, **train_metrics}
+    size_before, size_after = plan["size_before"], size_report(after_clf.model)
+    sparsity = weight_sparsity(after_clf.model.bert)
+    removed = 1 - size_after["encoder_linear_weights"] / size_before["encoder_linear_weights"]
+    metrics["sparsity"] = sparsity["sparsity"] if cfg.method == "magnitude" else removed
+    metrics["encoder_linear_weights_removed"] = removed
+    metrics["zero_weight_fraction"] = sparsity["sparsity"]
+    metrics["sparsity_per_block"] = sparsity["per_block"]
+    for key in ("parameters", "nonzero_parameters", "heads", "ffn_neurons"):
+        metrics[f"{key}_before"], metrics[f"{key}_after"] = size_before[key], size_after[key]
+    metrics["layer_heads"], metrics["layer_d_ff"] = size_after["layer_heads"], size_after["layer_d_ff"]
+    for stage, scores in (("before", plan["test_before"]), ("pruned", plan["test_pruned"])):
+        for name, value in scores.items():
+            metrics[f"test_{name}_{stage}"] = value
+    if len(test):
+        report = after_clf.evaluate(test)
+        report.save(out_dir, "eval_test", extra={"model": str(final_dir), "split": "test", "data": data_cfg.data})
+        metrics["test_accuracy"], metrics["test_macro_f1"] = report.accuracy, report.macro_f1
+    if cfg.speed_repeats:
+        metrics["speed"] = speed_comparison(before_clf, after_clf, test if len(test) else train,
+                                            cfg.speed_batch_size, cfg.speed_repeats)
+    metrics.update({"importance_seconds": plan.get("importance_seconds"), "train_seconds": round(train_seconds, 1),
+                    "test_examples": len(test), "train_examples": len(train), "teacher": str(teacher_dir),
+                    "seconds": round(time.perf_counter() - started, 1), "final_dir": str(final_dir)})
+    return metrics
