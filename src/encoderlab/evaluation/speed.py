@@ -10,6 +10,7 @@ compared with encoderlab fp32 (max-abs difference and worst cosine).
 
 from __future__ import annotations
 
+import ctypes
 import os
 import random
 import statistics
@@ -42,7 +43,10 @@ class SpeedResult:
 
 
 class PeakMemory:
-    """Peak resident memory above the starting level while the block runs (sampled every 2 ms; Linux)."""
+    """Peak resident memory above the starting level while the block runs (sampled every 2 ms; Linux).
+
+    Freed memory is handed back to the OS first (glibc `malloc_trim`): otherwise an engine measured after
+    another one reuses its freed pages and shows a peak near 0."""
 
     def __init__(self) -> None:
         self.peak_mb = 0.0
@@ -58,6 +62,7 @@ class PeakMemory:
             time.sleep(0.002)
 
     def __enter__(self) -> PeakMemory:
+        _return_free_memory()
         self._base = self._rss_mb() if os.path.exists("/proc/self/statm") else 0.0
         self._stop = threading.Event()
         if os.path.exists("/proc/self/statm"):
@@ -69,6 +74,13 @@ class PeakMemory:
         self._stop.set()
         if hasattr(self, "_thread"):
             self._thread.join()
+
+
+def _return_free_memory() -> None:
+    try:
+        ctypes.CDLL("libc.so.6").malloc_trim(0)
+    except (OSError, AttributeError):  # not glibc: peaks may read low after other engines ran
+        pass
 
 
 def bf16_supported(device: torch.device) -> tuple[bool, str]:
