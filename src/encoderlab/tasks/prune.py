@@ -211,7 +211,7 @@ def speed_comparison(before: TextClassifier, after: TextClassifier, test: Labell
                         for name, c in (("before", before), ("after", after))},
                        {tweets: test.texts[:batch_size]}, repeats=repeats)
     speed: dict[str, Any] = {}
-    for workload in {r.workload for r in results}:
+    for workload in dict.fromkeys(r.workload for r in results):  # in measuring order
         rows = {r.engine: r for r in results if r.workload == workload}
         speed[workload] = {"sentences_per_s_before": round(rows["before"].sentences_per_s, 1),
                            "sentences_per_s_after": round(rows["after"].sentences_per_s, 1),
