@@ -5,9 +5,9 @@ Two paths compute the same function and are tested equal:
 - reference: the explicit softmax(QKᵀ/√d_head + mask)·V, easy to read and to step through.
 
 Input comes padded, (B, T, C) with an additive mask, or packed: (N, C) holding only the real tokens of
-all sequences back to back, with a `Packing` that says where they sit in the (B, T) batch. Packed input
-skips the work on padding where it costs: the projections run on N real tokens instead of B·T; only the
-attention itself (a small share of the FLOPs) runs on the padded layout, in one fused call.
+all sequences back to back, with a `Packing` (nn/packing.py) that says where they sit. Packed input skips
+the work on padding: the projections run on N real tokens instead of B·T, and attention runs on tiles of
+sequences of similar length, each padded only to its own longest member.
 
 A block may keep fewer heads than d_model / d_head (structured pruning, `encoderlab.compression.prune`):
 then queries, keys and values are n_heads·d_head wide, narrower than the residual stream d_model.
@@ -16,11 +16,12 @@ then queries, keys and values are n_heads·d_head wide, narrower than the residu
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
 
 import torch
 import torch.nn.functional as F
 from torch import nn
+
+from .packing import Packing
 
 
 def padding_mask_to_bias(attention_mask: torch.Tensor, dtype: torch.dtype) -> torch.Tensor:
@@ -31,33 +32,6 @@ def padding_mask_to_bias(attention_mask: torch.Tensor, dtype: torch.dtype) -> to
     keep = attention_mask[:, None, None, :].to(torch.bool)
     bias = torch.zeros(keep.shape, dtype=dtype, device=attention_mask.device)
     return bias.masked_fill(~keep, torch.finfo(dtype).min)
-
-
-@dataclass
-class Packing:
-    """Where N packed real tokens sit in a padded (B, T) batch."""
-
-    keep: torch.Tensor
-    """(N,) flat indices into B·T of the real tokens, in order."""
-    batch: int
-    length: int
-    attn_bias: torch.Tensor
-    """(B, 1, 1, T) additive padding mask for the padded layout."""
-
-    @classmethod
-    def from_mask(cls, attention_mask: torch.Tensor, dtype: torch.dtype) -> Packing:
-        B, T = attention_mask.shape
-        keep = attention_mask.reshape(-1).nonzero().squeeze(1)
-        return cls(keep, B, T, padding_mask_to_bias(attention_mask, dtype))
-
-    def pad(self, x: torch.Tensor) -> torch.Tensor:
-        """(N, D) -> (B, T, D), zeros at padding."""
-        padded = x.new_zeros(self.batch * self.length, x.size(-1)).index_copy(0, self.keep, x)
-        return padded.view(self.batch, self.length, -1)
-
-    def unpad(self, x: torch.Tensor) -> torch.Tensor:
-        """(B, T, D) -> (N, D), the real tokens only."""
-        return x.reshape(self.batch * self.length, -1).index_select(0, self.keep)
 
 
 class MultiHeadSelfAttention(nn.Module):
@@ -96,10 +70,9 @@ class MultiHeadSelfAttention(nn.Module):
         """Padded: x (B, T, C) with attn_bias additive (B, 1, 1, T) or (B, nh, T, T), 0 where allowed.
         Packed: x (N, C) with its `packing`; each sequence attends only within itself."""
         if packing is not None:
-            # projections on the N real tokens; only attention itself needs the (B, T) layout
-            q, k, v = (self._split_heads(packing.pad(proj(x))) for proj in (self.query, self.key, self.value))
-            y = self._attend(q, k, v, packing.attn_bias)  # (B, nh, T, hs)
-            return self.out(packing.unpad(y.transpose(1, 2)))  # (N, C)
+            # projections on the N real tokens; attention on length-grouped tiles of them
+            y = packing.attend(self.query(x), self.key(x), self.value(x), self.n_heads, self._attend)  # (N, nh·hs)
+            return self.out(y)  # (N, C)
         B, T, C = x.shape
         q = self._split_heads(self.query(x))  # (B, nh, T, hs)
         k = self._split_heads(self.key(x))    # (B, nh, T, hs)
