@@ -83,8 +83,7 @@ class DistillConfig(TrainConfig):
     text per line), .jsonl or .csv (see text_field), or a folder of .txt files. logits: empty uses the
     teacher's training data (recommended); a labelled catalog name or file replaces it."""
     text_field: str = "text"
-    """The .jsonl field or .csv column holding the text (logits mode with data=: also the label column is
-    the teacher's)."""
+    """embeddings: the .jsonl field or .csv column holding the text (logits mode reads the teacher's columns)."""
     split: str = "0.8,0.1,0.1"
     """embeddings: train,validation,test fractions of `data` (seeded). logits: the teacher's split is used."""
     max_train_examples: int | None = None
