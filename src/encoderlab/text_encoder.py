@@ -27,6 +27,7 @@ from .interop.hf_bert import load_hf_bert, save_hf_bert
 from .io import atomic_write_json
 from .models.bert import BertModel
 from .nn.pooling import POOLINGS, pool
+from .nn.prepacked_linear import prepack_linears
 from .pretrained import resolve_model_path
 from .tokenization import TextTokenizer
 
@@ -95,6 +96,7 @@ class TextEncoder(nn.Module):
         super().__init__()
         if pooling not in POOLINGS:
             raise ValueError(f"pooling={pooling!r} is unknown; choose one of {POOLINGS}")
+        prepack_linears(bert)  # CPU fp32 inference on oneDNN-packed weights; training and GPUs unaffected
         self.bert = bert
         self.tokenizer = tokenizer
         self.pooling = pooling
