@@ -37,3 +37,12 @@ def test_bench_command_prints_a_table(capsys):
     out = capsys.readouterr().out
     assert "| fixed 4x128 | encoderlab fp32 |" in out and "| variable 4x16-128 | encoderlab int8 |" in out
     assert "of this machine's fp32 matmul peak" in out
+
+
+def test_a_model_transformers_cannot_load_is_skipped_with_a_note(tmp_path):
+    from encoderlab.evaluation.speed import _transformers_engine
+
+    pytest.importorskip("transformers")
+    notes: list[str] = []
+    assert _transformers_engine(tmp_path, notes) is None  # e.g. a structurally pruned encoder
+    assert notes and notes[0].startswith(f"transformers: cannot load {tmp_path}")
