@@ -31,6 +31,7 @@ from ..data.records import LabelledTexts, Splits, seeded_subset
 from ..errors import ConfigError, InputDataError
 from ..evaluation.classification import ClassificationReport, classification_report
 from ..models.heads import EncoderWithHead, SequenceClassificationHead
+from ..nn.prepacked_linear import prepack_linears
 from ..text_encoder import check_texts
 from ..tokenization import TextTokenizer
 from ..training import Trainer
@@ -247,6 +248,7 @@ class TextClassifier:
     """A fine-tuned classifier directory, loaded: texts -> class probabilities."""
 
     def __init__(self, model: EncoderWithHead, tokenizer: TextTokenizer, meta: dict[str, Any]):
+        prepack_linears(model)  # CPU fp32 inference on oneDNN-packed weights (nn/prepacked_linear.py)
         self.model, self.tokenizer, self.meta = model.eval(), tokenizer, meta
         self.label_names: tuple[str, ...] = tuple(meta["label_names"])
         self.max_length = int(meta["max_length"])

@@ -27,6 +27,7 @@ from ..errors import ConfigError, InputDataError
 from ..evaluation.classification import ClassificationReport, classification_report
 from ..io import atomic_write_json
 from ..models.heads import IGNORE_INDEX, EncoderWithHead, TokenClassificationHead, align_word_labels
+from ..nn.prepacked_linear import prepack_linears
 from ..tokenization import TextTokenizer
 from ..training import Trainer
 from ..training.precision import apply_threads
@@ -139,6 +140,7 @@ class TokenTagger:
     """A fine-tuned tagger directory, loaded: lists of words -> lists of tags."""
 
     def __init__(self, model: EncoderWithHead, tokenizer: TextTokenizer, meta: dict[str, Any]):
+        prepack_linears(model)  # CPU fp32 inference on oneDNN-packed weights (nn/prepacked_linear.py)
         self.model, self.tokenizer, self.meta = model.eval(), tokenizer, meta
         self.tag_names: tuple[str, ...] = tuple(meta["label_names"])
         self.max_length = int(meta["max_length"])
