@@ -5,8 +5,7 @@ import itertools
 import pytest
 import torch
 
-from encoderlab.nn import Packing, plan_length_groups, reference_attention
-from encoderlab.nn.attention import padding_mask_to_bias
+from encoderlab.nn import Packing, padding_mask_to_bias, plan_length_groups, reference_attention
 
 
 def _cost(groups, lengths, overhead):

@@ -24,16 +24,6 @@ from torch import nn
 from .packing import Packing
 
 
-def padding_mask_to_bias(attention_mask: torch.Tensor, dtype: torch.dtype) -> torch.Tensor:
-    """(B, T) mask of 1 = real token / 0 = padding -> (B, 1, 1, T) additive bias: 0 or a large negative.
-
-    A finite minimum (not -inf) keeps softmax finite even for a row that is entirely padding.
-    """
-    keep = attention_mask[:, None, None, :].to(torch.bool)
-    bias = torch.zeros(keep.shape, dtype=dtype, device=attention_mask.device)
-    return bias.masked_fill(~keep, torch.finfo(dtype).min)
-
-
 class MultiHeadSelfAttention(nn.Module):
     """Project to queries/keys/values, attend per head, project back.
 

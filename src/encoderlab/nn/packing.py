@@ -52,6 +52,16 @@ def plan_length_groups(lengths: list[int], overhead: int = GROUP_OVERHEAD) -> li
     return groups[::-1]
 
 
+def padding_mask_to_bias(attention_mask: torch.Tensor, dtype: torch.dtype) -> torch.Tensor:
+    """(B, T) mask of 1 = real token / 0 = padding -> (B, 1, 1, T) additive bias: 0 or a large negative.
+
+    A finite minimum (not -inf) keeps softmax finite even for a row that is entirely padding.
+    """
+    keep = attention_mask[:, None, None, :].to(torch.bool)
+    bias = torch.zeros(keep.shape, dtype=dtype, device=attention_mask.device)
+    return bias.masked_fill(~keep, torch.finfo(dtype).min)
+
+
 @dataclass
 class LengthGroup:
     """Sequences of similar length, gathered from the packed rows into one padded (size, length) tile."""
@@ -96,10 +106,7 @@ class Packing:
             tile = mask[index, :length]  # (size, length)
             real = tile.reshape(-1).nonzero().squeeze(1)
             gather = row_of.view(B, T)[index, :length].reshape(-1)
-            bias = None
-            if not bool(tile.all()):
-                bias = torch.zeros(len(members), 1, 1, length, dtype=dtype, device=mask.device)
-                bias = bias.masked_fill(~tile[:, None, None, :], torch.finfo(dtype).min)
+            bias = None if bool(tile.all()) else padding_mask_to_bias(tile, dtype)  # (size, 1, 1, length)
             groups.append(LengthGroup(len(members), length, gather, bias, real))
             rows.append(gather[real])
         inverse = torch.empty_like(keep)
