@@ -26,6 +26,7 @@ from encoderlab.tasks.finetune import load_finetuned, save_finetuned
 from encoderlab.tasks.prune import PruneConfig, prune_classifier
 from encoderlab.text_encoder import TextEncoder
 from encoderlab.tokenization import TextTokenizer
+from models.packing_parity import assert_packed_equals_padded
 from tasks.finetune_fixtures import one_thread, tweet_rows, write_csv  # noqa: F401 (autouse fixture)
 
 TINY = dict(vocab_size=101, d_model=32, n_layers=3, n_heads=4, d_ff=64, max_positions=24, dropout=0.0,
@@ -39,6 +40,14 @@ def _batch(B=4, T=12, lengths=(12, 5, 1, 9)):
     return ids, mask
 
 
+def _gates(width: int, removed: dict[int, list[int]], n_layers: int = 3) -> list[torch.Tensor]:
+    """Per-layer 0/1 gates of `width` units: 0 where `removed` names the unit."""
+    gates = [torch.ones(width) for _ in range(n_layers)]
+    for layer, units in removed.items():
+        gates[layer][units] = 0.0
+    return gates
+
+
 @pytest.mark.parametrize("unpad", [True, False])
 @pytest.mark.parametrize("fused", [True, False])
 def test_removing_heads_equals_zeroing_their_gates(unpad, fused):
@@ -46,10 +55,7 @@ def test_removing_heads_equals_zeroing_their_gates(unpad, fused):
     model = BertModel(BertConfig(**TINY, unpad=unpad, fused_attention=fused)).eval()
     ids, mask = _batch()
     removed = {0: [1], 2: [0, 3]}
-    gates = [torch.ones(4) for _ in range(3)]
-    for layer, heads in removed.items():
-        gates[layer][heads] = 0.0
-    with torch.no_grad(), gated(model, head_gates=gates):
+    with torch.no_grad(), gated(model, head_gates=_gates(4, removed)):
         expected = model(ids, mask)
     pruned = prune_heads(copy.deepcopy(model), removed)
     assert pruned.cfg.layer_heads == [3, 4, 2]
@@ -65,10 +71,7 @@ def test_removing_neurons_equals_zeroing_them(ffn_kind):
     model = BertModel(BertConfig(**TINY, ffn_kind=ffn_kind)).eval()
     ids, mask = _batch()
     removed = {0: list(range(0, 64, 3)), 1: [5], 2: list(range(40))}
-    gates = [torch.ones(64) for _ in range(3)]
-    for layer, neurons in removed.items():
-        gates[layer][neurons] = 0.0
-    with torch.no_grad(), gated(model, neuron_gates=gates):
+    with torch.no_grad(), gated(model, neuron_gates=_gates(64, removed)):
         expected = model(ids, mask)
     pruned = prune_ffn(copy.deepcopy(model), removed)
     assert pruned.cfg.layer_d_ff == [42, 63, 24]
@@ -82,15 +85,7 @@ def test_padded_equals_unpadded_on_a_pruned_model_forward_and_backward():
     prune_ffn(prune_heads(packed, {0: [0, 2], 1: [3]}), {1: [1, 2, 3], 2: list(range(30))})
     padded = BertModel(BertConfig(**{**TINY, "unpad": False, "layer_heads": [2, 3, 4], "layer_d_ff": [64, 61, 34]}))
     padded.load_state_dict(packed.state_dict())
-    ids, mask = _batch()
-    real = mask.bool()
-    out_packed, out_padded = packed(ids, mask), padded(ids, mask)
-    torch.testing.assert_close(out_packed[real], out_padded[real], atol=1e-5, rtol=1e-5)
-    out_packed[real].sum().backward()
-    out_padded[real].sum().backward()
-    for (name, p1), p2 in zip(padded.named_parameters(), packed.parameters(), strict=True):
-        if p1.grad is not None:
-            torch.testing.assert_close(p2.grad, p1.grad, atol=1e-4, rtol=1e-4, msg=name)
+    assert_packed_equals_padded(packed, padded, *_batch())
 
 
 def test_magnitude_masks_global_and_per_layer():
