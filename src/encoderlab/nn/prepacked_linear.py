@@ -74,8 +74,7 @@ class PrepackedLinear(nn.Linear):
         return cached[1]
 
     def __getstate__(self) -> dict:
-        state = super().__getstate__() if hasattr(super(), "__getstate__") else self.__dict__.copy()
-        state = dict(state)
+        state = dict(super().__getstate__())  # a copy: the live module keeps its cache
         state.pop("_packed", None)  # an opaque oneDNN tensor: not copyable, rebuilt on first use
         return state
 
