@@ -4,6 +4,7 @@ import json
 
 import pytest
 import torch
+from safetensors.torch import load_file
 
 from encoderlab import BertConfig, BertModel, CheckpointError, TextEncoder, load_hf_bert, save_hf_bert
 
@@ -56,7 +57,6 @@ def test_pytorch_model_bin_is_loaded_too(tmp_path):
     torch.manual_seed(0)
     model = BertModel(BertConfig(vocab_size=50, d_model=16, n_layers=1, n_heads=2, d_ff=32, max_positions=16))
     save_hf_bert(model, tmp_path)
-    from safetensors.torch import load_file
 
     state = {f"bert.{k}": v for k, v in load_file(tmp_path / "model.safetensors").items()}
     (tmp_path / "model.safetensors").unlink()
@@ -66,10 +66,35 @@ def test_pytorch_model_bin_is_loaded_too(tmp_path):
         torch.testing.assert_close(loaded.state_dict()[name], tensor)
 
 
-def test_architectures_bert_cannot_express_are_refused_on_export(tmp_path):
-    model = BertModel(BertConfig(vocab_size=50, d_model=16, n_layers=1, n_heads=2, d_ff=32, norm_position="pre"))
-    with pytest.raises(CheckpointError, match="norm_position='pre' has no BERT equivalent"):
-        save_hf_bert(model, tmp_path)
+@pytest.mark.parametrize("variant", [dict(positions="rotary"), dict(positions="sinusoidal"),
+                                     dict(norm_position="pre"), dict(ffn_kind="glu"),
+                                     dict(positions="rotary", norm_position="pre", ffn_kind="glu")])
+def test_architectures_bert_cannot_express_round_trip_as_encoderlab_bert(tmp_path, variant):
+    """Saved in BERT's layout under model_type "encoderlab-bert": encoderlab reloads the same model exactly;
+    transformers refuses it instead of loading a BERT that computes something else."""
+    transformers = pytest.importorskip("transformers")
+    torch.manual_seed(0)
+    model = BertModel(BertConfig(vocab_size=50, d_model=16, n_layers=2, n_heads=2, d_ff=32, **variant)).eval()
+    save_hf_bert(model, tmp_path)
+    config = json.loads((tmp_path / "config.json").read_text())
+    assert config["model_type"] == "encoderlab-bert"
+    assert all(config[f"encoderlab_{name}"] == getattr(model.cfg, name) for name in variant)
+    weights = set(load_file(tmp_path / "model.safetensors"))
+    assert ("embeddings.position_embeddings.weight" in weights) == (model.cfg.positions == "learned")
+    loaded = load_hf_bert(tmp_path)
+    assert loaded.cfg == model.cfg
+    ids = torch.randint(1, 50, (2, 9))
+    mask = torch.ones_like(ids)
+    mask[1, 5:] = 0
+    assert torch.equal(loaded(ids, mask), model(ids, mask))
+    with pytest.raises((ValueError, KeyError), match="encoderlab-bert"):
+        transformers.AutoModel.from_pretrained(str(tmp_path))
+
+
+def test_plain_bert_keeps_bert_model_type(tmp_path):
+    save_hf_bert(BertModel(BertConfig(vocab_size=50, d_model=16, n_layers=1, n_heads=2, d_ff=32)), tmp_path)
+    config = json.loads((tmp_path / "config.json").read_text())
+    assert config["model_type"] == "bert" and not any(k.startswith("encoderlab_") for k in config)
 
 
 # ---------------------------------------------------------------------------------------- bad checkpoints

@@ -14,7 +14,7 @@ TINY = dict(vocab_size=101, d_model=32, n_layers=2, n_heads=4, d_ff=64, max_posi
 
 @pytest.mark.parametrize(
     "norm_position,positions,ffn_kind,fused",
-    list(itertools.product(["post", "pre"], ["learned", "sinusoidal"], ["mlp", "glu"], [True, False])),
+    list(itertools.product(["post", "pre"], ["learned", "sinusoidal", "rotary"], ["mlp", "glu"], [True, False])),
 )
 def test_every_variant_runs_forward_and_backward(norm_position, positions, ffn_kind, fused):
     torch.manual_seed(0)
@@ -158,3 +158,39 @@ def test_unpadded_path_equals_padded_path_with_per_layer_sizes(fused):
     mask = (torch.arange(9)[None, :] < torch.tensor([[9], [4], [6]])).long()
     real = mask.bool()
     torch.testing.assert_close(packed(ids, mask)[real], padded(ids, mask)[real], atol=1e-5, rtol=1e-5)
+
+
+@pytest.mark.parametrize("norm_position", ["post", "pre"])
+def test_rotary_model_packed_path_equals_padded_path(norm_position):
+    torch.manual_seed(0)
+    cfg = BertConfig(**TINY, positions="rotary", norm_position=norm_position, dropout=0.0, attention_dropout=0.0)
+    packed, padded = BertModel(cfg), BertModel(BertConfig(**{**cfg.__dict__, "unpad": False}))
+    padded.load_state_dict(packed.state_dict())
+    ids = torch.randint(1, 101, (4, 12))
+    mask = torch.ones_like(ids)
+    mask[1, 7:] = 0
+    mask[3, :5] = 0  # left-padded too
+    assert_packed_equals_padded(packed, padded, ids, mask)
+
+
+@pytest.mark.parametrize("unpad", [True, False])
+def test_rotary_model_sees_only_relative_positions(unpad):
+    """With rotary positions and no position table, shifting a sequence right by some padding columns
+    leaves its outputs unchanged: attention only sees offsets between tokens. Learned positions do not."""
+    torch.manual_seed(0)
+    ids = torch.randint(1, 101, (1, 9))
+    right = torch.cat([ids, torch.zeros(1, 4, dtype=torch.long)], 1)
+    left = torch.cat([torch.zeros(1, 4, dtype=torch.long), ids], 1)
+    mask_right, mask_left = (right != 0).long(), (left != 0).long()
+    outputs = {}
+    for positions in ("rotary", "learned"):
+        model = BertModel(BertConfig(**TINY, positions=positions, n_segments=0, unpad=unpad)).eval()
+        with torch.no_grad():
+            outputs[positions] = model(right, mask_right)[0, :9], model(left, mask_left)[0, 4:]
+    torch.testing.assert_close(*outputs["rotary"], atol=1e-5, rtol=1e-5)
+    assert not torch.allclose(*outputs["learned"], atol=1e-3)
+
+
+def test_rotary_needs_an_even_head_width():
+    with pytest.raises(ConfigError, match="even head width"):
+        BertConfig(**{**TINY, "d_model": 36, "n_heads": 4}, positions="rotary")

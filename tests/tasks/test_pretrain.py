@@ -94,3 +94,26 @@ def test_document_mode_trains_on_length_bucketed_batches(tmp_path, monkeypatch):
     metrics = json.loads((out / "metrics.json").read_text())
     assert metrics["eval_loss"] < metrics["initial_eval_loss"]
     assert seen and seen[0] is not None and len(set(seen[0])) > 5  # real, varying document lengths
+
+
+def test_rotary_pre_ln_encoder_is_saved_reloaded_and_fine_tuned(tmp_path):
+    """An encoder BERT cannot express still leaves pretraining as a usable checkpoint: saved as encoderlab-bert,
+    it reloads with its architecture and a fine-tune starts from it (init=RUN_DIR)."""
+    from .finetune_fixtures import tweet_rows, write_csv
+
+    out = tmp_path / "rotary"
+    run_cli("pretrain", "--config", str(CONFIG), *TINY, "max_steps=10", "eval_every=10", "model.positions=rotary",
+            "model.norm_position=pre", f"out_dir={out}")
+    saved = json.loads((out / "final" / "config.json").read_text())
+    assert saved["model_type"] == "encoderlab-bert" and saved["architectures"] == ["EncoderlabBertForMaskedLM"]
+    encoder = TextEncoder.from_pretrained(out / "final")
+    assert (encoder.bert.cfg.positions, encoder.bert.cfg.norm_position) == ("rotary", "pre")
+    assert not hasattr(encoder.bert.embeddings, "positions")
+
+    data = write_csv(tmp_path / "tweets.csv", tweet_rows(60))
+    run_cli("finetune", f"data={data}", f"init={out}", "mode=full", f"out_dir={tmp_path / 'ft'}", "max_length=32",
+            "batch_size=16", "progress=off", "split=0.6,0.2,0.2")
+    metrics = json.loads((tmp_path / "ft" / "metrics.json").read_text())
+    assert 0.0 <= metrics["test_accuracy"] <= 1.0
+    tuned = json.loads((tmp_path / "ft" / "final" / "config.json").read_text())
+    assert tuned["encoderlab_positions"] == "rotary"

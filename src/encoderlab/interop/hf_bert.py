@@ -14,6 +14,12 @@ Structurally pruned models (`encoderlab.compression.prune`) keep this layout wit
   `transformers` 5 dropped head pruning and cannot load such a checkpoint (it reports a size mismatch).
 - narrower feed-forward blocks: BERT has one `intermediate_size`; we keep it and add the per-layer widths
   as `encoderlab_intermediate_sizes`. No `transformers` version loads these weights; encoderlab does.
+
+Encoders BERT cannot express (rotary or sinusoidal positions, pre-LN, a GLU feed-forward) are saved in the
+same layout with `model_type: "encoderlab-bert"`, so `transformers` refuses them instead of silently
+computing something else. config.json adds `encoderlab_positions`, `encoderlab_norm_position` and
+`encoderlab_ffn_kind`; the weights add the tensors of `EXTENSION_TO_OURS` and, without learned positions,
+have no position table.
 """
 
 from __future__ import annotations
@@ -27,7 +33,7 @@ import torch
 from safetensors import SafetensorError
 from safetensors.torch import load_file, save
 
-from ..errors import CheckpointError
+from ..errors import CheckpointError, ConfigError
 from ..io import atomic_write_bytes, atomic_write_json
 from ..models.bert import BertConfig, BertForMaskedLM, BertModel
 
@@ -58,6 +64,17 @@ HF_TO_OURS: dict[str, str] = {
     "pooler.dense.bias": "pooler.bias",
 }
 
+# Tensors only encoderlab's variants have (model_type "encoderlab-bert"), named in the same style.
+EXTENSION_TO_OURS: dict[str, str] = {
+    "encoder.layer.{}.intermediate.gate.weight": "blocks.{}.ffn.gate.weight",  # GLU feed-forward
+    "encoder.layer.{}.intermediate.gate.bias": "blocks.{}.ffn.gate.bias",
+    "encoder.final_layer_norm.weight": "final_norm.weight",  # pre-LN
+    "encoder.final_layer_norm.bias": "final_norm.bias",
+}
+# BertConfig fields that BERT fixes, with BERT's value; any other value needs the encoderlab-bert model type.
+ARCHITECTURE_FIELDS = {"positions": "learned", "norm_position": "post", "ffn_kind": "mlp"}
+ENCODERLAB_MODEL_TYPE = "encoderlab-bert"
+
 # Present in real checkpoints but not part of the encoder: buffers and task heads of other architectures.
 IGNORED_HF_KEYS = re.compile(r"^(embeddings\.position_ids|cls\..*|qa_outputs\..*|classifier\..*)$")
 
@@ -83,16 +100,22 @@ BERT_FAMILY = {"bert"}
 WEIGHT_FILES = ("model.safetensors", "pytorch_model.bin")
 
 
-def _expand(template: str, n_layers: int) -> list[tuple[str, str]]:
-    hf, ours = template, HF_TO_OURS[template]
+def _expand(hf: str, ours: str, n_layers: int) -> list[tuple[str, str]]:
     if "{}" not in hf:
         return [(hf, ours)]
     return [(hf.format(i), ours.format(i)) for i in range(n_layers)]
 
 
-def key_map(n_layers: int, pooler: bool = True) -> dict[str, str]:
-    """The full HF-name -> our-name map for a model with `n_layers` blocks."""
-    pairs = [pair for template in HF_TO_OURS for pair in _expand(template, n_layers)]
+def key_map(cfg: BertConfig, pooler: bool = True) -> dict[str, str]:
+    """The full HF-name -> our-name map for a model of config `cfg` (with or without BERT's pooler)."""
+    templates = dict(HF_TO_OURS)
+    if cfg.positions != "learned":
+        del templates["embeddings.position_embeddings.weight"]
+    if cfg.norm_position == "pre":
+        templates.update({k: v for k, v in EXTENSION_TO_OURS.items() if v.startswith("final_norm.")})
+    if cfg.ffn_kind == "glu":
+        templates.update({k: v for k, v in EXTENSION_TO_OURS.items() if ".ffn.gate." in v})
+    pairs = [pair for hf, ours in templates.items() for pair in _expand(hf, ours, cfg.n_layers)]
     return {hf: ours for hf, ours in pairs if pooler or not hf.startswith("pooler.")}
 
 
@@ -112,10 +135,11 @@ def read_hf_config(directory: Path) -> dict[str, Any]:
 def config_from_hf(hf: dict[str, Any], source: str = "config.json") -> BertConfig:
     """Translate a Hugging Face BERT config.json into a BertConfig, rejecting what we cannot represent."""
     model_type = hf.get("model_type")
-    if model_type not in BERT_FAMILY:
+    if model_type not in BERT_FAMILY | {ENCODERLAB_MODEL_TYPE}:
         raise CheckpointError(
             f"{source}: model_type={model_type!r} is not a BERT checkpoint; encoderlab imports "
-            f"model_type in {sorted(BERT_FAMILY)} (e.g. bert-base-uncased, all-MiniLM-L6-v2)"
+            f"model_type in {sorted(BERT_FAMILY)} (e.g. bert-base-uncased, all-MiniLM-L6-v2) and its own "
+            f"{ENCODERLAB_MODEL_TYPE!r}"
         )
     if hf.get("position_embedding_type", "absolute") != "absolute":
         raise CheckpointError(
@@ -129,7 +153,14 @@ def config_from_hf(hf: dict[str, Any], source: str = "config.json") -> BertConfi
     kwargs["layer_heads"] = _layer_heads_from_hf(hf, source)
     if hf.get(PER_LAYER_D_FF) is not None:
         kwargs["layer_d_ff"] = hf[PER_LAYER_D_FF]
-    return BertConfig(**kwargs, activation=HF_ACTIVATIONS[act], positions="learned", norm_position="post")
+    architecture = dict(ARCHITECTURE_FIELDS)
+    if model_type == ENCODERLAB_MODEL_TYPE:
+        architecture.update({name: hf[f"encoderlab_{name}"] for name in ARCHITECTURE_FIELDS
+                             if f"encoderlab_{name}" in hf})
+    try:
+        return BertConfig(**kwargs, activation=HF_ACTIVATIONS[act], **architecture)
+    except ConfigError as exc:
+        raise CheckpointError(f"{source}: {exc}") from exc
 
 
 def _layer_heads_from_hf(hf: dict[str, Any], source: str) -> list[int] | None:
@@ -156,22 +187,16 @@ def _layer_heads_from_hf(hf: dict[str, Any], source: str) -> list[int] | None:
 
 
 def config_to_hf(cfg: BertConfig) -> dict[str, Any]:
-    """A config.json that `transformers` reads as the same BERT; fails for what BERT cannot express."""
-    unsupported = {
-        "positions": (cfg.positions, "learned"),
-        "norm_position": (cfg.norm_position, "post"),
-        "ffn_kind": (cfg.ffn_kind, "mlp"),
-    }
-    for field, (value, needed) in unsupported.items():
-        if value != needed:
-            raise CheckpointError(
-                f"cannot export to Hugging Face BERT: {field}={value!r} has no BERT equivalent "
-                f"(it needs {field}={needed!r}); save with encoderlab's own format instead"
-            )
+    """A config.json that `transformers` reads as the same BERT. A model BERT cannot express (see
+    ARCHITECTURE_FIELDS) gets model_type "encoderlab-bert" and its architecture fields instead."""
     hf_act = {"gelu": "gelu", "gelu_tanh": "gelu_new", "relu": "relu", "silu": "silu"}[cfg.activation]
     hf = {name: getattr(cfg, ours) for name, ours in HF_CONFIG_FIELDS.items()}
     hf.update(model_type="bert", architectures=["BertModel"], hidden_act=hf_act,
               position_embedding_type="absolute")
+    if not is_plain_bert(cfg):
+        del hf["position_embedding_type"]
+        hf.update(model_type=ENCODERLAB_MODEL_TYPE, architectures=["EncoderlabBertModel"],
+                  **{f"encoderlab_{name}": getattr(cfg, name) for name in ARCHITECTURE_FIELDS})
     if cfg.layer_heads is not None and any(k < cfg.n_heads for k in cfg.layer_heads):
         # the kept heads sit first in the saved weights, so the removed ones are the last indices
         hf["pruned_heads"] = {str(i): list(range(k, cfg.n_heads))
@@ -179,6 +204,11 @@ def config_to_hf(cfg: BertConfig) -> dict[str, Any]:
     if cfg.layer_d_ff is not None and any(f != cfg.d_ff for f in cfg.layer_d_ff):
         hf[PER_LAYER_D_FF] = list(cfg.layer_d_ff)
     return hf
+
+
+def is_plain_bert(cfg: BertConfig) -> bool:
+    """Whether `transformers`' BERT computes what this config describes (positions, norms, feed-forward)."""
+    return all(getattr(cfg, name) == value for name, value in ARCHITECTURE_FIELDS.items())
 
 
 def _find_weights(directory: Path) -> Path:
@@ -222,7 +252,7 @@ def load_hf_bert(directory: str | Path) -> BertModel:
     cfg.pooler = has_pooler
     model = BertModel(cfg)
     ours = model.state_dict()
-    mapping = key_map(cfg.n_layers, pooler=has_pooler)
+    mapping = key_map(cfg, pooler=has_pooler)
 
     missing = [hf for hf in mapping if hf not in hf_state]
     if missing:
@@ -248,7 +278,7 @@ def load_hf_bert(directory: str | Path) -> BertModel:
 def hf_state_dict(model: BertModel) -> dict[str, torch.Tensor]:
     ours = model.state_dict()
     return {hf: ours[name].detach().contiguous().cpu()
-            for hf, name in key_map(model.cfg.n_layers, pooler=model.pooler is not None).items()}
+            for hf, name in key_map(model.cfg, pooler=model.pooler is not None).items()}
 
 
 def save_hf_bert(model: BertModel, directory: str | Path) -> Path:
@@ -279,7 +309,8 @@ def save_hf_bert_mlm(model: BertForMaskedLM, directory: str | Path) -> Path:
     directory = Path(directory)
     directory.mkdir(parents=True, exist_ok=True)
     hf_config = config_to_hf(model.cfg)
-    hf_config.update(architectures=["BertForMaskedLM"], tie_word_embeddings=True)
+    architecture = "BertForMaskedLM" if is_plain_bert(model.cfg) else "EncoderlabBertForMaskedLM"
+    hf_config.update(architectures=[architecture], tie_word_embeddings=True)
     ours = model.state_dict()
     state = {f"bert.{hf}": tensor for hf, tensor in hf_state_dict(model.bert).items()}
     state.update({hf: ours[name].detach().contiguous().cpu() for hf, name in HF_MLM_HEAD.items()})

@@ -18,6 +18,7 @@ from torch import nn
 from ..errors import ConfigError
 from ..nn import FeedForward, MultiHeadSelfAttention, Packing, TextEmbeddings, padding_mask_to_bias
 from ..nn.mlp import ACTIVATIONS
+from ..nn.rotary import RotaryAngles, RotaryEmbedding
 
 
 @dataclass
@@ -39,8 +40,9 @@ class BertConfig:
     """Longest sequence the position table covers."""
     n_segments: int = 2
     """Segment (token type) vocabulary; 0 disables segment embeddings."""
-    positions: Literal["learned", "sinusoidal"] = "learned"
-    """Learned absolute position embeddings (BERT) or fixed sinusoids."""
+    positions: Literal["learned", "sinusoidal", "rotary"] = "learned"
+    """Learned absolute position embeddings (BERT), fixed sinusoids added to the input, or rotary: queries
+    and keys rotated by their positions in every block (RoFormer), so attention sees relative offsets."""
     norm_position: Literal["post", "pre"] = "post"
     """'post': LayerNorm after each residual add (BERT); 'pre': before each sub-layer, plus a final norm."""
     activation: str = "gelu"
@@ -88,8 +90,12 @@ class BertConfig:
             raise ConfigError(
                 f"BertConfig.activation={self.activation!r} is unknown; choose one of {sorted(ACTIVATIONS)}"
             )
-        if self.positions not in ("learned", "sinusoidal"):
-            raise ConfigError(f"BertConfig.positions must be 'learned' or 'sinusoidal', got {self.positions!r}")
+        if self.positions not in ("learned", "sinusoidal", "rotary"):
+            raise ConfigError(f"BertConfig.positions must be 'learned', 'sinusoidal' or 'rotary', "
+                              f"got {self.positions!r}")
+        if self.positions == "rotary" and (self.d_model // self.n_heads) % 2 != 0:
+            raise ConfigError(f"BertConfig: rotary positions need an even head width, but d_model={self.d_model} / "
+                              f"n_heads={self.n_heads} = {self.d_model // self.n_heads}; change n_heads")
         if self.norm_position not in ("post", "pre"):
             raise ConfigError(f"BertConfig.norm_position must be 'post' or 'pre', got {self.norm_position!r}")
         if self.ffn_kind not in ("mlp", "glu"):
@@ -141,13 +147,14 @@ class EncoderBlock(nn.Module):
         self.ffn_norm = nn.LayerNorm(cfg.d_model, eps=cfg.norm_eps)
 
     def forward(self, x: torch.Tensor, attn_bias: torch.Tensor | None = None,
-                packing: Packing | None = None) -> torch.Tensor:
-        """x: (B, T, C) padded with attn_bias, or (N, C) packed with its packing (see MultiHeadSelfAttention)."""
+                packing: Packing | None = None, rotary: RotaryAngles | None = None) -> torch.Tensor:
+        """x: (B, T, C) padded with attn_bias, or (N, C) packed with its packing; rotary: the positions' angles
+        with rotary positions (see MultiHeadSelfAttention)."""
         if self.pre_norm:
-            x = x + self.attn_dropout(self.attn(self.attn_norm(x), attn_bias, packing))
+            x = x + self.attn_dropout(self.attn(self.attn_norm(x), attn_bias, packing, rotary))
             x = x + self.ffn(self.ffn_norm(x))
         else:
-            x = self.attn_norm(x + self.attn_dropout(self.attn(x, attn_bias, packing)))
+            x = self.attn_norm(x + self.attn_dropout(self.attn(x, attn_bias, packing, rotary)))
             x = self.ffn_norm(x + self.ffn(x))
         return x
 
@@ -158,8 +165,11 @@ class BertModel(nn.Module):
     def __init__(self, cfg: BertConfig):
         super().__init__()
         self.cfg = cfg
+        rotary = cfg.positions == "rotary"
         self.embeddings = TextEmbeddings(cfg.vocab_size, cfg.d_model, cfg.max_positions, cfg.n_segments,
-                                         cfg.positions, cfg.pad_token_id, cfg.norm_eps, cfg.dropout)
+                                         "none" if rotary else cfg.positions, cfg.pad_token_id, cfg.norm_eps,
+                                         cfg.dropout)
+        self.rotary = RotaryEmbedding(cfg.d_head) if rotary else None
         self.blocks = nn.ModuleList(EncoderBlock(cfg, i) for i in range(cfg.n_layers))
         self.final_norm = nn.LayerNorm(cfg.d_model, eps=cfg.norm_eps) if cfg.norm_position == "pre" else None
         self.pooler = nn.Linear(cfg.d_model, cfg.d_model) if cfg.pooler else None
@@ -190,8 +200,9 @@ class BertModel(nn.Module):
             return self._forward_unpadded(input_ids, attention_mask, token_type_ids)
         x = self.embeddings(input_ids, token_type_ids)  # (B, T, C)
         attn_bias = padding_mask_to_bias(attention_mask, x.dtype) if has_padding else None  # (B, 1, 1, T)
+        rotary = self.rotary(torch.arange(x.size(1), device=x.device)) if self.rotary is not None else None
         for block in self.blocks:
-            x = block(x, attn_bias)
+            x = block(x, attn_bias, rotary=rotary)
         return self.final_norm(x) if self.final_norm is not None else x
 
     def _forward_unpadded(self, input_ids: torch.Tensor, attention_mask: torch.Tensor,
@@ -206,8 +217,9 @@ class BertModel(nn.Module):
         positions = torch.arange(T, device=input_ids.device).repeat(B)[keep]  # column index, as when padded
         segments = None if token_type_ids is None else token_type_ids.reshape(-1)[keep][None]
         x = self.embeddings(input_ids.reshape(-1)[keep][None], segments, positions[None])[0]  # (N, C)
+        rotary = self.rotary(positions) if self.rotary is not None else None  # (N, hs) each
         for block in self.blocks:
-            x = block(x, packing=packing)
+            x = block(x, packing=packing, rotary=rotary)
         if self.final_norm is not None:
             x = self.final_norm(x)
         return packing.pad(x)  # (B, T, C), zeros at padding

@@ -9,6 +9,8 @@ all sequences back to back, with a `Packing` (nn/packing.py) that says where the
 the work on padding: the projections run on N real tokens instead of B·T, and attention runs on tiles of
 sequences of similar length, each padded only to its own longest member.
 
+With rotary positions (nn/rotary.py) queries and keys are rotated by their positions before attending.
+
 A block may keep fewer heads than d_model / d_head (structured pruning, `encoderlab.compression.prune`):
 then queries, keys and values are n_heads·d_head wide, narrower than the residual stream d_model.
 """
@@ -22,6 +24,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from .packing import Packing
+from .rotary import RotaryAngles, apply_rotary
 
 
 class MultiHeadSelfAttention(nn.Module):
@@ -56,20 +59,32 @@ class MultiHeadSelfAttention(nn.Module):
         return x.view(B, T, self.n_heads, self.d_head).transpose(1, 2)  # (B, nh, T, hs)
 
     def forward(self, x: torch.Tensor, attn_bias: torch.Tensor | None = None,
-                packing: Packing | None = None) -> torch.Tensor:
+                packing: Packing | None = None, rotary: RotaryAngles | None = None) -> torch.Tensor:
         """Padded: x (B, T, C) with attn_bias additive (B, 1, 1, T) or (B, nh, T, T), 0 where allowed.
-        Packed: x (N, C) with its `packing`; each sequence attends only within itself."""
+        Packed: x (N, C) with its `packing`; each sequence attends only within itself.
+        rotary: the (cos, sin) of each token's position, (T, hs) padded or (N, hs) packed; None without."""
         if packing is not None:
             # projections on the N real tokens; attention on length-grouped tiles of them
-            y = packing.attend(self.query(x), self.key(x), self.value(x), self.n_heads, self._attend)  # (N, nh·hs)
+            q, k = self.query(x), self.key(x)  # (N, nh·hs)
+            if rotary is not None:
+                q, k = self._rotate_packed(q, rotary), self._rotate_packed(k, rotary)
+            y = packing.attend(q, k, self.value(x), self.n_heads, self._attend)  # (N, nh·hs)
             return self.out(y)  # (N, C)
         B, T, C = x.shape
         q = self._split_heads(self.query(x))  # (B, nh, T, hs)
         k = self._split_heads(self.key(x))    # (B, nh, T, hs)
         v = self._split_heads(self.value(x))  # (B, nh, T, hs)
+        if rotary is not None:
+            q, k = apply_rotary(q, rotary), apply_rotary(k, rotary)  # angles (T, hs) broadcast over B, nh
         y = self._attend(q, k, v, attn_bias)
         y = y.transpose(1, 2).reshape(B, T, -1)  # (B, T, nh·hs): heads side by side again
         return self.out(y)
+
+    def _rotate_packed(self, x: torch.Tensor, rotary: RotaryAngles) -> torch.Tensor:
+        """(N, nh·hs) packed rows, angles (N, hs) -> rotated (N, nh·hs)."""
+        cos, sin = rotary
+        heads = x.view(x.size(0), self.n_heads, self.d_head)  # (N, nh, hs)
+        return apply_rotary(heads, (cos[:, None], sin[:, None])).reshape(x.size(0), -1)
 
     def _attend(self, q: torch.Tensor, k: torch.Tensor, v: torch.Tensor,
                 attn_bias: torch.Tensor | None) -> torch.Tensor:

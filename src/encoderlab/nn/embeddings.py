@@ -1,6 +1,7 @@
 """Input embeddings for a Transformer encoder: token + position + segment, then LayerNorm and dropout.
 
-Positions are learned (BERT, Devlin et al. 2019) or fixed sinusoidal (Vaswani et al. 2017).
+Positions are learned (BERT, Devlin et al. 2019), fixed sinusoidal (Vaswani et al. 2017), or "none" here
+because the encoder rotates queries and keys instead (rotary, nn/rotary.py).
 """
 
 from __future__ import annotations

@@ -65,6 +65,8 @@ class ModelSpec:
     """Dropout on attention probabilities."""
     norm_position: Literal["post", "pre"] = "post"
     """post-LN (BERT; exports to Hugging Face) or pre-LN."""
+    positions: Literal["learned", "sinusoidal", "rotary"] = "learned"
+    """learned (BERT; exports to Hugging Face), sinusoidal, or rotary (relative offsets in attention)."""
 
     def __post_init__(self) -> None:
         preset_config(self.preset, vocab_size=8)  # an unknown name fails here, with the list of names
@@ -78,7 +80,7 @@ class ModelSpec:
         return preset_config(self.preset, vocab_size=vocab_size, max_positions=max_positions,
                              pad_token_id=pad_token_id, pooler=False, dropout=self.dropout,
                              attention_dropout=self.attention_dropout, norm_position=self.norm_position,
-                             **overrides)
+                             positions=self.positions, **overrides)
 
 
 @dataclass
