@@ -65,3 +65,17 @@ def test_resume_extends_a_finished_run_exactly_and_refuses_unsafe_overrides(tmp_
     a = load_file(tmp_path / "long" / "final" / "model.safetensors")
     b = load_file(tmp_path / "short" / "final" / "model.safetensors")
     assert all(a[k].equal(b[k]) for k in a)
+
+
+def test_a_run_failing_on_its_input_leaves_no_directory_but_keeps_an_existing_one(tmp_path):
+    def reject(cfg):
+        raise ConfigError("data: no such file")
+
+    with pytest.raises(ConfigError, match="no such file"):
+        run_task(reject, IrisConfig, None, [f"out_dir={tmp_path / 'new'}"])
+    assert not (tmp_path / "new").exists()
+    mine = tmp_path / "mine"
+    mine.mkdir()
+    with pytest.raises(ConfigError, match="no such file"):
+        run_task(reject, IrisConfig, None, [f"out_dir={mine}"])
+    assert mine.is_dir()  # the user's own directory stays

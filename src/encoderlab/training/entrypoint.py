@@ -54,6 +54,13 @@ def resolve_config(config_cls: type[C], config_path: str | Path | None, override
     return dataclasses.replace(cfg, out_dir=str(resume_dir), resume=True)
 
 
+def _remove_if_only_config(out_dir: Path) -> None:
+    """A run that failed before writing anything (bad input, bad config) leaves no directory behind."""
+    if [p.name for p in out_dir.iterdir()] == [CONFIG_FILE]:
+        (out_dir / CONFIG_FILE).unlink()
+        out_dir.rmdir()
+
+
 def run_task(task_fn: Callable[[C], Mapping[str, Any]], config_cls: type[C],
              config_path: str | Path | None = None, overrides: Sequence[str] = (),
              resume_dir: str | Path | None = None) -> dict[str, Any]:
@@ -65,10 +72,16 @@ def run_task(task_fn: Callable[[C], Mapping[str, Any]], config_cls: type[C],
         if not cfg.resume and list_checkpoints(out_dir):
             raise ConfigError(f"{out_dir} already holds a run; resume it with --resume {out_dir}, "
                               "or choose a new out_dir=")
+        created = not out_dir.exists()
         if info.is_main:
             save_config(dataclasses.replace(cfg, resume=False), out_dir / CONFIG_FILE)
         seed_everything(cfg.seed)  # model init is identical on every rank
-        metrics = dict(task_fn(cfg))
+        try:
+            metrics = dict(task_fn(cfg))
+        except Exception:
+            if created and info.is_main:
+                _remove_if_only_config(out_dir)
+            raise
         if info.is_main:
             atomic_write_json(out_dir / METRICS_FILE, metrics)
         barrier()
