@@ -1,9 +1,11 @@
+import threading
+
 import numpy as np
 import pytest
 import torch
 
 from encoderlab import InputDataError, TextEncoder
-from encoderlab.text_encoder import sentence_transformers_defaults
+from encoderlab.text_encoder import deal_rows, sentence_transformers_defaults
 
 TEXTS = ["short", "a considerably longer sentence that needs more tokens than the others", "", "中文句子",
          "mid size text"]
@@ -75,3 +77,101 @@ def test_encode_keeps_a_training_model_in_training_mode(minilm_dir):
     model = TextEncoder.from_pretrained(minilm_dir).train()
     model.encode(["x"])
     assert model.training and model.bert.training
+
+
+# ------------------------------------------------------------------------------------ sharded batches
+SHARD_TEXTS = [("word " * n).strip() for n in (3, 40, 7, 90, 1, 25, 60, 12, 5, 33, 18)] + TEXTS
+
+
+def test_deal_rows_balances_lengths_and_keeps_every_row_once():
+    rows = np.arange(10)[::-1]  # length-sorted rows, longest first
+    parts = deal_rows(rows, 3)
+    assert [p.tolist() for p in parts] == [[9, 4, 3], [8, 5, 2], [7, 6, 1, 0]]
+    assert sorted(np.concatenate(parts).tolist()) == list(range(10))
+    assert [p.tolist() for p in deal_rows(np.array([4, 2]), 3)] == [[4], [2]]  # never an empty part
+
+
+@pytest.mark.parametrize("batch_size", [4, 32])
+@pytest.mark.parametrize("shards", [2, 3])
+def test_sharded_encode_equals_one_shard_in_input_order(minilm, batch_size, shards):
+    threads = torch.get_num_threads()
+    one = minilm.encode(SHARD_TEXTS, batch_size=batch_size, shards=1)
+    sharded = minilm.encode(SHARD_TEXTS, batch_size=batch_size, shards=shards)
+    np.testing.assert_allclose(sharded, one, rtol=0, atol=1e-5)
+    assert torch.get_num_threads() == threads
+
+
+def test_sharded_bf16_matches_one_shard(minilm):
+    one = minilm.encode(SHARD_TEXTS, precision="bf16", shards=1)
+    sharded = minilm.encode(SHARD_TEXTS, precision="bf16", shards=2)
+    assert (one * sharded).sum(1).min() > 0.9999  # both normalised: cosines
+
+
+def test_thread_count_is_restored_after_sharding_and_after_errors(minilm_dir, monkeypatch):
+    model = TextEncoder.from_pretrained(minilm_dir)
+    threads = torch.get_num_threads()
+    try:
+        torch.set_num_threads(1)
+        model.encode(SHARD_TEXTS, shards=2)
+        assert torch.get_num_threads() == 1
+
+        def broken(*args, **kwargs):
+            raise RuntimeError("boom in a shard")
+
+        monkeypatch.setattr(model.bert, "forward", broken)
+        with pytest.raises(RuntimeError, match="boom in a shard"):
+            model.encode(SHARD_TEXTS, batch_size=4, shards=2)
+        assert torch.get_num_threads() == 1
+        assert not model.training
+    finally:
+        torch.set_num_threads(threads)
+
+
+def test_auto_shards_follow_threads_device_and_hooks(minilm):
+    cpu = torch.device("cpu")
+    expected = torch.get_num_threads() if torch.backends.openmp.is_available() else 1
+    assert minilm.resolve_shards("auto", cpu) == expected
+    assert minilm.resolve_shards("auto", torch.device("cuda")) == 1
+    seen = set()
+    handle = minilm.bert.blocks[0].register_forward_hook(lambda *args: seen.add(threading.get_ident()))
+    try:
+        assert minilm.resolve_shards("auto", cpu) == 1  # hooks see one batch at a time, in this thread
+        minilm.encode(SHARD_TEXTS, batch_size=4)
+        assert seen == {threading.get_ident()}
+    finally:
+        handle.remove()
+
+
+@pytest.mark.parametrize("shards", [0, "two", True, 1.5])
+def test_bad_shards_are_a_clear_error(minilm, shards):
+    with pytest.raises(ValueError, match="shards="):
+        minilm.encode(["x"], shards=shards)
+
+
+def test_shards_on_a_gpu_model_are_refused(minilm):
+    with pytest.raises(ValueError, match="use shards=1"):
+        minilm.resolve_shards(2, torch.device("cuda"))
+
+
+@pytest.mark.skipif(not torch.backends.openmp.is_available(), reason="auto shards need per-thread thread counts")
+def test_auto_shards_split_only_batches_worth_it(minilm_dir, monkeypatch):
+    model = TextEncoder.from_pretrained(minilm_dir)
+    forward, seen = model.bert.forward, []
+
+    def recorded(input_ids, *args):
+        seen.append((threading.get_ident(), input_ids.shape[0]))
+        return forward(input_ids, *args)
+
+    monkeypatch.setattr(model.bert, "forward", recorded)  # not a hook: auto shards stay on
+    threads = torch.get_num_threads()
+    try:
+        torch.set_num_threads(2)
+        model.encode(["a short text", "another one"])  # 10 tokens: one part, in this thread
+        assert seen == [(threading.get_ident(), 2)]
+        seen.clear()
+        long = [("word " * n).strip() for n in (200, 180, 150, 120)]  # ~650 tokens: two parts of two texts
+        model.encode(long)
+        assert sorted(size for _, size in seen) == [2, 2]
+        assert threading.get_ident() not in {ident for ident, _ in seen}
+    finally:
+        torch.set_num_threads(threads)

@@ -4,7 +4,7 @@ import pytest
 import torch
 
 from encoderlab.cli import main
-from encoderlab.evaluation.speed import bf16_supported, encoder_gflop, real_text_workloads
+from encoderlab.evaluation.speed import bf16_supported, encoder_gflop, matmul_peak_gflops, real_text_workloads
 
 
 def test_workloads_are_real_text_of_the_requested_lengths(minilm):
@@ -46,3 +46,12 @@ def test_a_model_transformers_cannot_load_is_skipped_with_a_note(tmp_path):
     notes: list[str] = []
     assert _transformers_engine(tmp_path, notes) is None  # e.g. a structurally pruned encoder
     assert notes and notes[0].startswith(f"transformers: cannot load {tmp_path}")
+
+
+def test_matmul_peak_runs_one_and_side_by_side_matmuls_and_keeps_the_thread_count():
+    threads = torch.get_num_threads()
+    try:
+        assert matmul_peak_gflops(2, size=64, repeats=1, trials=1) > 0
+        assert torch.get_num_threads() == 2
+    finally:
+        torch.set_num_threads(threads)

@@ -1,12 +1,19 @@
 """PrepackedLinear is a plain nn.Linear everywhere except CPU fp32 inference, where it is the same up to ~1e-7."""
 
 import copy
+import threading
+import time
+from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 import torch
+import torch.nn.functional as F
 from torch import nn
 
-from encoderlab.nn.prepacked_linear import PrepackedLinear, prepack_available, prepack_linears
+from encoderlab.models.bert import BertConfig, BertModel
+from encoderlab.nn.lora import LoRALinear
+from encoderlab.nn.mlp import ACTIVATIONS
+from encoderlab.nn.prepacked_linear import ONEDNN_ACTIVATIONS, PrepackedLinear, prepack_available, prepack_linears
 
 pytestmark = pytest.mark.skipif(not prepack_available(), reason="this PyTorch build has no oneDNN linear")
 
@@ -68,3 +75,94 @@ def test_prepack_linears_swaps_plain_linears_only():
     assert prepack_linears(block) == 2
     assert type(block.a) is PrepackedLinear and type(block.b[0]) is PrepackedLinear
     assert block.a.weight is weight  # the same Parameter: optimizers and checkpoints see no change
+
+
+@pytest.mark.parametrize("activation", sorted(ONEDNN_ACTIVATIONS))
+def test_fused_activation_matches_activation_after_linear(activation):
+    linear, packed = _pair()
+    x = torch.randn(2, 9, 48)
+    with torch.inference_mode():
+        assert packed.fuses(x, activation)
+        torch.testing.assert_close(packed.forward_activated(x, activation), ACTIVATIONS[activation](linear(x)),
+                                   rtol=1e-5, atol=1e-6)
+
+
+def test_fusion_only_in_plain_inference_without_hooks():
+    _, packed = _pair()
+    x = torch.randn(3, 48)
+    assert not packed.fuses(x, "gelu")  # gradients wanted: training path
+    with torch.inference_mode():
+        assert not packed.fuses(x, "tanh")  # no oneDNN twin
+        with torch.autocast("cpu", dtype=torch.bfloat16):
+            assert not packed.fuses(x, "gelu")
+        handle = packed.register_forward_hook(lambda module, inputs, output: None)
+        assert not packed.fuses(x, "gelu")  # the hook must see the linear's own output
+        handle.remove()
+        assert packed.fuses(x, "gelu")
+
+
+def _tiny_bert(activation: str, ffn_kind: str = "mlp") -> BertModel:
+    torch.manual_seed(0)
+    cfg = BertConfig(vocab_size=50, d_model=32, n_heads=4, n_layers=2, d_ff=64, max_positions=16,
+                     activation=activation, ffn_kind=ffn_kind)
+    model = BertModel(cfg).eval()
+    prepack_linears(model)
+    return model
+
+
+@pytest.mark.parametrize("activation,ffn_kind", [("gelu", "mlp"), ("gelu_tanh", "mlp"), ("silu", "glu")])
+@pytest.mark.parametrize("padded", [True, False], ids=["padded", "packed"])
+def test_fused_feed_forward_equals_unfused(monkeypatch, activation, ffn_kind, padded):
+    model = _tiny_bert(activation, ffn_kind)
+    model.cfg.unpad = not padded  # a ragged batch runs packed (N, C) with unpad, padded (B, T, C) without
+    ids = torch.randint(1, 50, (3, 12))
+    mask = torch.ones(3, 12, dtype=torch.long)
+    mask[1, 7:], mask[2, 3:] = 0, 0
+    calls = []
+    fused_call = PrepackedLinear.forward_activated
+
+    def counted(self, x, activation):
+        calls.append(activation)
+        return fused_call(self, x, activation)
+
+    monkeypatch.setattr(PrepackedLinear, "forward_activated", counted)
+    with torch.inference_mode():
+        fused = model(ids, mask)
+        assert len(calls) == model.cfg.n_layers  # every block's up-projection ran fused
+        monkeypatch.setattr(PrepackedLinear, "fuses", lambda self, x, activation: False)
+        unfused = model(ids, mask)
+    torch.testing.assert_close(fused[mask.bool()], unfused[mask.bool()], rtol=0, atol=1e-5)
+
+
+def test_layers_that_are_not_prepacked_run_unfused():
+    model = _tiny_bert("gelu")
+    ffn = model.blocks[0].ffn
+    ffn.up = LoRALinear(nn.Linear(32, 64), rank=2)
+    x = torch.randn(5, 32)
+    with torch.inference_mode():
+        torch.testing.assert_close(ffn(x), ffn.down(F.gelu(ffn.up(x))), rtol=0, atol=0)
+
+
+def test_threads_sharing_a_layer_pack_its_weight_once(monkeypatch):
+    linear, packed = _pair()
+    reorder, calls = torch.ops.mkldnn._reorder_linear_weight, []
+
+    def slow_reorder(weight):
+        calls.append(threading.get_ident())
+        time.sleep(0.05)  # widen the window in which a second thread could start packing too
+        return reorder(weight)
+
+    monkeypatch.setattr(torch.ops.mkldnn, "_reorder_linear_weight", slow_reorder)
+    x = torch.randn(5, 48)
+    start = threading.Barrier(4)
+
+    def run():
+        start.wait()
+        with torch.inference_mode():
+            return packed(x)
+
+    with ThreadPoolExecutor(4) as pool:
+        outputs = [f.result() for f in [pool.submit(run) for _ in range(4)]]
+    assert len(calls) == 1
+    for y in outputs:
+        torch.testing.assert_close(y, linear(x).detach(), rtol=1e-5, atol=1e-6)

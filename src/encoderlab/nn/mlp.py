@@ -1,6 +1,10 @@
 """Position-wise feed-forward network: Linear -> activation -> Linear, or the gated (GLU) variant.
 
 GLU variants follow Shazeer (2020), "GLU Variants Improve Transformer": act(xW) ⊙ (xV), then W₂.
+
+In CPU fp32 inference with a pre-packed up-projection (nn/prepacked_linear.py) the activation runs inside
+the up-projection's oneDNN matmul, one pass over the (N, d_ff) hidden layer fewer; anywhere else (training,
+autocast, LoRA or int8 layers, export) it is the plain act(up(x)).
 """
 
 from __future__ import annotations
@@ -10,6 +14,8 @@ from typing import Literal
 import torch
 import torch.nn.functional as F
 from torch import nn
+
+from .prepacked_linear import PrepackedLinear
 
 ACTIVATIONS = {
     "gelu": lambda x: F.gelu(x),  # exact erf GELU, as BERT's "gelu"
@@ -25,6 +31,7 @@ class FeedForward(nn.Module):
         super().__init__()
         if activation not in ACTIVATIONS:
             raise ValueError(f"unknown activation {activation!r}; choose one of {sorted(ACTIVATIONS)}")
+        self.activation = activation
         self.act = ACTIVATIONS[activation]
         self.kind = kind
         self.up = nn.Linear(d_model, d_ff, bias=bias)
@@ -33,7 +40,11 @@ class FeedForward(nn.Module):
         self.dropout = nn.Dropout(dropout)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        h = self.act(self.up(x))  # (B, T, d_ff)
+        up = self.up
+        if type(up) is PrepackedLinear and up.fuses(x, self.activation):
+            h = up.forward_activated(x, self.activation)  # (B, T, d_ff): matmul and activation in one call
+        else:
+            h = self.act(up(x))  # (B, T, d_ff)
         if self.gate is not None:
             h = h * self.gate(x)
         return self.dropout(self.down(h))

@@ -10,16 +10,31 @@ copy is a cache, rebuilt whenever the weight changes, and used only where it is 
 fp32 on CPU with no gradient needed, not under autocast, tracing, compiling or ONNX export. Anywhere else
 (training, GPU, bf16) it is `F.linear`. Results differ from `F.linear` only by summation order (~1e-7).
 
+On that same path an activation can ride along (`forward_activated`): oneDNN applies it as the matmul
+writes its output, saving a pass over the (N, out) result — the feed-forward's up-projection + GELU.
+
     prepack_linears(encoder.bert)   # in place; returns how many layers were swapped
 """
 
 from __future__ import annotations
 
 import functools
+import threading
 
 import torch
 import torch.nn.functional as F
 from torch import nn
+from torch.nn.modules import module as torch_module
+
+ONEDNN_ACTIVATIONS = {
+    "gelu": ("gelu", "none"),  # exact erf GELU, as F.gelu
+    "gelu_tanh": ("gelu", "tanh"),  # F.gelu(approximate="tanh")
+    "relu": ("relu", ""),
+    "silu": ("swish", ""),  # x·sigmoid(x), oneDNN's swish with alpha 1
+}
+"""Activation name (as in nn/mlp.py) -> oneDNN post-op and its algorithm; each matches torch's to ~5e-7."""
+
+_PACKING = threading.Lock()  # encode's shards run one model in several threads: pack each weight once
 
 
 @functools.cache
@@ -54,6 +69,19 @@ class PrepackedLinear(nn.Linear):
             return torch.ops.mkldnn._linear_pointwise(x, self._packed_weight(), self.bias, "none", [], "")
         return F.linear(x, self.weight, self.bias)
 
+    def fuses(self, x: torch.Tensor, activation: str) -> bool:
+        """Whether `forward_activated(x, activation)` may run: plain CPU fp32 inference (as in `forward`), an
+        activation oneDNN computes as torch does, and no hooks on this layer (a hook expects to see the
+        linear's own input and output, e.g. int8 calibration)."""
+        hooked = (self._forward_hooks or self._forward_pre_hooks or torch_module._global_forward_hooks
+                  or torch_module._global_forward_pre_hooks)
+        return activation in ONEDNN_ACTIVATIONS and not hooked and self._plain_inference(x)
+
+    def forward_activated(self, x: torch.Tensor, activation: str) -> torch.Tensor:
+        """activation(self(x)) in one oneDNN call; only where `fuses(x, activation)` (callers check first)."""
+        post_op, algorithm = ONEDNN_ACTIVATIONS[activation]
+        return torch.ops.mkldnn._linear_pointwise(x, self._packed_weight(), self.bias, post_op, [], algorithm)
+
     def _plain_inference(self, x: torch.Tensor) -> bool:
         needs_grad = torch.is_grad_enabled() and (
             x.requires_grad or self.weight.requires_grad or (self.bias is not None and self.bias.requires_grad))
@@ -69,8 +97,11 @@ class PrepackedLinear(nn.Linear):
         key = (self.weight.data_ptr(), version, tuple(self.weight.shape))
         cached = self.__dict__.get("_packed")
         if cached is None or cached[0] != key:
-            packed = torch.ops.mkldnn._reorder_linear_weight(self.weight.detach())
-            self.__dict__["_packed"] = cached = (key, packed)
+            with _PACKING:  # another thread may have packed it while this one waited
+                cached = self.__dict__.get("_packed")
+                if cached is None or cached[0] != key:
+                    packed = torch.ops.mkldnn._reorder_linear_weight(self.weight.detach())
+                    self.__dict__["_packed"] = cached = (key, packed)
         return cached[1]
 
     def __getstate__(self) -> dict:
