@@ -47,7 +47,16 @@ def test_run_directory_and_final_model(run):
         assert (run / name).is_file(), name
     encoder = TextEncoder.from_pretrained(run / "final")
     assert encoder.encode(["Shares rose sharply on Monday."]).shape == (1, 128)
-    assert json.loads((run / "final" / "config.json").read_text())["architectures"] == ["BertForMaskedLM"]
+    saved = json.loads((run / "final" / "config.json").read_text())
+    assert saved["model_type"] == "encoderlab-bert" and saved["encoderlab_positions"] == "rotary"  # the config's
+
+
+def test_learned_positions_give_a_checkpoint_in_bert_layout(tmp_path):
+    out = tmp_path / "learned"
+    run_cli("pretrain", "--config", str(CONFIG), *TINY, "max_steps=5", "eval_every=5", "model.positions=learned",
+            f"out_dir={out}")
+    saved = json.loads((out / "final" / "config.json").read_text())
+    assert saved["model_type"] == "bert" and saved["architectures"] == ["BertForMaskedLM"]
 
 
 def test_resume_continues_with_the_same_tokenizer(run):

@@ -65,8 +65,9 @@ class ModelSpec:
     """Dropout on attention probabilities."""
     norm_position: Literal["post", "pre"] = "post"
     """post-LN (BERT; exports to Hugging Face) or pre-LN."""
-    positions: Literal["learned", "sinusoidal", "rotary"] = "learned"
-    """learned (BERT; exports to Hugging Face), sinusoidal, or rotary (relative offsets in attention)."""
+    positions: Literal["learned", "sinusoidal", "rotary"] = "rotary"
+    """rotary (relative offsets in attention: learns context far sooner, docs/pretraining.md), learned (BERT's
+    position table; the only one transformers can load) or sinusoidal."""
 
     def __post_init__(self) -> None:
         preset_config(self.preset, vocab_size=8)  # an unknown name fails here, with the list of names
