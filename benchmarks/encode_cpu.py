@@ -31,7 +31,8 @@ def mechanisms(repeats: int = 15, shards: int = 2) -> None:
 
     from encoderlab.evaluation.speed import real_text_workloads
     from encoderlab.nn.prepacked_linear import PrepackedLinear
-    from encoderlab.text_encoder import TextEncoder, deal_rows
+    from encoderlab.sharding import deal_rows
+    from encoderlab.text_encoder import TextEncoder
 
     torch.set_num_threads(1)
     encoder = TextEncoder.from_pretrained("minilm")

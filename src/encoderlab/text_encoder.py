@@ -13,8 +13,7 @@ from __future__ import annotations
 
 import json
 import sys
-from collections.abc import Callable, Sequence
-from concurrent.futures import ThreadPoolExecutor
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Literal
 
@@ -31,6 +30,7 @@ from .models.bert import BertModel
 from .nn.pooling import POOLINGS, pool
 from .nn.prepacked_linear import prepack_linears
 from .pretrained import resolve_model_path
+from .sharding import MIN_SHARD_TOKENS, deal_rows, run_parts
 from .tokenization import TextTokenizer
 
 ST_POOLING_FLAGS = {"pooling_mode_cls_token": "cls", "pooling_mode_mean_tokens": "mean",
@@ -75,48 +75,6 @@ def sentence_transformers_defaults(directory: Path) -> dict:
             )
         defaults["pooling"] = modes[0]
     return defaults
-
-
-MIN_SHARD_TOKENS = 256
-"""With shards="auto", a batch is dealt only into parts of at least this many tokens. Every part pays a whole
-forward's fixed cost, ~5 ms (measured: minilm, one 3-token text, one thread), much of it Python holding the
-GIL; 256 tokens are ~50 ms of work, so that cost stays under a tenth."""
-
-
-def deal_rows(rows: np.ndarray, parts: int) -> list[np.ndarray]:
-    """Deal length-sorted `rows` into `parts` non-empty groups of near-equal work, like cards in snake order
-    (0, 1, …, n−1, n−1, …, 1, 0, 0, 1, …): each group gets long and short texts alike, so both the token
-    counts (projections, FFN) and the squared lengths (attention) balance without a cost model."""
-    lane = np.arange(len(rows)) % (2 * parts)
-    lane = np.minimum(lane, 2 * parts - 1 - lane)  # 0..n-1 then n-1..0
-    return [rows[lane == p] for p in range(min(parts, len(rows)))]
-
-
-def run_parts(work: Callable[[np.ndarray], None], parts: list[np.ndarray], shards: int,
-              on_done: Callable[[np.ndarray], None]) -> None:
-    """work(part) for every part, `shards` at a time in as many threads (1: in this thread); on_done(part) in
-    this thread, in order, as each finishes.
-
-    torch releases the GIL inside its kernels, so the threads run on separate cores. Each worker gets
-    torch.get_num_threads() // shards intra-op threads; the thread count is restored afterwards, errors
-    included (with OpenMP a worker's setting stays in the worker; other builds share one setting)."""
-    shards = min(shards, len(parts))
-    if shards <= 1:
-        for part in parts:
-            work(part)
-            on_done(part)
-        return
-    threads = torch.get_num_threads()
-    workers = ThreadPoolExecutor(shards, thread_name_prefix="encode-shard", initializer=torch.set_num_threads,
-                                 initargs=(max(1, threads // shards),))
-    try:
-        futures = [workers.submit(work, part) for part in parts]
-        for part, future in zip(parts, futures, strict=True):
-            future.result()  # re-raises a worker's error here
-            on_done(part)
-    finally:
-        workers.shutdown(wait=True, cancel_futures=True)
-        torch.set_num_threads(threads)
 
 
 def check_texts(texts: Sequence[str] | str) -> list[str]:
