@@ -25,3 +25,26 @@ def test_unknown_format(tmp_path, capsys):
     with pytest.raises(SystemExit) as exit_info:
         main(["export", "--format", "tflite", "--output", str(tmp_path)])
     assert exit_info.value.code == 2 and "use --format onnx" in capsys.readouterr().err
+
+
+def test_a_rotary_pre_ln_encoder_exports_with_parity(tmp_path, minilm_dir):
+    """Architectures only encoderlab has (rotary positions, pre-LN) export too; parity is checked on export."""
+    import torch
+
+    from encoderlab import BertConfig, BertModel, TextEncoder
+    from encoderlab.compression.export_onnx import export_onnx
+    from encoderlab.tokenization import TextTokenizer
+
+    torch.manual_seed(0)
+    tokenizer = TextTokenizer.from_dir(minilm_dir)
+    bert = BertModel(BertConfig(vocab_size=tokenizer.vocab_size, d_model=32, n_layers=2, n_heads=2, d_ff=64,
+                                positions="rotary", norm_position="pre"))
+    encoder = TextEncoder(bert, tokenizer).eval()
+    report = export_onnx(encoder, tmp_path / "model.onnx")
+    assert report.max_abs_embedding <= report.tolerance and report.max_abs_hidden <= report.tolerance
+    session = ort.InferenceSession(str(tmp_path / "model.onnx"), providers=["CPUExecutionProvider"])
+    texts = ["a short one", "and a longer text, so that the batch holds padding"]
+    batch = tokenizer(texts, max_length=64)
+    _, embedding = session.run(None, {"input_ids": batch.input_ids.numpy(),
+                                      "attention_mask": batch.attention_mask.numpy()})
+    np.testing.assert_allclose(embedding, encoder.encode(texts), atol=1e-4)
