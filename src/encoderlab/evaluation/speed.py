@@ -201,9 +201,15 @@ def build_engines(encoder: TextEncoder, calibration_texts: list[str], threads: i
     return engines
 
 
+IDLE_BETWEEN_CALLS_S = 0.2
+"""Pause before each timed call. Thread pools keep spinning after a call returns (ONNX Runtime's by
+default, OpenMP's briefly), and in one process they would steal a core from whichever engine runs next."""
+
+
 def measure(engines: dict[str, Encode], workloads: dict[str, list[str]], repeats: int = 20,
-            warmup: int = 3) -> list[SpeedResult]:
-    """Time every engine on every workload; calls alternate between engines so load drifts hit all alike."""
+            warmup: int = 3, idle_s: float = IDLE_BETWEEN_CALLS_S) -> list[SpeedResult]:
+    """Time every engine on every workload; calls alternate between engines so load drifts hit all alike,
+    each after `idle_s` of quiet so the previous engine's spinning threads are not on the clock."""
     results = []
     for workload, texts in workloads.items():
         reference = None
@@ -218,6 +224,7 @@ def measure(engines: dict[str, Encode], workloads: dict[str, list[str]], repeats
                 encode(texts)
         for _ in range(repeats):
             for name, encode in engines.items():
+                time.sleep(idle_s)
                 start = time.perf_counter()
                 encode(texts)
                 times[name].append(time.perf_counter() - start)
