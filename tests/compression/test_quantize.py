@@ -119,3 +119,15 @@ def test_cli_evaluate_and_predict_in_int8(tmp_path, minilm_classifier):
     with pytest.raises(SystemExit) as code:
         main(["evaluate", "--model", str(minilm_classifier), "--data", "tweets-sentiment", "--precision", "fp16"])
     assert code.value.code == 2
+
+
+def test_activation_range_follows_the_cpu(monkeypatch, minilm):
+    """8-bit activations only where VNNI sums int8 pairs in int32; 7-bit (safe everywhere) otherwise."""
+    from encoderlab.compression import quantize
+
+    for vnni, reduced in ((True, False), (False, True)):
+        monkeypatch.setattr(quantize, "cpu_has_vnni", lambda vnni=vnni: vnni)
+        layers = [m for m in quantize_int8(minilm, CALIBRATION[:8]).bert.modules()
+                  if isinstance(m, SmoothQuantLinear)]
+        assert {m.reduce_range for m in layers} == {reduced}
+    assert quantize.resolve_reduce_range(True) is True and quantize.resolve_reduce_range(False) is False

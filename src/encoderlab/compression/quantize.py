@@ -6,7 +6,9 @@ embeddings badly, because a few activation channels are far larger than the rest
 that range into the weights: with per-input-channel factors s_j = max|x_j|^α / max|W_:,j|^(1-α) from
 calibration data, y = (x / s) · (W · s)ᵀ is unchanged in exact arithmetic, but x / s is easy to quantize.
 Weights are then quantized per output channel (one scale per row) and the matmul runs in int8 through
-PyTorch's quantized CPU kernels (fbgemm on x86, qnnpack on ARM), activations quantized on the fly.
+PyTorch's quantized CPU kernels (fbgemm on x86, qnnpack on ARM), activations quantized on the fly. On x86
+CPUs with VNNI the activations use all 8 bits; without it, 7 (`reduce_range`), so that the kernels' int16
+pair sums cannot saturate.
 
     quantized = quantize_int8(encoder, calibration_texts)      # a new TextEncoder; the original is untouched
     report = embedding_agreement(encoder, quantized, held_out_texts)
@@ -16,9 +18,12 @@ PyTorch's quantized CPU kernels (fbgemm on x86, qnnpack on ARM), activations qua
 from __future__ import annotations
 
 import copy
+import functools
+import re
 import warnings
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from pathlib import Path
 from typing import TYPE_CHECKING, TypeVar
 
 import numpy as np
@@ -32,6 +37,21 @@ if TYPE_CHECKING:
     from ..tasks.classify import TextClassifier
 
 Quantizable = TypeVar("Quantizable", TextEncoder, "TextClassifier")
+
+
+@functools.cache
+def cpu_has_vnni() -> bool:
+    """Whether this x86 CPU has VNNI int8 dot products (flags avx512_vnni or avx_vnni; read on Linux only)."""
+    try:
+        flags = Path("/proc/cpuinfo").read_text(encoding="utf-8", errors="replace")
+    except OSError:
+        return False
+    return re.search(r"\b(avx512_vnni|avx_vnni)\b", flags) is not None
+
+
+def resolve_reduce_range(reduce_range: bool | None) -> bool:
+    """None (auto): full 8-bit activations on a VNNI CPU, 7-bit otherwise (safe on every x86 CPU)."""
+    return not cpu_has_vnni() if reduce_range is None else reduce_range
 
 
 class SmoothQuantLinear(nn.Module):
@@ -96,12 +116,14 @@ def calibrate(run_model: Callable[[], object], layers: dict[str, nn.Linear]) -> 
 
 
 def quantize_int8(model: Quantizable, calibration_texts: Sequence[str], alpha: float = 0.7,
-                  keep_fp32: Sequence[str] = (), reduce_range: bool = True) -> Quantizable:
+                  keep_fp32: Sequence[str] = (), reduce_range: bool | None = None) -> Quantizable:
     """A copy of `model` (a TextEncoder or a fine-tuned TextClassifier) whose encoder Linear layers run in int8.
 
     Layers whose name ends in one of `keep_fp32` stay in fp32; the classifier head always does. The original
     is untouched. Calibration runs `calibration_texts` through the model: give texts like the ones it will see
-    (for a classifier, a few hundred training texts; see `calibration_texts`)."""
+    (for a classifier, a few hundred training texts; see `calibration_texts`). `reduce_range`: 7-bit
+    activations (True), 8-bit (False, only safe on CPUs with VNNI), or None to choose by the CPU (measured on
+    minilm, BBC text: worst embedding cosine 0.978 with 7 bits, 0.996 with 8)."""
     if not 0.0 <= alpha <= 1.0:
         raise ConfigError(f"alpha={alpha} must be in [0, 1] (0.5-0.8 works well for BERT-style encoders)")
     if len(calibration_texts) == 0:
@@ -117,6 +139,7 @@ def quantize_int8(model: Quantizable, calibration_texts: Sequence[str], alpha: f
         absmax = calibrate(lambda: quantized.encode(texts, batch_size=32), layers)
     else:
         absmax = calibrate(lambda: quantized.predict_proba(texts, batch_size=32), layers)
+    reduce_range = resolve_reduce_range(reduce_range)
     for name, linear in layers.items():
         parent, _, child = name.rpartition(".")
         setattr(bert.get_submodule(parent), child, SmoothQuantLinear(linear, absmax[name], alpha, reduce_range))
