@@ -28,7 +28,7 @@ from .interop.hf_bert import load_hf_bert, save_hf_bert
 from .io import atomic_write_json
 from .models.bert import BertModel
 from .nn.pooling import POOLINGS, pool
-from .nn.prepacked_linear import prepack_linears
+from .nn.prepacked_linear import has_forward_hooks, prepack_linears
 from .pretrained import resolve_model_path
 from .sharding import MIN_SHARD_TOKENS, deal_rows, run_parts
 from .tokenization import TextTokenizer
@@ -237,8 +237,7 @@ class TextEncoder(nn.Module):
         the model's), as encode would use it; see encode for what "auto" picks."""
         device = self.device if device is None else device
         if shards == "auto":
-            hooked = (nn.modules.module._global_forward_hooks or nn.modules.module._global_forward_pre_hooks
-                      or any(m._forward_hooks or m._forward_pre_hooks for m in self.modules()))
+            hooked = has_forward_hooks(self.modules())
             per_thread_counts = torch.backends.openmp.is_available()  # else torch's thread count is global
             return torch.get_num_threads() if device.type == "cpu" and per_thread_counts and not hooked else 1
         if isinstance(shards, bool) or not isinstance(shards, int) or shards < 1:

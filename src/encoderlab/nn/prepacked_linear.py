@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import functools
 import threading
+from collections.abc import Iterable
 
 import torch
 import torch.nn.functional as F
@@ -35,6 +36,12 @@ ONEDNN_ACTIVATIONS = {
 """Activation name (as in nn/mlp.py) -> oneDNN post-op and its algorithm; each matches torch's to ~5e-7."""
 
 _PACKING = threading.Lock()  # encode's shards run one model in several threads: pack each weight once
+
+
+def has_forward_hooks(modules: Iterable[nn.Module]) -> bool:
+    """Whether a forward (pre-)hook watches any of `modules`, directly or through a global hook."""
+    return bool(torch_module._global_forward_hooks or torch_module._global_forward_pre_hooks
+                or any(m._forward_hooks or m._forward_pre_hooks for m in modules))
 
 
 @functools.cache
@@ -73,9 +80,7 @@ class PrepackedLinear(nn.Linear):
         """Whether `forward_activated(x, activation)` may run: plain CPU fp32 inference (as in `forward`), an
         activation oneDNN computes as torch does, and no hooks on this layer (a hook expects to see the
         linear's own input and output, e.g. int8 calibration)."""
-        hooked = (self._forward_hooks or self._forward_pre_hooks or torch_module._global_forward_hooks
-                  or torch_module._global_forward_pre_hooks)
-        return activation in ONEDNN_ACTIVATIONS and not hooked and self._plain_inference(x)
+        return activation in ONEDNN_ACTIVATIONS and not has_forward_hooks([self]) and self._plain_inference(x)
 
     def forward_activated(self, x: torch.Tensor, activation: str) -> torch.Tensor:
         """activation(self(x)) in one oneDNN call; only where `fuses(x, activation)` (callers check first)."""
