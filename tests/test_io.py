@@ -18,3 +18,17 @@ def test_atomic_npy_round_trip(tmp_path):
     array = np.arange(12, dtype=np.float32).reshape(3, 4)
     atomic_save_npy(tmp_path / "a.npy", array)
     np.testing.assert_array_equal(np.load(tmp_path / "a.npy"), array)
+
+
+def test_written_files_get_the_usual_permissions_not_mkstemps_private_ones(tmp_path):
+    import os
+    import stat
+
+    previous = os.umask(0o022)
+    try:
+        atomic_write_text(tmp_path / "report.html", "<html></html>")
+        atomic_save_npy(tmp_path / "vectors.npy", np.zeros(3))
+    finally:
+        os.umask(previous)
+    for name in ("report.html", "vectors.npy"):
+        assert stat.S_IMODE((tmp_path / name).stat().st_mode) == 0o644, name

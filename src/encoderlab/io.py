@@ -26,6 +26,14 @@ def _fsync_dir(directory: Path) -> None:
         os.close(fd)
 
 
+def _new_file_mode() -> int:
+    """The permissions `open()` would give a new file: rw for everyone, minus the umask. (mkstemp makes its
+    temporary file private, 0600, which would otherwise stick to every output after the rename.)"""
+    umask = os.umask(0)
+    os.umask(umask)
+    return 0o666 & ~umask
+
+
 @contextlib.contextmanager
 def atomic_write(path: str | os.PathLike, mode: str = "wb") -> Iterator[IO[Any]]:
     """Open a temporary file for writing; on success it atomically replaces `path`.
@@ -39,6 +47,8 @@ def atomic_write(path: str | os.PathLike, mode: str = "wb") -> Iterator[IO[Any]]
     fd, tmp_name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     try:
         with os.fdopen(fd, mode, **({"encoding": "utf-8"} if mode == "w" else {})) as handle:
+            if hasattr(os, "fchmod"):  # POSIX
+                os.fchmod(handle.fileno(), _new_file_mode())
             yield handle
             handle.flush()
             os.fsync(handle.fileno())
