@@ -57,6 +57,20 @@ def test_config_errors(kwargs, message):
         AutoencoderConfig(**kwargs)
 
 
+@pytest.mark.parametrize("shape, kwargs, expected", [
+    ((9,), {}, ("identity", "mse")),  # standardised table: unbounded values
+    ((1, 5, 5), {}, ("sigmoid", "bce")),  # images in [0, 1]
+    ((1, 5, 5), {"reconstruction": "mse"}, ("sigmoid", "mse")),
+    ((1, 5, 5), {"output": "identity"}, ("identity", "mse")),
+    ((9,), {"reconstruction": "bce"}, ("sigmoid", "bce")),  # explicit choices win (training refuses this one)
+])
+def test_auto_output_and_loss_follow_the_data(shape, kwargs, expected):
+    cfg = AutoencoderConfig(input_shape=shape, **kwargs)
+    assert (cfg.output, cfg.reconstruction) == expected
+    assert (AutoencoderConfig(**kwargs).output, AutoencoderConfig(**kwargs).reconstruction) == (
+        kwargs.get("output", "auto"), kwargs.get("reconstruction", "auto"))  # unresolved until the shape is known
+
+
 def test_model_needs_input_shape():
     with pytest.raises(ConfigError, match="input_shape is empty"):
         Autoencoder(AutoencoderConfig())

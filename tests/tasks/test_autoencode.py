@@ -142,8 +142,17 @@ def test_user_csv_end_to_end(tmp_path):
     (tmp_path / "t.csv").write_text("\n".join(rows) + "\n")
     metrics = run_task(train_autoencoder, AutoencodeConfig, None,
                        [f"data={tmp_path / 't.csv'}", f"out_dir={tmp_path / 'run'}", "model.hidden=[32]",
-                        "model.latent_dim=3", "model.output=identity", "model.reconstruction=mse",
-                        "max_steps=300", "lr=3e-3", *QUICK])
+                        "model.latent_dim=3", "max_steps=300", "lr=3e-3", *QUICK])  # output/loss: the defaults
     assert metrics["test_mse"] < 0.2 * metrics["mean_test_mse"]  # a 3-d code captures rank-3 data
+    assert "test_bce" not in metrics  # a standardised table gets an identity output and MSE, not sigmoid + BCE
     codes = ArrayEncoder.from_run(tmp_path / "run").encode(x[:4].astype(np.float32))  # raw units in
     assert codes.shape == (4, 3)
+
+
+@pytest.mark.parametrize("override", ["model.output=sigmoid", "model.reconstruction=bce"])
+def test_sigmoid_output_on_a_standardised_table_is_refused(tmp_path, override):
+    np.save(tmp_path / "t.npy", np.random.default_rng(0).normal(size=(50, 4)))
+    with pytest.raises(ConfigError, match="table columns are standardised"):
+        train_autoencoder(load_config(AutoencodeConfig, None, [f"data={tmp_path / 't.npy'}", override,
+                                                              f"out_dir={tmp_path / 'run'}"]))
+    assert not (tmp_path / "run").exists()

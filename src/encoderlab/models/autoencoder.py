@@ -47,10 +47,12 @@ class AutoencoderConfig:
     """BatchNorm after every hidden layer (before the activation)."""
     dropout: float = 0.0
     """Dropout after every hidden activation."""
-    output: Literal["sigmoid", "identity"] = "sigmoid"
-    """Decoder logits -> data space: sigmoid for data in [0, 1], identity for standardised tables."""
-    reconstruction: Literal["mse", "bce"] = "bce"
-    """Reconstruction loss: per-element MSE (a Gaussian decoder) or BCE (a Bernoulli decoder; needs sigmoid)."""
+    output: Literal["auto", "sigmoid", "identity"] = "auto"
+    """Decoder logits -> data space: sigmoid for data in [0, 1], identity for standardised tables. 'auto':
+    identity for tables (N x D data, standardised per column), sigmoid for images (scaled to [0, 1])."""
+    reconstruction: Literal["auto", "mse", "bce"] = "auto"
+    """Reconstruction loss: per-element MSE (a Gaussian decoder) or BCE (a Bernoulli decoder; needs sigmoid).
+    'auto': bce for images with a sigmoid output, mse otherwise."""
     variational: bool = False
     """Build a VAE (models.vae) instead of a deterministic autoencoder."""
     decoder_std: float = 1.0
@@ -69,13 +71,26 @@ class AutoencoderConfig:
             raise ConfigError(f"activation={self.activation!r} is unknown; choose one of {sorted(ACTIVATIONS)}")
         if not 0.0 <= self.dropout < 1.0:
             raise ConfigError(f"dropout={self.dropout} must be in [0, 1)")
-        if self.reconstruction == "bce" and self.output != "sigmoid":
+        if self.reconstruction == "bce" and self.output == "identity":
             raise ConfigError("reconstruction=bce needs output=sigmoid (data in [0, 1]); for standardised "
                               "tables use reconstruction=mse output=identity")
         if self.decoder_std <= 0:
             raise ConfigError(f"decoder_std={self.decoder_std} must be positive")
         if self.input_shape:
             self.check_input_shape(self.input_shape)
+            self.output, self.reconstruction = self.resolved_output(), self.resolved_reconstruction()
+
+    def resolved_output(self) -> Literal["sigmoid", "identity"]:
+        """`output`, with 'auto' decided by the sample shape: a table (D,) is standardised, so its values
+        are unbounded (identity); images are scaled to [0, 1] (sigmoid)."""
+        if self.output != "auto":
+            return self.output
+        return "sigmoid" if self.reconstruction == "bce" or len(self.input_shape) == 3 else "identity"
+
+    def resolved_reconstruction(self) -> Literal["mse", "bce"]:
+        if self.reconstruction != "auto":
+            return self.reconstruction
+        return "bce" if self.resolved_output() == "sigmoid" and len(self.input_shape) == 3 else "mse"
 
     def check_input_shape(self, shape: tuple[int, ...]) -> None:
         if any(s < 1 for s in shape) or len(shape) not in (1, 3):

@@ -108,7 +108,7 @@ class AutoencodeConfig(TrainConfig):
         for name, value in (("train_limit", self.train_limit), ("eval_limit", self.eval_limit)):
             if value is not None and value < 1:
                 raise ConfigError(f"{name}={value} must be at least 1, or null for all samples")
-        if self.binarize and self.model.reconstruction != "bce":
+        if self.binarize and (self.model.reconstruction == "mse" or self.model.output == "identity"):
             raise ConfigError("binarize=true gives binary data: use model.reconstruction=bce (a Bernoulli decoder)")
         vae_only = {"kl_warmup_steps": self.kl_warmup_steps != 0, "nll_samples": self.nll_samples != 0,
                     "objective": self.objective != "elbo", "beta": self.beta != 1.0}
@@ -158,7 +158,14 @@ def with_input_shape(model_cfg: AutoencoderConfig, shape: tuple[int, ...]) -> Au
     if model_cfg.input_shape and tuple(model_cfg.input_shape) != tuple(shape):
         raise ConfigError(f"model.input_shape={list(model_cfg.input_shape)} but the data's samples have shape "
                           f"{list(shape)}; remove model.input_shape (it is taken from the data)")
-    return dataclasses.replace(model_cfg, input_shape=tuple(shape))
+    resolved = dataclasses.replace(model_cfg, input_shape=tuple(shape))
+    if len(shape) == 1 and resolved.output == "sigmoid":
+        # Tables are standardised per column (mean 0, std 1): half the values are negative, which a sigmoid
+        # cannot reach and BCE cannot score.
+        raise ConfigError(f"model.output=sigmoid / model.reconstruction={resolved.reconstruction} expect data in "
+                          "[0, 1], but table columns are standardised (mean 0, std 1); remove both (tables "
+                          "default to output=identity, reconstruction=mse)")
+    return resolved
 
 
 def build_model(model_cfg: AutoencoderConfig) -> Autoencoder | VAE:
