@@ -16,6 +16,15 @@ def test_image_grid_layout():
     assert grid[10:14, 0:3].min() == 1.0  # the 5th image sits in row 3, column 1
 
 
+@pytest.mark.parametrize("channels, shape", [(1, (4, 5)), (2, (4, 5)), (3, (4, 5, 3)), (4, (4, 5, 3))])
+def test_image_grid_of_any_channel_count_is_a_picture(tmp_path, channels, shape):
+    images = np.random.default_rng(0).random((3, channels, 4, 5)).astype(np.float32)
+    grid = plots.image_grid(images[:1], n_cols=1)
+    assert grid.shape == shape
+    np.testing.assert_array_equal(grid if channels < 3 else grid[..., 0], images[0, 0])
+    assert plots.plot_reconstructions(images, images, tmp_path / "r.png").read_bytes()[:4] == PNG
+
+
 @pytest.mark.parametrize("dim", [1, 2, 7])
 def test_latent_projection(dim):
     codes = np.random.default_rng(0).normal(size=(100, dim))

@@ -17,7 +17,9 @@ import numpy as np  # noqa: E402
 
 
 def image_grid(images: np.ndarray, n_cols: int) -> np.ndarray:
-    """(N, C, H, W) in [0, 1] -> one (rows*H, n_cols*W[, C]) picture, 1-pixel white gutters."""
+    """(N, C, H, W) in [0, 1] -> one (rows*H, n_cols*W[, 3]) picture, 1-pixel white gutters. Three or more
+    channels show as RGB (the first three); one or two as grey (the first channel: two channels are no
+    colour image matplotlib can show)."""
     n, c, h, w = images.shape
     n_rows = -(-n // n_cols)
     grid = np.ones((c, n_rows * (h + 1) - 1, n_cols * (w + 1) - 1), dtype=np.float32)
@@ -25,7 +27,7 @@ def image_grid(images: np.ndarray, n_cols: int) -> np.ndarray:
         r, col = divmod(i, n_cols)
         grid[:, r * (h + 1):r * (h + 1) + h, col * (w + 1):col * (w + 1) + w] = img
     grid = np.clip(grid, 0.0, 1.0)
-    return grid[0] if c == 1 else grid[:3].transpose(1, 2, 0)
+    return grid[0] if c < 3 else grid[:3].transpose(1, 2, 0)
 
 
 def _save(fig: Any, path: str | Path) -> Path:
