@@ -324,6 +324,20 @@ def bench(
     typer.echo("\n" + "\n".join(f"- {note}" for note in notes))
 
 
+@app.command()
+def report(
+    runs: Annotated[list[Path], typer.Argument(help="One or more run directories (the out_dir of a training run).")],
+    output: Annotated[Path | None, typer.Option("--output", "-o", help="The .html to write (default: "
+                                                "RUN_DIR/report.html for one run, ./report.html for several).")] = None,
+    title: Annotated[str | None, typer.Option(help="Page title (default: the run names).")] = None,
+) -> None:
+    """One HTML page of runs side by side: final metrics, training and eval curves, evaluations, plots."""
+    from .report.html_report import build_report
+
+    path = build_report(runs, output, title)
+    typer.echo(f"wrote {path} ({path.stat().st_size / 1e6:.1f} MB, {len(runs)} run(s)); open it in a browser")
+
+
 def main(argv: list[str] | None = None) -> None:
     np.set_printoptions(precision=4, suppress=True)
     try:
