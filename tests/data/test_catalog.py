@@ -118,3 +118,13 @@ def test_empty_user_corpus_is_an_error(tmp_path, content):
 def test_unknown_name_lists_the_catalog():
     with pytest.raises(InputDataError, match="neither a catalog dataset .*bbc-news"):
         load_dataset("bbc-nws")
+
+
+def test_pretraining_text_names_its_text_field_option(tmp_path):
+    """pretrain and distill read unlabelled text with `text_field=`, not classification's `text_column=`."""
+    (tmp_path / "corpus.jsonl").write_text('{"body": "some text"}\n')
+    with pytest.raises(InputDataError, match=r"no 'text' field .*with text_field=$"):
+        load_text_splits(str(tmp_path / "corpus.jsonl"))
+    (tmp_path / "corpus.csv").write_text("body\nsome text\n")
+    with pytest.raises(InputDataError, match=r"no column 'text' .*with text_field=$"):
+        load_text_splits(str(tmp_path / "corpus.csv"))

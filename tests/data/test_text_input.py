@@ -41,3 +41,36 @@ def test_unreadable_inputs(tmp_path):
     (tmp_path / "folder.txt").mkdir()
     with pytest.raises(InputDataError, match="is a directory"):
         read_texts(tmp_path / "folder.txt")
+
+
+def test_utf8_byte_order_mark_is_not_part_of_the_text(tmp_path):
+    """Excel's "CSV UTF-8" and Notepad write a BOM; it must not end up in the first header cell or text."""
+    from encoderlab.data.text_input import read_csv_rows, read_jsonl_records, read_text_file
+
+    bom = "\ufeff"
+    (tmp_path / "in.txt").write_text(bom + "first\r\nsecond\r\n", encoding="utf-8")
+    assert read_texts(tmp_path / "in.txt") == ["first", "second"]
+    assert read_text_file(tmp_path / "in.txt").splitlines() == ["first", "second"]
+    (tmp_path / "in.jsonl").write_text(bom + '{"text": "a", "y": "p"}\r\n{"text": "b", "y": "n"}\r\n', encoding="utf-8")
+    assert read_jsonl_records(tmp_path / "in.jsonl", "text", "y") == (["a", "b"], ["p", "n"])
+    (tmp_path / "in.csv").write_text(bom + "review,stars\r\ngood,5\r\nbad,1\r\n", encoding="utf-8")
+    assert read_csv_rows(tmp_path / "in.csv", "review", "stars") == (["good", "bad"], ["5", "1"], [])
+
+
+def test_missing_field_names_the_option_of_the_command(tmp_path):
+    """The fix in the message is spelled as the user types it in the command that failed."""
+    from encoderlab.data.text_input import read_csv_rows, read_jsonl_records
+
+    (tmp_path / "in.jsonl").write_text('{"body": "a", "stars": 5}\n')
+    with pytest.raises(InputDataError, match=r"in\.jsonl:1: no 'text' field .*with --text-field$"):
+        read_texts(tmp_path / "in.jsonl")
+    with pytest.raises(InputDataError, match=r"no 'text' field .*with text_column=$"):
+        read_jsonl_records(tmp_path / "in.jsonl", "text", "label")
+    with pytest.raises(InputDataError, match=r"in\.jsonl:1: no 'label' field \(found \['body', 'stars'\]\).* "
+                                             r"with --label-column$"):
+        read_jsonl_records(tmp_path / "in.jsonl", "body", "label", options=("--text-column", "--label-column"))
+    (tmp_path / "in.csv").write_text("review,stars\ngood,5\n")
+    with pytest.raises(InputDataError, match=r"no column 'label' .*with label_column=$"):
+        read_csv_rows(tmp_path / "in.csv", "review", "label")
+    with pytest.raises(InputDataError, match=r"no column 'text' .*with text_field=$"):
+        read_csv_rows(tmp_path / "in.csv", "text", options=("text_field=", "label_column="))

@@ -8,7 +8,7 @@ damaged or different version of the package is an error that says how to reinsta
     splits = load_dataset("bbc-news", split="0.8,0.1,0.1", seed=0)   # Splits of LabelledTexts
     splits.train.texts, splits.train.labels, splits.train.label_names
     pos = load_dataset("peoples-daily-1998")                           # Splits of TaggedSequences
-    user = load_dataset("reviews.csv", text_column="body", label_column="stars")
+    user = load_dataset("reviews.csv", text_field="body", label_field="stars")
 
 Loading always: reads every row (bad rows are reported with file and line), drops exact duplicates (and,
 for labelled data, texts that occur with two different labels), then makes a seeded split, stratified by
@@ -27,7 +27,7 @@ from typing import Literal
 
 from ..errors import InputDataError
 from .records import LabelledTexts, Splits, TaggedSequences, make_splits, parse_fractions
-from .text_input import read_csv_rows, read_jsonl_records, read_text_file, read_text_folder
+from .text_input import FINETUNE_OPTIONS, read_csv_rows, read_jsonl_records, read_text_file, read_text_folder
 
 DEFAULT_SPLIT = (0.8, 0.1, 0.1)
 
@@ -183,7 +183,7 @@ def deduplicate(records: LabelledTexts | TaggedSequences) -> tuple[LabelledTexts
 
 # --------------------------------------------------------------------------------------- user data
 def _read_user_path(path: Path, text_field: str, label_field: str | None,
-                    bad_rows: Literal["error", "warn"]) -> LabelledTexts:
+                    bad_rows: Literal["error", "warn"], options: tuple[str, str]) -> LabelledTexts:
     if not path.exists():
         names = ", ".join(CATALOG)
         raise InputDataError(f"data {str(path)!r} is neither a catalog dataset ({names}) nor an existing file or "
@@ -198,12 +198,12 @@ def _read_user_path(path: Path, text_field: str, label_field: str | None,
         if suffix == ".txt":
             texts, labels = [t for t in read_text_file(path).splitlines() if t.strip()], None
         elif suffix == ".jsonl":
-            texts, labels = read_jsonl_records(path, text_field, label_field)
+            texts, labels = read_jsonl_records(path, text_field, label_field, options)
         elif suffix in (".csv", ".tsv"):
-            texts, labels, problems = read_csv_rows(path, text_field, label_field)
+            texts, labels, problems = read_csv_rows(path, text_field, label_field, options=options)
         else:
             raise InputDataError(f"data file {str(path)!r} has suffix {suffix or '(none)'!r}; use a folder of .txt "
-                                 "files, .txt (one document per line), .jsonl or .csv")
+                                 "files, .txt (one document per line), .jsonl, .csv or .tsv")
     if problems:
         shown = "\n  ".join(problems[:10]) + (f"\n  … and {len(problems) - 10} more" if len(problems) > 10 else "")
         if bad_rows == "error":
@@ -220,9 +220,10 @@ def _read_user_path(path: Path, text_field: str, label_field: str | None,
 
 # --------------------------------------------------------------------------------------- the entry point
 def load_records(name_or_path: str | Path, *, text_field: str = "text", label_field: str | None = None,
-                 bad_rows: Literal["error", "warn"] = "error",
-                 verify: bool = True) -> LabelledTexts | TaggedSequences:
-    """All rows of a catalog dataset or a user path, before de-duplication and splitting."""
+                 bad_rows: Literal["error", "warn"] = "error", verify: bool = True,
+                 options: tuple[str, str] = FINETUNE_OPTIONS) -> LabelledTexts | TaggedSequences:
+    """All rows of a catalog dataset or a user path, before de-duplication and splitting. `options`: how the
+    user names the text and label field in this command (`text_column=`, `--text-column`, ...), for errors."""
     key = str(name_or_path)
     if key in CATALOG and not Path(key).exists():
         entry = CATALOG[key]
@@ -230,12 +231,13 @@ def load_records(name_or_path: str | Path, *, text_field: str = "text", label_fi
         if verify:
             entry.verify(root)
         return entry.loader(root)
-    return _read_user_path(Path(key).expanduser(), text_field, label_field, bad_rows)
+    return _read_user_path(Path(key).expanduser(), text_field, label_field, bad_rows, options)
 
 
 def load_dataset(name_or_path: str | Path, *, split: str | Sequence[float] = DEFAULT_SPLIT, seed: int = 0,
                  text_field: str = "text", label_field: str | None = None,
-                 bad_rows: Literal["error", "warn"] = "error", verify: bool = True) -> Splits:
+                 bad_rows: Literal["error", "warn"] = "error", verify: bool = True,
+                 options: tuple[str, str] = FINETUNE_OPTIONS) -> Splits:
     """De-duplicated, seeded train/validation/test splits of a catalog dataset or a user path.
 
     `text_field`/`label_field` name the .jsonl fields or .csv columns of user data (a folder of class
@@ -243,7 +245,7 @@ def load_dataset(name_or_path: str | Path, *, split: str | Sequence[float] = DEF
     """
     fractions = parse_fractions(split)
     records = load_records(name_or_path, text_field=text_field, label_field=label_field, bad_rows=bad_rows,
-                           verify=verify)
+                           verify=verify, options=options)
     records, stats = deduplicate(records)
     if len(records) == 0:
         raise InputDataError(f"data {str(name_or_path)!r} holds no usable texts after de-duplication")
@@ -252,14 +254,16 @@ def load_dataset(name_or_path: str | Path, *, split: str | Sequence[float] = DEF
 
 def load_text_splits(names_or_paths: str, *, split: str | Sequence[float] = DEFAULT_SPLIT, seed: int = 0,
                      text_field: str = "text") -> Splits[LabelledTexts]:
-    """Unlabelled text of one or more (comma-separated) datasets, split and concatenated per split."""
+    """Unlabelled text of one or more (comma-separated) datasets, split and concatenated per split (what
+    `pretrain` and `distill` read; both name the field `text_field=`)."""
     parts = [p.strip() for p in str(names_or_paths).split(",") if p.strip()]
     if not parts:
         raise InputDataError("data= is empty; name a catalog dataset (e.g. data=bbc-news) or a path to your text")
     merged: dict[str, list[str]] = {"train": [], "validation": [], "test": []}
     stats: dict[str, int] = {}
     for part in parts:
-        splits = load_dataset(part, split=split, seed=seed, text_field=text_field)
+        splits = load_dataset(part, split=split, seed=seed, text_field=text_field,
+                              options=("text_field=", "label_column="))
         for name in merged:
             merged[name] += getattr(splits, name).all_texts()
         for k, v in splits.stats.items():

@@ -1,6 +1,8 @@
 """Read a user's texts from a file: `.txt` (one text per line) or `.jsonl` (one JSON object per line).
 
-Every problem names the file and line, so a user can fix their data instead of guessing.
+Every problem names the file and line, so a user can fix their data instead of guessing, and the option
+that fixes it as the user spells it in that command (`options`: `text_column=` in a config override,
+`--text-field` on `encode`, ...). A UTF-8 byte-order mark (Excel and Notepad write one) is not part of the text.
 """
 
 from __future__ import annotations
@@ -11,6 +13,9 @@ from pathlib import Path
 from ..errors import InputDataError
 
 TEXT_SUFFIXES = (".txt", ".jsonl")
+BOM = "\ufeff"
+FINETUNE_OPTIONS = ("text_column=", "label_column=")
+"""How a user names the text and label column/field, per command; the messages quote them."""
 
 
 def _read_utf8(path: Path) -> str:
@@ -19,7 +24,7 @@ def _read_utf8(path: Path) -> str:
     if path.is_dir():
         raise InputDataError(f"input {str(path)!r} is a directory; pass a .txt or .jsonl file")
     try:
-        return path.read_text(encoding="utf-8")
+        return path.read_text(encoding="utf-8").removeprefix(BOM)
     except PermissionError as exc:
         raise InputDataError(f"input file {str(path)!r} is not readable (permission denied); "
                              "fix its permissions") from exc
@@ -28,9 +33,10 @@ def _read_utf8(path: Path) -> str:
                              "convert it, e.g. `iconv -f latin1 -t utf-8`") from exc
 
 
-def read_texts(path: str | Path, text_field: str = "text") -> list[str]:
+def read_texts(path: str | Path, text_field: str = "text", text_option: str = "--text-field") -> list[str]:
     """`.txt`: every line is one text (blank lines are empty texts, so rows match line numbers).
-    `.jsonl`: every non-blank line is an object whose `text_field` is a string."""
+    `.jsonl`: every non-blank line is an object whose `text_field` is a string (`text_option` is how the
+    user names another field, quoted in the error)."""
     path = Path(path)
     suffix = path.suffix.lower()
     if suffix not in TEXT_SUFFIXES:
@@ -51,7 +57,7 @@ def read_texts(path: str | Path, text_field: str = "text") -> list[str]:
         if not isinstance(record, dict) or text_field not in record:
             keys = sorted(record) if isinstance(record, dict) else type(record).__name__
             raise InputDataError(f"{path}:{line_no}: no {text_field!r} field (found {keys}); "
-                                 "name the right field with --text-field")
+                                 f"name the right field with {text_option}")
         if not isinstance(record[text_field], str):
             raise InputDataError(f"{path}:{line_no}: field {text_field!r} is "
                                  f"{type(record[text_field]).__name__}, expected a string")
@@ -61,10 +67,13 @@ def read_texts(path: str | Path, text_field: str = "text") -> list[str]:
 
 def read_text_file(path: Path, encodings: tuple[str, ...] = ("utf-8",)) -> str:
     """The whole file, decoded with the first of `encodings` that works (the last one is reported)."""
+    if not path.is_file():
+        raise InputDataError(f"input file {str(path)!r} does not exist; check the path" if not path.exists() else
+                             f"input {str(path)!r} is a directory; pass a file")
     data = path.read_bytes()
     for encoding in encodings:
         try:
-            return data.decode(encoding)
+            return data.decode(encoding).removeprefix(BOM)
         except UnicodeDecodeError as exc:
             error = exc
     raise InputDataError(f"{str(path)!r} is not {' or '.join(encodings)} text (byte {error.start}); convert it "
@@ -86,8 +95,10 @@ def read_text_folder(directory: str | Path) -> tuple[list[str], list[str] | None
 
 
 def read_csv_rows(path: str | Path, text_column: str, label_column: str | None = None,
-                  encoding: str = "utf-8") -> tuple[list[str], list[str] | None, list[str]]:
-    """(texts, labels or None, problems) from a .csv/.tsv with a header row.
+                  encoding: str = "utf-8", options: tuple[str, str] = FINETUNE_OPTIONS,
+                  ) -> tuple[list[str], list[str] | None, list[str]]:
+    """(texts, labels or None, problems) from a .csv/.tsv with a header row; `options` name the text and
+    label column as the user sets them (for the error when one is missing).
 
     A row with the wrong number of cells or an empty text/label is not used, and is described in
     `problems` as `file:line: what is wrong`, so the caller can report it instead of dropping it silently.
@@ -102,16 +113,15 @@ def read_csv_rows(path: str | Path, text_column: str, label_column: str | None =
     labels: list[str] = []
     problems: list[str] = []
     try:
-        handle = path.open(encoding=encoding, newline="")
+        handle = path.open(encoding="utf-8-sig" if encoding == "utf-8" else encoding, newline="")
         reader = csv.reader(handle, delimiter=delimiter)
         header = next(reader, None)
         if header is None:
             raise InputDataError(f"{path}: the file is empty; expected a header row naming the columns")
-        wanted = [c for c in (text_column, label_column) if c is not None]
-        missing = [c for c in wanted if c not in header]
-        if missing:
-            raise InputDataError(f"{path}:1: no column {missing[0]!r} in the header {header}; name the right "
-                                 "one with text_column= / label_column=")
+        for column, option in ((text_column, options[0]), (label_column, options[1])):
+            if column is not None and column not in header:
+                raise InputDataError(f"{path}:1: no column {column!r} in the header {header}; name the right "
+                                     f"one with {option}")
         text_at = header.index(text_column)
         label_at = header.index(label_column) if label_column is not None else None
         for row in reader:
@@ -136,11 +146,11 @@ def read_csv_rows(path: str | Path, text_column: str, label_column: str | None =
     return texts, (labels if label_column is not None else None), problems
 
 
-def read_jsonl_records(path: str | Path, text_field: str = "text",
-                       label_field: str | None = None) -> tuple[list[str], list[str] | None]:
+def read_jsonl_records(path: str | Path, text_field: str = "text", label_field: str | None = None,
+                       options: tuple[str, str] = FINETUNE_OPTIONS) -> tuple[list[str], list[str] | None]:
     """Texts (and labels, as strings) of a .jsonl file; every bad line is an error naming file and line."""
     path = Path(path)
-    texts = read_texts(path, text_field=text_field)
+    texts = read_texts(path, text_field=text_field, text_option=options[0])
     if label_field is None:
         return texts, None
     labels = []
@@ -148,8 +158,10 @@ def read_jsonl_records(path: str | Path, text_field: str = "text",
         if not line.strip():
             continue
         record = json.loads(line)
-        if label_field not in record or record[label_field] is None or str(record[label_field]).strip() == "":
-            raise InputDataError(f"{path}:{line_no}: no {label_field!r} label; every line needs one, or drop "
-                                 "label_column=")
+        if label_field not in record:
+            raise InputDataError(f"{path}:{line_no}: no {label_field!r} field (found {sorted(record)}); every line "
+                                 f"needs a label: name the right field with {options[1]}")
+        if record[label_field] is None or str(record[label_field]).strip() == "":
+            raise InputDataError(f"{path}:{line_no}: the {label_field!r} label is empty; every line needs one")
         labels.append(str(record[label_field]).strip())
     return texts, labels
