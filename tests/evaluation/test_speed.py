@@ -4,7 +4,16 @@ import pytest
 import torch
 
 from encoderlab.cli import main
-from encoderlab.evaluation.speed import bf16_supported, encoder_gflop, matmul_peak_gflops, real_text_workloads
+from encoderlab.errors import InputDataError
+from encoderlab.evaluation.speed import (
+    bf16_supported,
+    build_engines,
+    encoder_gflop,
+    file_text_workloads,
+    matmul_peak_gflops,
+    measure,
+    real_text_workloads,
+)
 
 
 def test_workloads_are_real_text_of_the_requested_lengths(minilm):
@@ -44,7 +53,7 @@ def test_a_model_transformers_cannot_load_is_skipped_with_a_note(tmp_path):
 
     pytest.importorskip("transformers")
     notes: list[str] = []
-    assert _transformers_engine(tmp_path, notes) is None  # e.g. a structurally pruned encoder
+    assert _transformers_engine(tmp_path, 512, notes) is None  # e.g. a structurally pruned encoder
     assert notes and notes[0].startswith(f"transformers: cannot load {tmp_path}")
 
 
@@ -55,3 +64,27 @@ def test_matmul_peak_runs_one_and_side_by_side_matmuls_and_keeps_the_thread_coun
         assert torch.get_num_threads() == 2
     finally:
         torch.set_num_threads(threads)
+
+
+def test_a_users_file_is_the_workload_and_every_engine_cuts_long_texts_alike(tmp_path, minilm_dir):
+    """A small model (64 positions) on texts longer than that: all engines cut at the model's limit
+    (transformers used to get 512 tokens and fail on position 64), and agree with encoderlab fp32."""
+    from encoderlab import TextEncoder
+    from tasks.finetune_fixtures import write_tiny_encoder
+
+    tiny = TextEncoder.from_pretrained(write_tiny_encoder(tmp_path / "tiny", minilm_dir, max_positions=64))
+    from encoderlab.data.catalog import load_dataset
+
+    articles = [" ".join(t.split()) for t in load_dataset("bbc-news").test.texts[:40]]  # hundreds of tokens each
+    (tmp_path / "mine.txt").write_text("\n\n".join(articles) + "\n", encoding="utf-8")  # blank lines between
+    workloads, calibration = file_text_workloads(tmp_path / "mine.txt", tiny, batch_size=8)
+    (name, batch), = workloads.items()
+    assert name == "mine.txt 8x64-64" and len(batch) == 8 and set(batch) <= set(articles)
+    assert len(calibration) == 32 and not set(calibration) & set(batch)
+    engines = build_engines(tiny, calibration, threads=1, include=("fp32", "transformers"))
+    results = measure(engines, workloads, repeats=1, warmup=0, idle_s=0)
+    assert {r.engine for r in results} == {"encoderlab fp32", "transformers fp32"}
+    assert all(r.min_cosine > 0.9999 for r in results)
+    (tmp_path / "blank.txt").write_text("\n  \n", encoding="utf-8")
+    with pytest.raises(InputDataError, match="holds no texts"):
+        file_text_workloads(tmp_path / "blank.txt", tiny)

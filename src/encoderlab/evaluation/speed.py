@@ -117,7 +117,33 @@ def real_text_workloads(encoder: TextEncoder, batch_size: int = 32, seed: int = 
     }
 
 
-def _transformers_engine(directory: Path, notes: list[str]) -> Encode | None:
+def file_text_workloads(path: str | Path, encoder: TextEncoder, batch_size: int = 32, text_field: str = "text",
+                        seed: int = 0) -> tuple[dict[str, list[str]], list[str]]:
+    """A user's texts as the workload: one batch of `batch_size` texts drawn at random from a .txt / .jsonl
+    file, as they are (cut at `max_tokens(encoder)`, as every engine does), named after the file and its
+    token-length range; and up to 64 other texts of the file for int8 calibration (the same batch when
+    the file has no others)."""
+    from ..data.text_input import read_texts
+    from ..errors import InputDataError
+
+    texts = [t for t in read_texts(path, text_field=text_field) if t.strip()]
+    if not texts:
+        raise InputDataError(f"--data {str(path)!r} holds no texts (every line is blank); give a file with one "
+                             "text per line (.txt) or a 'text' field per line (.jsonl)")
+    order = np.random.default_rng(seed).permutation(len(texts))
+    batch = [texts[i] for i in order[:batch_size]]
+    calibration = [texts[i] for i in order[batch_size:batch_size + 64]] or batch
+    lengths = [len(ids) for ids in encoder.tokenizer.encode_ids(batch, max_tokens(encoder))]
+    return {f"{Path(path).name} {len(batch)}x{min(lengths)}-{max(lengths)}": batch}, calibration
+
+
+def max_tokens(encoder: TextEncoder) -> int:
+    """Where every engine cuts a text: 512 tokens (BERT's usual limit), or fewer if the model has fewer
+    positions. One limit for all, so they do the same work on long texts."""
+    return min(512, encoder.bert.cfg.max_positions)
+
+
+def _transformers_engine(directory: Path, max_length: int, notes: list[str]) -> Encode | None:
     try:
         import transformers
     except ImportError:
@@ -134,7 +160,7 @@ def _transformers_engine(directory: Path, notes: list[str]) -> Encode | None:
 
     @torch.inference_mode()
     def encode(texts: list[str]) -> np.ndarray:
-        batch = tokenizer(texts, padding=True, truncation=True, max_length=512, return_tensors="pt")
+        batch = tokenizer(texts, padding=True, truncation=True, max_length=max_length, return_tensors="pt")
         hidden = model(**batch).last_hidden_state
         mask = batch["attention_mask"].unsqueeze(-1).to(hidden.dtype)
         return F.normalize((hidden * mask).sum(1) / mask.sum(1).clamp(min=1e-9), dim=1).numpy()
@@ -142,7 +168,7 @@ def _transformers_engine(directory: Path, notes: list[str]) -> Encode | None:
     return encode
 
 
-def _onnxruntime_engine(encoder: TextEncoder, threads: int) -> Encode | None:
+def _onnxruntime_engine(encoder: TextEncoder, threads: int, max_length: int) -> Encode | None:
     try:
         import onnxruntime as ort
     except ImportError:
@@ -158,7 +184,7 @@ def _onnxruntime_engine(encoder: TextEncoder, threads: int) -> Encode | None:
         session = ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
 
     def encode(texts: list[str]) -> np.ndarray:
-        batch = encoder.tokenizer(texts, max_length=512)
+        batch = encoder.tokenizer(texts, max_length=max_length)
         feeds = {"input_ids": batch.input_ids.numpy(), "attention_mask": batch.attention_mask.numpy()}
         return session.run(["sentence_embedding"], feeds)[0]
 
@@ -171,29 +197,30 @@ def build_engines(encoder: TextEncoder, calibration_texts: list[str], threads: i
     """Name -> text-to-embedding function for every engine available here; reasons for skips go to `notes`."""
     notes = notes if notes is not None else []
     engines: dict[str, Encode] = {}
+    limit = max_tokens(encoder)
     shards = encoder.resolve_shards()
     if shards > 1 and any(name in include for name in ("fp32", "bf16", "int8")):
         notes.append(f"encoderlab: each batch dealt into {shards} shards that run side by side, "
                      f"{max(1, threads // shards)} thread(s) each (encode's default shards='auto')")
     if "fp32" in include:
-        engines["encoderlab fp32"] = lambda texts: encoder.encode(texts, batch_size=len(texts), max_length=512)
+        engines["encoderlab fp32"] = lambda texts: encoder.encode(texts, batch_size=len(texts), max_length=limit)
     if "bf16" in include:
         ok, why = bf16_supported(encoder.device)
         notes.append(f"bf16: {why}")
         if ok:
-            engines["encoderlab bf16"] = lambda texts: encoder.encode(texts, batch_size=len(texts), max_length=512,
+            engines["encoderlab bf16"] = lambda texts: encoder.encode(texts, batch_size=len(texts), max_length=limit,
                                                                       precision="bf16")
     if "int8" in include:
         from ..compression.quantize import quantize_int8
 
         int8 = quantize_int8(encoder, calibration_texts)
-        engines["encoderlab int8"] = lambda texts: int8.encode(texts, batch_size=len(texts), max_length=512)
+        engines["encoderlab int8"] = lambda texts: int8.encode(texts, batch_size=len(texts), max_length=limit)
     if "transformers" in include:
-        engine = _transformers_engine(Path(encoder.tokenizer.source), notes)
+        engine = _transformers_engine(Path(encoder.tokenizer.source), limit, notes)
         if engine is not None:
             engines["transformers fp32"] = engine
     if "onnxruntime" in include:
-        engine = _onnxruntime_engine(encoder, threads)
+        engine = _onnxruntime_engine(encoder, threads, limit)
         if engine is None:
             notes.append("onnxruntime: not installed, skipped (pip install onnx onnxruntime)")
         else:
@@ -296,7 +323,7 @@ def matmul_peak_gflops(threads: int, size: int = 1024, repeats: int = 5, trials:
 def encoder_gflop(encoder: TextEncoder, texts: list[str]) -> float:
     """Useful FLOPs (GFLOP) to encode `texts`: linear layers on real tokens plus attention, no padding.
     Read off the blocks themselves, so pruned encoders (fewer heads, narrower FFNs) are counted right."""
-    lengths = [len(ids) for ids in encoder.tokenizer.encode_ids(texts, 512)]
+    lengths = [len(ids) for ids in encoder.tokenizer.encode_ids(texts, max_tokens(encoder))]
     total = 0.0
     for block in encoder.bert.blocks:
         weights = sum(m.in_features * m.out_features for m in block.modules() if isinstance(m, torch.nn.Linear))
