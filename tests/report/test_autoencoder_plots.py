@@ -25,11 +25,13 @@ def test_image_grid_of_any_channel_count_is_a_picture(tmp_path, channels, shape)
     assert plots.plot_reconstructions(images, images, tmp_path / "r.png").read_bytes()[:4] == PNG
 
 
+@pytest.mark.parametrize("n", [100, 1])  # one code: a test split of a single sample (a tiny user file)
 @pytest.mark.parametrize("dim", [1, 2, 7])
-def test_latent_projection(dim):
-    codes = np.random.default_rng(0).normal(size=(100, dim))
+def test_latent_projection(dim, n, tmp_path):
+    codes = np.random.default_rng(0).normal(size=(n, dim))
     xy, how = plots.project_2d(codes)
-    assert xy.shape == (100, 2) and (how == "z") == (dim <= 2)
+    assert xy.shape == (n, 2) and (how == "z") == (dim <= 2)
+    assert plots.plot_latent(codes, None, tmp_path / "latent.png").read_bytes()[:4] == PNG
 
 
 def test_every_plot_writes_a_png(tmp_path):

@@ -78,8 +78,9 @@ def project_2d(codes: np.ndarray) -> tuple[np.ndarray, str]:
     if codes.shape[1] == 2:
         return codes, "z"
     centered = codes - codes.mean(0)
-    _, _, vt = np.linalg.svd(centered, full_matrices=False)
-    return centered @ vt[:2].T, "PCA of z"
+    _, _, vt = np.linalg.svd(centered, full_matrices=False)  # vt has min(N, L) rows: 1 for a single code
+    xy = centered @ vt[:2].T
+    return np.c_[xy, np.zeros((len(xy), 2 - xy.shape[1]))], "PCA of z"
 
 
 def plot_latent(codes: np.ndarray, labels: np.ndarray | None, path: str | Path, title: str = "latent space") -> Path:
