@@ -126,3 +126,96 @@ def test_binarize_is_fixed_and_unbiased(mnist):
     np.testing.assert_array_equal(a, b)
     assert set(np.unique(a)) == {0.0, 1.0}
     assert abs(a.mean() - x.mean()) < 0.005
+
+
+# ----------------------------------------------------------------------------------------------- what users bring
+@pytest.mark.parametrize("cells, message", [
+    ("3,", r"t.csv:3: column 'b' holds '', a missing value; fill or drop rows with missing values"),
+    ("3,nan", r"t.csv:3: column 'b' holds 'nan'; fill or drop rows with missing or infinite values"),
+    ("3,red", r"t.csv:3: column 'b' holds 'red', not a number; .*set label_column=b"),
+])
+def test_missing_and_text_cells_say_what_to_do(tmp_path, cells, message):
+    (tmp_path / "t.csv").write_text(f"a,b\n1,2\n{cells}\n")
+    with pytest.raises(InputDataError, match=message) as info:
+        load_user_arrays(tmp_path / "t.csv")
+    assert str(info.value).count("t.csv") == 1  # one prefix, not "cannot read 't.csv': t.csv: ..."
+
+
+def test_csv_text_labels_become_class_ids_and_columns_are_kept(tmp_path):
+    rows = ["x1,species,x2"] + [f"{i},{['setosa', 'virginica', 'ab'][i % 3]},{i * i}" for i in range(30)]
+    (tmp_path / "t.csv").write_text("\n".join(rows) + "\n")
+    data = load_user_arrays(tmp_path / "t.csv", label_column="species")
+    assert data.class_names == ["ab", "setosa", "virginica"] and data.sample_shape == (2,)
+    assert data.columns == ["x1", "x2"] and data.label_column == "species"
+    row_index = data.scaling.invert(data.train.x)[:, 0].round().astype(int)  # x1 = the row number
+    names = np.array(["setosa", "virginica", "ab"])[row_index % 3]
+    np.testing.assert_array_equal(np.array(data.class_names)[data.train.y], names)
+    assert data.info()["class_names"] == ["ab", "setosa", "virginica"] and data.info()["columns"] == ["x1", "x2"]
+    with pytest.raises(InputDataError, match=r"normal_class=7 .*\[0, 1, 2\] = \['ab', 'setosa', 'virginica'\]"):
+        one_class(data, 7)
+    anomaly = one_class(data, 1)
+    assert anomaly.columns == ["x1", "x2"] and anomaly.class_names == data.class_names
+
+
+def test_npz_with_other_key_names_says_how_to_resave(tmp_path):
+    np.savez(tmp_path / "f.npz", features=np.zeros((20, 3)), labels=np.zeros(20))
+    with pytest.raises(InputDataError, match=r"found \['features', 'labels'\]\. Re-save .*np\.savez\('f\.npz', x="):
+        load_user_arrays(tmp_path / "f.npz")
+
+
+@pytest.mark.parametrize("n, sizes", [(5, (3, 1, 1)), (3, (1, 1, 1)), (20, (16, 2, 2))])
+def test_tiny_files_still_get_a_validation_and_a_test_sample(tmp_path, n, sizes):
+    np.save(tmp_path / "t.npy", np.random.default_rng(0).normal(size=(n, 4)))
+    data = load_user_arrays(tmp_path / "t.npy")
+    assert (len(data.train), len(data.val), len(data.test)) == sizes
+    all_rows = np.concatenate([data.train.x, data.val.x, data.test.x])
+    assert len(np.unique(all_rows, axis=0)) == n  # a partition: no sample in two splits
+
+
+def test_two_samples_are_too_few(tmp_path):
+    np.save(tmp_path / "t.npy", np.zeros((2, 4)))
+    with pytest.raises(InputDataError, match="2 samples are too few .* at least 3"):
+        load_user_arrays(tmp_path / "t.npy")
+
+
+def _save_images(folder, n, shape, seed=0):
+    from PIL import Image
+
+    folder.mkdir(parents=True, exist_ok=True)
+    rng = np.random.default_rng(seed)
+    images = rng.integers(0, 256, (n, *shape), dtype=np.uint8)
+    for i, img in enumerate(images):
+        Image.fromarray(img).save(folder / f"{i:02d}.png")
+    return images
+
+
+def test_image_folder_with_class_subfolders(tmp_path):
+    cats = _save_images(tmp_path / "pets" / "cats", 10, (6, 5, 3))
+    _save_images(tmp_path / "pets" / "dogs", 10, (6, 5, 3), seed=1)
+    data = load_arrays(str(tmp_path / "pets"))
+    assert data.kind == "image" and data.sample_shape == (3, 6, 5) and data.scaling.kind == "divide"
+    assert data.class_names == ["cats", "dogs"] and sorted(np.unique(data.train.y)) == [0, 1]
+    x, y, names = arrays.read_image_folder(tmp_path / "pets")
+    np.testing.assert_array_equal(x[:10], cats.transpose(0, 3, 1, 2))  # pixels exact, channels first
+    assert y.tolist() == [0] * 10 + [1] * 10 and names == ["cats", "dogs"]
+    assert arrays.read_samples(tmp_path / "pets" / "dogs" / "03.png").shape == (1, 3, 6, 5)
+
+
+def test_flat_grey_image_folder_and_its_errors(tmp_path):
+    grey = _save_images(tmp_path / "g", 12, (7, 9))
+    x = arrays.read_samples(tmp_path / "g")
+    assert x.shape == (12, 7, 9) and x.dtype == np.uint8
+    np.testing.assert_array_equal(x, grey)
+    assert load_user_arrays(tmp_path / "g").sample_shape == (1, 7, 9)
+    _save_images(tmp_path / "g" / "sub", 1, (7, 9))
+    with pytest.raises(InputDataError, match="mixes images in class sub-folders with loose images"):
+        arrays.read_samples(tmp_path / "g")
+    _save_images(tmp_path / "h", 2, (7, 9))
+    _save_images(tmp_path / "h" / "x", 1, (8, 9))
+    (tmp_path / "h" / "00.png").unlink(), (tmp_path / "h" / "01.png").unlink()
+    _save_images(tmp_path / "h" / "y", 1, (7, 9))
+    with pytest.raises(InputDataError, match=r"is 9x7 pixels but .* is 9x8; resize the images to one size"):
+        arrays.read_samples(tmp_path / "h")
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(InputDataError, match="holds no images"):
+        load_arrays(str(tmp_path / "empty"))

@@ -108,6 +108,12 @@ class ArrayData:
     """How raw values were mapped to the model's scale (fitted on train; apply it to new inputs)."""
     labels: Literal["none", "class", "anomaly"] = "class"
     """What `y` means."""
+    columns: list[str] | None = None
+    """A .csv's feature columns, in order (encode picks them by name); None for arrays."""
+    label_column: str | None = None
+    """The .csv column the labels came from (not a feature), or None."""
+    class_names: list[str] | None = None
+    """An image folder's class sub-folders: label i is class_names[i]."""
 
     @property
     def sample_shape(self) -> tuple[int, ...]:
@@ -115,8 +121,10 @@ class ArrayData:
 
     def info(self) -> dict[str, Any]:
         """What a trained model must remember about its data (saved as part of the run)."""
-        return {"name": self.name, "kind": self.kind, "sample_shape": list(self.sample_shape),
+        info = {"name": self.name, "kind": self.kind, "sample_shape": list(self.sample_shape),
                 "scaling": self.scaling.to_dict(), "labels": self.labels}
+        extra = {"columns": self.columns, "label_column": self.label_column, "class_names": self.class_names}
+        return info | {k: v for k, v in extra.items() if v is not None}
 
 
 # ----------------------------------------------------------------------------------------------- validation
@@ -244,13 +252,56 @@ def load_shuttle(fractions: tuple[float, float] = (0.2, 0.2)) -> ArrayData:
 
 
 # ----------------------------------------------------------------------------------------------- user files
-def _read_csv(path: Path, label_column: str | None) -> tuple[np.ndarray, np.ndarray | None]:
-    """A numeric table with a header row; the label column is `label_column` or one named like a label."""
+@dataclass
+class CsvTable:
+    x: np.ndarray
+    """(N, D) float32 features."""
+    y: np.ndarray | None
+    """(N,) float64 label column, or None."""
+    columns: list[str]
+    """The D feature column names, in order."""
+    label_column: str | None
+    class_names: list[str] | None
+    """Text labels: y = i means class_names[i] (sorted); None for numeric labels."""
+
+
+def _csv_rows(path: Path) -> tuple[list[str], list[list[str]]]:
     with path.open(newline="", encoding="utf-8") as handle:
         rows = list(csv.reader(handle))
     if len(rows) < 2:
         raise InputDataError(f"{path}: expected a header row and at least one data row")
-    header = [h.strip() for h in rows[0]]
+    return [h.strip() for h in rows[0]], rows[1:]
+
+
+def _parse_numbers(path: Path, header: list[str], rows: list[list[str]], columns: list[int]) -> np.ndarray:
+    """(N, len(columns)) float64 from the cells of `columns`; every bad cell is named by line and column."""
+    values = np.empty((len(rows), len(columns)), dtype=np.float64)
+    for r, row in enumerate(rows):
+        line = r + 2
+        if len(row) != len(header):
+            raise InputDataError(f"{path}:{line}: {len(row)} fields but the header has {len(header)}")
+        for j, c in enumerate(columns):
+            cell = row[c].strip()
+            name = header[c]
+            try:
+                values[r, j] = float(cell)
+            except ValueError:
+                if not cell:
+                    fix = "a missing value; fill or drop rows with missing values first"
+                else:
+                    fix = (f"not a number; encode categorical columns as numbers first (if {name!r} holds the "
+                           f"labels, set label_column={name})")
+                raise InputDataError(f"{path}:{line}: column {name!r} holds {cell!r}, {fix}") from None
+            if not np.isfinite(values[r, j]):
+                raise InputDataError(f"{path}:{line}: column {name!r} holds {cell!r}; fill or drop rows with "
+                                     "missing or infinite values first")
+    return values
+
+
+def read_csv_table(path: str | Path, label_column: str | None = None) -> CsvTable:
+    """A numeric table with a header row; the label column is `label_column` or one named like a label."""
+    path = Path(path)
+    header, rows = _csv_rows(path)
     if label_column:
         if label_column not in header:
             raise InputDataError(f"{path}: no column {label_column!r} (columns: {header}); set label_column=")
@@ -258,36 +309,104 @@ def _read_csv(path: Path, label_column: str | None) -> tuple[np.ndarray, np.ndar
     else:
         found = [i for i, h in enumerate(header) if h.lower() in LABEL_COLUMNS]
         label_idx = found[0] if found else None
-    values = np.empty((len(rows) - 1, len(header)), dtype=np.float64)
-    for r, row in enumerate(rows[1:], start=2):
-        if len(row) != len(header):
-            raise InputDataError(f"{path}:{r}: {len(row)} fields but the header has {len(header)}")
-        for c, cell in enumerate(row):
-            try:
-                values[r - 2, c] = float(cell)
-            except ValueError:
-                raise InputDataError(f"{path}:{r}: column {header[c]!r} holds {cell!r}, not a number; "
-                                     "encode categorical columns as numbers first") from None
     if label_idx is None:
-        return values.astype(np.float32), None
-    features = np.delete(values, label_idx, axis=1).astype(np.float32)
-    if features.shape[1] == 0:
+        return CsvTable(_parse_numbers(path, header, rows, list(range(len(header)))).astype(np.float32),
+                        None, header, None, None)
+    features = [i for i in range(len(header)) if i != label_idx]
+    if not features:
         raise InputDataError(f"{path}: the only column is the label {header[label_idx]!r}; add feature columns")
-    return features, values[:, label_idx]
+    x = _parse_numbers(path, header, rows, features).astype(np.float32)
+    y, classes = _parse_labels(path, header[label_idx], [row[label_idx].strip() for row in rows])
+    return CsvTable(x, y, [header[i] for i in features], header[label_idx], classes)
+
+
+def _parse_labels(path: Path, name: str, cells: list[str]) -> tuple[np.ndarray, list[str] | None]:
+    """Numeric labels as they are; text labels ('cat', 'dog') as ids 0, 1, ... in sorted order, with the names."""
+    for line, cell in enumerate(cells, start=2):
+        if not cell:
+            raise InputDataError(f"{path}:{line}: label column {name!r} is empty (a missing value); fill or drop "
+                                 "rows without a label first")
+    try:
+        return np.array([float(c) for c in cells]), None
+    except ValueError:
+        classes = sorted(set(cells))
+        ids = {c: i for i, c in enumerate(classes)}
+        return np.array([ids[c] for c in cells], dtype=np.int64), classes
+
+
+def read_csv_columns(path: str | Path, columns: list[str]) -> np.ndarray:
+    """(N, len(columns)) float32: the named columns of a .csv, in that order; other columns are ignored."""
+    path = Path(path)
+    header, rows = _csv_rows(path)
+    missing = [c for c in columns if c not in header]
+    if missing:
+        raise InputDataError(f"{path}: no column {', '.join(map(repr, missing))}; the model was trained on the "
+                             f"columns {columns} (found {header})")
+    return _parse_numbers(path, header, rows, [header.index(c) for c in columns]).astype(np.float32)
+
+
+IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".gif", ".tif", ".tiff", ".webp")
+
+
+def read_image_folder(path: str | Path) -> tuple[np.ndarray, np.ndarray | None, list[str] | None]:
+    """(images (N, C, H, W) uint8, labels or None, class names or None) from a folder of image files, or one
+    image file. A folder whose images sit in sub-folders is labelled by sub-folder (sorted names -> 0, 1, ...),
+    like torchvision's ImageFolder. Greyscale images give C = 1, colour ones C = 3 (alpha dropped); a folder
+    mixing both is read as colour. Every image must have the same size."""
+    from PIL import Image, UnidentifiedImageError
+
+    path = Path(path)
+    if path.is_file():
+        files, labels, classes = [path], None, None
+    else:
+        files = sorted(f for f in path.rglob("*") if f.is_file() and f.suffix.lower() in IMAGE_SUFFIXES)
+        if not files:
+            raise InputDataError(f"folder {str(path)!r} holds no images ({', '.join(IMAGE_SUFFIXES)})")
+        nested = [f for f in files if f.parent != path]
+        if nested and len(nested) != len(files):
+            loose = next(f for f in files if f.parent == path)
+            raise InputDataError(f"folder {str(path)!r} mixes images in class sub-folders with loose images such "
+                                 f"as {loose.name!r}; put every image in a sub-folder (one per class) or none")
+        classes = sorted({f.relative_to(path).parts[0] for f in nested}) or None
+        labels = np.array([classes.index(f.relative_to(path).parts[0]) for f in files]) if classes else None
+    images = []
+    for f in files:
+        try:
+            with Image.open(f) as img:
+                img.load()
+                images.append(img.convert("L") if img.mode in ("1", "L", "LA", "I", "I;16", "F") else
+                              img.convert("RGB"))
+        except (UnidentifiedImageError, OSError) as exc:
+            raise InputDataError(f"cannot read image {str(f)!r}: {exc}") from exc
+    if any(img.mode == "RGB" for img in images):
+        images = [img.convert("RGB") for img in images]
+    size = images[0].size
+    for f, img in zip(files, images, strict=True):
+        if img.size != size:
+            raise InputDataError(f"{str(f)!r} is {img.size[0]}x{img.size[1]} pixels but {files[0].name!r} is "
+                                 f"{size[0]}x{size[1]}; resize the images to one size first")
+    x = np.stack([np.asarray(img, dtype=np.uint8) for img in images])  # (N, H, W) or (N, H, W, 3)
+    return (x if x.ndim == 3 else x.transpose(0, 3, 1, 2)), labels, classes
 
 
 def read_array_file(path: str | Path, label_column: str | None = None) -> dict[str, np.ndarray]:
     """The arrays of a user file: keys x (and y) for .npy/.csv, x_train/y_train/x_test/... for .npz."""
     path = Path(path)
     suffix = path.suffix.lower()
+    if path.is_dir() or suffix in IMAGE_SUFFIXES:
+        if not path.exists():
+            raise InputDataError(f"input file {str(path)!r} does not exist; check the path")
+        x, y, _ = read_image_folder(path)
+        return {"x": x} if y is None else {"x": x, "y": y}
     if suffix not in ARRAY_SUFFIXES:
-        raise InputDataError(f"{str(path)!r} has suffix {suffix or '(none)'!r}; use one of {', '.join(ARRAY_SUFFIXES)}")
+        raise InputDataError(f"{str(path)!r} has suffix {suffix or '(none)'!r}; use one of "
+                             f"{', '.join(ARRAY_SUFFIXES)}, an image file or a folder of images")
     if not path.is_file():
         raise InputDataError(f"input file {str(path)!r} does not exist; check the path")
+    if suffix == ".csv":
+        table = read_csv_table(path, label_column)
+        return {"x": table.x} if table.y is None else {"x": table.x, "y": table.y}
     try:
-        if suffix == ".csv":
-            x, y = _read_csv(path, label_column)
-            return {"x": x} if y is None else {"x": x, "y": y}
         if suffix == ".npy":
             return {"x": np.load(path, allow_pickle=False)}
         with np.load(path, allow_pickle=False) as archive:
@@ -298,7 +417,8 @@ def read_array_file(path: str | Path, label_column: str | None = None) -> dict[s
         if len(arrays) == 1:
             return {"x": next(iter(arrays.values()))}
         raise InputDataError(f"{path}: an .npz must hold x_train (and optionally y_train, x_val, y_val, x_test, "
-                             f"y_test) or x (and y); found {sorted(arrays)}")
+                             f"y_test) or x (and y); found {sorted(arrays)}. Re-save it under those names, e.g. "
+                             f"np.savez({path.name!r}, x=samples, y=labels)")
     return arrays
 
 
@@ -317,7 +437,14 @@ def load_user_arrays(path: str | Path, label_column: str | None = None,
     """A user's .npy / .npz / .csv as ArrayData. Missing val/test splits are carved out of the training
     samples (`fractions`, stratified by label when there are labels)."""
     path = Path(path)
-    arrays = read_array_file(path, label_column)
+    table = read_csv_table(path, label_column) if path.suffix.lower() == ".csv" and path.is_file() else None
+    folder = read_image_folder(path) if path.is_dir() else None
+    if table is not None:
+        arrays = {"x": table.x} if table.y is None else {"x": table.x, "y": table.y}
+    elif folder is not None:
+        arrays = {"x": folder[0]} if folder[1] is None else {"x": folder[0], "y": folder[1]}
+    else:
+        arrays = read_array_file(path, label_column)
     prefix = "x_train" if "x_train" in arrays else "x"
     x = check_samples(arrays[prefix], f"{path.name}[{prefix}]")
     y_key = prefix.replace("x", "y", 1)
@@ -331,15 +458,27 @@ def load_user_arrays(path: str | Path, label_column: str | None = None,
                 raise InputDataError(f"{path.name}: y_train and y_{split} must both be present or both absent")
             given[split] = Split(xs, None if ys is None else _check_labels(ys, len(xs), f"{path.name}[y_{split}]"))
     missing = tuple(f if s not in given else 0.0 for s, f in zip(("val", "test"), fractions, strict=True))
+    n_carved = sum(f > 0 for f in missing)
+    if len(x) < 1 + n_carved:
+        raise InputDataError(f"{path.name}: {len(x)} samples are too few to split into train/val/test; give at "
+                             f"least {1 + n_carved} (a few dozen for a meaningful test score)")
     tr, va, te = stratified_split(y, len(x), missing)
-    if len(tr) == 0:
-        raise InputDataError(f"{path.name}: {len(x)} samples are too few to split into train/val/test")
+    parts = [tr, va, te]
+    for i in (1, 2):  # a tiny file rounds its 10% parts to nothing: give each carved part one sample
+        if missing[i - 1] > 0 and len(parts[i]) == 0:
+            parts[i], parts[0] = parts[0][-1:], parts[0][:-1]
+    tr, va, te = parts
     full = Split(x, y)
     train = full.where(tr)
     val = given.get("val") or full.where(va)
     test = given.get("test") or full.where(te)
     kind: Literal["image", "tabular"] = "image" if x.ndim == 4 else "tabular"
-    return _finish(path.name, kind, train, val, test, "none" if y is None else "class")
+    data = _finish(path.name, kind, train, val, test, "none" if y is None else "class")
+    if table is not None:
+        data.columns, data.label_column, data.class_names = table.columns, table.label_column, table.class_names
+    if folder is not None:
+        data.class_names = folder[2]
+    return data
 
 
 # ----------------------------------------------------------------------------------------------- entry points
@@ -349,10 +488,10 @@ def load_arrays(spec: str, label_column: str | None = None) -> ArrayData:
         return load_mnist()
     if spec == "shuttle":
         return load_shuttle()
-    if Path(spec).suffix.lower() in ARRAY_SUFFIXES:
+    if Path(spec).suffix.lower() in ARRAY_SUFFIXES or Path(spec).is_dir():
         return load_user_arrays(spec, label_column)
-    raise InputDataError(f"data={spec!r} is neither a packaged dataset (mnist, shuttle) nor a "
-                         f"{'/'.join(ARRAY_SUFFIXES)} file")
+    raise InputDataError(f"data={spec!r} is neither a packaged dataset (mnist, shuttle), a "
+                         f"{'/'.join(ARRAY_SUFFIXES)} file nor a folder of images")
 
 
 def one_class(data: ArrayData, normal: int) -> ArrayData:
@@ -363,13 +502,16 @@ def one_class(data: ArrayData, normal: int) -> ArrayData:
         raise InputDataError(f"{data.name}: normal_class= needs labels, but the data has none; add a label column")
     present = np.unique(data.train.y)
     if normal not in present:
-        raise InputDataError(f"{data.name}: normal_class={normal} is not a training label (labels: {present.tolist()})")
+        names = f" = {[data.class_names[i] for i in present]}" if data.class_names else ""
+        raise InputDataError(f"{data.name}: normal_class={normal} is not a training label (labels: "
+                             f"{present.tolist()}{names})")
     train = data.train.where(data.train.y == normal)
     relabel = [Split(s.x, (s.y != normal).astype(np.int64)) for s in (data.train, data.val, data.test)]
     if data.kind == "tabular":
         raw = [Split(data.scaling.invert(s.x), s.y) for s in (train, relabel[1], relabel[2])]
         train_raw = Split(raw[0].x, np.zeros(len(train), np.int64))
-        return _finish(data.name, "tabular", train_raw, raw[1], raw[2], "anomaly")
+        return replace(_finish(data.name, "tabular", train_raw, raw[1], raw[2], "anomaly"), columns=data.columns,
+                       label_column=data.label_column, class_names=data.class_names)
     return replace(data, train=Split(train.x, np.zeros(len(train), np.int64)), val=relabel[1], test=relabel[2],
                    labels="anomaly")
 
