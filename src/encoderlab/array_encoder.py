@@ -24,7 +24,7 @@ import torch
 from safetensors.torch import load_file
 
 from .config import from_dict, read_yaml
-from .data.arrays import Scaling, check_samples
+from .data.arrays import Scaling, check_samples, read_csv_columns, read_samples
 from .errors import CheckpointError, InputDataError
 from .models.vae import VAE
 from .tasks.autoencode import DATA_INFO_FILE, AutoencodeConfig, anomaly_scores, batched, build_model
@@ -65,13 +65,39 @@ class ArrayEncoder:
     def latent_dim(self) -> int:
         return self.model.cfg.latent_dim
 
+    def read_samples(self, path: str | Path) -> np.ndarray:
+        """The raw samples of a file, read the way the training data was: a .csv by the training run's column
+        names (in any order; its label and any other column are ignored), anything else as `read_samples`."""
+        columns = self.info.get("columns")
+        if columns and Path(path).suffix.lower() == ".csv" and Path(path).is_file():
+            return read_csv_columns(path, columns)
+        return read_samples(path, self.info.get("label_column"))
+
     def prepare(self, x: np.ndarray, where: str = "input") -> np.ndarray:
         """Raw samples -> the model's scale, checked against the training data's sample shape."""
         x = np.asarray(x)
         if x.shape == self.sample_shape or (self.sample_shape[0] == 1 and x.shape == self.sample_shape[1:]):
             x = x[None]  # a single sample
+        columns = self.info.get("columns")
+        if columns and x.ndim == 2 and x.shape[1] != len(columns):
+            label = self.info.get("label_column")
+            not_label = f" (the label column {label!r} is not one)" if label else ""
+            raise InputDataError(f"{where}: rows have {x.shape[1]} values but the model was trained on the "
+                                 f"{len(columns)} columns {columns}{not_label}; pass exactly those columns")
         x = check_samples(x, where, self.sample_shape)
+        if self.info.get("kind") == "image" and x.size:
+            self._check_pixel_range(x, where)
         return self.scaling.apply(x)
+
+    def _check_pixel_range(self, x: np.ndarray, where: str) -> None:
+        """Images scaled the other way would encode silently wrong: uint8-trained models divide by 255."""
+        top = float(np.max(x))
+        if self.scaling.kind == "divide" and np.issubdtype(x.dtype, np.floating) and top <= 1.0:
+            raise InputDataError(f"{where}: float pixels in [0, 1], but the model was trained on uint8 images "
+                                 "(0-255, divided by 255 here); pass the raw uint8 images, or x * 255")
+        if self.scaling.kind == "none" and top > 1.0:
+            raise InputDataError(f"{where}: pixel values up to {top:g}, but the model was trained on images in "
+                                 "[0, 1]; scale the input the same way (e.g. x / 255 for uint8 images)")
 
     def encode(self, x: np.ndarray, batch_size: int = 1000) -> np.ndarray:
         """(N, *sample) raw -> (N, latent_dim) float32 codes (a VAE's posterior mean)."""

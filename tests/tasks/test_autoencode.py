@@ -156,3 +156,49 @@ def test_sigmoid_output_on_a_standardised_table_is_refused(tmp_path, override):
         train_autoencoder(load_config(AutoencodeConfig, None, [f"data={tmp_path / 't.npy'}", override,
                                                               f"out_dir={tmp_path / 'run'}"]))
     assert not (tmp_path / "run").exists()
+
+
+def test_encode_a_csv_by_the_training_column_names(tmp_path):
+    """A run trained with label_column= reads new CSVs by column name: label and extra columns ignored,
+    columns in any order; a bare array with the label still in it is refused with the column list."""
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(60, 3)) * [1, 10, 100] + [0, 5, -50]
+    rows = ["f1,f2,f3,outcome"] + [",".join(f"{v:.6f}" for v in r) + f",{i % 2}" for i, r in enumerate(x)]
+    (tmp_path / "t.csv").write_text("\n".join(rows) + "\n")
+    run_task(train_autoencoder, AutoencodeConfig, None,
+             [f"data={tmp_path / 't.csv'}", "label_column=outcome", f"out_dir={tmp_path / 'run'}",
+              "model.hidden=[8]", "model.latent_dim=2", "max_steps=5", "plots=false", *QUICK, "batch_size=16",
+              "warmup_steps=0"])
+    ae = ArrayEncoder.from_run(tmp_path / "run")
+    expected = ae.encode(x.astype(np.float32))
+    shuffled = ["id,f3,outcome,f1,f2"] + [f"{i},{r[2]:.6f},{i % 2},{r[0]:.6f},{r[1]:.6f}" for i, r in enumerate(x)]
+    (tmp_path / "new.csv").write_text("\n".join(shuffled) + "\n")
+    np.testing.assert_allclose(ae.encode(ae.read_samples(tmp_path / "new.csv")), expected, atol=1e-5)
+    with_label = np.c_[x, np.arange(60) % 2].astype(np.float32)
+    with pytest.raises(InputDataError, match=r"4 values .* 3 columns \['f1', 'f2', 'f3'\] \(the label column "
+                                             r"'outcome' is not one\)"):
+        ae.encode(with_label)
+    (tmp_path / "short.csv").write_text("f1,f3\n1,2\n")
+    with pytest.raises(InputDataError, match=r"no column 'f2'; the model was trained on the columns"):
+        ae.read_samples(tmp_path / "short.csv")
+
+
+def test_images_scaled_the_other_way_are_refused(tmp_path):
+    rng = np.random.default_rng(0)
+    raw = rng.integers(0, 256, (40, 3, 8, 8), dtype=np.uint8)
+    np.save(tmp_path / "rgb.npy", raw)
+    run_task(train_autoencoder, AutoencodeConfig, None,
+             [f"data={tmp_path / 'rgb.npy'}", f"out_dir={tmp_path / 'run'}", "model.kind=conv", "model.hidden=[4]",
+              "model.latent_dim=2", "max_steps=3", "plots=false", *QUICK, "batch_size=8", "warmup_steps=0"])
+    ae = ArrayEncoder.from_run(tmp_path / "run")
+    assert ae.encode(raw).shape == (40, 2) and ae.encode(raw.astype(np.float32)).shape == (40, 2)  # 0-255 floats
+    with pytest.raises(InputDataError, match=r"float pixels in \[0, 1\], but the model was trained on uint8"):
+        ae.encode(raw / 255.0)  # already scaled: dividing by 255 again would encode near-black images
+    digits = load_mnist().test.x[:4]  # floats in [0, 1]
+    np.save(tmp_path / "d.npy", digits)
+    run_task(train_autoencoder, AutoencodeConfig, None,
+             [f"data={tmp_path / 'd.npy'}", f"out_dir={tmp_path / 'run2'}", "model.hidden=[4]", "model.latent_dim=2",
+              "max_steps=1", "plots=false", "baselines=false", *QUICK, "batch_size=2", "warmup_steps=0"])
+    with pytest.raises(InputDataError, match=r"pixel values up to 25\d, but the model was trained on images in "
+                                             r"\[0, 1\]"):
+        ArrayEncoder.from_run(tmp_path / "run2").encode((digits * 255).round().astype(np.uint8))
