@@ -194,3 +194,53 @@ def main_exit(argv):
     with pytest.raises(SystemExit) as code:
         main(argv)
     return code.value.code
+
+
+def test_evaluate_finds_the_held_out_split_from_any_directory(tmp_path, tiny, tweets_csv, monkeypatch):
+    """A run started with a relative data= path is evaluated on its own test rows from elsewhere too, and
+    with the path spelled differently; never on every row (most of which it trained on)."""
+    (tmp_path / "work").mkdir()
+    local = write_csv(tmp_path / "work" / "tweets.csv", tweet_rows(120))
+    monkeypatch.chdir(tmp_path / "work")
+    metrics = finetune_classifier(ClassifyConfig(data="tweets.csv", init=str(tiny), out_dir="run", split="0.6,0.2,0.2",
+                                                 **{**SMALL, "max_test_examples": None}))
+    assert json.loads((local.parent / "run" / "final" / "head.json").read_text())["data"] == str(local)
+    report, path = evaluate_classifier("run", "./tweets.csv")
+    assert path.name == "eval_tweets_test.json" and len(report.confusion.sum(1)) == 3
+    monkeypatch.chdir(tmp_path)
+    report, path = evaluate_classifier("work/run", "work/tweets.csv")
+    assert path.name == "eval_tweets_test.json"
+    assert report.accuracy == pytest.approx(metrics["test_accuracy"])
+    assert int(report.confusion.sum()) == metrics["test_examples"]
+
+
+def test_evaluating_on_the_training_file_of_a_run_with_a_separate_test_file(tmp_path, tiny, capsys):
+    rows = tweet_rows(90)
+    train = write_csv(tmp_path / "train.csv", rows[:60])
+    test = write_csv(tmp_path / "test.csv", rows[60:])
+    finetune_classifier(_cfg(tmp_path, tiny, train, test_data=str(test), max_test_examples=None))
+    # its "test split" would be rows it trained on: refuse, and say which file holds the held-out rows
+    assert main_exit(["evaluate", "--model", str(tmp_path / "run"), "--data", str(train)]) == 2
+    assert f"held-out rows came from '{test}'" in capsys.readouterr().err
+    report, path = evaluate_classifier(tmp_path / "run", str(test))
+    assert path.name == "eval_test_all.json" and int(report.confusion.sum()) == 30
+
+
+def test_evaluate_and_predict_name_their_own_flags(tmp_path, tiny, tweets_csv, capsys):
+    finetune_classifier(_cfg(tmp_path, tiny, tweets_csv))
+    other = write_csv(tmp_path / "other.csv", tweet_rows(10), header=("text", "sentiment"))
+    assert main_exit(["evaluate", "--model", str(tmp_path / "run"), "--data", str(other)]) == 2
+    assert "no column 'label' in the header ['text', 'sentiment']; name the right one with --label-column" in \
+        capsys.readouterr().err
+    rows = tmp_path / "rows.jsonl"
+    rows.write_text('{"body": "hello"}\n')
+    assert main_exit(["predict", "--model", str(tmp_path / "run"), "--input", str(rows), "--output",
+                      str(tmp_path / "p.jsonl")]) == 2
+    assert "name the right field with --text-column" in capsys.readouterr().err
+    assert not (tmp_path / "p.jsonl").exists()
+
+
+def test_plain_text_file_for_classification_points_to_task_tag(tmp_path, tiny):
+    (tmp_path / "tags.txt").write_text("the/DET cat/NOUN\n" * 5)
+    with pytest.raises(InputDataError, match=r"plain text with no labels.*word/TAG items are for task=tag"):
+        finetune_classifier(_cfg(tmp_path, tiny, tmp_path / "tags.txt"))

@@ -46,3 +46,24 @@ def test_user_tag_file_errors(tmp_path, tiny):
     (tmp_path / "empty.txt").write_text("", encoding="utf-8")
     with pytest.raises(InputDataError, match=r"empty\.txt.*empty"):
         finetune_tagger(TagConfig(data=str(tmp_path / "empty.txt"), init=str(tiny), out_dir=str(tmp_path / "r")))
+
+
+def test_user_word_tag_file_evaluate_from_elsewhere_and_bad_predict_input(tmp_path, tiny, monkeypatch, capsys):
+    lines = ["the/DET big/ADJ cat/NOUN sat/VERB", "a/DET small/ADJ dog/NOUN ran/VERB", "the/DET dog/NOUN sat/VERB"]
+    (tmp_path / "tags.txt").write_text("\n".join(lines * 10) + "\n", encoding="utf-8")
+    monkeypatch.chdir(tmp_path)
+    metrics = finetune_tagger(TagConfig(data="tags.txt", init=str(tiny), out_dir="run", batch_size=8, epochs=1,
+                                        lr=1e-3, progress="off"))
+    assert metrics["tag_names"] == ["ADJ", "DET", "NOUN", "VERB"]
+    monkeypatch.chdir(tmp_path.parent)  # the same file, named from elsewhere: still its held-out test rows
+    with pytest.raises(SystemExit) as code:
+        main(["evaluate", "--model", f"{tmp_path.name}/run", "--data", f"{tmp_path.name}/tags.txt"])
+    assert code.value.code == 0
+    assert (tmp_path / "run" / "evaluations" / "eval_tags_test.json").is_file()
+
+    (tmp_path / "bad.jsonl").write_text('{"tokens": ["a", "cat"]}\nnot json\n', encoding="utf-8")
+    with pytest.raises(SystemExit) as code:
+        main(["predict", "--model", str(tmp_path / "run"), "--input", str(tmp_path / "bad.jsonl"),
+              "--output", str(tmp_path / "out.jsonl")])
+    assert code.value.code == 2
+    assert "bad.jsonl:2: not valid JSON" in capsys.readouterr().err and not (tmp_path / "out.jsonl").exists()

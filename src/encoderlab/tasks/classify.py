@@ -38,10 +38,12 @@ from ..training import Trainer
 from ..training.precision import apply_threads
 from .finetune import (
     FinetuneConfig,
+    data_reference,
     load_encoder,
     load_finetuned,
     optimizer_groups,
     prepare_mode,
+    same_data,
     save_finetuned,
 )
 
@@ -90,13 +92,13 @@ def label_rows(path: str | Path, label_column: str) -> dict[str, int]:
     path = Path(path)
     rows: dict[str, int] = {}
     if path.suffix.lower() in (".csv", ".tsv"):
-        with path.open(encoding="utf-8", newline="") as handle:
+        with path.open(encoding="utf-8-sig", newline="") as handle:
             reader = csv.DictReader(handle, delimiter="\t" if path.suffix.lower() == ".tsv" else ",")
             for record in reader:
                 label = (record.get(label_column) or "").strip()
                 rows.setdefault(label, reader.line_num)
     elif path.suffix.lower() == ".jsonl":
-        for line_no, line in enumerate(path.read_text(encoding="utf-8").splitlines(), start=1):
+        for line_no, line in enumerate(path.read_text(encoding="utf-8-sig").splitlines(), start=1):
             if line.strip():
                 value = json.loads(line).get(label_column)
                 rows.setdefault(str(value).strip(), line_no)
@@ -116,6 +118,10 @@ def _load_file(path: str, cfg: ClassifyConfig, split: str) -> Splits[LabelledTex
     label = None if _is_catalog(path) else cfg.label_column
     splits = load_dataset(path, split=split, seed=cfg.seed, text_field=cfg.text_column, label_field=label)
     if splits.train.labels is None:
+        if Path(path).suffix.lower() == ".txt":
+            raise InputDataError(f"data {path!r} is plain text with no labels; classification needs a .csv/.tsv/"
+                                 f".jsonl with a {cfg.label_column!r} column (lines of word/TAG items are for "
+                                 "task=tag)")
         raise InputDataError(f"data {path!r} has no labels; give a .csv/.jsonl with a {cfg.label_column!r} "
                              "column (or name it with label_column=)")
     names = splits.train.label_names
@@ -301,8 +307,9 @@ def finetune_classifier(cfg: ClassifyConfig) -> dict[str, Any]:
             "max_length": max_length, "head_dropout": cfg.head_dropout, "init": source, "mode": cfg.mode,
             "lora": {"rank": cfg.lora.rank, "alpha": cfg.lora.alpha, "targets": list(cfg.lora.targets),
                      "merged": True} if cfg.mode == "lora" else None,
-            "data": cfg.data, "split": cfg.split, "seed": cfg.seed, "text_column": cfg.text_column,
-            "label_column": cfg.label_column}
+            "data": data_reference(cfg.data), "split": cfg.split, "seed": cfg.seed,
+            "validation_data": data_reference(cfg.validation_data), "test_data": data_reference(cfg.test_data),
+            "text_column": cfg.text_column, "label_column": cfg.label_column}
 
     train_ids = tokenizer.encode_ids([t.strip() for t in train.texts], max_length)
     val_ids = tokenizer.encode_ids([t.strip() for t in validation.texts], max_length)
@@ -365,18 +372,27 @@ def evaluation_records(classifier: TextClassifier, data: str, split: str = "auto
     text_column = text_column or meta.get("text_column", "text")
     label_column = label_column or meta.get("label_column", "label")
     if split == "auto":
-        split = "test" if data == meta.get("data") else "all"
+        split = "test" if same_data(data, meta.get("data")) else "all"
     if split not in ("train", "validation", "test", "all"):
         raise ConfigError(f"split={split!r} is unknown; choose auto, train, validation, test or all")
+    if split in ("validation", "test") and same_data(data, meta.get("data")) and (
+            meta.get("validation_data") or meta.get("test_data")):
+        held_out = meta.get("test_data") or meta.get("validation_data")
+        raise InputDataError(f"data {data!r} is this model's training data, every row of it (its held-out rows came "
+                             f"from {held_out!r}); evaluate on --data {held_out}, or pass --split all to score the "
+                             "training rows")
     fractions = meta.get("split", "0.8,0.1,0.1") if split != "all" else "1,0,0"
     label = None if _is_catalog(data) else label_column
     splits = load_dataset(data, split=fractions, seed=int(meta.get("seed", 0)), text_field=text_column,
-                          label_field=label)
+                          label_field=label, options=("--text-column", "--label-column"))
     records = splits.train if split == "all" else getattr(splits, split)
     if records.labels is None:
         raise InputDataError(f"data {data!r} has no labels to evaluate against; give a file with a "
                              f"{label_column!r} column (or name it with --label-column)")
     if not len(records):
+        if split != "all" and same_data(data, meta.get("data")):
+            raise InputDataError(f"data {data!r} has no {split} rows: the model was trained with split={fractions}; "
+                                 "evaluate on another file (or on --split validation if that has rows)")
         raise InputDataError(f"data {data!r} has no rows in split {split!r}; use --split all")
     return relabel(records, classifier.label_names, label_column, str(meta.get("data"))), split
 
@@ -422,12 +438,12 @@ def read_prediction_inputs(path: str | Path, text_column: str = "text") -> list[
 
     path = Path(path)
     if path.suffix.lower() in (".csv", ".tsv"):
-        texts, _, problems = read_csv_rows(path, text_column)
+        texts, _, problems = read_csv_rows(path, text_column, options=("--text-column", "--label-column"))
         if problems:
             raise InputDataError(f"{path}: {len(problems)} rows cannot be predicted, e.g. {problems[0]}; fix them so "
                                  "every output line matches an input row")
     else:
-        texts = read_texts(path, text_field=text_column)
+        texts = read_texts(path, text_field=text_column, text_option="--text-column")
     if not texts:
         raise InputDataError(f"input file {str(path)!r} is empty; give it at least one text")
     return texts

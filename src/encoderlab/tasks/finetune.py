@@ -25,6 +25,7 @@ from typing import Any, Literal
 from safetensors.torch import load_file
 from torch import nn
 
+from ..data.catalog import CATALOG
 from ..errors import CheckpointError, ConfigError
 from ..interop.hf_bert import load_hf_bert, save_hf_bert
 from ..models.bert import BertModel
@@ -113,9 +114,6 @@ class FinetuneConfig(TrainConfig):
 # ============================================================================ the encoder
 def checkpoint_dir(name_or_path: str | Path) -> Path:
     """An alias, a checkpoint directory, or a run directory (whose final/ holds the model)."""
-    path = Path(name_or_path).expanduser()
-    if path.is_dir() and not (path / "config.json").is_file() and (path / "final" / "config.json").is_file():
-        return path / "final"
     return resolve_model_path(name_or_path)
 
 
@@ -182,6 +180,19 @@ def optimizer_groups(cfg: FinetuneConfig) -> Callable[[nn.Module], list[dict[str
 
 
 # ============================================================================ saving and loading
+def data_reference(name_or_path: str) -> str:
+    """What head.json records as a model's data: a catalog name as is, a file as its absolute path, so that
+    `evaluate` recognises the training data (and finds its held-out split) from any directory."""
+    if not name_or_path or (name_or_path in CATALOG and not Path(name_or_path).exists()):
+        return name_or_path
+    return str(Path(name_or_path).expanduser().resolve())
+
+
+def same_data(a: str | None, b: str | None) -> bool:
+    """Whether two data= values name the same catalog dataset or file (`reviews.csv` == `./reviews.csv`)."""
+    return bool(a) and bool(b) and data_reference(str(a)) == data_reference(str(b))
+
+
 def export_encoder(model: EncoderWithHead) -> BertModel:
     """A plain copy of the encoder with any LoRA adapters folded into its weights."""
     encoder = copy.deepcopy(model.bert).cpu()

@@ -33,10 +33,12 @@ from ..training import Trainer
 from ..training.precision import apply_threads
 from .finetune import (
     FinetuneConfig,
+    data_reference,
     load_encoder,
     load_finetuned,
     optimizer_groups,
     prepare_mode,
+    same_data,
     save_finetuned,
 )
 
@@ -209,7 +211,7 @@ def finetune_tagger(cfg: TagConfig) -> dict[str, Any]:
     model = EncoderWithHead(encoder, TokenClassificationHead(encoder.cfg.d_model, len(names), cfg.head_dropout))
     counts = prepare_mode(model, cfg)
     meta = {"task": "token-classification", "label_names": list(names), "max_length": max_length,
-            "head_dropout": cfg.head_dropout, "init": source, "mode": cfg.mode, "data": cfg.data,
+            "head_dropout": cfg.head_dropout, "init": source, "mode": cfg.mode, "data": data_reference(cfg.data),
             "split": cfg.split, "seed": cfg.seed}
     eval_data = TaggedPieces(validation, tokenizer, max_length) if len(validation) else None
     trainer = Trainer(cfg, model, TaggedPieces(train, tokenizer, max_length), loss_fn=loss_fn,
@@ -242,7 +244,7 @@ def evaluate_tagger(model: str | Path, data: str, split: str = "auto", output_di
     tagger = TokenTagger.from_pretrained(model)
     meta = tagger.meta
     if split == "auto":
-        split = "test" if data == meta.get("data") else "all"
+        split = "test" if same_data(data, meta.get("data")) else "all"
     cfg = TagConfig(data=data, split=meta.get("split", "0.8,0.1,0.1") if split != "all" else "1,0,0",
                     seed=int(meta.get("seed", 0)), out_dir="unused")
     splits = load_tagged_splits(cfg)
@@ -259,21 +261,29 @@ def predict_tags_file(model: str | Path, input_path: str | Path, output_path: st
                       batch_size: int = 32) -> int:
     """Input: .txt with one sentence of space-separated words per line, or .jsonl with a `tokens` list (or
     `text_column` string, split on spaces). Output: one JSON line {"tokens", "tags"} per sentence."""
-    from ..data.text_input import read_texts
+    from ..data.text_input import read_text_file, read_texts
     from ..io import atomic_write_text
 
     path = Path(input_path)
     if path.suffix.lower() == ".jsonl":
         sentences = []
-        for line_no, line in enumerate(path.read_text(encoding="utf-8").splitlines(), start=1):
+        for line_no, line in enumerate(read_text_file(path).splitlines(), start=1):
             if line.strip():
-                record = json.loads(line)
-                tokens = record.get("tokens") or str(record.get(text_column, "")).split()
-                if not tokens:
-                    raise InputDataError(f"{path}:{line_no}: no 'tokens' list and no {text_column!r} text")
+                try:
+                    record = json.loads(line)
+                except json.JSONDecodeError as exc:
+                    raise InputDataError(f"{path}:{line_no}: not valid JSON ({exc.msg}); each line must be one "
+                                         "JSON object") from exc
+                tokens = record.get("tokens") if isinstance(record, dict) else None
+                if isinstance(record, dict) and not tokens:
+                    tokens = str(record.get(text_column, "")).split()
+                if not tokens or not isinstance(tokens, list):
+                    raise InputDataError(f"{path}:{line_no}: no 'tokens' list of words and no {text_column!r} text; "
+                                         "give each line a \"tokens\" list (or name the text field with "
+                                         "--text-column)")
                 sentences.append([str(t) for t in tokens])
     else:
-        sentences = [line.split() for line in read_texts(path) if line.strip()]
+        sentences = [line.split() for line in read_texts(path, text_option="--text-column") if line.strip()]
     if not sentences:
         raise InputDataError(f"input file {str(path)!r} is empty; give one sentence of space-separated words per line")
     tagger = TokenTagger.from_pretrained(model)
