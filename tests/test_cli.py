@@ -66,3 +66,38 @@ def test_bad_arguments(tmp_path, capsys, monkeypatch, args, message):
     args = [a.replace("IN", "IN.txt") if a == "IN" else a for a in args]
     assert run_cli("encode", *args) == 2
     assert message in capsys.readouterr().err
+
+
+def test_a_run_directory_is_a_model_for_encode_and_from_pretrained(tmp_path, minilm_dir, capsys):
+    """`init=RUN_DIR`, `evaluate --model RUN_DIR` and `predict` take a run's OUT_DIR, so `encode` and
+    `TextEncoder.from_pretrained` do too: they read its final/."""
+    from encoderlab import TextEncoder
+    from tasks.finetune_fixtures import write_tiny_encoder
+
+    run = tmp_path / "run"
+    write_tiny_encoder(run / "final", minilm_dir)
+    (tmp_path / "in.txt").write_text("\n".join(SENTENCES) + "\n", encoding="utf-8")
+    assert run_cli("encode", "--model", str(run), "--input", str(tmp_path / "in.txt"),
+                   "--output", str(tmp_path / "out.npy")) == 0
+    np.testing.assert_allclose(np.load(tmp_path / "out.npy"),
+                               TextEncoder.from_pretrained(run / "final").encode(SENTENCES), atol=1e-6)
+    assert TextEncoder.from_pretrained(run).bert.cfg.d_model == 32
+    (tmp_path / "empty").mkdir()
+    assert run_cli("encode", "--model", str(tmp_path / "empty"), "--input", str(tmp_path / "in.txt"),
+                   "--output", str(tmp_path / "out2.npy")) == 2
+    assert "no config.json" in capsys.readouterr().err and not (tmp_path / "out2.npy").exists()
+
+
+def test_finetune_task_embed_prints_its_held_out_recall(tmp_path, minilm_dir, capsys):
+    from tasks.finetune_fixtures import write_tiny_encoder
+
+    tiny = write_tiny_encoder(tmp_path / "tiny", minilm_dir)
+    rows = [{"anchor": f"question number {i} about {w}", "positive": f"the answer on {w}, number {i}"}
+            for i, w in enumerate(["cats", "dogs", "tax", "music", "football", "rain", "bread", "trains"] * 3)]
+    (tmp_path / "pairs.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
+    assert run_cli("finetune", "task=embed", f"data={tmp_path / 'pairs.jsonl'}", f"init={tiny}", "batch_size=4",
+                   "max_steps=2", "threads=1", "progress=off", "split=0.7,0.3,0", f"out_dir={tmp_path / 'run'}") == 0
+    err = capsys.readouterr().err
+    metrics = json.loads((tmp_path / "run" / "metrics.json").read_text())
+    assert f"validation_recall_at_1={metrics['validation_recall_at_1']:.4g}" in err
+    assert "initial_validation_recall_at_1=" in err

@@ -189,8 +189,10 @@ def finetune(overrides: Overrides = None, config: ConfigFile = None, resume: Res
 
     task_fn, config_cls = _finetune_task(config, overrides or [], resume)
     metrics = run_task(task_fn, config_cls, config, overrides or [], resume_dir=resume)
-    _echo_metrics(metrics, ("test_accuracy", "test_macro_f1", "test_token_accuracy", "test_recall_at_1",
-                            "validation_accuracy", "trainable_parameters", "step", "train_seconds", "seconds"))
+    _echo_metrics(metrics, ("test_accuracy", "test_macro_f1", "test_token_accuracy", "validation_accuracy",
+                            "validation_token_accuracy", "initial_validation_recall_at_1", "validation_recall_at_1",
+                            "initial_validation_same_label_at_1", "validation_same_label_at_1",
+                            "trainable_parameters", "step", "train_seconds", "seconds"))
     typer.echo(f"final model: {metrics.get('final_dir')}", err=True)
 
 

@@ -33,7 +33,8 @@ ALIASES["all-minilm-l6-v2"] = ALIASES["minilm"]
 
 
 def resolve_model_path(name_or_path: str | Path) -> Path:
-    """An alias (`minilm`) or a directory -> the checkpoint directory. Raises with the fix if absent."""
+    """An alias (`minilm`), a checkpoint directory or an encoderlab run directory (its final/) -> the
+    checkpoint directory. Raises with the fix if absent."""
     key = str(name_or_path)
     if key.lower() in ALIASES and not Path(key).exists():
         entry = ALIASES[key.lower()]
@@ -54,4 +55,6 @@ def resolve_model_path(name_or_path: str | Path) -> Path:
                               "check the path")
     if not path.is_dir():
         raise CheckpointError(f"model {key!r} is a file; pass the checkpoint directory that holds config.json")
+    if not (path / "config.json").is_file() and (path / "final" / "config.json").is_file():
+        return path / "final"  # the OUT_DIR of an encoderlab run: its model is in final/
     return path

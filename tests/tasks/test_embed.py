@@ -85,3 +85,17 @@ def test_bad_pairs_files(tmp_path):
     (tmp_path / "e.jsonl").write_text("")
     with pytest.raises(InputDataError, match="empty"):
         read_pairs(tmp_path / "e.jsonl")
+
+
+def test_pairs_file_mistakes_point_to_the_fix(tmp_path):
+    """Labelled rows given to the pairs objective: the message names the columns found and objective=labels;
+    a BOM (Excel's CSV UTF-8) does not hide the first column."""
+    (tmp_path / "reviews.jsonl").write_text('{"body": "good", "label": "pos"}\n')
+    with pytest.raises(InputDataError, match=r"column 'anchor', row 1: no such field \(found \['body', 'label'\]\).*"
+                                             r"objective=labels"):
+        read_pairs(tmp_path / "reviews.jsonl")
+    (tmp_path / "reviews.csv").write_text("review,label\ngood,pos\n")
+    with pytest.raises(InputDataError, match=r"no column 'anchor'.*objective=labels"):
+        read_pairs(tmp_path / "reviews.csv")
+    (tmp_path / "bom.csv").write_text("\ufeffanchor,positive\nq one,a one\n", encoding="utf-8")
+    assert read_pairs(tmp_path / "bom.csv") == [("q one", "a one")]

@@ -126,3 +126,22 @@ def test_rotary_pre_ln_encoder_is_saved_reloaded_and_fine_tuned(tmp_path):
     assert 0.0 <= metrics["test_accuracy"] <= 1.0
     tuned = json.loads((tmp_path / "ft" / "final" / "config.json").read_text())
     assert tuned["encoderlab_positions"] == "rotary"
+
+
+def test_a_corpus_too_small_leaves_no_run_directory(tmp_path, capsys):
+    """A user's first try on a small .txt fails with one line, and leaves nothing behind to trip the next try."""
+    corpus = tmp_path / "corpus.txt"
+    corpus.write_text("".join(f"the cat number {i} sat on the mat near the house\n" for i in range(100)),
+                      encoding="utf-8")
+    for argv, message in ((["max_seq_len=64"], "do not fill one optimizer step of batch_size=32"),
+                          (["data=" + str(tmp_path / "few.txt")], "fewer than one sequence")):
+        (tmp_path / "few.txt").write_text("one line\ntwo line\nthree\n", encoding="utf-8")
+        out = tmp_path / "run"
+        with pytest.raises(SystemExit) as exit_info:
+            main(["pretrain", f"data={corpus}", "model.preset=bert-tiny", "tokenizer.vocab_size=200", "max_steps=2",
+                  "warmup_steps=0", "threads=1", "progress=off", *argv, f"out_dir={out}"])
+        assert exit_info.value.code == 2 and message in capsys.readouterr().err
+        assert not out.exists()
+    run_cli("pretrain", f"data={corpus}", "model.preset=bert-tiny", "tokenizer.vocab_size=200", "max_steps=2",
+            "warmup_steps=0", "threads=1", "progress=off", "max_seq_len=64", "batch_size=4", f"out_dir={out}")
+    assert (out / "final" / "config.json").is_file()

@@ -81,19 +81,20 @@ def read_pairs(path: str | Path, anchor: str = "anchor", positive: str = "positi
         raise InputDataError(f"pairs file {str(path)!r} does not exist; check the path")
     rows: list[tuple[int, dict]] = []
     if path.suffix.lower() == ".jsonl":
-        for line_no, line in enumerate(path.read_text(encoding="utf-8").splitlines(), start=1):
+        for line_no, line in enumerate(path.read_text(encoding="utf-8-sig").splitlines(), start=1):
             if line.strip():
                 try:
                     rows.append((line_no, json.loads(line)))
                 except json.JSONDecodeError as exc:
                     raise InputDataError(f"{path}:{line_no}: not valid JSON ({exc.msg})") from exc
     elif path.suffix.lower() == ".csv":
-        with path.open(encoding="utf-8", newline="") as handle:
+        with path.open(encoding="utf-8-sig", newline="") as handle:
             reader = csv.DictReader(handle)
             for column in (anchor, positive):
                 if reader.fieldnames is not None and column not in reader.fieldnames:
                     raise InputDataError(f"{path}:1: no column {column!r} in the header {reader.fieldnames}; name "
-                                         "the right ones with anchor_column= / positive_column=")
+                                         "the right ones with anchor_column= / positive_column= (or, for "
+                                         "labelled texts, use objective=labels)")
             rows = [(reader.line_num, record) for record in reader]
     else:
         raise InputDataError(f"pairs file {str(path)!r} must be .jsonl or .csv")
@@ -103,6 +104,10 @@ def read_pairs(path: str | Path, anchor: str = "anchor", positive: str = "positi
     for line_no, record in rows:
         for column in (anchor, positive):
             value = record.get(column) if isinstance(record, dict) else None
+            if isinstance(record, dict) and column not in record:
+                raise InputDataError(f"{path}, column {column!r}, row {line_no}: no such field (found "
+                                     f"{sorted(record)}); name the right ones with anchor_column= / positive_column= "
+                                     "(or, for labelled texts, use objective=labels)")
             if not isinstance(value, str) or not value.strip():
                 raise InputDataError(f"{path}, column {column!r}, row {line_no}: missing or empty; every row needs "
                                      f"a {anchor!r} and a {positive!r} text")

@@ -16,7 +16,10 @@ final/ (config.json + model.safetensors + tokenizer: `TextEncoder.from_pretraine
 from __future__ import annotations
 
 import math
+import shutil
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
@@ -35,7 +38,7 @@ from ..data.mlm import (
     TokenFile,
     write_token_file,
 )
-from ..errors import ConfigError
+from ..errors import ConfigError, EncoderlabError
 from ..interop.hf_bert import save_hf_bert_mlm
 from ..models.bert import BertForMaskedLM
 from ..models.presets import PRESETS, preset_config
@@ -193,6 +196,19 @@ def plot_curves(out_dir: Path) -> Path:
     return path
 
 
+@contextmanager
+def _removed_on_input_error(*directories: Path) -> Iterator[None]:
+    """Remove those of `directories` that this block creates if it fails on the user's input (a corpus too
+    small for one sequence or one batch), so a failed run leaves no half-made run directory behind."""
+    new = [d for d in directories if not d.exists()]
+    try:
+        yield
+    except EncoderlabError:
+        for directory in new:
+            shutil.rmtree(directory, ignore_errors=True)
+        raise
+
+
 def pretrain_mlm(cfg: PretrainConfig) -> dict[str, Any]:
     """Train a BertForMaskedLM as `cfg` says; returns the metrics that go into metrics.json."""
     started = time.perf_counter()
@@ -205,27 +221,28 @@ def pretrain_mlm(cfg: PretrainConfig) -> dict[str, Any]:
         raise ConfigError(f"data={cfg.data!r} with split={cfg.split} leaves no validation documents for the held-out "
                           "MLM loss; give validation a fraction, e.g. split=0.9,0.1,0.0")
 
-    tokenizer = _tokenizer(cfg, train_texts, out_dir / "tokenizer")
-    train_tokens = write_token_file(train_texts, tokenizer, out_dir / "data" / "train")
-    eval_tokens = write_token_file(eval_texts, tokenizer, out_dir / "data" / "validation")
-    cls_id, pad_id = tokenizer.special_id("[CLS]"), tokenizer.special_id("[PAD]")
-    train = _sequences(train_tokens, cfg, cls_id)
-    held_out_sequences = SortedByLength(_sequences(eval_tokens, cfg, cls_id, limit=cfg.max_eval_sequences))
+    with _removed_on_input_error(out_dir / "tokenizer", out_dir / "data"):
+        tokenizer = _tokenizer(cfg, train_texts, out_dir / "tokenizer")
+        train_tokens = write_token_file(train_texts, tokenizer, out_dir / "data" / "train")
+        eval_tokens = write_token_file(eval_texts, tokenizer, out_dir / "data" / "validation")
+        cls_id, pad_id = tokenizer.special_id("[CLS]"), tokenizer.special_id("[PAD]")
+        train = _sequences(train_tokens, cfg, cls_id)
+        held_out_sequences = SortedByLength(_sequences(eval_tokens, cfg, cls_id, limit=cfg.max_eval_sequences))
 
-    model_cfg = cfg.model.build_config(tokenizer.vocab_size, cfg.max_seq_len, pad_id)
-    model = BertForMaskedLM(model_cfg)
-    masker = MLMMasker(cfg.mask_prob, tokenizer.special_id("[MASK]"), tokenizer.vocab_size,
-                       tokenizer.special_ids(), whole_word=cfg.whole_word_mask)
-    held_out = MaskedOnce(held_out_sequences, masker, cfg.seed)  # the same masks at every evaluation
+        model_cfg = cfg.model.build_config(tokenizer.vocab_size, cfg.max_seq_len, pad_id)
+        model = BertForMaskedLM(model_cfg)
+        masker = MLMMasker(cfg.mask_prob, tokenizer.special_id("[MASK]"), tokenizer.vocab_size,
+                           tokenizer.special_ids(), whole_word=cfg.whole_word_mask)
+        held_out = MaskedOnce(held_out_sequences, masker, cfg.seed)  # the same masks at every evaluation
 
-    def save_final(trained: BertForMaskedLM, directory: Path) -> None:
-        save_hf_bert_mlm(trained, directory)
-        tokenizer.save_trained(directory, model_max_length=cfg.max_seq_len)
+        def save_final(trained: BertForMaskedLM, directory: Path) -> None:
+            save_hf_bert_mlm(trained, directory)
+            tokenizer.save_trained(directory, model_max_length=cfg.max_seq_len)
 
-    # Packed sequences all have max_seq_len tokens; documents vary, so batch those by length (less padding).
-    lengths = None if cfg.packing else [train.length(i) for i in range(len(train))]
-    trainer = Trainer(cfg, model, train, loss_fn=mlm_loss, collate_fn=MLMCollator(masker, pad_id),
-                      eval_data=held_out, eval_fn=mlm_eval, save_final=save_final, lengths=lengths)
+        # Packed sequences all have max_seq_len tokens; documents vary, so batch those by length (less padding).
+        lengths = None if cfg.packing else [train.length(i) for i in range(len(train))]
+        trainer = Trainer(cfg, model, train, loss_fn=mlm_loss, collate_fn=MLMCollator(masker, pad_id),
+                          eval_data=held_out, eval_fn=mlm_eval, save_final=save_final, lengths=lengths)
 
     initial = next((r for r in _read_log_safe(out_dir) if r["step"] == 0 and "eval_loss" in r), None)
     if initial is None:  # before the first step: the loss an untrained model gets (about ln V)
