@@ -226,6 +226,11 @@ def test_bad_input_is_one_clear_error(tmp_path, teacher_dir, tweets_txt, capsys)
     empty.write_text("\n\n", encoding="utf-8")
     with pytest.raises(InputDataError, match=r"empty\.txt' holds no texts"):
         run(f"data={empty}")
+    three = tmp_path / "three.txt"
+    three.write_text("one text\nanother text\na third\n", encoding="utf-8")
+    with pytest.raises(InputDataError, match=r"3 texts leave no held-out test text .*give more texts or a larger "
+                                             r"test fraction, e.g. split=0.6,0.2,0.2"):
+        run(f"data={three}")
     # the CLI prints exactly one line, no traceback, exit code 2
     assert main_exit(["distill", f"teacher={teacher_dir}", f"data={tweets_txt}", "temperature=-1",
                       f"out_dir={tmp_path / 'c'}"]) == 2

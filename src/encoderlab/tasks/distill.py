@@ -219,8 +219,10 @@ def _text_splits(cfg: DistillConfig) -> tuple[list[str], list[str], list[str]]:
         (splits.train, cfg.max_train_examples), (splits.validation, cfg.max_eval_examples),
         (splits.test, cfg.max_test_examples)))
     if not len(test):
-        raise InputDataError(f"data {cfg.data!r} leaves no held-out test texts with split={cfg.split}; give the "
-                             "test part a fraction (e.g. split=0.8,0.1,0.1) or more texts")
+        n = len(splits.train) + len(splits.validation) + len(splits.test)
+        raise InputDataError(f"data {cfg.data!r}: {n} texts leave no held-out test text with split={cfg.split} "
+                             "(its test part rounds to 0 texts); give more texts or a larger test fraction, e.g. "
+                             "split=0.6,0.2,0.2")
     return train.texts, validation.texts, test.texts
 
 
