@@ -101,3 +101,9 @@ def test_finetune_task_embed_prints_its_held_out_recall(tmp_path, minilm_dir, ca
     metrics = json.loads((tmp_path / "run" / "metrics.json").read_text())
     assert f"validation_recall_at_1={metrics['validation_recall_at_1']:.4g}" in err
     assert "initial_validation_recall_at_1=" in err
+
+
+def test_similarity_of_a_single_text_is_an_error(capsys):
+    """An unquoted sentence is many texts and a quoted one alone is a 1x1 matrix of 1.000: say what is needed."""
+    assert run_cli("similarity", "just one sentence") == 2
+    assert "got 1, give two or more" in capsys.readouterr().err

@@ -80,6 +80,10 @@ def similarity(
     """Print the cosine-similarity matrix of the given texts."""
     from .text_encoder import TextEncoder
 
+    if len(texts) < 2:
+        raise InputDataError(f"similarity compares texts with each other; got {len(texts)}, give two or more "
+                             '(quote each one: encoderlab similarity "first text" "second text")')
+
     encoder = TextEncoder.from_pretrained(model)
     matrix = encoder.similarity(texts, pooling=pooling)
     table = Table(title=f"cosine similarity ({model}, {pooling or encoder.pooling} pooling)")

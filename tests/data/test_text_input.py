@@ -74,3 +74,14 @@ def test_missing_field_names_the_option_of_the_command(tmp_path):
         read_csv_rows(tmp_path / "in.csv", "review", "label")
     with pytest.raises(InputDataError, match=r"no column 'text' .*with text_field=$"):
         read_csv_rows(tmp_path / "in.csv", "text", options=("text_field=", "label_column="))
+
+
+def test_semicolon_separated_csv_says_so(tmp_path):
+    """A European Excel export separates cells with ';': say that, rather than 'no column' for a column the
+    user can see in the file."""
+    from encoderlab.data.text_input import read_csv_rows
+
+    (tmp_path / "in.csv").write_text("review;stars\ngood;5\n", encoding="utf-8")
+    with pytest.raises(InputDataError, match=r"in\.csv:1: the header \['review;stars'\] is one cell: the file is "
+                                             r"separated by ';', not ','"):
+        read_csv_rows(tmp_path / "in.csv", "review", "stars")

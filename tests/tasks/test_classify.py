@@ -244,3 +244,15 @@ def test_plain_text_file_for_classification_points_to_task_tag(tmp_path, tiny):
     (tmp_path / "tags.txt").write_text("the/DET cat/NOUN\n" * 5)
     with pytest.raises(InputDataError, match=r"plain text with no labels.*word/TAG items are for task=tag"):
         finetune_classifier(_cfg(tmp_path, tiny, tmp_path / "tags.txt"))
+
+
+def test_dropped_duplicate_and_conflicting_rows_are_reported(tmp_path, tiny, capsys):
+    rows = tweet_rows(60)
+    flipped = [(text, "positive" if label != "positive" else "negative") for text, label in rows[:5]]
+    path = write_csv(tmp_path / "dupes.csv", rows + rows[10:20] + flipped)
+    metrics = finetune_classifier(_cfg(tmp_path, tiny, path, max_train_examples=None, max_eval_examples=None,
+                                       max_test_examples=None))
+    assert (metrics["data_rows"], metrics["data_duplicates_dropped"], metrics["data_conflicting_label_rows_dropped"],
+            metrics["data_kept"]) == (75, 10, 10, 55)
+    assert metrics["train_examples"] + metrics["validation_examples"] + metrics["test_examples"] == 55
+    assert "dupes.csv: 75 rows, of which 10 repeat an earlier text and 10 carry a text" in capsys.readouterr().err

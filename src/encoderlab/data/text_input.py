@@ -120,6 +120,12 @@ def read_csv_rows(path: str | Path, text_column: str, label_column: str | None =
             raise InputDataError(f"{path}: the file is empty; expected a header row naming the columns")
         for column, option in ((text_column, options[0]), (label_column, options[1])):
             if column is not None and column not in header:
+                other = next((d for d in (";", "\t", "|", ",") if d != delimiter and len(header) == 1
+                              and d in header[0]), None)
+                if other is not None:  # e.g. a European Excel export: 'review;stars' is one cell
+                    raise InputDataError(f"{path}:1: the header {header} is one cell: the file is separated by "
+                                         f"{other!r}, not {delimiter!r}; save it comma-separated as .csv or "
+                                         "tab-separated as .tsv")
                 raise InputDataError(f"{path}:1: no column {column!r} in the header {header}; name the right "
                                      f"one with {option}")
         text_at = header.index(text_column)

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import csv
 import json
+import sys
 import time
 from collections import Counter
 from collections.abc import Sequence
@@ -293,6 +294,12 @@ def finetune_classifier(cfg: ClassifyConfig) -> dict[str, Any]:
     apply_threads(cfg.threads)
     out_dir = Path(cfg.out_dir)
     splits = load_labelled_splits(cfg)
+    dropped = splits.stats.get("duplicates_dropped", 0) + splits.stats.get("conflicting_label_rows_dropped", 0)
+    if dropped:  # said once here, and kept in metrics.json: a user's row count should never shrink silently
+        print(f"note: {cfg.data}: {splits.stats['rows']} rows, of which {splits.stats['duplicates_dropped']} "
+              f"repeat an earlier text and {splits.stats['conflicting_label_rows_dropped']} carry a text that occurs "
+              f"with two different labels; both kinds are left out ({splits.stats['kept']} rows used)",
+              file=sys.stderr)
     train = seeded_subset(splits.train, cfg.max_train_examples, cfg.seed)
     validation = seeded_subset(splits.validation, cfg.max_eval_examples, cfg.seed)
     test = seeded_subset(splits.test, cfg.max_test_examples, cfg.seed)
@@ -353,6 +360,7 @@ def finetune_classifier(cfg: ClassifyConfig) -> dict[str, Any]:
             metrics[f"{split_name}_accuracy"] = report.accuracy
             metrics[f"{split_name}_macro_f1"] = report.macro_f1
     metrics.update(counts)
+    metrics.update({f"data_{key}": value for key, value in splits.stats.items()})
     metrics.update({"train_examples": len(train), "validation_examples": len(validation),
                     "test_examples": len(test), "label_names": list(names), "init": source,
                     "mode": cfg.mode, "train_seconds": round(train_seconds, 1),
