@@ -202,3 +202,13 @@ def test_images_scaled_the_other_way_are_refused(tmp_path):
     with pytest.raises(InputDataError, match=r"pixel values up to 25\d, but the model was trained on images in "
                                              r"\[0, 1\]"):
         ArrayEncoder.from_run(tmp_path / "run2").encode((digits * 255).round().astype(np.uint8))
+
+
+def test_a_code_as_wide_as_the_sample_is_flagged(tmp_path, capsys):
+    np.save(tmp_path / "t.npy", np.random.default_rng(0).normal(size=(40, 4)))
+    args = [f"data={tmp_path / 't.npy'}", "max_steps=1", "plots=false", *QUICK, "batch_size=8", "warmup_steps=0"]
+    metrics = run_task(train_autoencoder, AutoencodeConfig, None, [*args, f"out_dir={tmp_path / 'a'}"])  # latent 10
+    assert metrics["pca_test_mse"] < 1e-20  # 10 components of 4-d data: an exact copy, nothing compressed
+    assert "warning: model.latent_dim=10 >= the 4 values of a sample" in capsys.readouterr().err
+    run_task(train_autoencoder, AutoencodeConfig, None, [*args, "model.latent_dim=2", f"out_dir={tmp_path / 'b'}"])
+    assert "warning" not in capsys.readouterr().err

@@ -16,6 +16,7 @@ OUT_DIR/final/ with the data's scaling, so `encoderlab encode --model OUT_DIR --
 from __future__ import annotations
 
 import dataclasses
+import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal
@@ -312,6 +313,10 @@ def train_autoencoder(cfg: AutoencodeConfig) -> dict[str, float]:
     apply_threads(cfg.threads)
     data = prepare_data(cfg)
     cfg = dataclasses.replace(cfg, model=with_input_shape(cfg.model, data.sample_shape))
+    if cfg.model.latent_dim >= cfg.model.n_inputs:  # legitimate (over-complete sparse/denoising AEs), but rarely meant
+        print(f"warning: model.latent_dim={cfg.model.latent_dim} >= the {cfg.model.n_inputs} values of a "
+              f"sample: the code does not compress (PCA with as many components reconstructs exactly); set "
+              f"model.latent_dim below {cfg.model.n_inputs} to learn a compressed code", file=sys.stderr)
     model = build_model(cfg.model)
     eval_x = data.val.x if cfg.normal_class is None else data.val.x[data.val.y == 0]  # validate on normal data
 
