@@ -256,3 +256,13 @@ def test_dropped_duplicate_and_conflicting_rows_are_reported(tmp_path, tiny, cap
             metrics["data_kept"]) == (75, 10, 10, 55)
     assert metrics["train_examples"] + metrics["validation_examples"] + metrics["test_examples"] == 55
     assert "dupes.csv: 75 rows, of which 10 repeat an earlier text and 10 carry a text" in capsys.readouterr().err
+
+
+def test_int8_without_its_calibration_data_says_why(tmp_path, tiny, capsys):
+    path = write_csv(tmp_path / "moved.csv", tweet_rows(60))
+    finetune_classifier(_cfg(tmp_path, tiny, path))
+    path.rename(tmp_path / "elsewhere.csv")
+    (tmp_path / "in.txt").write_text("hello\n")
+    assert main_exit(["predict", "--model", str(tmp_path / "run"), "--input", str(tmp_path / "in.txt"), "--output",
+                      str(tmp_path / "p.jsonl"), "--precision", "int8"]) == 2
+    assert "int8 calibrates on the model's training data" in capsys.readouterr().err

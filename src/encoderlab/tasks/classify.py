@@ -408,7 +408,12 @@ def evaluation_records(classifier: TextClassifier, data: str, split: str = "auto
 def calibration_texts(classifier: TextClassifier, n: int = 256) -> list[str]:
     """A seeded sample of the classifier's own training texts: what int8 calibration should see."""
     meta = classifier.meta
-    records, _ = evaluation_records(classifier, str(meta.get("data")), "train")
+    data = str(meta.get("data"))
+    if not _is_catalog(data) and not Path(data).exists():
+        raise InputDataError(f"--precision int8 calibrates on the model's training data, {data!r}, which is not "
+                             "there any more (models trained before encoderlab recorded absolute paths name it "
+                             "relative to where the run started: run from that directory); or use fp32")
+    records, _ = evaluation_records(classifier, data, "train")
     return list(seeded_subset(records, n, int(meta.get("seed", 0))).texts)
 
 
