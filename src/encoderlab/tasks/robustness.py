@@ -1,0 +1,144 @@
+"""`encoderlab robustness`: how a trained model holds up as its input gets noisier (evaluation/robustness.py).
+
+The model decides what is measured:
+- a fine-tuned classifier (`encoderlab finetune` OUT_DIR): accuracy and macro-F1 on typo-ridden `data`
+  (the held-out test split when it is the training data, as `encoderlab evaluate` picks it);
+- any other text encoder (`minilm`, a checkpoint directory, a pretrain run): embedding cosine to the clean
+  text and noisy→clean retrieval on the texts of `data`;
+- an autoencoder run: reconstruction error against the clean input under Gaussian noise, on the run's own
+  test split (or the arrays of `data`), with anomaly AUROC when the run has anomaly labels.
+Results go to `robustness_<data>.json` and a PNG next to it (default: MODEL/evaluations for a run).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from ..errors import InputDataError
+from ..evaluation.robustness import (
+    ARRAY_SIGMAS,
+    TEXT_RATES,
+    array_robustness,
+    classifier_robustness,
+    encoder_robustness,
+    plot_robustness,
+)
+from ..io import atomic_write_json
+
+
+@dataclass
+class RobustnessResult:
+    kind: str
+    """'classifier', 'text encoder' or 'autoencoder'."""
+    noise: str
+    """What the levels mean, in words."""
+    rows: list[dict[str, float]]
+    json_path: Path
+    plot_path: Path
+
+
+def _data_name(data: str | None, default: str) -> str:
+    if not data:
+        return default
+    return Path(data).stem if Path(data).suffix else Path(data).name
+
+
+def _output_dir(model: str | Path, output_dir: str | Path | None) -> Path:
+    if output_dir is not None:
+        return Path(output_dir)
+    return Path(model) / "evaluations" if Path(model).is_dir() else Path("robustness")
+
+
+def evaluate_robustness(model: str | Path, data: str | None = None, levels: list[float] | None = None,
+                        output_dir: str | Path | None = None, max_examples: int | None = 1000,
+                        text_column: str | None = None, label_column: str | None = None,
+                        seed: int = 0) -> RobustnessResult:
+    """Measure `model` at every noise level (level 0 included) and write the JSON and the plot."""
+    from ..array_encoder import autoencoder_dir
+    from ..tasks.finetune import finetuned_meta
+
+    if autoencoder_dir(model) is not None:
+        kind, noise = "autoencoder", "Gaussian noise sigma on the model's scale"
+        rows, name = _autoencoder_rows(model, data, levels or list(ARRAY_SIGMAS), max_examples, seed)
+    elif Path(model).is_dir() and _has_head(Path(model)):
+        if finetuned_meta(model).get("task") == "token-classification":
+            raise InputDataError(f"{model} is a token tagger; robustness covers text classifiers, text encoders and "
+                                 "autoencoders (use `encoderlab evaluate` for a tagger)")
+        kind, noise = "classifier", "typo rate (fraction of characters hit)"
+        rows, name = _classifier_rows(model, data, levels or list(TEXT_RATES), max_examples, text_column,
+                                      label_column, seed)
+    else:
+        kind, noise = "text encoder", "typo rate (fraction of characters hit)"
+        rows, name = _encoder_rows(model, data, levels or list(TEXT_RATES), max_examples, text_column, seed)
+    directory = _output_dir(model, output_dir)
+    json_path = directory / f"robustness_{name}.json"
+    plot_path = directory / f"robustness_{name}.png"
+    atomic_write_json(json_path, {"model": str(model), "data": data, "kind": kind, "noise": noise, "seed": seed,
+                                  "rows": rows})
+    plot_robustness(rows, plot_path, f"{Path(str(model)).name} on {name}: robustness", noise)
+    return RobustnessResult(kind, noise, rows, json_path, plot_path)
+
+
+def _has_head(directory: Path) -> bool:
+    return (directory / "head.json").is_file() or (directory / "final" / "head.json").is_file()
+
+
+def _classifier_rows(model, data, levels, max_examples, text_column, label_column, seed) -> tuple[list, str]:
+    from ..data.records import seeded_subset
+    from .classify import TextClassifier, evaluation_records
+
+    classifier = TextClassifier.from_pretrained(model)
+    data = data or classifier.meta.get("data")
+    if not data:
+        raise InputDataError(f"{model}: say which labelled data to use with --data (a catalog name or a .csv/.jsonl)")
+    records, split = evaluation_records(classifier, str(data), "auto", text_column, label_column)
+    records = seeded_subset(records, max_examples, seed)
+    rows = classifier_robustness(classifier.predict_proba, records.texts, records.labels, classifier.label_names,
+                                 levels, seed)
+    return rows, f"{_data_name(str(data), 'data')}_{split}"
+
+
+def _encoder_rows(model, data, levels, max_examples, text_column, seed) -> tuple[list, str]:
+    from ..data.catalog import load_dataset
+    from ..text_encoder import TextEncoder
+    from .classify import _is_catalog, read_prediction_inputs
+
+    if not data:
+        raise InputDataError("a text encoder needs texts to perturb: pass --data (a .txt/.jsonl/.csv file, or a "
+                             "catalog name such as bbc-news)")
+    if _is_catalog(data):
+        texts = list(load_dataset(data).test.texts)
+    else:
+        texts = read_prediction_inputs(data, text_column or "text")
+    texts = [t for t in texts if t.strip()]
+    if max_examples is not None and len(texts) > max_examples:
+        keep = np.sort(np.random.default_rng(seed).permutation(len(texts))[:max_examples])
+        texts = [texts[i] for i in keep]
+    encoder = TextEncoder.from_pretrained(model)
+    return encoder_robustness(encoder.encode, texts, levels, seed), _data_name(data, "texts")
+
+
+def _autoencoder_rows(model, data, levels, max_examples, seed) -> tuple[list, str]:
+    from ..array_encoder import ArrayEncoder, autoencoder_dir
+    from ..config import from_dict, read_yaml
+    from .autoencode import AutoencodeConfig, anomaly_scores, batched, prepare_data
+
+    encoder = ArrayEncoder.from_run(model)
+    labels: np.ndarray | None = None
+    if data:
+        x = encoder.prepare(encoder.read_samples(data), where=str(data))
+    else:  # the run's own held-out test split, prepared exactly as in training
+        cfg = from_dict(AutoencodeConfig, read_yaml(autoencoder_dir(model) / "config.yaml"))
+        prepared = prepare_data(cfg)
+        x = prepared.test.x
+        labels = prepared.test.y if prepared.labels == "anomaly" else None
+    if max_examples is not None and len(x) > max_examples:
+        keep = np.sort(np.random.default_rng(seed).permutation(len(x))[:max_examples])
+        x, labels = x[keep], None if labels is None else labels[keep]
+    net = encoder.model
+    rows = array_robustness(lambda z: batched(net.reconstruct, z), x, encoder.info.get("kind") == "image",
+                            levels, score=lambda z: anomaly_scores(net, z), anomaly_labels=labels, seed=seed)
+    return rows, _data_name(data, f"{encoder.info.get('name', 'data')}_test")

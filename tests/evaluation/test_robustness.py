@@ -1,0 +1,114 @@
+"""Robustness to noise on real data: typos in real tweets and Chinese reviews, Gaussian noise on MNIST digits,
+and a whole `evaluate_robustness` run on a freshly trained autoencoder."""
+
+import json
+import random
+
+import numpy as np
+import pytest
+import torch
+
+from encoderlab.data.arrays import load_mnist
+from encoderlab.data.catalog import load_dataset
+from encoderlab.errors import InputDataError
+from encoderlab.evaluation.robustness import (
+    add_typos,
+    array_robustness,
+    classifier_robustness,
+    encoder_robustness,
+    noisy_texts,
+)
+
+
+@pytest.fixture(scope="module")
+def tweets():
+    test = load_dataset("tweets-sentiment").test
+    return test.texts[:200], test.labels[:200], test.label_names
+
+
+def test_typos_hit_the_requested_share_of_characters_and_keep_the_script():
+    text = "这个酒店的服务非常好，房间也很干净。" * 20
+    for rate in (0.05, 0.2):
+        noisy = add_typos(text, rate, random.Random(0), alphabet=text)
+        changed = sum(a != b for a, b in zip(noisy, text, strict=False)) + abs(len(noisy) - len(text))
+        assert changed > 0 and set(noisy) <= set(text)  # replacements come from the text's own characters
+    english = "the prime minister said the government would cut taxes"
+    assert noisy_texts([english], 0.0) == [english]
+    heavy = noisy_texts([english] * 50, 0.5, seed=3)
+    assert heavy == noisy_texts([english] * 50, 0.5, seed=3)  # seeded: the same noise every run
+    assert all(t.count(" ") == english.count(" ") for t in heavy)  # spaces are never edited
+    assert np.mean([t != english for t in heavy]) == 1.0
+    with pytest.raises(InputDataError, match="typo rate"):
+        noisy_texts([english], 1.5)
+
+
+def test_classifier_accuracy_is_read_against_the_clean_predictions(tweets):
+    texts, labels, names = tweets
+    words = {"negative": ("hate", "bad", "sad", "worst"), "positive": ("love", "good", "great", "happy")}
+
+    def keyword_classifier(batch):  # a real (if simple) classifier of real tweets
+        probs = np.full((len(batch), len(names)), 0.1)
+        for i, text in enumerate(batch):
+            lower = text.lower()
+            for k, name in enumerate(names):
+                probs[i, k] += sum(w in lower for w in words.get(name, ()))
+            probs[i, names.index("neutral")] += 0.05
+        return probs
+
+    rows = classifier_robustness(keyword_classifier, texts, labels, names, rates=[0.2, 0.05])
+    assert [r["noise"] for r in rows] == [0.0, 0.05, 0.2]  # level 0 added, levels sorted
+    clean = keyword_classifier(texts).argmax(1)
+    assert rows[0]["accuracy"] == pytest.approx(np.mean(clean == np.array(labels)))
+    assert rows[0]["flipped"] == 0.0 and 0 < rows[1]["flipped"] < rows[2]["flipped"]
+
+
+def test_encoder_cosine_falls_with_typos_but_noisy_texts_still_find_their_own(minilm, tweets):
+    texts = tweets[0][:40]
+    torch.set_num_threads(1)
+    rows = encoder_robustness(minilm.encode, texts, rates=[0.05, 0.2])
+    assert rows[0]["mean_cosine"] == pytest.approx(1.0) and rows[0]["retrieval_at_1"] == 1.0
+    assert 1.0 > rows[1]["mean_cosine"] > rows[2]["mean_cosine"] > 0.3
+    assert rows[2]["worst_cosine"] <= rows[2]["p5_cosine"] <= rows[2]["mean_cosine"]
+    assert rows[1]["retrieval_at_1"] >= 0.9
+
+
+def test_array_noise_on_digits_identity_copies_the_noise_and_an_oracle_removes_it():
+    x = load_mnist().test.x[:300]
+    copy = array_robustness(lambda z: z, x, images=True, sigmas=[0.1, 0.3])
+    for row in copy:
+        assert row["recon_mse_to_clean"] == pytest.approx(row["noisy_input_mse"])
+    assert copy[1]["noisy_input_mse"] < copy[2]["noisy_input_mse"] < 0.3 ** 2  # clipping to [0, 1] removes some
+    oracle = array_robustness(lambda z: x, x, images=True, sigmas=[0.3])
+    assert oracle[-1]["recon_mse_to_clean"] == 0.0
+    # anomaly AUROC: ones (label 1) against zeros, scored by ink; noise blurs the difference
+    y = load_mnist().test.y[:300]
+    keep = (y == 0) | (y == 1)
+    rows = array_robustness(lambda z: z, x[keep], True, [0.5], score=lambda z: -z.reshape(len(z), -1).sum(1),
+                            anomaly_labels=(y[keep] == 1).astype(int))
+    assert rows[0]["auroc"] > 0.95 and rows[1]["auroc"] < rows[0]["auroc"]
+
+
+def test_bad_levels_are_clear_errors():
+    with pytest.raises(InputDataError, match=">= 0"):
+        array_robustness(lambda z: z, np.zeros((2, 3), np.float32), False, sigmas=[-0.1])
+
+
+def test_autoencoder_run_end_to_end(tmp_path):
+    from encoderlab.cli import main
+    from encoderlab.tasks.robustness import evaluate_robustness
+
+    out = tmp_path / "dae"
+    with pytest.raises(SystemExit) as info:
+        main(["autoencode", "data=mnist", "model.kind=mlp", "noise=gaussian", "noise_level=0.3", f"out_dir={out}",
+              "train_limit=2000", "eval_limit=200", "max_steps=200", "lr=3e-3", "batch_size=64", "eval_every=0",
+              "progress=off"])
+    assert info.value.code == 0
+    result = evaluate_robustness(out, None, [0.2, 0.4], max_examples=150)
+    assert result.kind == "autoencoder" and result.json_path == out / "evaluations" / "robustness_mnist_test.json"
+    saved = json.loads(result.json_path.read_text())
+    assert [r["noise"] for r in saved["rows"]] == [0.0, 0.2, 0.4]
+    clean, _, heavy = (r["recon_mse_to_clean"] for r in saved["rows"])
+    assert clean < 0.05 and clean < heavy < saved["rows"][2]["noisy_input_mse"]  # it denoises, not copies
+    assert result.plot_path.read_bytes()[:4] == b"\x89PNG"
+    with pytest.raises(InputDataError, match="needs texts"):
+        evaluate_robustness("minilm", None)
