@@ -71,3 +71,18 @@ def test_save_and_reload_round_trip(tmp_path):
 
 def test_parse_overrides_nests_dotted_keys():
     assert parse_overrides(["a.b=1", "a.c=x", "d=2"]) == {"a": {"b": "1", "c": "x"}, "d": "2"}
+
+
+def test_broken_yaml_and_bad_optional_values_are_one_line_naming_the_line(tmp_path):
+    (tmp_path / "bad.yaml").write_text("lr: 0.1\nsizes: [1, 2\n")
+    with pytest.raises(ConfigError) as info:
+        load_config(Outer, tmp_path / "bad.yaml")
+    message = str(info.value)
+    assert "\n" not in message and "bad.yaml:" in message and "not valid YAML" in message
+    assert "flow sequence that starts on line 2" in message
+    (tmp_path / "indent.yaml").write_text("lr: 0.1\n  name: x\n")
+    with pytest.raises(ConfigError, match=r"indent\.yaml:2: the config file is not valid YAML \(mapping values"):
+        load_config(Outer, tmp_path / "indent.yaml")
+    with pytest.raises(ConfigError) as info:
+        load_config(Outer, None, ["max_steps=abc"])
+    assert str(info.value) == "max_steps: expected an integer, got 'abc'"

@@ -52,6 +52,8 @@ def _convert(value: Any, annotation: Any, name: str) -> Any:
                 return _convert(value, option, name)
             except ConfigError as exc:
                 errors.append(str(exc))
+        if len(errors) == 1:  # `int | None`: the int's message says it all
+            raise ConfigError(errors[0])
         raise ConfigError(f"{name}: cannot use {value!r}: " + "; ".join(errors))
     if origin is typing.Literal:
         if isinstance(value, str) and value not in args:
@@ -184,8 +186,13 @@ def read_yaml(path: str | Path) -> dict[str, Any]:
         raise ConfigError(f"config file {str(path)!r} does not exist; pass --config with an existing YAML file")
     try:
         data = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
-    except yaml.YAMLError as exc:
-        raise ConfigError(f"config file {str(path)!r} is not valid YAML: {exc}") from exc
+    except yaml.YAMLError as exc:  # one line: where, and what the parser expected
+        mark, context = getattr(exc, "problem_mark", None), getattr(exc, "context_mark", None)
+        where = f"{path}:{mark.line + 1}" if mark is not None else str(path)
+        what = getattr(exc, "problem", None) or str(exc).splitlines()[0]
+        if context is not None and mark is not None and context.line != mark.line:
+            what += f"; {getattr(exc, 'context', '')} that starts on line {context.line + 1}"
+        raise ConfigError(f"{where}: the config file is not valid YAML ({what}); fix that line") from exc
     if not isinstance(data, dict):
         raise ConfigError(f"config file {str(path)!r} must hold a mapping of keys, got {type(data).__name__}")
     return data
