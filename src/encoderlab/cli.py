@@ -295,6 +295,9 @@ def bench(
     threads: Annotated[int, typer.Option(help="CPU threads for every engine.")] = 0,
     engines: Annotated[str, typer.Option(help="Comma-separated: fp32,bf16,int8,transformers,onnxruntime")]
     = "fp32,bf16,int8,transformers,onnxruntime",
+    data: Annotated[Path | None, typer.Option("--data", "-d", help="Your texts (.txt, one per line, or .jsonl): "
+                                              "time a random batch of them instead of the BBC news batches.")] = None,
+    text_field: Annotated[str, typer.Option(help="Field holding the text in a .jsonl --data file.")] = "text",
 ) -> None:
     """Inference speed side by side: sentences/s, ms/batch, peak memory, agreement with fp32."""
     import torch
@@ -302,6 +305,7 @@ def bench(
     from .evaluation.speed import (
         build_engines,
         encoder_gflop,
+        file_text_workloads,
         markdown_table,
         matmul_peak_gflops,
         measure,
@@ -312,14 +316,17 @@ def bench(
     threads = threads or torch.get_num_threads()
     torch.set_num_threads(threads)
     encoder = TextEncoder.from_pretrained(model)
-    workloads = real_text_workloads(encoder, batch_size)
-    calibration = [t for texts in real_text_workloads(encoder, batch_size, seed=1).values() for t in texts]
+    if data is not None:
+        workloads, calibration = file_text_workloads(data, encoder, batch_size, text_field)
+    else:
+        workloads = real_text_workloads(encoder, batch_size)
+        calibration = [t for texts in real_text_workloads(encoder, batch_size, seed=1).values() for t in texts]
     notes: list[str] = []
     built = build_engines(encoder, calibration, threads, tuple(engines.split(",")), notes)
     peak_before = matmul_peak_gflops(threads)  # measured before and after the engines: the best of both counts
     results = measure(built, workloads, repeats=repeats)
     typer.echo(f"model {model}, torch {torch.__version__}, {threads} threads, batch {batch_size}, "
-               f"median of {repeats} calls, real text (bbc-news)\n")
+               f"median of {repeats} calls, real text ({data or 'bbc-news'})\n")
     typer.echo(markdown_table(results))
     peak = max(peak_before, matmul_peak_gflops(threads))
     for r in results:
@@ -342,6 +349,40 @@ def report(
 
     path = build_report(runs, output, title)
     typer.echo(f"wrote {path} ({path.stat().st_size / 1e6:.1f} MB, {len(runs)} run(s)); open it in a browser")
+
+
+@app.command()
+def robustness(
+    model: Annotated[str, typer.Option("--model", "-m", help="A fine-tuned classifier's OUT_DIR, a text encoder "
+                                       "(minilm, a checkpoint directory) or an autoencoder run.")],
+    data: Annotated[str | None, typer.Option("--data", "-d", help="Texts (catalog name or .txt/.jsonl/.csv) or "
+                                             "arrays to perturb (default: the run's own test data).")] = None,
+    levels: Annotated[str | None, typer.Option(help="Comma-separated noise levels: typo rates for text "
+                                               "(default 0,0.02,0.05,0.1,0.2), Gaussian sigma for arrays "
+                                               "(default 0,0.1,0.2,0.3,0.5).")] = None,
+    output_dir: Annotated[Path | None, typer.Option(help="Where to write the JSON and PNG "
+                                                         "(default MODEL/evaluations, or ./robustness).")] = None,
+    max_examples: Annotated[int, typer.Option(help="Score a seeded subset of this many rows.")] = 1000,
+    text_column: Annotated[str | None, typer.Option(help="Text column/field (default: the training one, or "
+                                                         "'text').")] = None,
+    label_column: Annotated[str | None, typer.Option(help="Label column/field (classifiers).")] = None,
+    seed: Annotated[int, typer.Option(help="Seed of the noise (the same seed gives the same noisy inputs).")] = 0,
+) -> None:
+    """Robustness to noise: the model's metrics as its input gets noisier (typos in text, Gaussian noise on
+    arrays), level by level against the clean input."""
+    from .evaluation.robustness import markdown_table
+    from .tasks.robustness import evaluate_robustness
+
+    parsed = None
+    if levels is not None:
+        try:
+            parsed = [float(level) for level in levels.split(",") if level.strip()]
+        except ValueError as exc:
+            raise InputDataError(f"--levels {levels!r}: give comma-separated numbers, e.g. 0,0.05,0.1") from exc
+    result = evaluate_robustness(model, data, parsed, output_dir, max_examples, text_column, label_column, seed)
+    typer.echo(f"{result.kind}, noise = {result.noise}\n")
+    typer.echo(markdown_table(result.rows))
+    typer.echo(f"wrote {result.json_path} and {result.plot_path}", err=True)
 
 
 def main(argv: list[str] | None = None) -> None:

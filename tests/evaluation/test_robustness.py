@@ -112,3 +112,20 @@ def test_autoencoder_run_end_to_end(tmp_path):
     assert result.plot_path.read_bytes()[:4] == b"\x89PNG"
     with pytest.raises(InputDataError, match="needs texts"):
         evaluate_robustness("minilm", None)
+
+
+def test_cli_on_a_users_text_file(tmp_path, capsys, tweets):
+    from encoderlab.cli import main
+
+    (tmp_path / "mine.txt").write_text("\n".join(tweets[0][:30]) + "\n\n", encoding="utf-8")
+    with pytest.raises(SystemExit) as info:
+        main(["robustness", "--model", "minilm", "--data", str(tmp_path / "mine.txt"), "--levels", "0.1",
+              "--output-dir", str(tmp_path / "out")])
+    assert info.value.code == 0
+    out = capsys.readouterr().out
+    assert "| noise | mean_cosine | p5_cosine | worst_cosine | retrieval_at_1 |" in out and "\n| 0.1 | 0." in out
+    saved = json.loads((tmp_path / "out" / "robustness_mine.json").read_text())
+    assert saved["kind"] == "text encoder" and len(saved["rows"]) == 2
+    with pytest.raises(SystemExit) as info:
+        main(["robustness", "--model", "minilm", "--data", str(tmp_path / "mine.txt"), "--levels", "0.1,x"])
+    assert info.value.code == 2 and "comma-separated numbers" in capsys.readouterr().err

@@ -1,3 +1,4 @@
+import json
 import re
 
 import pytest
@@ -88,3 +89,17 @@ def test_a_users_file_is_the_workload_and_every_engine_cuts_long_texts_alike(tmp
     (tmp_path / "blank.txt").write_text("\n  \n", encoding="utf-8")
     with pytest.raises(InputDataError, match="holds no texts"):
         file_text_workloads(tmp_path / "blank.txt", tiny)
+
+
+
+def test_bench_on_a_users_file(tmp_path, capsys):
+    from encoderlab.data.catalog import load_dataset
+
+    tweets = load_dataset("tweets-sentiment").test.texts[:12]
+    (tmp_path / "tweets.jsonl").write_text("".join(json.dumps({"body": t}) + "\n" for t in tweets), encoding="utf-8")
+    with pytest.raises(SystemExit) as exit_info:
+        main(["bench", "--batch-size", "4", "--repeats", "1", "--engines", "fp32", "--data",
+              str(tmp_path / "tweets.jsonl"), "--text-field", "body"])
+    assert exit_info.value.code == 0
+    out = capsys.readouterr().out
+    assert re.search(r"\| tweets\.jsonl 4x\d+-\d+ \| encoderlab fp32 \|", out) and "bbc" not in out
