@@ -13,6 +13,7 @@ from encoderlab.models.autoencoder import (
     conv_sizes,
     corrupt,
 )
+from encoderlab.tasks import autoencode
 from encoderlab.tasks.autoencode import pca_reconstruction_mse
 
 torch.set_num_threads(1)
@@ -69,6 +70,11 @@ def test_auto_output_and_loss_follow_the_data(shape, kwargs, expected):
     assert (cfg.output, cfg.reconstruction) == expected
     assert (AutoencoderConfig(**kwargs).output, AutoencoderConfig(**kwargs).reconstruction) == (
         kwargs.get("output", "auto"), kwargs.get("reconstruction", "auto"))  # unresolved until the shape is known
+
+
+def test_default_widths_follow_the_kind():
+    assert AutoencoderConfig().hidden == (512, 128) and AutoencoderConfig(kind="conv").hidden == (32, 64)
+    assert AutoencoderConfig(kind="conv", hidden=(8,)).hidden == (8,) and AutoencoderConfig(hidden=()).hidden == ()
 
 
 def test_model_needs_input_shape():
@@ -132,3 +138,24 @@ def test_pca_baseline_matches_truncated_svd():
     recon = (test - mean) @ vt[:4].T @ vt[:4] + mean
     assert pca_reconstruction_mse(train, test, 4) == pytest.approx(((recon - test) ** 2).mean(), rel=1e-8)
     assert pca_reconstruction_mse(train, test, 12) == pytest.approx(0.0, abs=1e-10)
+
+
+@pytest.mark.parametrize("n, exact_max", [(80, 100), (300, 100)])  # Gram-matrix path, randomized path
+def test_pca_for_wide_samples_equals_the_covariance_pca(monkeypatch, n, exact_max):
+    """Images wider than EXACT_PCA_MAX values (3x64x64 = 12,288) must not build a D x D covariance; the
+    other two paths find the same top subspace, so the PCA baseline is the same number."""
+    rng = np.random.default_rng(0)
+    d, k = 200, 4
+    a = rng.normal(size=(n, 6)) @ rng.normal(size=(6, d)) * [[5, 4, 3, 2, 1, 0.5][i % 6] for i in range(d)] \
+        + 0.01 * rng.normal(size=(n, d))
+    a -= a.mean(0)
+    exact = autoencode.top_components(a, k)
+    monkeypatch.setattr(autoencode, "EXACT_PCA_MAX", exact_max)
+    fast = autoencode.top_components(a, k)
+    assert fast.shape == (d, k)
+    np.testing.assert_allclose(fast.T @ fast, np.eye(k), atol=1e-8)
+    np.testing.assert_allclose(fast @ fast.T, exact @ exact.T, atol=1e-6)  # the same subspace
+    train, test = a[: n // 2], a[n // 2:]
+    slow_mse = pca_reconstruction_mse(train, test, k)
+    monkeypatch.setattr(autoencode, "EXACT_PCA_MAX", 10**9)
+    assert pca_reconstruction_mse(train, test, k) == pytest.approx(slow_mse, rel=1e-6)
