@@ -2,6 +2,7 @@
 MLM loss falls, the run directory is complete, the final model loads, and --resume continues the run."""
 
 import json
+import re
 from pathlib import Path
 
 import pytest
@@ -133,14 +134,18 @@ def test_a_corpus_too_small_leaves_no_run_directory(tmp_path, capsys):
     corpus = tmp_path / "corpus.txt"
     corpus.write_text("".join(f"the cat number {i} sat on the mat near the house\n" for i in range(100)),
                       encoding="utf-8")
-    for argv, message in ((["max_seq_len=64"], "do not fill one optimizer step of batch_size=32"),
-                          (["data=" + str(tmp_path / "few.txt")], "fewer than one sequence")):
+    for argv, message in ((["max_seq_len=64"], r"do not fill one optimizer step of batch_size=32"),
+                          (["data=" + str(tmp_path / "few.txt")], r"the training part, 2 documents of "
+                                                                    r"split=0.8,0.1,0.1, has \d+ tokens, fewer than"),
+                          (["max_seq_len=512"], r"the held-out \(validation\) part, 10 documents of split=0.8,0.1,0.1, "
+                                                r"has \d+ tokens, fewer than one sequence of max_seq_len=512; give "
+                                                r"validation more")):
         (tmp_path / "few.txt").write_text("one line\ntwo line\nthree\n", encoding="utf-8")
         out = tmp_path / "run"
         with pytest.raises(SystemExit) as exit_info:
             main(["pretrain", f"data={corpus}", "model.preset=bert-tiny", "tokenizer.vocab_size=200", "max_steps=2",
                   "warmup_steps=0", "threads=1", "progress=off", *argv, f"out_dir={out}"])
-        assert exit_info.value.code == 2 and message in capsys.readouterr().err
+        assert exit_info.value.code == 2 and re.search(message, capsys.readouterr().err)
         assert not out.exists()
     run_cli("pretrain", f"data={corpus}", "model.preset=bert-tiny", "tokenizer.vocab_size=200", "max_steps=2",
             "warmup_steps=0", "threads=1", "progress=off", "max_seq_len=64", "batch_size=4", f"out_dir={out}")

@@ -38,7 +38,7 @@ from ..data.mlm import (
     TokenFile,
     write_token_file,
 )
-from ..errors import ConfigError, EncoderlabError
+from ..errors import ConfigError, EncoderlabError, InputDataError
 from ..interop.hf_bert import save_hf_bert_mlm
 from ..models.bert import BertForMaskedLM
 from ..models.presets import PRESETS, preset_config
@@ -225,6 +225,12 @@ def pretrain_mlm(cfg: PretrainConfig) -> dict[str, Any]:
         tokenizer = _tokenizer(cfg, train_texts, out_dir / "tokenizer")
         train_tokens = write_token_file(train_texts, tokenizer, out_dir / "data" / "train")
         eval_tokens = write_token_file(eval_texts, tokenizer, out_dir / "data" / "validation")
+        for part, tokens, fix in (("training", train_tokens, "add text"),
+                                  ("held-out (validation)", eval_tokens, "give validation more, e.g. split=0.8,0.2,0")):
+            if cfg.packing and tokens.n_tokens < cfg.max_seq_len - 1:  # say which part is short, and its fix
+                raise InputDataError(f"data={cfg.data!r}: the {part} part, {tokens.n_documents} documents of "
+                                     f"split={cfg.split}, has {tokens.n_tokens} tokens, fewer than one sequence of "
+                                     f"max_seq_len={cfg.max_seq_len}; {fix}, or lower max_seq_len")
         cls_id, pad_id = tokenizer.special_id("[CLS]"), tokenizer.special_id("[PAD]")
         train = _sequences(train_tokens, cfg, cls_id)
         held_out_sequences = SortedByLength(_sequences(eval_tokens, cfg, cls_id, limit=cfg.max_eval_sequences))
