@@ -18,12 +18,18 @@ from encoderlab.compression.prune import (
     structured_importance,
     weight_sparsity,
 )
-from encoderlab.errors import CheckpointError, ConfigError
+from encoderlab.errors import CheckpointError, ConfigError, InputDataError
 from encoderlab.interop.hf_bert import save_hf_bert
 from encoderlab.models.bert import BertConfig, BertModel
 from encoderlab.tasks.classify import ClassifyConfig, TextClassifier, finetune_classifier, loss_fn, make_collate
 from encoderlab.tasks.finetune import load_finetuned, save_finetuned
-from encoderlab.tasks.prune import PruneConfig, prune_classifier
+from encoderlab.tasks.prune import (
+    PruneConfig,
+    data_splits,
+    prune_classifier,
+    recovery_data_config,
+    teacher_data_config,
+)
 from encoderlab.text_encoder import TextEncoder
 from encoderlab.tokenization import TextTokenizer
 from models.packing_parity import assert_packed_equals_padded
@@ -267,3 +273,31 @@ def test_resume_continues_with_the_same_plan(tmp_path, teacher):
     assert metrics["step"] == 4 and (out / "pruning.json").read_text() == plan
     assert metrics["ffn_neurons_after"] == 64 and metrics["test_accuracy_before"] == json.loads(plan)["test_before"][
         "accuracy"]
+
+
+def test_recovery_data_with_some_of_the_classes_keeps_the_classifiers_label_ids(tmp_path, teacher):
+    """A user's file with only 'neutral' and 'positive' numbers them 0 and 1 by itself; the classifier's ids are
+    1 and 2. Labels are mapped by name, so recovery trains and scores against the right classes, and the
+    file's own column names are given with text_column= / label_column=."""
+    rows = [r for r in tweet_rows(300) if r[1] != "negative"][:90]
+    data = write_csv(tmp_path / "mine.csv", rows, header=("tweet", "sentiment"))
+    gold = dict(rows)
+    meta = load_finetuned(teacher)[2]
+    assert list(meta["label_names"]) == ["negative", "neutral", "positive"]
+    cfg = _small(tmp_path, teacher, data=str(data), text_column="tweet", label_column="sentiment", recovery_steps=1)
+    data_cfg = recovery_data_config(cfg, teacher_data_config(teacher / "final", meta))
+    for part in data_splits(data_cfg, list(meta["label_names"]), "tweets.csv"):
+        assert len(part) and all(part.label_names[y] == gold[t] for t, y in zip(part.texts, part.labels, strict=True))
+    metrics = prune_classifier(cfg)
+    test = data_splits(data_cfg, list(meta["label_names"]), "tweets.csv")[2]
+    predicted = TextClassifier.from_pretrained(teacher).predict(test.texts)
+    expected = sum(p == gold[t] for p, t in zip(predicted, test.texts, strict=True)) / len(test)
+    assert metrics["test_accuracy_before"] == pytest.approx(expected)
+
+    sarcastic = [(f"oh great, another monday number {i}", "sarcastic") for i in range(6)]
+    write_csv(tmp_path / "new.csv", [*rows[:30], *sarcastic], header=("tweet", "sentiment"))
+    with pytest.raises(InputDataError, match="label 'sarcastic' never occurs in the training data"):
+        prune_classifier(_small(tmp_path, teacher, data=str(tmp_path / "new.csv"), text_column="tweet",
+                                label_column="sentiment", out_dir=str(tmp_path / "x")))
+    with pytest.raises(ConfigError, match="text_column= / label_column= name the columns of a data= file"):
+        prune_classifier(_small(tmp_path, teacher, text_column="tweet", out_dir=str(tmp_path / "y")))

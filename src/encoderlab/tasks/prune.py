@@ -51,6 +51,7 @@ from .classify import (
     load_labelled_splits,
     loss_fn,
     make_collate,
+    relabel,
 )
 from .finetune import finetuned_dir, load_finetuned, save_finetuned
 
@@ -79,7 +80,12 @@ class PruneConfig(TrainConfig):
     importance_examples: int = 512
     """Training examples whose loss gradients score heads and neurons (structured methods)."""
     data: str = ""
-    """Training data for recovery; empty: the data (and split, seed, subsets) the classifier was trained on."""
+    """Training data for recovery; empty: the data (and split, seed, subsets) the classifier was trained on.
+    Its labels must be ones the classifier knows (they are mapped to its label ids by name)."""
+    text_column: str = ""
+    """With data=: the column (or JSON field) holding the text; empty: the classifier's own text_column."""
+    label_column: str = ""
+    """With data=: the column (or JSON field) holding the label; empty: the classifier's own label_column."""
     speed_repeats: int = 10
     """Timed calls per model and workload when comparing speed before/after (0 skips the timing)."""
     speed_batch_size: int = 32
@@ -133,14 +139,29 @@ def load_teacher(path: str) -> tuple[EncoderWithHead, TextTokenizer, dict[str, A
     return model, tokenizer, meta, directory
 
 
-def data_splits(cfg: PruneConfig, data_cfg: ClassifyConfig) -> tuple[LabelledTexts, LabelledTexts, LabelledTexts]:
-    """(train, validation, test) exactly as the teacher run drew them (or from `data=` with its settings)."""
-    if cfg.data and cfg.data != data_cfg.data:
-        data_cfg = dataclasses.replace(data_cfg, data=cfg.data)
+def recovery_data_config(cfg: PruneConfig, data_cfg: ClassifyConfig) -> ClassifyConfig:
+    """The teacher's data settings, with `data=` (and its text_column= / label_column=) in place of its data."""
+    if not cfg.data or cfg.data == data_cfg.data:
+        if cfg.text_column or cfg.label_column:
+            raise ConfigError("text_column= / label_column= name the columns of a data= file; the classifier's "
+                              "own data is read with its own columns (drop them, or give data=)")
+        return data_cfg
+    columns = {k: v for k, v in (("text_column", cfg.text_column), ("label_column", cfg.label_column)) if v}
+    return dataclasses.replace(data_cfg, data=cfg.data, **columns)
+
+
+def data_splits(data_cfg: ClassifyConfig, label_names: list[str], trained_on: str
+                ) -> tuple[LabelledTexts, LabelledTexts, LabelledTexts]:
+    """(train, validation, test) as `data_cfg` draws them, with labels as the classifier's ids: a file's own ids
+    follow its own label names (a file holding only some of the classes numbers them differently), so they
+    are mapped by name, and a label the classifier does not know is an error naming the row."""
     splits = load_labelled_splits(data_cfg)
-    return (seeded_subset(splits.train, data_cfg.max_train_examples, data_cfg.seed),
-            seeded_subset(splits.validation, data_cfg.max_eval_examples, data_cfg.seed),
-            seeded_subset(splits.test, data_cfg.max_test_examples, data_cfg.seed))
+    train, validation, test = (
+        seeded_subset(relabel(part, label_names, data_cfg.label_column, trained_on), limit, data_cfg.seed)
+        for part, limit in ((splits.train, data_cfg.max_train_examples),
+                            (splits.validation, data_cfg.max_eval_examples),
+                            (splits.test, data_cfg.max_test_examples)))
+    return train, validation, test
 
 
 def _scores(classifier: TextClassifier, records: LabelledTexts) -> dict[str, float]:
@@ -229,8 +250,9 @@ def prune_classifier(cfg: PruneConfig) -> dict[str, Any]:
     apply_threads(cfg.threads)
     out_dir = Path(cfg.out_dir)
     teacher, tokenizer, meta, teacher_dir = load_teacher(cfg.model)
-    data_cfg = teacher_data_config(teacher_dir, meta)
-    train, validation, test = data_splits(cfg, data_cfg)
+    teacher_data = teacher_data_config(teacher_dir, meta)
+    data_cfg = recovery_data_config(cfg, teacher_data)
+    train, validation, test = data_splits(data_cfg, list(meta["label_names"]), teacher_data.data)
     max_length = int(meta["max_length"])
     train_ids = tokenizer.encode_ids([t.strip() for t in train.texts], max_length)
     val_ids = tokenizer.encode_ids([t.strip() for t in validation.texts], max_length)
@@ -254,8 +276,6 @@ def prune_classifier(cfg: PruneConfig) -> dict[str, Any]:
                 "data_config": {k: getattr(data_cfg, k) for k in DATA_KEYS},
                 "pruning": {"method": cfg.method, "sparsity": cfg.sparsity, "scope": cfg.scope,
                             "recovery_steps": cfg.recovery_steps, "teacher": str(teacher_dir)}}
-    if cfg.data and cfg.data != data_cfg.data:
-        new_meta["data_config"]["data"] = cfg.data
     train_metrics: dict[str, Any] = {}
     train_seconds = 0.0
     if cfg.recovery_steps > 0:
