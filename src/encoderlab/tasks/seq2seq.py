@@ -1,0 +1,477 @@
+"""`train_seq2seq(cfg)`: train an attention LSTM/GRU sequence-to-sequence model on string pairs.
+
+    encoderlab seq2seq --config configs/seq2seq-g2p.yaml                        # CMUdict word -> phonemes
+    encoderlab seq2seq data=pairs.csv source_column=word target_column=ipa out_dir=runs/mine
+
+One run: read the pairs (`data.pairs`: the bundled CMUdict or a user's .csv / .tsv / .jsonl), split them
+by source (seeded; all targets of a source stay in one split), build the source and target vocabularies
+from the training split, train `models.recurrent.Seq2Seq` with the shared Trainer (teacher forcing,
+cross-entropy over real target tokens), validate every `eval_every` steps with greedy decoding, and at the
+end score the test split with greedy decoding and beam search, next to the untrained model and a
+one-token-to-one-token baseline. `final/` holds the weights, the config and the vocabularies, so
+`Seq2SeqPredictor.from_run(OUT_DIR).predict(["hello"])` (or `predict_seq2seq`) turns new strings into outputs.
+
+Metrics (validation as eval_*, test as test_*), over distinct sources:
+- exact_match: the output equals one of the source's targets (CMUdict lists several pronunciations for
+  ~8% of words; any of them is correct, the usual G2P protocol).
+- token_error_rate: Levenshtein distance to the closest target / that target's length, summed over the
+  split (phoneme error rate, PER, for G2P; character error rate for char targets).
+- token_accuracy: teacher-forced next-token accuracy against the first target (what training optimises).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import sys
+from collections import Counter
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+
+import torch
+from torch import nn
+from torch.utils.data import Dataset
+
+from ..config import from_dict, read_yaml, save_config
+from ..data.pairs import CMUDICT, Pairs, Tokenization, Vocabulary, load_pairs, split_by_source
+from ..data.records import parse_fractions
+from ..errors import CheckpointError, ConfigError, InputDataError
+from ..io import atomic_write_json
+from ..models.recurrent import BOS, EOS, PAD, RecurrentConfig, Seq2Seq, sequence_loss
+from ..training import TrainConfig, Trainer, run_task
+from ..training.checkpoint import save_weights
+from ..training.precision import apply_threads
+
+VOCAB_FILE = "vocab.json"
+"""Written next to the weights in OUT_DIR/final/: both vocabularies and the decoding settings."""
+
+
+@dataclass
+class Seq2SeqConfig(TrainConfig):
+    data: str = CMUDICT
+    """cmudict (word -> ARPAbet phonemes, bundled) or a .csv / .tsv / .jsonl file of pairs."""
+    source_column: str = "source"
+    """User files: the column (.csv / .tsv header) or field (.jsonl) holding the source string."""
+    target_column: str = "target"
+    """User files: the column or field holding the target string."""
+    source_tokens: Tokenization = "char"
+    """char: one token per character; space: whitespace-separated tokens."""
+    target_tokens: Literal["auto", "char", "space"] = "auto"
+    """auto: space for cmudict (phonemes), char for user files."""
+    lowercase: bool | None = None
+    """Lowercase sources, in training and prediction; null: true for cmudict (its words are lowercase),
+    false for user files."""
+    stress: bool = False
+    """cmudict: keep the vowel stress digits (AH0/AH1/AH2: 69 phoneme symbols instead of 39)."""
+    split: str = "0.9,0.05,0.05"
+    """train, validation, test fractions of the distinct sources."""
+    max_train_examples: int | None = None
+    """Use a seeded subset of this many training pairs; null = all."""
+    max_eval_examples: int | None = 2000
+    """Validation sources scored at every evaluation during training (greedy decoding); null = all."""
+    max_test_examples: int | None = None
+    """Test sources scored at the end; null = all."""
+    model: RecurrentConfig = field(default_factory=RecurrentConfig)
+    """The architecture; vocabulary sizes are filled in from the data."""
+    label_smoothing: float = 0.0
+    """Cross-entropy label smoothing (0 = plain cross-entropy)."""
+    beam_size: int = 5
+    """Test-time beam search width, reported next to greedy decoding (1 = greedy only)."""
+    max_output_length: int = 0
+    """Longest output generated, in tokens; 0 = the longest training target + 10."""
+    baselines: bool = True
+    """Also score the untrained model and the one-to-one token baseline on the test split."""
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        is_cmudict = self.data == CMUDICT
+        if self.target_tokens == "auto":
+            self.target_tokens = "space" if is_cmudict else "char"
+        if self.lowercase is None:
+            self.lowercase = is_cmudict
+        parse_fractions(self.split)
+        for name in ("max_train_examples", "max_eval_examples", "max_test_examples"):
+            value = getattr(self, name)
+            if value is not None and value < 1:
+                raise ConfigError(f"{name}={value} must be at least 1, or null for all")
+        if self.beam_size < 1:
+            raise ConfigError(f"beam_size={self.beam_size} must be at least 1 (1 = greedy decoding only)")
+        if self.max_output_length < 0:
+            raise ConfigError(f"max_output_length={self.max_output_length} must be >= 1, or 0 for automatic")
+        if not 0.0 <= self.label_smoothing < 1.0:
+            raise ConfigError(f"label_smoothing={self.label_smoothing} must be in [0, 1)")
+        if self.stress and not is_cmudict:
+            raise ConfigError("stress=true applies to data=cmudict only; remove it")
+
+
+# ----------------------------------------------------------------------------------------------- data
+@dataclass
+class Seq2SeqData:
+    train: Pairs
+    validation: Pairs
+    test: Pairs
+    source_vocab: Vocabulary
+    target_vocab: Vocabulary
+    max_output_length: int
+
+
+def prepare_data(cfg: Seq2SeqConfig) -> Seq2SeqData:
+    """Read, lowercase, split by source, subsample, and build the vocabularies from the training split."""
+    pairs = load_pairs(cfg.data, cfg.source_column, cfg.target_column, stress=cfg.stress)
+    if cfg.lowercase:
+        pairs = Pairs([s.lower() for s in pairs.sources], pairs.targets, pairs.name)
+    train, val, test = split_by_source(pairs, parse_fractions(cfg.split), cfg.seed)
+    if len(train) == 0 or len(val) == 0 or len(test) == 0:
+        raise InputDataError(f"{pairs.name}: {len(set(pairs.sources))} distinct sources give an empty split with "
+                             f"split={cfg.split}; add pairs or change split=")
+    if cfg.max_train_examples is not None and cfg.max_train_examples < len(train):
+        keep = torch.randperm(len(train), generator=torch.Generator().manual_seed(cfg.seed))[:cfg.max_train_examples]
+        train = train.subset(sorted(keep.tolist()))
+    source_vocab = Vocabulary.build(train.sources, cfg.source_tokens)
+    target_vocab = Vocabulary.build(train.targets, cfg.target_tokens)
+    longest = max(len(target_vocab.pieces(t)) for t in train.targets)
+    return Seq2SeqData(train, val, test, source_vocab, target_vocab, cfg.max_output_length or longest + 10)
+
+
+def first_sources(pairs: Pairs, limit: int | None) -> Pairs:
+    """The pairs of the first `limit` distinct sources (all of them for None)."""
+    if limit is None:
+        return pairs
+    keep = set(list(dict.fromkeys(pairs.sources))[:limit])
+    return pairs.subset(i for i, s in enumerate(pairs.sources) if s in keep)
+
+
+class PairDataset(Dataset):
+    """Training items: one per pair, {"source": ids, "target": ids}."""
+
+    def __init__(self, pairs: Pairs, source_vocab: Vocabulary, target_vocab: Vocabulary) -> None:
+        self.items = [{"source": source_vocab.encode(s), "target": target_vocab.encode(t)}
+                      for s, t in zip(pairs.sources, pairs.targets, strict=True)]
+
+    def __len__(self) -> int:
+        return len(self.items)
+
+    def __getitem__(self, i: int) -> dict[str, Any]:
+        return self.items[i]
+
+    def source_lengths(self) -> list[int]:
+        return [len(item["source"]) for item in self.items]
+
+
+class ReferenceDataset(Dataset):
+    """Evaluation items: one per distinct source, with every target as a reference; the first target is the
+    teacher-forcing target (loss and token accuracy)."""
+
+    def __init__(self, pairs: Pairs, source_vocab: Vocabulary, target_vocab: Vocabulary) -> None:
+        self.items = [{"source": source_vocab.encode(s), "target": target_vocab.encode(refs[0]),
+                       "references": [target_vocab.pieces(r) for r in refs]}
+                      for s, refs in pairs.references().items()]
+
+    def __len__(self) -> int:
+        return len(self.items)
+
+    def __getitem__(self, i: int) -> dict[str, Any]:
+        return self.items[i]
+
+
+def pad(rows: Sequence[Sequence[int]]) -> torch.Tensor:
+    """Right-pad id lists with PAD -> (B, max length) long tensor."""
+    out = torch.full((len(rows), max(len(r) for r in rows)), PAD, dtype=torch.long)
+    for i, row in enumerate(rows):
+        out[i, :len(row)] = torch.as_tensor(row, dtype=torch.long)
+    return out
+
+
+def collate(items: list[dict[str, Any]]) -> dict[str, Any]:
+    """source (B, S); target_in = BOS + target and target_out = target + EOS, (B, T)."""
+    batch = {"source": pad([it["source"] for it in items]),
+             "target_in": pad([[BOS, *it["target"]] for it in items]),
+             "target_out": pad([[*it["target"], EOS] for it in items])}
+    if "references" in items[0]:
+        batch["references"] = [it["references"] for it in items]
+    return batch
+
+
+# ----------------------------------------------------------------------------------------------- metrics
+def edit_distance(a: Sequence[str], b: Sequence[str]) -> int:
+    """Levenshtein distance (insertions, deletions, substitutions all cost 1)."""
+    previous = list(range(len(b) + 1))
+    for i, x in enumerate(a, start=1):
+        current = [i]
+        for j, y in enumerate(b, start=1):
+            current.append(min(previous[j] + 1, current[j - 1] + 1, previous[j - 1] + (x != y)))
+        previous = current
+    return previous[-1]
+
+
+@dataclass
+class SequenceScores:
+    """Sums over a set of sources, so batches and ranks add up exactly."""
+
+    sources: int = 0
+    exact: int = 0
+    edits: int = 0
+    reference_tokens: int = 0
+
+    def add(self, prediction: Sequence[str], references: Sequence[Sequence[str]]) -> None:
+        """Exact if it equals any reference; edits counted against the closest one (ties: the shorter)."""
+        self.sources += 1
+        self.exact += any(list(prediction) == list(r) for r in references)
+        distance, length = min((edit_distance(prediction, r), len(r)) for r in references)
+        self.edits += distance
+        self.reference_tokens += length
+
+    @property
+    def exact_match(self) -> float:
+        return self.exact / max(self.sources, 1)
+
+    @property
+    def token_error_rate(self) -> float:
+        return self.edits / max(self.reference_tokens, 1)
+
+
+def _unwrap(model: nn.Module) -> Seq2Seq:
+    return getattr(model, "module", model)  # DDP
+
+
+def make_loss_fn(cfg: Seq2SeqConfig):
+    def loss_fn(model: nn.Module, batch: dict[str, Any]) -> tuple[torch.Tensor, torch.Tensor]:
+        logits = model(batch["source"], batch["target_in"])  # through forward: DDP-safe
+        return sequence_loss(logits, batch["target_out"], cfg.label_smoothing), (batch["target_out"] != PAD).sum()
+    return loss_fn
+
+
+def make_eval_fn(target_vocab: Vocabulary, max_output_length: int):
+    """Validation metrics of one batch: teacher-forced loss and token accuracy, greedy exact match and
+    token error rate, each with the count it averages over (tokens, sources, reference tokens)."""
+
+    def eval_fn(model: nn.Module, batch: dict[str, Any]) -> dict[str, tuple[torch.Tensor | float, int]]:
+        model = _unwrap(model)
+        target_out = batch["target_out"]
+        logits = model(batch["source"], batch["target_in"])
+        real = target_out != PAD
+        n_tokens = int(real.sum())
+        correct = ((logits.argmax(-1) == target_out) & real).sum()
+        scores = SequenceScores()
+        for ids, refs in zip(model.greedy(batch["source"], max_output_length), batch["references"], strict=True):
+            scores.add(target_vocab.decode_tokens(ids), refs)
+        return {"loss": (sequence_loss(logits, target_out), n_tokens),
+                "token_accuracy": (correct.float() / n_tokens, n_tokens),
+                "exact_match": (scores.exact_match, scores.sources),
+                "token_error_rate": (scores.token_error_rate, scores.reference_tokens)}
+
+    return eval_fn
+
+
+@torch.no_grad()
+def generate(model: Seq2Seq, sources: Sequence[Sequence[int]], max_output_length: int, beam_size: int = 1,
+             batch_size: int = 256) -> list[list[int]]:
+    """Output ids for every source id list; greedy for beam_size=1, else beam search."""
+    model.eval()
+    device = next(model.parameters()).device
+    order = sorted(range(len(sources)), key=lambda i: len(sources[i]))  # similar lengths: little padding
+    outputs: list[list[int]] = [[] for _ in sources]
+    for lo in range(0, len(order), batch_size):
+        chunk = order[lo:lo + batch_size]
+        source = pad([sources[i] for i in chunk]).to(device)
+        if beam_size == 1:
+            ids = model.greedy(source, max_output_length)
+        else:
+            ids = model.beam_search(source, max_output_length, beam_size)
+        for i, out in zip(chunk, ids, strict=True):
+            outputs[i] = out
+    return outputs
+
+
+def score_model(model: Seq2Seq, pairs: Pairs, data: Seq2SeqData, beam_size: int = 1,
+                batch_size: int = 256) -> dict[str, float]:
+    """exact_match and token_error_rate of `model`'s outputs over the distinct sources of `pairs`."""
+    refs = pairs.references()
+    ids = generate(model, [data.source_vocab.encode(s) for s in refs], data.max_output_length, beam_size, batch_size)
+    scores = SequenceScores()
+    for out, targets in zip(ids, refs.values(), strict=True):
+        scores.add(data.target_vocab.decode_tokens(out),
+                   [data.target_vocab.pieces(t) for t in targets])
+    return {"exact_match": scores.exact_match, "token_error_rate": scores.token_error_rate}
+
+
+@torch.no_grad()
+def teacher_forced_metrics(model: Seq2Seq, pairs: Pairs, data: Seq2SeqData, batch_size: int = 256) -> dict[str, float]:
+    """Loss and next-token accuracy against the first target of each source."""
+    model.eval()
+    dataset = ReferenceDataset(pairs, data.source_vocab, data.target_vocab)
+    device = next(model.parameters()).device
+    loss_sum, correct, tokens = 0.0, 0, 0
+    for lo in range(0, len(dataset), batch_size):
+        batch = collate([dataset[i] for i in range(lo, min(lo + batch_size, len(dataset)))])
+        target_out = batch["target_out"].to(device)
+        logits = model(batch["source"].to(device), batch["target_in"].to(device))
+        real = target_out != PAD
+        n = int(real.sum())
+        loss_sum += float(sequence_loss(logits, target_out)) * n
+        correct += int(((logits.argmax(-1) == target_out) & real).sum())
+        tokens += n
+    return {"loss": loss_sum / tokens, "token_accuracy": correct / tokens}
+
+
+def one_to_one_baseline(train: Pairs, test: Pairs, data: Seq2SeqData) -> dict[str, float] | None:
+    """A baseline anyone can follow: learn, from the training pairs whose source and target have the same
+    number of tokens (where position i plausibly maps to position i), each source token's most frequent
+    target token; then replace every test token by it (tokens never seen so aligned are dropped).
+    None if no training pair has equal lengths."""
+    counts: dict[str, Counter] = {}
+    for s, t in zip(train.sources, train.targets, strict=True):
+        src, tgt = data.source_vocab.pieces(s), data.target_vocab.pieces(t)
+        if len(src) == len(tgt):
+            for a, b in zip(src, tgt, strict=True):
+                counts.setdefault(a, Counter())[b] += 1
+    if not counts:
+        return None
+    best = {a: c.most_common(1)[0][0] for a, c in counts.items()}
+    scores = SequenceScores()
+    for source, targets in test.references().items():
+        prediction = [best[a] for a in data.source_vocab.pieces(source) if a in best]
+        scores.add(prediction, [data.target_vocab.pieces(t) for t in targets])
+    return {"exact_match": scores.exact_match, "token_error_rate": scores.token_error_rate}
+
+
+def _prefixed(prefix: str, metrics: dict[str, float]) -> dict[str, float]:
+    return {f"{prefix}_{k}": v for k, v in metrics.items()}
+
+
+# ----------------------------------------------------------------------------------------------- the task
+def with_vocab_sizes(model_cfg: RecurrentConfig, data: Seq2SeqData) -> RecurrentConfig:
+    """The model config with the vocabulary sizes of the data (a set, different size is an error)."""
+    sizes = {"source_vocab_size": len(data.source_vocab), "target_vocab_size": len(data.target_vocab)}
+    for name, size in sizes.items():
+        if getattr(model_cfg, name) not in (0, size):
+            raise ConfigError(f"model.{name}={getattr(model_cfg, name)} but the training data has {size} tokens; "
+                              f"remove model.{name} (it is taken from the data)")
+    return dataclasses.replace(model_cfg, **sizes)
+
+
+def vocab_info(cfg: Seq2SeqConfig, data: Seq2SeqData) -> dict[str, Any]:
+    return {"source": data.source_vocab.to_dict(), "target": data.target_vocab.to_dict(),
+            "lowercase": cfg.lowercase, "max_output_length": data.max_output_length}
+
+
+def train_seq2seq(cfg: Seq2SeqConfig) -> dict[str, Any]:
+    apply_threads(cfg.threads)
+    data = prepare_data(cfg)
+    cfg = dataclasses.replace(cfg, model=with_vocab_sizes(cfg.model, data))
+    model = Seq2Seq(cfg.model)
+    test = first_sources(data.test, cfg.max_test_examples)
+    metrics: dict[str, Any] = {}
+    if cfg.baselines:  # before training: the same initial weights on every (resumed) run, no RNG drawn
+        metrics |= _prefixed("untrained_test", score_model(model, test, data))
+        metrics |= _prefixed("one_to_one_test", one_to_one_baseline(data.train, test, data) or {})
+
+    def save_final(trained: nn.Module, directory: Path) -> None:
+        directory.mkdir(parents=True, exist_ok=True)
+        save_weights(directory / "model.safetensors", trained.state_dict())
+        save_config(cfg, directory / "config.yaml")
+        atomic_write_json(directory / VOCAB_FILE, vocab_info(cfg, data))
+
+    train_set = PairDataset(data.train, data.source_vocab, data.target_vocab)
+    val_set = ReferenceDataset(first_sources(data.validation, cfg.max_eval_examples), data.source_vocab,
+                               data.target_vocab)
+    trainer = Trainer(cfg, model, train_set, loss_fn=make_loss_fn(cfg), collate_fn=collate, eval_data=val_set,
+                      eval_fn=make_eval_fn(data.target_vocab, data.max_output_length), save_final=save_final,
+                      lengths=train_set.source_lengths())
+    result = trainer.fit()
+    metrics |= result.metrics
+    model = _unwrap(trainer.model).eval()
+    metrics |= _prefixed("test", teacher_forced_metrics(model, test, data))
+    metrics |= _prefixed("test", score_model(model, test, data))
+    if cfg.beam_size > 1:
+        metrics |= _prefixed(f"test_beam{cfg.beam_size}", score_model(model, test, data, cfg.beam_size, 64))
+    metrics |= {"train_pairs": len(data.train), "train_sources": len(set(data.train.sources)),
+                "validation_sources": len(val_set), "test_sources": len(test.references()),
+                "source_vocab_size": len(data.source_vocab), "target_vocab_size": len(data.target_vocab)}
+    return metrics
+
+
+# ----------------------------------------------------------------------------------------------- using a run
+def seq2seq_dir(path: str | Path) -> Path | None:
+    """The directory holding a seq2seq model's final weights, for a run dir or its final/ dir; else None."""
+    path = Path(path)
+    for candidate in (path / "final", path):
+        if (candidate / VOCAB_FILE).is_file():
+            return candidate
+    return None
+
+
+class Seq2SeqPredictor:
+    """A trained model with its vocabularies: strings in, strings out.
+
+        g2p = Seq2SeqPredictor.from_run("runs/seq2seq-g2p")
+        g2p.predict(["hello", "encoderlab"])          # ['HH AH L OW', ...]
+    """
+
+    def __init__(self, model: Seq2Seq, info: dict[str, Any]) -> None:
+        self.model = model.eval()
+        self.source_vocab = Vocabulary.from_dict(info["source"])
+        self.target_vocab = Vocabulary.from_dict(info["target"])
+        self.lowercase = bool(info["lowercase"])
+        self.max_output_length = int(info["max_output_length"])
+
+    @classmethod
+    def from_run(cls, path: str | Path, device: str = "cpu") -> Seq2SeqPredictor:
+        from safetensors import SafetensorError
+        from safetensors.torch import load_file
+
+        directory = seq2seq_dir(path)
+        if directory is None:
+            raise CheckpointError(f"{str(path)!r} is not a seq2seq run: no final/{VOCAB_FILE}; pass the out_dir of "
+                                  "a finished `encoderlab seq2seq` run")
+        cfg = from_dict(Seq2SeqConfig, read_yaml(directory / "config.yaml"))
+        model = Seq2Seq(cfg.model)
+        try:
+            state = load_file(directory / "model.safetensors", device=device)
+        except (OSError, SafetensorError) as exc:
+            raise CheckpointError(f"cannot read {directory / 'model.safetensors'}: {exc}") from exc
+        model.load_state_dict(state)
+        return cls(model.to(device), json.loads((directory / VOCAB_FILE).read_text(encoding="utf-8")))
+
+    def predict(self, sources: Sequence[str], beam_size: int = 1, batch_size: int = 256) -> list[str]:
+        """One output string per source (targets' tokens joined by '' or ' ', as in the training data)."""
+        if isinstance(sources, str):
+            raise InputDataError("predict() takes a list of strings; wrap a single one: predict([text])")
+        ids = []
+        for i, text in enumerate(sources):
+            text = text.strip().lower() if self.lowercase else text.strip()
+            encoded = self.source_vocab.encode(text)
+            if not encoded:
+                raise InputDataError(f"input {i} ({sources[i]!r}) is empty; every input needs at least one token")
+            ids.append(encoded)
+        outputs = generate(self.model, ids, self.max_output_length, beam_size, batch_size)
+        return [self.target_vocab.decode(out) for out in outputs]
+
+
+# ----------------------------------------------------------------------------------------------- CLI-facing
+def seq2seq_command(config: str | Path | None, overrides: Sequence[str] = (),
+                    resume: str | Path | None = None) -> dict[str, Any]:
+    """`encoderlab seq2seq --config FILE [key=value ...] [--resume OUT_DIR]`."""
+    return run_task(train_seq2seq, Seq2SeqConfig, config, list(overrides), resume_dir=resume)
+
+
+def predict_seq2seq(run_dir: str | Path, inputs: Sequence[str], beam_size: int = 1) -> list[str]:
+    """Outputs of the run's final model for `inputs` (one string each)."""
+    return Seq2SeqPredictor.from_run(run_dir).predict(list(inputs), beam_size=beam_size)
+
+
+def read_inputs(path: str | Path) -> list[str]:
+    """Sources to predict: a .txt file, one per line (blank lines skipped), for `--input`."""
+    from ..data.text_input import read_text_file
+
+    lines = [line for line in read_text_file(Path(path)).splitlines() if line.strip()]
+    if not lines:
+        raise InputDataError(f"input file {str(path)!r} has no non-blank lines; put one source per line")
+    return lines
+
+
+def print_predictions(sources: Sequence[str], outputs: Sequence[str], file=sys.stdout) -> None:
+    for source, output in zip(sources, outputs, strict=True):
+        print(f"{source}\t{output}", file=file)

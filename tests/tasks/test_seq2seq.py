@@ -1,0 +1,190 @@
+"""Seq2seq runs on a few hundred real CMUdict pairs and on a user's CSV / JSONL pairs, through `run_task`:
+the model learns, the saved run predicts what the trained model predicted, a killed run resumes to the same
+weights, and bad input fails with an error that names the file, the column and the fix."""
+
+import json
+import shutil
+from pathlib import Path
+
+import pytest
+import torch
+from safetensors.torch import load_file
+
+from encoderlab.data.pairs import Vocabulary, load_cmudict, load_pairs, split_by_source
+from encoderlab.errors import CheckpointError, ConfigError, InputDataError
+from encoderlab.tasks.seq2seq import (
+    Seq2SeqConfig,
+    Seq2SeqPredictor,
+    SequenceScores,
+    edit_distance,
+    predict_seq2seq,
+    seq2seq_command,
+    train_seq2seq,
+)
+from encoderlab.training import run_task
+from encoderlab.training.checkpoint import list_checkpoints
+from encoderlab.training.metrics_log import read_log
+
+torch.set_num_threads(1)
+CONFIGS = Path(__file__).resolve().parents[2] / "configs"
+TINY = ["threads=1", "progress=off", "batch_size=32", "lr=1e-2", "warmup_steps=10", "log_every=10",
+        "model.d_embed=32", "model.d_hidden=48", "max_eval_examples=100", "max_test_examples=200", "beam_size=3"]
+
+
+@pytest.fixture(scope="module")
+def g2p_run(tmp_path_factory):
+    """600 CMUdict training pairs, 160 steps, dropout on, a checkpoint every 40 steps."""
+    out = tmp_path_factory.mktemp("runs") / "g2p"
+    metrics = seq2seq_command(CONFIGS / "seq2seq-g2p.yaml",
+                              [*TINY, f"out_dir={out}", "max_train_examples=600", "max_steps=160", "eval_every=80",
+                               "save_every=40", "keep_last=10", "model.dropout=0.1"])
+    return out, metrics
+
+
+def test_cmudict_pairs_split_by_word_and_strip_stress():
+    pairs = load_cmudict()
+    assert len(set(pairs.sources)) > 120_000
+    refs = pairs.references()
+    assert refs["read"] == ["R EH D", "R IY D"] and refs["aalborg"] == ["AO L B AO R G", "AA L B AO R G"]
+    assert all(not any(c.isdigit() for c in t) for t in pairs.targets[:5000])  # stress digits removed
+    assert "AH0" in load_cmudict(stress=True).references()["a"][0].split()
+    train, val, test = split_by_source(pairs, (0.9, 0.05, 0.05), seed=0)
+    words = [set(p.sources) for p in (train, val, test)]
+    assert not (words[0] & words[1] or words[0] & words[2] or words[1] & words[2])  # alternates stay together
+    assert len(train) + len(val) + len(test) == len(pairs)
+    assert abs(len(words[2]) / sum(map(len, words)) - 0.05) < 0.001
+    assert split_by_source(pairs, (0.9, 0.05, 0.05), seed=0)[2].sources == test.sources  # deterministic
+
+
+def test_scores_count_any_correct_reference_and_edits_to_the_closest():
+    assert edit_distance("kitten", "sitting") == 3 and edit_distance([], ["A", "B"]) == 2
+    scores = SequenceScores()
+    scores.add(["R", "IY", "D"], [["R", "EH", "D"], ["R", "IY", "D"]])  # the second pronunciation: correct
+    scores.add(["K", "AE"], [["K", "AE", "T"]])  # one deletion against 3 reference tokens
+    assert scores.exact_match == 0.5 and scores.token_error_rate == 1 / 6
+
+
+def test_a_tiny_g2p_run_learns_and_beats_the_untrained_model(g2p_run):
+    out, metrics = g2p_run
+    assert metrics == json.loads((out / "metrics.json").read_text())
+    losses = [r["loss"] for r in read_log(out) if "loss" in r]
+    assert losses[-1] < 0.5 * losses[0]
+    assert metrics["untrained_test_exact_match"] == 0 and metrics["untrained_test_token_error_rate"] > 0.9
+    assert metrics["test_exact_match"] > 0.04 and metrics["test_token_error_rate"] < 0.6
+    assert metrics["test_token_error_rate"] < metrics["one_to_one_test_token_error_rate"]
+    assert metrics["test_token_accuracy"] > 0.5
+    assert 0 <= metrics["one_to_one_test_exact_match"] < 0.05
+    assert metrics["test_sources"] == 200 and metrics["train_pairs"] == 600
+    evals = [r for r in read_log(out) if "eval_exact_match" in r]
+    assert [r["step"] for r in evals] == [80, 160] and evals[-1]["eval_loss"] < evals[0]["eval_loss"]
+    for name in ("final/model.safetensors", "final/vocab.json", "final/config.yaml", "config.yaml"):
+        assert (out / name).is_file(), name
+
+
+def test_saved_run_predicts_exactly_what_the_trained_model_scored(g2p_run):
+    out, metrics = g2p_run
+    g2p = Seq2SeqPredictor.from_run(out)
+    _, _, test = split_by_source(load_pairs("cmudict"), (0.9, 0.05, 0.05), seed=0)  # the run's test split
+    refs = list(test.references().items())[:200]
+    outputs = g2p.predict([w for w, _ in refs])
+    exact = sum(o in targets for o, (_, targets) in zip(outputs, refs, strict=True)) / len(refs)
+    assert exact == metrics["test_exact_match"]  # the reloaded weights are the trained ones
+    beam = g2p.predict([w for w, _ in refs], beam_size=3)
+    assert sum(o in t for o, (_, t) in zip(beam, refs, strict=True)) / len(refs) == metrics["test_beam3_exact_match"]
+    assert predict_seq2seq(out, ["Hello", "  cat "]) == g2p.predict(["hello", "cat"])  # lowercased, trimmed
+    assert all(set(p.split()) <= set(g2p.target_vocab.tokens) for p in outputs)
+
+
+def test_greedy_equals_beam_of_one_on_the_trained_model(g2p_run):
+    g2p = Seq2SeqPredictor.from_run(g2p_run[0])
+    source = torch.tensor([g2p.source_vocab.encode(w) + [0] * (12 - len(w))
+                           for w in ("phonetic", "encoder", "lab", "seq", "attention", "pack")])
+    greedy = g2p.model.greedy(source, 25)
+    assert greedy == g2p.model.beam_search(source, 25, beam_size=1)
+    assert len({len(g) for g in greedy}) > 2
+
+
+def test_killed_run_resumes_to_bitwise_identical_weights(g2p_run, tmp_path):
+    out, _ = g2p_run
+    killed = tmp_path / "killed"
+    shutil.copytree(out, killed)
+    # As if killed at step 90: checkpoints after step 80, final/ and metrics.json never written.
+    later = [p for p in list_checkpoints(killed) if int(p.name.split("-")[1]) > 80]
+    assert len(later) == 2
+    for path in [*later, killed / "final"]:
+        shutil.rmtree(path)
+    (killed / "metrics.json").unlink()
+    resumed = seq2seq_command(None, [], resume=killed)
+    for name, tensor in load_file(out / "final" / "model.safetensors").items():
+        assert tensor.equal(load_file(killed / "final" / "model.safetensors")[name]), name
+    assert resumed["test_exact_match"] == json.loads((out / "metrics.json").read_text())["test_exact_match"]
+
+
+def test_user_csv_and_jsonl_pairs_end_to_end(tmp_path):
+    # A user's own task, char to char: transliterate a word into its reversed spelling in capitals.
+    words = sorted(set(load_cmudict().sources[5000:5400]))
+    csv = tmp_path / "pairs.csv"
+    csv.write_text("word,reading\n" + "".join(f"{w},{w[::-1].upper()}\n" for w in words), encoding="utf-8")
+    out = tmp_path / "user"
+    metrics = run_task(train_seq2seq, Seq2SeqConfig, None,
+                       [*TINY, f"data={csv}", "source_column=word", "target_column=reading", f"out_dir={out}",
+                        "max_steps=40", "split=0.8,0.1,0.1", "model.input_feeding=false", "model.kind=gru"])
+    assert metrics["train_pairs"] == round(len(words) * 0.8) and metrics["test_token_error_rate"] < 1.0
+    info = json.loads((out / "final" / "vocab.json").read_text())
+    assert info["target"]["mode"] == "char" and info["lowercase"] is False
+    outputs = predict_seq2seq(out, ["abc", "zebra"])
+    assert len(outputs) == 2 and all(isinstance(o, str) for o in outputs)
+
+    jsonl = tmp_path / "pairs.jsonl"
+    jsonl.write_text("".join(json.dumps({"src": w, "tgt": w.upper()}) + "\n" for w in words), encoding="utf-8")
+    pairs = load_pairs(str(jsonl), "src", "tgt")
+    assert pairs.sources[:2] == words[:2] and pairs.targets[0] == words[0].upper()
+
+
+def write(path: Path, text: str) -> Path:
+    path.write_text(text, encoding="utf-8")
+    return path
+
+
+def test_bad_inputs_fail_with_the_file_the_problem_and_the_fix(tmp_path):
+    good = write(tmp_path / "p.csv", "word,reading\ncat,K AE T\n")
+    with pytest.raises(InputDataError, match=r"p\.csv:1: no column 'source' in the header.*source_column="):
+        load_pairs(str(good))
+    with pytest.raises(InputDataError, match=r"p\.csv:1: no column 'ipa'.*target_column="):
+        load_pairs(str(good), "word", "ipa")
+    empty_target = write(tmp_path / "e.tsv", "word\treading\ncat\tK AE T\ndog\t \n")
+    with pytest.raises(InputDataError, match=r"e\.tsv:3: empty 'reading'.*source and a target"):
+        load_pairs(str(empty_target), "word", "reading")
+    jsonl = write(tmp_path / "p.jsonl", '{"word": "cat", "reading": "K AE T"}\n{"word": "dog"}\n')
+    with pytest.raises(InputDataError, match=r"p\.jsonl:2: no 'reading' field.*target_column="):
+        load_pairs(str(jsonl), "word", "reading")
+    with pytest.raises(InputDataError, match=r"p\.jsonl:1: no 'source' field.*source_column="):
+        load_pairs(str(jsonl))
+    with pytest.raises(InputDataError, match=r"\.txt.*\.csv, \.tsv, \.jsonl"):
+        load_pairs(str(write(tmp_path / "p.txt", "cat K AE T\n")))
+    with pytest.raises(InputDataError, match="neither cmudict nor an existing file"):
+        load_pairs(str(tmp_path / "missing.csv"))
+    with pytest.raises(InputDataError, match="no pairs"):
+        load_pairs(str(write(tmp_path / "h.csv", "source,target\n")))
+
+    with pytest.raises(ConfigError, match="stress=true applies to data=cmudict only"):
+        Seq2SeqConfig(data=str(good), stress=True)
+    with pytest.raises(ConfigError, match="beam_size=0"):
+        Seq2SeqConfig(beam_size=0)
+    with pytest.raises(ConfigError, match="unknown config key .*'hidden' for RecurrentConfig.*d_hidden"):
+        run_task(train_seq2seq, Seq2SeqConfig, None, ["model.hidden=3", f"out_dir={tmp_path / 'x'}"])
+    out = tmp_path / "bad-run"
+    with pytest.raises(InputDataError, match="no column 'source'"):
+        run_task(train_seq2seq, Seq2SeqConfig, None, [f"data={good}", f"out_dir={out}"])
+    assert not out.exists()  # a run that failed on its input leaves nothing behind
+    with pytest.raises(CheckpointError, match="not a seq2seq run"):
+        Seq2SeqPredictor.from_run(tmp_path)
+
+
+def test_prediction_input_errors(g2p_run):
+    g2p = Seq2SeqPredictor.from_run(g2p_run[0])
+    with pytest.raises(InputDataError, match=r"input 1 \(' '\) is empty"):
+        g2p.predict(["cat", " "])
+    with pytest.raises(InputDataError, match="list of strings"):
+        g2p.predict("cat")
+    assert "<unk>" in Vocabulary.from_dict(g2p.source_vocab.to_dict()).decode(g2p.source_vocab.encode("ç"))
