@@ -266,3 +266,17 @@ def test_int8_without_its_calibration_data_says_why(tmp_path, tiny, capsys):
     assert main_exit(["predict", "--model", str(tmp_path / "run"), "--input", str(tmp_path / "in.txt"), "--output",
                       str(tmp_path / "p.jsonl"), "--precision", "int8"]) == 2
     assert "int8 calibrates on the model's training data" in capsys.readouterr().err
+
+
+def test_bad_rows_warn_is_an_option_of_finetune_and_evaluate_does_not_offer_it(tmp_path, tiny, capsys):
+    """The bad-rows error says 'pass bad_rows=warn': finetune must accept it; evaluate has no such option."""
+    rows = tweet_rows(60)
+    path = write_csv(tmp_path / "gaps.csv", rows[:30] + [("", "positive")] + rows[30:])
+    assert main_exit(["finetune", f"data={path}", f"init={tiny}", "max_steps=1", "batch_size=8", "progress=off",
+                      f"out_dir={tmp_path / 'a'}"]) == 2
+    assert "gaps.csv:32: empty 'text'\nfix them, or pass bad_rows=warn to skip them" in capsys.readouterr().err
+    metrics = finetune_classifier(_cfg(tmp_path, tiny, path, bad_rows="warn", max_train_examples=None,
+                                       max_eval_examples=None, max_test_examples=None))
+    assert "skipped 1 bad rows" in capsys.readouterr().err and metrics["data_rows"] == 60
+    assert main_exit(["evaluate", "--model", str(tmp_path / "run"), "--data", str(path), "--split", "all"]) == 2
+    assert capsys.readouterr().err.rstrip().endswith("gaps.csv:32: empty 'text'\nfix them")

@@ -150,3 +150,17 @@ def test_a_corpus_too_small_leaves_no_run_directory(tmp_path, capsys):
     run_cli("pretrain", f"data={corpus}", "model.preset=bert-tiny", "tokenizer.vocab_size=200", "max_steps=2",
             "warmup_steps=0", "threads=1", "progress=off", "max_seq_len=64", "batch_size=4", f"out_dir={out}")
     assert (out / "final" / "config.json").is_file()
+
+
+def test_bad_rows_warn_skips_bad_csv_rows_of_a_corpus(tmp_path, capsys):
+    rows = [f'{i},"the cat number {i} sat on the mat near the house"\n' for i in range(200)]
+    rows.insert(50, "50,\n")  # an empty text on line 52
+    (tmp_path / "c.csv").write_text("id,body\n" + "".join(rows), encoding="utf-8")
+    base = [f"data={tmp_path / 'c.csv'}", "text_field=body", "model.preset=bert-tiny", "tokenizer.vocab_size=200",
+            "max_steps=1", "warmup_steps=0", "batch_size=2", "max_seq_len=32", "threads=1", "progress=off"]
+    with pytest.raises(SystemExit) as exit_info:
+        main(["pretrain", *base, f"out_dir={tmp_path / 'a'}"])
+    assert exit_info.value.code == 2 and "c.csv:52: empty 'body'\nfix them, or pass bad_rows=warn" in \
+        capsys.readouterr().err
+    run_cli("pretrain", *base, "bad_rows=warn", f"out_dir={tmp_path / 'b'}")
+    assert (tmp_path / "b" / "final" / "config.json").is_file()

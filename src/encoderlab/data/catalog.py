@@ -183,7 +183,8 @@ def deduplicate(records: LabelledTexts | TaggedSequences) -> tuple[LabelledTexts
 
 # --------------------------------------------------------------------------------------- user data
 def _read_user_path(path: Path, text_field: str, label_field: str | None,
-                    bad_rows: Literal["error", "warn"], options: tuple[str, str]) -> LabelledTexts:
+                    bad_rows: Literal["error", "warn"], options: tuple[str, str],
+                    skip_option: str | None) -> LabelledTexts:
     if not path.exists():
         names = ", ".join(CATALOG)
         raise InputDataError(f"data {str(path)!r} is neither a catalog dataset ({names}) nor an existing file or "
@@ -207,8 +208,8 @@ def _read_user_path(path: Path, text_field: str, label_field: str | None,
     if problems:
         shown = "\n  ".join(problems[:10]) + (f"\n  … and {len(problems) - 10} more" if len(problems) > 10 else "")
         if bad_rows == "error":
-            raise InputDataError(f"{path}: {len(problems)} bad rows:\n  {shown}\nfix them, or pass bad_rows=warn "
-                                 "to skip them")
+            fix = f"fix them, or pass {skip_option} to skip them" if skip_option else "fix them"
+            raise InputDataError(f"{path}: {len(problems)} bad rows:\n  {shown}\n{fix}")
         print(f"warning: {path}: skipped {len(problems)} bad rows:\n  {shown}", file=sys.stderr)
     if not texts:
         raise InputDataError(f"data {str(path)!r} holds no texts; it is empty (or every row was bad)")
@@ -221,9 +222,11 @@ def _read_user_path(path: Path, text_field: str, label_field: str | None,
 # --------------------------------------------------------------------------------------- the entry point
 def load_records(name_or_path: str | Path, *, text_field: str = "text", label_field: str | None = None,
                  bad_rows: Literal["error", "warn"] = "error", verify: bool = True,
-                 options: tuple[str, str] = FINETUNE_OPTIONS) -> LabelledTexts | TaggedSequences:
-    """All rows of a catalog dataset or a user path, before de-duplication and splitting. `options`: how the
-    user names the text and label field in this command (`text_column=`, `--text-column`, ...), for errors."""
+                 options: tuple[str, str] = FINETUNE_OPTIONS,
+                 skip_option: str | None = "bad_rows=warn") -> LabelledTexts | TaggedSequences:
+    """All rows of a catalog dataset or a user path, before de-duplication and splitting. For the errors:
+    `options` is how the user names the text and label field in this command (`text_column=`,
+    `--text-column`, ...), `skip_option` how they would skip bad rows (None: the command cannot)."""
     key = str(name_or_path)
     if key in CATALOG and not Path(key).exists():
         entry = CATALOG[key]
@@ -231,13 +234,13 @@ def load_records(name_or_path: str | Path, *, text_field: str = "text", label_fi
         if verify:
             entry.verify(root)
         return entry.loader(root)
-    return _read_user_path(Path(key).expanduser(), text_field, label_field, bad_rows, options)
+    return _read_user_path(Path(key).expanduser(), text_field, label_field, bad_rows, options, skip_option)
 
 
 def load_dataset(name_or_path: str | Path, *, split: str | Sequence[float] = DEFAULT_SPLIT, seed: int = 0,
                  text_field: str = "text", label_field: str | None = None,
                  bad_rows: Literal["error", "warn"] = "error", verify: bool = True,
-                 options: tuple[str, str] = FINETUNE_OPTIONS) -> Splits:
+                 options: tuple[str, str] = FINETUNE_OPTIONS, skip_option: str | None = "bad_rows=warn") -> Splits:
     """De-duplicated, seeded train/validation/test splits of a catalog dataset or a user path.
 
     `text_field`/`label_field` name the .jsonl fields or .csv columns of user data (a folder of class
@@ -245,7 +248,7 @@ def load_dataset(name_or_path: str | Path, *, split: str | Sequence[float] = DEF
     """
     fractions = parse_fractions(split)
     records = load_records(name_or_path, text_field=text_field, label_field=label_field, bad_rows=bad_rows,
-                           verify=verify, options=options)
+                           verify=verify, options=options, skip_option=skip_option)
     records, stats = deduplicate(records)
     if len(records) == 0:
         raise InputDataError(f"data {str(name_or_path)!r} holds no usable texts after de-duplication")
@@ -253,7 +256,7 @@ def load_dataset(name_or_path: str | Path, *, split: str | Sequence[float] = DEF
 
 
 def load_text_splits(names_or_paths: str, *, split: str | Sequence[float] = DEFAULT_SPLIT, seed: int = 0,
-                     text_field: str = "text") -> Splits[LabelledTexts]:
+                     text_field: str = "text", bad_rows: Literal["error", "warn"] = "error") -> Splits[LabelledTexts]:
     """Unlabelled text of one or more (comma-separated) datasets, split and concatenated per split (what
     `pretrain` and `distill` read; both name the field `text_field=`)."""
     parts = [p.strip() for p in str(names_or_paths).split(",") if p.strip()]
@@ -262,7 +265,7 @@ def load_text_splits(names_or_paths: str, *, split: str | Sequence[float] = DEFA
     merged: dict[str, list[str]] = {"train": [], "validation": [], "test": []}
     stats: dict[str, int] = {}
     for part in parts:
-        splits = load_dataset(part, split=split, seed=seed, text_field=text_field,
+        splits = load_dataset(part, split=split, seed=seed, text_field=text_field, bad_rows=bad_rows,
                               options=("text_field=", "label_column="))
         for name in merged:
             merged[name] += getattr(splits, name).all_texts()

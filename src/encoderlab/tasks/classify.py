@@ -65,6 +65,9 @@ class ClassifyConfig(FinetuneConfig):
     """Column (.csv) or field (.jsonl) holding the text."""
     label_column: str = "label"
     """Column (.csv) or field (.jsonl) holding the label."""
+    bad_rows: Literal["error", "warn"] = "error"
+    """A .csv row with an empty text or label or the wrong number of cells: error (listing them), or warn and
+    skip them."""
     max_train_examples: int | None = None
     """Train on a seeded random subset of this many examples (null: all)."""
     max_eval_examples: int | None = None
@@ -117,7 +120,8 @@ def _is_catalog(name: str) -> bool:
 
 def _load_file(path: str, cfg: ClassifyConfig, split: str) -> Splits[LabelledTexts]:
     label = None if _is_catalog(path) else cfg.label_column
-    splits = load_dataset(path, split=split, seed=cfg.seed, text_field=cfg.text_column, label_field=label)
+    splits = load_dataset(path, split=split, seed=cfg.seed, text_field=cfg.text_column, label_field=label,
+                          bad_rows=cfg.bad_rows)
     if splits.train.labels is None:
         if Path(path).suffix.lower() == ".txt":
             raise InputDataError(f"data {path!r} is plain text with no labels; classification needs a .csv/.tsv/"
@@ -392,7 +396,7 @@ def evaluation_records(classifier: TextClassifier, data: str, split: str = "auto
     fractions = meta.get("split", "0.8,0.1,0.1") if split != "all" else "1,0,0"
     label = None if _is_catalog(data) else label_column
     splits = load_dataset(data, split=fractions, seed=int(meta.get("seed", 0)), text_field=text_column,
-                          label_field=label, options=("--text-column", "--label-column"))
+                          label_field=label, options=("--text-column", "--label-column"), skip_option=None)
     records = splits.train if split == "all" else getattr(splits, split)
     if records.labels is None:
         raise InputDataError(f"data {data!r} has no labels to evaluate against; give a file with a "

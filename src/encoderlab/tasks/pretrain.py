@@ -94,6 +94,8 @@ class PretrainConfig(TrainConfig):
     files, a .txt with one document per line, a .jsonl (see text_field) or a .csv (see text_field)."""
     text_field: str = "text"
     """The .jsonl field or .csv column holding the text."""
+    bad_rows: Literal["error", "warn"] = "error"
+    """A .csv row with an empty text or the wrong number of cells: error (listing them), or warn and skip."""
     split: str = "0.8,0.1,0.1"
     """train,validation,test fractions of the documents (seeded); validation is the held-out set. The default
     is the catalog's, so with the same seed a later fine-tuning run's test documents were never pretrained on."""
@@ -214,7 +216,8 @@ def pretrain_mlm(cfg: PretrainConfig) -> dict[str, Any]:
     started = time.perf_counter()
     out_dir = Path(cfg.out_dir)
     apply_threads(cfg.threads)
-    splits = load_text_splits(cfg.data, split=cfg.split, seed=cfg.seed, text_field=cfg.text_field)
+    splits = load_text_splits(cfg.data, split=cfg.split, seed=cfg.seed, text_field=cfg.text_field,
+                              bad_rows=cfg.bad_rows)
     train_texts = splits.train.texts[:cfg.max_documents] if cfg.max_documents else splits.train.texts
     eval_texts = splits.validation.texts
     if not eval_texts:
