@@ -28,7 +28,7 @@ from encoderlab.tasks.classify import ClassifyConfig, TextClassifier, evaluate_c
 from encoderlab.tasks.distill import DistillConfig, distill
 from encoderlab.training import run_task
 from interop.varied_texts import varied_texts
-from tasks.finetune_fixtures import one_thread  # noqa: F401 (autouse fixture)
+from tasks.finetune_fixtures import one_thread, tweet_rows, write_csv  # noqa: F401 (autouse fixture)
 
 FAST = ["speed_batch_size=4", "speed_repeats=1", "progress=off", "threads=1"]
 
@@ -193,6 +193,15 @@ def test_logit_distillation_saves_a_classifier_that_evaluate_and_predict_read(tm
     # a normal fine-tuned run: `evaluate` reproduces the reported accuracy on the same test split
     report, _ = evaluate_classifier(out, "tweets-sentiment", max_examples=64)
     assert report.accuracy == pytest.approx(metrics["student_test_accuracy"])
+
+    # a user's labelled file with its own column names replaces the teacher's data
+    rows = tweet_rows(120)
+    mine = write_csv(tmp_path / "mine.csv", rows, header=("tweet", "sentiment"))
+    assert main_exit(["distill", "mode=logits", f"teacher={teacher_run}", f"data={mine}", "text_column=tweet",
+                      "label_column=sentiment", f"out_dir={tmp_path / 'mine'}", "max_steps=2", "warmup_steps=0",
+                      "batch_size=16", *FAST]) == 0
+    mine_metrics = json.loads((tmp_path / "mine" / "metrics.json").read_text())
+    assert mine_metrics["test_examples"] == 12 and mine_metrics["data"] == str(mine)
     classifier = TextClassifier.from_pretrained(out)
     assert classifier.label_names == ("negative", "neutral", "positive")
     assert len(classifier.model.bert.blocks) == 1
@@ -226,6 +235,9 @@ def test_bad_input_is_one_clear_error(tmp_path, teacher_dir, tweets_txt, capsys)
     empty.write_text("\n\n", encoding="utf-8")
     with pytest.raises(InputDataError, match=r"empty\.txt' holds no texts"):
         run(f"data={empty}")
+    with pytest.raises(ConfigError, match="text_column= / label_column= name the columns of a labelled data= file "
+                                          "in mode=logits; .* use text_field="):
+        run("text_column=body")
     three = tmp_path / "three.txt"
     three.write_text("one text\nanother text\na third\n", encoding="utf-8")
     with pytest.raises(InputDataError, match=r"3 texts leave no held-out test text .*give more texts or a larger "

@@ -84,6 +84,10 @@ class DistillConfig(TrainConfig):
     teacher's training data (recommended); a labelled catalog name or file replaces it."""
     text_field: str = "text"
     """embeddings: the .jsonl field or .csv column holding the text (logits mode reads the teacher's columns)."""
+    text_column: str = ""
+    """logits with data=: that file's text column (or JSON field); empty: the teacher's own text_column."""
+    label_column: str = ""
+    """logits with data=: that file's label column (or JSON field); empty: the teacher's own label_column."""
     split: str = "0.8,0.1,0.1"
     """embeddings: train,validation,test fractions of `data` (seeded). logits: the teacher's split is used."""
     max_train_examples: int | None = None
@@ -141,6 +145,9 @@ class DistillConfig(TrainConfig):
         if self.mode == "embeddings" and not (self.mse_weight or self.cosine_weight or self.hidden_weight):
             raise ConfigError("mse_weight, cosine_weight and hidden_weight are all 0: nothing to learn; set at "
                               "least one, e.g. cosine_weight=1")
+        if (self.text_column or self.label_column) and not (self.mode == "logits" and self.data):
+            raise ConfigError("text_column= / label_column= name the columns of a labelled data= file in "
+                              "mode=logits; for unlabelled text (mode=embeddings) use text_field=")
         if self.mode == "embeddings" and not self.data:
             raise ConfigError("data is empty; mode=embeddings needs unlabelled text: a catalog name "
                               "(data=tweets-sentiment,bbc-news) or a .txt/.jsonl/.csv file")
@@ -234,7 +241,8 @@ def _labelled_splits(cfg: DistillConfig, meta: dict[str, Any], run: dict[str, An
                           "catalog name or .csv/.jsonl)")
     classify_cfg = ClassifyConfig(
         data=data, split=str(meta.get("split", run.get("split", "0.8,0.1,0.1"))), seed=int(meta.get("seed", 0)),
-        text_column=meta.get("text_column", "text"), label_column=meta.get("label_column", "label"),
+        text_column=cfg.text_column or meta.get("text_column", "text"),
+        label_column=cfg.label_column or meta.get("label_column", "label"),
         validation_data=run.get("validation_data", "") if not cfg.data else "",
         test_data=run.get("test_data", "") if not cfg.data else "", out_dir=cfg.out_dir)
     splits = load_labelled_splits(classify_cfg)
