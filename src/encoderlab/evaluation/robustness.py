@@ -151,18 +151,21 @@ def markdown_table(rows: Sequence[dict[str, float]]) -> str:
 
 def plot_robustness(rows: Sequence[dict[str, float]], path: str | Path, title: str, xlabel: str) -> Path:
     """Every metric against the noise level: scores (accuracy, cosine, AUROC…) on the left axis, mean squared
-    errors dashed on the right one."""
+    errors on the right one (on the only one when there are no scores), the noisy input's own error dashed."""
     noise = [row["noise"] for row in rows]
-    scores = [k for k in rows[0] if k != "noise" and not k.endswith("mse")]
-    errors = [k for k in rows[0] if k.endswith("mse")]
+    errors = [k for k in rows[0] if "mse" in k]
+    scores = [k for k in rows[0] if k != "noise" and k not in errors]
+    colors = iter(plt.rcParams["axes.prop_cycle"].by_key()["color"] * 3)
     fig, ax = plt.subplots(figsize=(6.4, 3.8))
     lines = []
     for key in scores:
-        lines += ax.plot(noise, [row[key] for row in rows], marker="o", label=key)
+        lines += ax.plot(noise, [row[key] for row in rows], marker="o", color=next(colors), label=key)
     if errors:
         error_ax = ax.twinx() if scores else ax
         for key in errors:
-            lines += error_ax.plot(noise, [row[key] for row in rows], marker="s", linestyle="--", label=key)
+            dashed = "--" if key.startswith("noisy_input") else "-"  # the reference: copying the noise
+            lines += error_ax.plot(noise, [row[key] for row in rows], marker="s", linestyle=dashed,
+                                   color=next(colors), label=key)
         error_ax.set_ylabel("mean squared error")
     ax.set_xlabel(xlabel)
     ax.set_title(title)
