@@ -67,3 +67,28 @@ def test_user_word_tag_file_evaluate_from_elsewhere_and_bad_predict_input(tmp_pa
               "--output", str(tmp_path / "out.jsonl")])
     assert code.value.code == 2
     assert "bad.jsonl:2: not valid JSON" in capsys.readouterr().err and not (tmp_path / "out.jsonl").exists()
+
+
+def test_conll_and_jsonl_tagging_files_read_like_word_tag_lines(tmp_path):
+    from encoderlab.data.catalog import read_tagged_file
+
+    sentences = [[("The", "DET"), ("cat", "NOUN"), ("sat", "VERB")], [("A", "DET"), ("1/2", "NUM")]]
+    (tmp_path / "a.txt").write_text("\ufeff" + "\n".join(" ".join(f"{w}/{t}" for w, t in s) for s in sentences) + "\n",
+                                    encoding="utf-8")
+    (tmp_path / "a.conll").write_text("-DOCSTART- -X- O\n\n# sent 1\n" + "\n\n".join(
+        "\n".join(f"{w}\tX\t{t}" for w, t in s) for s in sentences) + "\n", encoding="utf-8")
+    (tmp_path / "a.jsonl").write_text("".join(json.dumps({"tokens": [w for w, _ in s], "tags": [t for _, t in s]})
+                                              + "\n" for s in sentences), encoding="utf-8")
+    read = [read_tagged_file(tmp_path / name) for name in ("a.txt", "a.conll", "a.jsonl")]
+    for records in read:
+        assert records.tokens == [["The", "cat", "sat"], ["A", "1/2"]] and records.tag_names == ("DET", "NOUN",
+                                                                                                  "NUM", "VERB")
+        assert records.tags == read[0].tags
+    (tmp_path / "bad.conll").write_text("The\tDET\ncat\n", encoding="utf-8")
+    with pytest.raises(InputDataError, match=r"bad\.conll:2: 'cat' is not a word and its tag"):
+        read_tagged_file(tmp_path / "bad.conll")
+    (tmp_path / "bad.jsonl").write_text('{"tokens": ["a", "b"], "tags": ["X"]}\n', encoding="utf-8")
+    with pytest.raises(InputDataError, match=r"bad\.jsonl:1: expected .*same length"):
+        read_tagged_file(tmp_path / "bad.jsonl")
+    with pytest.raises(InputDataError, match=r"has suffix '\.csv'; use \.txt \(word/TAG lines\)"):
+        read_tagged_file(tmp_path / "x.csv")

@@ -123,10 +123,69 @@ def read_tagged_corpus(path: Path, source: str) -> TaggedSequences:
         words.append([p[0] for p in pairs])
         tags.append([p[1] for p in pairs])
     if problems:
-        raise InputDataError(f"{source}: {len(problems)} bad lines, e.g. {problems[0]}")
+        raise InputDataError(f"{source}: {len(problems)} bad lines, e.g. {problems[0]}; each line must be a "
+                             "sentence of space-separated word/TAG items, e.g. 'the/DET cat/NOUN sat/VERB'")
+    return _tagged(words, tags, source, joiner="")
+
+
+def _tagged(words: list[list[str]], tags: list[list[str]], source: str, joiner: str) -> TaggedSequences:
     names = tuple(sorted({t for seq in tags for t in seq}))
     index = {name: i for i, name in enumerate(names)}
-    return TaggedSequences(words, [[index[t] for t in seq] for seq in tags], names, source, joiner="")
+    return TaggedSequences(words, [[index[t] for t in seq] for seq in tags], names, source, joiner=joiner)
+
+
+def read_tagged_file(path: Path) -> TaggedSequences:
+    """A user's tagged sentences, by suffix:
+    .txt              one sentence per line of space-separated `word/TAG` items (People's Daily's format)
+    .conll .tsv       one word per line, its tag in the last tab-separated column (CoNLL-2003: word POS chunk
+                      NER -> the NER tag); a blank line ends a sentence; '# ' comments and -DOCSTART- lines are skipped
+    .jsonl            one sentence per line: {"tokens": [...], "tags": [...]} of equal length
+    """
+    suffix = path.suffix.lower()
+    if suffix == ".txt":
+        return read_tagged_corpus(path, str(path))
+    if suffix not in (".conll", ".tsv", ".jsonl"):
+        raise InputDataError(f"tagging data {str(path)!r} has suffix {suffix or '(none)'!r}; use .txt (word/TAG "
+                             "lines), .conll / .tsv (word<TAB>tag per line) or .jsonl ({\"tokens\": [...], "
+                             "\"tags\": [...]})")
+    words: list[list[str]] = []
+    tags: list[list[str]] = []
+    lines = read_text_file(path).splitlines()
+    if suffix == ".jsonl":
+        import json
+
+        for line_no, line in enumerate(lines, start=1):
+            if not line.strip():
+                continue
+            try:
+                record = json.loads(line)
+            except json.JSONDecodeError as exc:
+                raise InputDataError(f"{path}:{line_no}: not valid JSON ({exc.msg})") from exc
+            tokens = record.get("tokens") if isinstance(record, dict) else None
+            labels = record.get("tags") if isinstance(record, dict) else None
+            if not isinstance(tokens, list) or not isinstance(labels, list) or not tokens \
+                    or len(tokens) != len(labels):
+                raise InputDataError(f"{path}:{line_no}: expected {{\"tokens\": [...], \"tags\": [...]}}, two "
+                                     "non-empty lists of the same length")
+            words.append([str(t) for t in tokens])
+            tags.append([str(t) for t in labels])
+        return _tagged(words, tags, str(path), joiner=" ")
+    sentence: list[tuple[str, str]] = []
+    for line_no, line in enumerate([*lines, ""], start=1):
+        if line.startswith(("# ", "-DOCSTART-")):  # comments, CoNLL-2003 document markers
+            continue
+        if not line.strip():
+            if sentence:
+                words.append([w for w, _ in sentence])
+                tags.append([t for _, t in sentence])
+                sentence = []
+            continue
+        cells = line.split("\t") if "\t" in line else line.split()
+        if len(cells) < 2 or not cells[0].strip() or not cells[-1].strip():
+            raise InputDataError(f"{path}:{line_no}: {line!r} is not a word and its tag; each line must be "
+                                 "word<TAB>tag (the tag in the last column), with a blank line between sentences")
+        sentence.append((cells[0].strip(), cells[-1].strip()))
+    return _tagged(words, tags, str(path), joiner=" ")
 
 
 def _peoples_daily(root: Path) -> TaggedSequences:
@@ -280,4 +339,4 @@ def describe() -> str:
 
 
 __all__ = ["CATALOG", "CatalogEntry", "MissingPackageError", "checksum", "deduplicate", "describe",
-           "load_dataset", "load_records", "load_text_splits"]
+           "load_dataset", "load_records", "load_text_splits", "read_tagged_file"]

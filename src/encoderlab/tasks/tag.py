@@ -21,7 +21,7 @@ from typing import Any, Literal
 import torch
 import torch.nn.functional as F
 
-from ..data.catalog import CATALOG, load_dataset, read_tagged_corpus
+from ..data.catalog import CATALOG, load_dataset, read_tagged_file
 from ..data.records import Splits, TaggedSequences, make_splits, parse_fractions, seeded_subset
 from ..errors import ConfigError, InputDataError
 from ..evaluation.classification import ClassificationReport, classification_report
@@ -48,7 +48,9 @@ class TagConfig(FinetuneConfig):
     task: Literal["tag"] = "tag"
     """Which fine-tuning task this config is for (`encoderlab finetune` dispatches on it)."""
     data: str = "peoples-daily-1998"
-    """peoples-daily-1998, or a .txt file with one sentence per line of space-separated `word/TAG` items."""
+    """peoples-daily-1998, or a file of tagged sentences: a .txt with one sentence per line of space-separated
+    `word/TAG` items, a .conll / .tsv with word<TAB>tag lines and a blank line between sentences, or a .jsonl of
+    {"tokens": [...], "tags": [...]}."""
     split: str = "0.8,0.1,0.1"
     """train,validation,test fractions (seeded)."""
     max_train_examples: int | None = None
@@ -76,10 +78,11 @@ def load_tagged_splits(cfg: TagConfig) -> Splits[TaggedSequences]:
         return splits
     path = Path(cfg.data)
     if not path.is_file():
-        raise InputDataError(f"data {cfg.data!r} is neither peoples-daily-1998 nor an existing word/TAG .txt file")
-    records = read_tagged_corpus(path, str(path))
+        raise InputDataError(f"data {cfg.data!r} is neither peoples-daily-1998 nor an existing tagging file (.txt of "
+                             "word/TAG lines, .conll / .tsv, or .jsonl); check the path")
+    records = read_tagged_file(path)
     if not len(records):
-        raise InputDataError(f"{path}: the file is empty; expected one sentence per line of word/TAG items")
+        raise InputDataError(f"{path}: the file is empty; expected tagged sentences (see docs/finetuning.md)")
     return make_splits(records, parse_fractions(cfg.split), cfg.seed)
 
 
