@@ -107,3 +107,11 @@ def test_similarity_of_a_single_text_is_an_error(capsys):
     """An unquoted sentence is many texts and a quoted one alone is a 1x1 matrix of 1.000: say what is needed."""
     assert run_cli("similarity", "just one sentence") == 2
     assert "got 1, give two or more" in capsys.readouterr().err
+
+
+def test_encode_a_csv_column(tmp_path, minilm):
+    (tmp_path / "in.csv").write_text("id,review\n" + "".join(f'{i},"{s}"\n' for i, s in enumerate(SENTENCES)),
+                                     encoding="utf-8")
+    assert run_cli("encode", "--input", str(tmp_path / "in.csv"), "--text-field", "review",
+                   "--output", str(tmp_path / "out.npy")) == 0
+    np.testing.assert_allclose(np.load(tmp_path / "out.npy"), minilm.encode(SENTENCES), atol=1e-6)

@@ -39,7 +39,7 @@ def _echo_metrics(metrics: dict, keys: tuple[str, ...], digits: int = 4) -> None
 
 @app.command()
 def encode(
-    input: Annotated[Path, typer.Option("--input", "-i", help=".txt (one text per line) or .jsonl file.")],
+    input: Annotated[Path, typer.Option("--input", "-i", help=".txt (one text per line), .jsonl or .csv/.tsv file.")],
     output: Annotated[Path, typer.Option("--output", "-o", help="Where to write the (N, d) float32 .npy.")],
     model: ModelOption = "minilm",
     batch_size: Annotated[int, typer.Option(help="Texts per forward pass.")] = 32,
@@ -47,7 +47,7 @@ def encode(
     normalize: Annotated[bool | None, typer.Option("--normalize/--no-normalize",
                                                     help="L2-normalise (default: the checkpoint's).")] = None,
     max_length: Annotated[int | None, typer.Option(help="Truncate texts to this many tokens.")] = None,
-    text_field: Annotated[str, typer.Option(help="Field holding the text in a .jsonl file.")] = "text",
+    text_field: Annotated[str, typer.Option(help="Field (.jsonl) or column (.csv/.tsv) holding the text.")] = "text",
     device: Annotated[str, typer.Option(help="cpu, cuda, mps …")] = "cpu",
 ) -> None:
     """Embed every text of a file and write the vectors, in input order, to a .npy file.

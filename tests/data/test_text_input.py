@@ -36,8 +36,8 @@ def test_unreadable_inputs(tmp_path):
     (tmp_path / "latin.txt").write_bytes("caf\xe9".encode("latin-1"))
     with pytest.raises(InputDataError, match="not UTF-8"):
         read_texts(tmp_path / "latin.txt")
-    with pytest.raises(InputDataError, match="suffix '.csv'"):
-        read_texts(tmp_path / "table.csv")
+    with pytest.raises(InputDataError, match=r"suffix '\.xlsx'; use one of \.txt, \.jsonl, \.csv, \.tsv"):
+        read_texts(tmp_path / "table.xlsx")
     (tmp_path / "folder.txt").mkdir()
     with pytest.raises(InputDataError, match="is a directory"):
         read_texts(tmp_path / "folder.txt")
@@ -85,3 +85,23 @@ def test_semicolon_separated_csv_says_so(tmp_path):
     with pytest.raises(InputDataError, match=r"in\.csv:1: the header \['review;stars'\] is one cell: the file is "
                                              r"separated by ';', not ','"):
         read_csv_rows(tmp_path / "in.csv", "review", "stars")
+
+
+def test_csv_and_tsv_inputs_give_one_text_per_row(tmp_path):
+    """encode and predict read a spreadsheet's text column; a row without text is an error, never skipped."""
+    (tmp_path / "in.csv").write_text('id,review\n1,"Good, fast"\n2,"two\nlines"\n', encoding="utf-8")
+    assert read_texts(tmp_path / "in.csv", text_field="review") == ["Good, fast", "two\nlines"]
+    (tmp_path / "in.tsv").write_text("review\tid\nfirst\t1\nsecond\t2\n", encoding="utf-8")
+    assert read_texts(tmp_path / "in.tsv", text_field="review") == ["first", "second"]
+    with pytest.raises(InputDataError, match=r"no column 'text' in the header \['id', 'review'\]; .* --text-field"):
+        read_texts(tmp_path / "in.csv")
+    (tmp_path / "gap.csv").write_text("text\nfirst\n\"\"\nthird\n", encoding="utf-8")
+    with pytest.raises(InputDataError, match=r"gap\.csv: 1 rows cannot be used, e.g. .*gap\.csv:3: empty 'text'"):
+        read_texts(tmp_path / "gap.csv")
+
+
+def test_blank_lines_in_a_csv_are_not_bad_rows(tmp_path):
+    from encoderlab.data.text_input import read_csv_rows
+
+    (tmp_path / "in.csv").write_text("text,label\r\ngood,p\r\n\r\nbad,n\r\n\r\n\r\n", encoding="utf-8")
+    assert read_csv_rows(tmp_path / "in.csv", "text", "label") == (["good", "bad"], ["p", "n"], [])

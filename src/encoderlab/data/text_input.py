@@ -12,7 +12,7 @@ from pathlib import Path
 
 from ..errors import InputDataError
 
-TEXT_SUFFIXES = (".txt", ".jsonl")
+TEXT_SUFFIXES = (".txt", ".jsonl", ".csv", ".tsv")
 BOM = "\ufeff"
 FINETUNE_OPTIONS = ("text_column=", "label_column=")
 """How a user names the text and label column/field, per command; the messages quote them."""
@@ -36,12 +36,19 @@ def _read_utf8(path: Path) -> str:
 def read_texts(path: str | Path, text_field: str = "text", text_option: str = "--text-field") -> list[str]:
     """`.txt`: every line is one text (blank lines are empty texts, so rows match line numbers).
     `.jsonl`: every non-blank line is an object whose `text_field` is a string (`text_option` is how the
-    user names another field, quoted in the error)."""
+    user names another field, quoted in the error). `.csv` / `.tsv`: column `text_field` of every row; a row
+    that cannot be read is an error, so output row i always belongs to input row i."""
     path = Path(path)
     suffix = path.suffix.lower()
     if suffix not in TEXT_SUFFIXES:
         raise InputDataError(f"input file {str(path)!r} has suffix {suffix or '(none)'!r}; "
                              f"use one of {', '.join(TEXT_SUFFIXES)}")
+    if suffix in (".csv", ".tsv"):
+        texts, _, problems = read_csv_rows(path, text_field, options=(text_option, text_option))
+        if problems:
+            raise InputDataError(f"{path}: {len(problems)} rows cannot be used, e.g. {problems[0]}; fix them so "
+                                 "every output row matches an input row")
+        return texts
     content = _read_utf8(path)
     if suffix == ".txt":
         return content.splitlines()
@@ -100,8 +107,9 @@ def read_csv_rows(path: str | Path, text_column: str, label_column: str | None =
     """(texts, labels or None, problems) from a .csv/.tsv with a header row; `options` name the text and
     label column as the user sets them (for the error when one is missing).
 
-    A row with the wrong number of cells or an empty text/label is not used, and is described in
-    `problems` as `file:line: what is wrong`, so the caller can report it instead of dropping it silently.
+    Blank lines are skipped. A row with the wrong number of cells or an empty text/label is not used, and is
+    described in `problems` as `file:line: what is wrong`, so the caller can report it instead of dropping
+    it silently.
     """
     import csv
 
@@ -132,6 +140,8 @@ def read_csv_rows(path: str | Path, text_column: str, label_column: str | None =
         label_at = header.index(label_column) if label_column is not None else None
         for row in reader:
             line_no = reader.line_num
+            if not row:  # a blank line is no row (as in pandas and spreadsheets)
+                continue
             if len(row) != len(header):
                 problems.append(f"{path}:{line_no}: {len(row)} cells, the header has {len(header)}")
                 continue

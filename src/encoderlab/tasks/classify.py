@@ -451,16 +451,10 @@ def evaluate_classifier(model: str | Path, data: str, split: str = "auto", outpu
 
 def read_prediction_inputs(path: str | Path, text_column: str = "text") -> list[str]:
     """Texts of a .txt (one per line), .jsonl (field `text_column`) or .csv (column `text_column`) file."""
-    from ..data.text_input import read_csv_rows, read_texts
+    from ..data.text_input import read_texts
 
     path = Path(path)
-    if path.suffix.lower() in (".csv", ".tsv"):
-        texts, _, problems = read_csv_rows(path, text_column, options=("--text-column", "--label-column"))
-        if problems:
-            raise InputDataError(f"{path}: {len(problems)} rows cannot be predicted, e.g. {problems[0]}; fix them so "
-                                 "every output line matches an input row")
-    else:
-        texts = read_texts(path, text_field=text_column, text_option="--text-column")
+    texts = read_texts(path, text_field=text_column, text_option="--text-column")
     if not texts:
         raise InputDataError(f"input file {str(path)!r} is empty; give it at least one text")
     return texts
