@@ -94,7 +94,7 @@ def test_iwae_bound_tightens_with_k_towards_the_true_log_likelihood():
 def test_nll_is_reported_in_nats_per_sample():
     """An untrained Bernoulli VAE on 784 pixels is near chance: log p(x) ~ -784 * log 2."""
     torch.manual_seed(0)
-    cfg = AutoencoderConfig(input_shape=(784,), hidden=(8,), latent_dim=2, variational=True)
+    cfg = AutoencoderConfig(input_shape=(784,), hidden=(8,), latent_dim=2, variational=True, reconstruction="bce")
     model = VAE(cfg)
     with torch.no_grad():
         for p in model.parameters():
