@@ -115,3 +115,20 @@ def test_encode_a_csv_column(tmp_path, minilm):
     assert run_cli("encode", "--input", str(tmp_path / "in.csv"), "--text-field", "review",
                    "--output", str(tmp_path / "out.npy")) == 0
     np.testing.assert_allclose(np.load(tmp_path / "out.npy"), minilm.encode(SENTENCES), atol=1e-6)
+
+
+def test_runs_without_out_dir_of_different_tasks_do_not_collide(tmp_path, minilm_dir, monkeypatch, capsys):
+    """The README's commands leave out out_dir=: a pretrain after a fine-tune must not be told to --resume it."""
+    from tasks.finetune_fixtures import write_tiny_encoder
+
+    tiny = write_tiny_encoder(tmp_path / "tiny", minilm_dir)
+    monkeypatch.chdir(tmp_path)
+    pairs = [{"anchor": f"question {i} about {w}", "positive": f"answer {i} on {w}"} for i, w in enumerate("abcdefgh")]
+    (tmp_path / "pairs.jsonl").write_text("".join(json.dumps(r) + "\n" for r in pairs))
+    (tmp_path / "corpus.txt").write_text("".join(f"the cat number {i} sat on the mat\n" for i in range(200)))
+    assert run_cli("finetune", "task=embed", "data=pairs.jsonl", f"init={tiny}", "batch_size=2", "max_steps=1",
+                   "threads=1", "progress=off") == 0
+    assert run_cli("pretrain", "data=corpus.txt", "model.preset=bert-tiny", "tokenizer.vocab_size=200",
+                   "max_seq_len=32", "batch_size=4", "max_steps=1", "warmup_steps=0", "threads=1",
+                   "progress=off") == 0, capsys.readouterr().err
+    assert (tmp_path / "runs" / "embed" / "final").is_dir() and (tmp_path / "runs" / "pretrain" / "final").is_dir()

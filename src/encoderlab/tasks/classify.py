@@ -53,6 +53,8 @@ from .finetune import (
 class ClassifyConfig(FinetuneConfig):
     task: Literal["classify"] = "classify"
     """Which fine-tuning task this config is for (`encoderlab finetune` dispatches on it)."""
+    out_dir: str = "runs/classify"
+    """Run directory (one per task by default, so a pretrain run is never offered as a classifier to resume)."""
     data: str = "tweets-sentiment"
     """A catalog dataset (tweets-sentiment, bbc-news, zh-reviews-sentiment) or a .csv / .jsonl file."""
     validation_data: str = ""

@@ -44,6 +44,8 @@ from .finetune import FinetuneConfig, export_encoder, load_encoder, prepare_mode
 class EmbedConfig(FinetuneConfig):
     task: Literal["embed"] = "embed"
     """Which fine-tuning task this config is for (`encoderlab finetune` dispatches on it)."""
+    out_dir: str = "runs/embed"
+    """Run directory (one per task by default)."""
     objective: Literal["pairs", "labels"] = "pairs"
     """pairs: (anchor, positive) rows, in-batch negatives; labels: same-label texts are positives."""
     data: str = ""

@@ -89,6 +89,8 @@ class ModelSpec:
 
 @dataclass
 class PretrainConfig(TrainConfig):
+    out_dir: str = "runs/pretrain"
+    """Run directory (one per task by default, so a fine-tune is never offered as a pretraining run to resume)."""
     data: str = "bbc-news"
     """Catalog dataset name(s), comma-separated (e.g. bbc-news,tweets-sentiment), or a path: a folder of .txt
     files, a .txt with one document per line, a .jsonl (see text_field) or a .csv (see text_field)."""

@@ -47,6 +47,8 @@ from .finetune import (
 class TagConfig(FinetuneConfig):
     task: Literal["tag"] = "tag"
     """Which fine-tuning task this config is for (`encoderlab finetune` dispatches on it)."""
+    out_dir: str = "runs/tag"
+    """Run directory (one per task by default)."""
     data: str = "peoples-daily-1998"
     """peoples-daily-1998, or a file of tagged sentences: a .txt with one sentence per line of space-separated
     `word/TAG` items, a .conll / .tsv with word<TAB>tag lines and a blank line between sentences, or a .jsonl of
