@@ -1,3 +1,5 @@
+import re
+
 import numpy as np
 import pytest
 
@@ -25,6 +27,23 @@ def test_unknown_format(tmp_path, capsys):
     with pytest.raises(SystemExit) as exit_info:
         main(["export", "--format", "tflite", "--output", str(tmp_path)])
     assert exit_info.value.code == 2 and "use --format onnx" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("args, message", [
+    (["--opset", "11"], "opset 11 is not supported: .* use --opset 14-"),  # was an UnsupportedOperatorError traceback
+    (["--opset", "99"], "opset 99 is not supported"),  # was 'RuntimeError: Unsupported onnx_opset_version'
+    (["--output-is-a-file"], "is a file; export writes a directory"),  # was a FileExistsError traceback
+])
+def test_bad_opset_or_output_is_one_line_and_writes_nothing(tmp_path, capsys, args, message):
+    output = tmp_path / "out"
+    if args == ["--output-is-a-file"]:
+        output.write_text("not a directory")
+        args = []
+    with pytest.raises(SystemExit) as exit_info:
+        main(["export", "--model", "minilm", "--output", str(output), *args])
+    err = capsys.readouterr().err.strip().splitlines()
+    assert exit_info.value.code == 2 and len(err) == 1 and re.search(message, err[0]), err
+    assert not output.is_dir()
 
 
 def test_a_rotary_pre_ln_encoder_exports_with_parity(tmp_path, minilm_dir):

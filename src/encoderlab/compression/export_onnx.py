@@ -18,7 +18,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ..errors import EncoderlabError
+from ..errors import EncoderlabError, InputDataError
 from ..io import atomic_write_bytes, atomic_write_json
 from ..nn import padding_mask_to_bias, pool
 from ..text_encoder import TextEncoder
@@ -31,6 +31,12 @@ PARITY_TEXTS = [
     "Emoji 🙂 and ÀCCÉNTS in MiXeD case, with numbers 3.14 and a URL https://example.com.",
     "word " * 300,
 ]
+
+
+MIN_OPSET = 14
+"""Attention is exported as scaled_dot_product_attention, which the ONNX exporter supports from opset 14."""
+MAX_OPSET = getattr(torch.onnx._constants, "ONNX_TORCHSCRIPT_EXPORTER_MAX_OPSET", 20)
+"""The newest opset torch's TorchScript-based exporter (the one used here) writes."""
 
 
 @dataclass
@@ -78,6 +84,12 @@ def export_onnx(encoder: TextEncoder, path: str | Path, opset: int = 17, toleran
     """Write `path` (a .onnx file) atomically and verify it; raise if it differs from PyTorch by > tolerance."""
     ort = _onnxruntime()
     path = Path(path)
+    if not MIN_OPSET <= opset <= MAX_OPSET:
+        raise InputDataError(f"opset {opset} is not supported: attention exports as scaled_dot_product_attention "
+                             f"(opset {MIN_OPSET} and later) and torch's exporter writes up to opset {MAX_OPSET}; "
+                             f"use --opset {MIN_OPSET}-{MAX_OPSET} (default 17)")
+    if path.is_dir():
+        raise InputDataError(f"{str(path)!r} is a directory; name the .onnx file to write")
     module = _TraceableEncoder(encoder).eval()
     example = encoder.tokenizer(["an example sentence", "another, longer example sentence"], max_length=16)
     was_training = encoder.training
@@ -119,6 +131,9 @@ def export_onnx(encoder: TextEncoder, path: str | Path, opset: int = 17, toleran
 def export_onnx_dir(encoder: TextEncoder, directory: str | Path, **kwargs) -> OnnxExportReport:
     """`directory/model.onnx` + the tokenizer files + `onnx_export.json` (the parity report)."""
     directory = Path(directory)
+    if directory.exists() and not directory.is_dir():
+        raise InputDataError(f"--output {str(directory)!r} is a file; export writes a directory (model.onnx + the "
+                             "tokenizer files): name a new or existing directory")
     report = export_onnx(encoder, directory / "model.onnx", **kwargs)
     encoder.tokenizer.save(directory)
     atomic_write_json(directory / "onnx_export.json", {
