@@ -132,3 +132,10 @@ def test_runs_without_out_dir_of_different_tasks_do_not_collide(tmp_path, minilm
                    "max_seq_len=32", "batch_size=4", "max_steps=1", "warmup_steps=0", "threads=1",
                    "progress=off") == 0, capsys.readouterr().err
     assert (tmp_path / "runs" / "embed" / "final").is_dir() and (tmp_path / "runs" / "pretrain" / "final").is_dir()
+    capsys.readouterr()
+    # --resume given to the other command: name the command that wrote the run
+    assert run_cli("pretrain", "--resume", "runs/embed") == 2
+    assert "runs/embed is an `encoderlab finetune` run; continue it with `encoderlab finetune --resume runs/embed`" \
+        in capsys.readouterr().err
+    assert run_cli("finetune", "--resume", "runs/pretrain") == 2
+    assert "`encoderlab pretrain --resume runs/pretrain`" in capsys.readouterr().err

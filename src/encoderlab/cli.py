@@ -97,12 +97,27 @@ def similarity(
     Console(width=max(100, 60 + 8 * len(texts))).print(table)
 
 
+def _check_resumed_command(resume: Path | None, command: str) -> None:
+    """`--resume OUT_DIR` given to the other command of a pretrain / finetune pair: say which one wrote it,
+    instead of failing on the first config key the other command does not know."""
+    from .config import read_yaml
+
+    if resume is None or not (resume / "config.yaml").is_file():
+        return
+    saved = read_yaml(resume / "config.yaml")
+    wrote = "finetune" if "task" in saved else "pretrain" if "mask_prob" in saved else None
+    if wrote is not None and wrote != command:
+        raise InputDataError(f"{resume} is an `encoderlab {wrote}` run; continue it with "
+                             f"`encoderlab {wrote} --resume {resume}`")
+
+
 @app.command(context_settings=TRAINING_COMMAND)
 def pretrain(overrides: Overrides = None, config: ConfigFile = None, resume: ResumeDir = None) -> None:
     """Pretrain a BERT encoder from scratch with masked-language modelling (see docs/pretraining.md)."""
     from .tasks.pretrain import PretrainConfig, pretrain_mlm
     from .training import run_task
 
+    _check_resumed_command(resume, "pretrain")
     metrics = run_task(pretrain_mlm, PretrainConfig, config, overrides or [], resume_dir=resume)
     _echo_metrics(metrics, ("initial_eval_loss", "eval_loss", "initial_eval_accuracy", "eval_accuracy", "step",
                             "seconds"))
@@ -191,6 +206,7 @@ def finetune(overrides: Overrides = None, config: ConfigFile = None, resume: Res
     """Fine-tune an encoder: classify texts, tag tokens or train sentence embeddings (docs/finetuning.md)."""
     from .training import run_task
 
+    _check_resumed_command(resume, "finetune")
     task_fn, config_cls = _finetune_task(config, overrides or [], resume)
     metrics = run_task(task_fn, config_cls, config, overrides or [], resume_dir=resume)
     _echo_metrics(metrics, ("test_accuracy", "test_macro_f1", "test_token_accuracy", "validation_accuracy",
