@@ -219,3 +219,12 @@ def test_flat_grey_image_folder_and_its_errors(tmp_path):
     (tmp_path / "empty").mkdir()
     with pytest.raises(InputDataError, match="holds no images"):
         load_arrays(str(tmp_path / "empty"))
+
+
+def test_a_rare_class_reaches_validation_and_test():
+    y = np.array([0] * 100 + [1] * 4)  # 10% of 4 rounds to 0
+    train, val, test = arrays.stratified_split(y, len(y), (0.1, 0.1))
+    assert (y[val] == 1).sum() == 1 and (y[test] == 1).sum() == 1 and (y[train] == 1).sum() == 2
+    assert len(val) == 11 and len(test) == 11  # the big class is split exactly as before
+    y2 = np.array([0] * 100 + [1] * 2)  # too few to share: all in train
+    assert (y2[arrays.stratified_split(y2, len(y2), (0.1, 0.1))[0]] == 1).sum() == 2

@@ -212,3 +212,24 @@ def test_a_code_as_wide_as_the_sample_is_flagged(tmp_path, capsys):
     assert "warning: model.latent_dim=10 >= the 4 values of a sample" in capsys.readouterr().err
     run_task(train_autoencoder, AutoencodeConfig, None, [*args, "model.latent_dim=2", f"out_dir={tmp_path / 'b'}"])
     assert "warning" not in capsys.readouterr().err
+
+
+def test_anomaly_data_with_few_anomalies(tmp_path):
+    rng = np.random.default_rng(0)
+    normal, odd = rng.normal(size=(200, 4)), rng.normal(loc=6, size=(4, 4))
+
+    def write(n_odd: int) -> Path:
+        rows = ["a,b,c,d,kind"] + [",".join(f"{v:.4f}" for v in r) + ",normal" for r in normal] + \
+            [",".join(f"{v:.4f}" for v in r) + ",fraud" for r in odd[:n_odd]]
+        (tmp_path / f"{n_odd}.csv").write_text("\n".join(rows) + "\n")
+        return tmp_path / f"{n_odd}.csv"
+
+    args = ["label_column=kind", "normal_class=1", "model.latent_dim=2", "max_steps=30", "plots=false", *QUICK,
+            "batch_size=16", "warmup_steps=0"]  # text labels: fraud = 0, normal = 1
+    metrics = run_task(train_autoencoder, AutoencodeConfig, None, [f"data={write(4)}", f"out_dir={tmp_path / 'a'}",
+                                                                   *args])
+    assert metrics["test_auroc"] == 1.0  # one fraud row reached the test split, far from the normal ones
+    with pytest.raises(InputDataError, match=r"the validation split has no anomalies \(labels other than "
+                                             r"normal_class=1\).*at least 3 rows"):
+        run_task(train_autoencoder, AutoencodeConfig, None, [f"data={write(2)}", f"out_dir={tmp_path / 'b'}", *args])
+    assert not (tmp_path / "b").exists()  # refused before training: no half-written run

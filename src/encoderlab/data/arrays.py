@@ -229,6 +229,8 @@ def stratified_split(y: np.ndarray | None, n: int, fractions: tuple[float, float
     for idx in groups:
         idx = rng.permutation(idx)
         n_val, n_test = round(len(idx) * fractions[0]), round(len(idx) * fractions[1])
+        if len(idx) >= 3:  # a rare class (4 anomalies) still reaches validation and test, where it is scored
+            n_val, n_test = max(n_val, fractions[0] > 0), max(n_test, fractions[1] > 0)
         parts[1].append(idx[:n_val])
         parts[2].append(idx[n_val:n_val + n_test])
         parts[0].append(idx[n_val + n_test:])

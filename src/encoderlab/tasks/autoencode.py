@@ -29,7 +29,7 @@ from torch.utils.data import Dataset
 
 from ..config import save_config
 from ..data.arrays import ArrayData, Split, binarize, load_arrays, one_class
-from ..errors import ConfigError
+from ..errors import ConfigError, InputDataError
 from ..evaluation.anomaly import anomaly_report, best_f1_threshold
 from ..io import atomic_write_json
 from ..models.autoencoder import (
@@ -142,6 +142,13 @@ def prepare_data(cfg: AutoencodeConfig) -> ArrayData:
     data = load_arrays(cfg.data, cfg.label_column or None)
     if cfg.normal_class is not None:
         data = one_class(data, cfg.normal_class)
+        for name, split in (("validation", data.val), ("test", data.test)):
+            n_anomalies = int(split.y.sum())
+            if n_anomalies == 0 or n_anomalies == len(split):
+                missing = "anomalies (labels other than" if n_anomalies == 0 else "normal samples (label"
+                raise InputDataError(f"{data.name}: the {name} split has no {missing} normal_class="
+                                     f"{cfg.normal_class}), so the detector cannot be scored; add samples of "
+                                     "both kinds (each class needs at least 3 rows to reach validation and test)")
     if cfg.train_limit:
         data.train = data.train.take(cfg.train_limit)
     if cfg.eval_limit:
