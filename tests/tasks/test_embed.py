@@ -99,3 +99,17 @@ def test_pairs_file_mistakes_point_to_the_fix(tmp_path):
         read_pairs(tmp_path / "reviews.csv")
     (tmp_path / "bom.csv").write_text("\ufeffanchor,positive\nq one,a one\n", encoding="utf-8")
     assert read_pairs(tmp_path / "bom.csv") == [("q one", "a one")]
+
+
+def test_evaluate_or_predict_with_an_embedding_model_says_what_it_is(tmp_path, tiny, bbc_pairs, capsys):
+    from encoderlab.cli import main
+
+    train_embeddings(EmbedConfig(data=str(bbc_pairs), init=str(tiny), out_dir=str(tmp_path / "emb"), max_steps=1,
+                                 batch_size=4, progress="off"))
+    (tmp_path / "in.txt").write_text("hello\n")
+    with pytest.raises(SystemExit) as code:
+        main(["predict", "--model", str(tmp_path / "emb"), "--input", str(tmp_path / "in.txt"), "--output",
+              str(tmp_path / "p.jsonl")])
+    assert code.value.code == 2
+    err = capsys.readouterr().err
+    assert "a sentence-embedding model (finetune task=embed)" in err and "encoderlab encode --model" in err

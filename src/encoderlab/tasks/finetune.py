@@ -223,6 +223,13 @@ def finetuned_dir(path: str | Path) -> Path:
     if not path.exists():
         raise CheckpointError(f"model {str(path)!r} does not exist; pass the OUT_DIR of `encoderlab finetune` "
                               "or its final/ directory")
+    for candidate in (path, path / "final"):
+        if (candidate / "config.json").is_file():  # an encoder without a head: say what it is and what takes it
+            kind = ("a sentence-embedding model (finetune task=embed)" if (candidate / "modules.json").is_file()
+                    else "an encoder without a classification or tagging head (e.g. from `encoderlab pretrain`)")
+            raise CheckpointError(f"{str(path)!r} holds no {HEAD_CONFIG}; it is not a fine-tuned model with a head "
+                                  f"(classifier or tagger) but {kind}. Embed with `encoderlab encode --model "
+                                  f"{path}`, or fine-tune it with `encoderlab finetune init={path} ...`")
     raise CheckpointError(f"{str(path)!r} holds no {HEAD_CONFIG}; it is not a fine-tuned model. Pass the OUT_DIR "
                           "of `encoderlab finetune` (or its final/), or finish that run first")
 
