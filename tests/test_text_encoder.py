@@ -80,6 +80,14 @@ def test_encode_keeps_a_training_model_in_training_mode(minilm_dir):
     assert model.training and model.bert.training
 
 
+def test_encode_turns_off_dropout_even_when_only_an_inner_module_is_training(minilm_dir):
+    model = TextEncoder.from_pretrained(minilm_dir)
+    reference = model.encode(TEXTS)
+    model.bert.train()  # the wrapper itself still says eval; dropout (p=0.1 in minilm) is on inside
+    assert not model.training and model.bert.cfg.dropout > 0
+    np.testing.assert_allclose(model.encode(TEXTS), reference, atol=1e-6)
+
+
 # ------------------------------------------------------------------------------------ sharded batches
 SHARD_TEXTS = [("word " * n).strip() for n in (3, 40, 7, 90, 1, 25, 60, 12, 5, 33, 18)] + TEXTS
 

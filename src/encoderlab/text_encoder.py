@@ -224,12 +224,15 @@ class TextEncoder(nn.Module):
             out[rows] = vectors.float().cpu().numpy()  # parts never share rows
 
         was_training = self.training
-        self.eval()
+        switch = any(m.training for m in self.modules())  # eval() walks every module: only when one needs it
+        if switch:
+            self.eval()
         try:
             with tqdm(total=len(texts), desc="encode", unit="text", disable=not show_progress) as progress:
                 run_parts(embed, parts, most_shards, on_done=lambda rows: progress.update(len(rows)))
         finally:
-            self.train(was_training)
+            if switch:
+                self.train(was_training)
         return out
 
     def resolve_shards(self, shards: int | str = "auto", device: torch.device | None = None) -> int:
