@@ -128,3 +128,10 @@ def test_pretraining_text_names_its_text_field_option(tmp_path):
     (tmp_path / "corpus.csv").write_text("body\nsome text\n")
     with pytest.raises(InputDataError, match=r"no column 'text' .*with text_field=$"):
         load_text_splits(str(tmp_path / "corpus.csv"))
+
+
+def test_numeric_labels_are_ordered_as_numbers(tmp_path):
+    rows = "".join(f"review number {i},{i % 11}\n" for i in range(44))
+    (tmp_path / "stars.csv").write_text("text,stars\n" + rows, encoding="utf-8")
+    splits = load_dataset(tmp_path / "stars.csv", label_field="stars")
+    assert splits.train.label_names == tuple(str(i) for i in range(11))  # not ('0', '1', '10', '2', ...)

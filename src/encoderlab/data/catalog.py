@@ -79,8 +79,16 @@ def checksum(files: Sequence[Path], root: Path) -> str:
 
 
 # --------------------------------------------------------------------------------------- the loaders
+def _label_order(label: str) -> tuple[int, float, str]:
+    """Numbers in numeric order (stars 1, 2, ..., 10, not 1, 10, 2), before any other label in text order."""
+    try:
+        return 0, float(label), label
+    except ValueError:
+        return 1, 0.0, label
+
+
 def _labels_to_ids(labels: Sequence[str], names: Sequence[str] | None = None) -> tuple[list[int], tuple[str, ...]]:
-    names = tuple(names) if names is not None else tuple(sorted(set(labels)))
+    names = tuple(names) if names is not None else tuple(sorted(set(labels), key=_label_order))
     index = {name: i for i, name in enumerate(names)}
     return [index[label] for label in labels], names
 
