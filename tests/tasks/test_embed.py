@@ -113,3 +113,13 @@ def test_evaluate_or_predict_with_an_embedding_model_says_what_it_is(tmp_path, t
     assert code.value.code == 2
     err = capsys.readouterr().err
     assert "a sentence-embedding model (finetune task=embed)" in err and "encoderlab encode --model" in err
+
+
+def test_frozen_mode_is_refused_before_anything_runs(tmp_path, bbc_pairs, capsys):
+    from encoderlab.cli import main
+
+    with pytest.raises(SystemExit) as code:
+        main(["finetune", "task=embed", "mode=frozen", f"data={bbc_pairs}", f"out_dir={tmp_path / 'r'}"])
+    assert code.value.code == 2 and "mode=frozen would train nothing; use mode=full or mode=lora" in \
+        capsys.readouterr().err
+    assert not (tmp_path / "r").exists()

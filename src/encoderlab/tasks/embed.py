@@ -73,6 +73,9 @@ class EmbedConfig(FinetuneConfig):
             raise ConfigError(f"scale={self.scale} must be positive (e.g. 20)")
         if self.batch_size < 2:
             raise ConfigError("contrastive training needs batch_size >= 2: the other rows are the negatives")
+        if self.mode == "frozen":  # the embedding head has no weights: a frozen encoder leaves nothing to train
+            raise ConfigError("task=embed trains the encoder itself, so mode=frozen would train nothing; use "
+                              "mode=full or mode=lora")
 
 
 # ============================================================================ data
