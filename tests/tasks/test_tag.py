@@ -92,3 +92,15 @@ def test_conll_and_jsonl_tagging_files_read_like_word_tag_lines(tmp_path):
         read_tagged_file(tmp_path / "bad.jsonl")
     with pytest.raises(InputDataError, match=r"has suffix '\.csv'; use \.txt \(word/TAG lines\)"):
         read_tagged_file(tmp_path / "x.csv")
+
+
+def test_evaluate_a_tagger_on_an_empty_or_unknown_split(tmp_path, tiny, capsys):
+    (tmp_path / "tags.txt").write_text("the/DET cat/NOUN sat/VERB\na/DET dog/NOUN ran/VERB\n" * 10, encoding="utf-8")
+    finetune_tagger(TagConfig(data=str(tmp_path / "tags.txt"), init=str(tiny), out_dir=str(tmp_path / "run"),
+                              split="0.9,0.1,0", batch_size=4, max_steps=1, progress="off"))
+    for extra, message in (([], "has no test sentences (split=0.9,0.1,0)"),
+                           (["--split", "bogus"], "split='bogus' is unknown")):
+        with pytest.raises(SystemExit) as code:
+            main(["evaluate", "--model", str(tmp_path / "run"), "--data", str(tmp_path / "tags.txt"), *extra])
+        assert code.value.code == 2 and message in capsys.readouterr().err
+    assert not (tmp_path / "run" / "evaluations").exists()

@@ -250,10 +250,15 @@ def evaluate_tagger(model: str | Path, data: str, split: str = "auto", output_di
     meta = tagger.meta
     if split == "auto":
         split = "test" if same_data(data, meta.get("data")) else "all"
+    if split not in ("train", "validation", "test", "all"):
+        raise ConfigError(f"split={split!r} is unknown; choose auto, train, validation, test or all")
     cfg = TagConfig(data=data, split=meta.get("split", "0.8,0.1,0.1") if split != "all" else "1,0,0",
                     seed=int(meta.get("seed", 0)), out_dir="unused")
     splits = load_tagged_splits(cfg)
     records = seeded_subset(splits.train if split == "all" else getattr(splits, split), max_examples, cfg.seed)
+    if not len(records):
+        raise InputDataError(f"data {data!r} has no {split} sentences (split={cfg.split}); evaluate on another file "
+                             "(or on --split validation if that has sentences)")
     report, truncated = tagger.evaluate(records)
     directory = Path(output_dir) if output_dir else Path(model) / "evaluations"
     name = data if data in CATALOG else Path(data).stem
