@@ -78,3 +78,28 @@ def test_two_processes_match_one_process_with_the_same_global_batch(tmp_path, st
     two_final = load_file(tmp_path / "two" / "final" / "model.safetensors")  # gathered, unsharded
     for name, tensor in one_final.items():
         assert (two_final[name] - tensor).abs().max() < 1e-5, name
+
+
+PRETRAIN = ["pretrain", "--config", str(Path(__file__).resolve().parents[2] / "configs" / "pretrain-tiny-en.yaml"),
+            "data=bbc-news", "max_documents=120", "max_steps=6", "batch_size=4", "max_seq_len=64",
+            "tokenizer.vocab_size=2000", "eval_every=3", "max_eval_sequences=16", "warmup_steps=2", "save_every=3",
+            "threads=1", "progress=off", "log_every=1"]
+TORCHRUN = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2", "-m", "encoderlab"]
+
+
+@pytest.mark.slow
+def test_pretrain_under_torchrun_prepares_the_tokenizer_and_corpus_once(tmp_path):
+    """Rank 0 trains the tokenizer and writes the token files, the other rank reads them (both used to write
+    the same temporary files and crash); a bad corpus fails on every rank with our message, not a hang."""
+    done = subprocess.run([*TORCHRUN, *PRETRAIN, f"out_dir={tmp_path / 'run'}"], env=ENV, capture_output=True,
+                          text=True, timeout=300)
+    assert done.returncode == 0, done.stderr[-3000:]
+    log = read_log(tmp_path / "run")
+    assert [r["step"] for r in log if "eval_loss" in r] == [0, 3, 6]  # the untrained loss logged once, by rank 0
+    assert (tmp_path / "run" / "final" / "model.safetensors").is_file()
+    (tmp_path / "tiny.txt").write_text("".join(f"line {i}\n" for i in range(20)), encoding="utf-8")
+    failed = subprocess.run([*TORCHRUN, *PRETRAIN, f"data={tmp_path / 'tiny.txt'}", "tokenizer.vocab_size=100",
+                             f"out_dir={tmp_path / 'bad'}"], env=ENV, capture_output=True, text=True, timeout=300)
+    assert failed.returncode != 0
+    assert failed.stderr.count("fewer than one sequence of max_seq_len=64") == 2  # both ranks say why
+    assert not (tmp_path / "bad").exists()

@@ -44,6 +44,7 @@ from ..models.bert import BertForMaskedLM
 from ..models.presets import PRESETS, preset_config
 from ..tokenization import TextTokenizer, TokenizerConfig, train_tokenizer
 from ..training import TrainConfig, Trainer
+from ..training.distributed import dist_info, main_rank_first
 from ..training.metrics_log import LOG_FILE, MetricsLog, read_log
 from ..training.precision import apply_threads
 
@@ -165,6 +166,23 @@ def _tokenizer(cfg: PretrainConfig, train_texts: list[str], directory: Path) -> 
     return tokenizer
 
 
+def _prepare_tokens(cfg: PretrainConfig, train_texts: list[str], eval_texts: list[str], out_dir: Path,
+                    train_tokenizer_here: bool) -> tuple[TextTokenizer, TokenFile, TokenFile]:
+    """The tokenizer (trained here, or read from OUT_DIR/tokenizer where rank 0 wrote it) and the memory-mapped
+    token files of the training and held-out texts (reused when already written for the same corpus)."""
+    tokenizer = (_tokenizer(cfg, train_texts, out_dir / "tokenizer") if train_tokenizer_here
+                 else TextTokenizer.from_dir(out_dir / "tokenizer"))
+    train_tokens = write_token_file(train_texts, tokenizer, out_dir / "data" / "train")
+    eval_tokens = write_token_file(eval_texts, tokenizer, out_dir / "data" / "validation")
+    for part, tokens, fix in (("training", train_tokens, "add text"),
+                              ("held-out (validation)", eval_tokens, "give validation more, e.g. split=0.8,0.2,0")):
+        if cfg.packing and tokens.n_tokens < cfg.max_seq_len - 1:  # say which part is short, and its fix
+            raise InputDataError(f"data={cfg.data!r}: the {part} part, {tokens.n_documents} documents of "
+                                 f"split={cfg.split}, has {tokens.n_tokens} tokens, fewer than one sequence of "
+                                 f"max_seq_len={cfg.max_seq_len}; {fix}, or lower max_seq_len")
+    return tokenizer, train_tokens, eval_tokens
+
+
 def _sequences(tokens: TokenFile, cfg: PretrainConfig, cls_id: int, limit: int | None = None):
     kind = PackedSequences if cfg.packing else DocumentSequences
     return kind(tokens, cfg.max_seq_len, cls_id, limit)
@@ -227,15 +245,9 @@ def pretrain_mlm(cfg: PretrainConfig) -> dict[str, Any]:
                           "MLM loss; give validation a fraction, e.g. split=0.9,0.1,0.0")
 
     with _removed_on_input_error(out_dir / "tokenizer", out_dir / "data"):
-        tokenizer = _tokenizer(cfg, train_texts, out_dir / "tokenizer")
-        train_tokens = write_token_file(train_texts, tokenizer, out_dir / "data" / "train")
-        eval_tokens = write_token_file(eval_texts, tokenizer, out_dir / "data" / "validation")
-        for part, tokens, fix in (("training", train_tokens, "add text"),
-                                  ("held-out (validation)", eval_tokens, "give validation more, e.g. split=0.8,0.2,0")):
-            if cfg.packing and tokens.n_tokens < cfg.max_seq_len - 1:  # say which part is short, and its fix
-                raise InputDataError(f"data={cfg.data!r}: the {part} part, {tokens.n_documents} documents of "
-                                     f"split={cfg.split}, has {tokens.n_tokens} tokens, fewer than one sequence of "
-                                     f"max_seq_len={cfg.max_seq_len}; {fix}, or lower max_seq_len")
+        # Under torchrun rank 0 trains the tokenizer and writes the token files; the other ranks then read them.
+        tokenizer, train_tokens, eval_tokens = main_rank_first(
+            lambda: _prepare_tokens(cfg, train_texts, eval_texts, out_dir, dist_info().is_main))
         cls_id, pad_id = tokenizer.special_id("[CLS]"), tokenizer.special_id("[PAD]")
         train = _sequences(train_tokens, cfg, cls_id)
         held_out_sequences = SortedByLength(_sequences(eval_tokens, cfg, cls_id, limit=cfg.max_eval_sequences))
@@ -257,10 +269,11 @@ def pretrain_mlm(cfg: PretrainConfig) -> dict[str, Any]:
 
     initial = next((r for r in _read_log_safe(out_dir) if r["step"] == 0 and "eval_loss" in r), None)
     if initial is None:  # before the first step: the loss an untrained model gets (about ln V)
-        initial = {"step": 0, **trainer.evaluate()}
-        log = MetricsLog(out_dir)
-        log.write(initial)
-        log.close()
+        initial = {"step": 0, **trainer.evaluate()}  # every rank evaluates (metrics are reduced); rank 0 logs
+        if dist_info().is_main:
+            log = MetricsLog(out_dir)
+            log.write(initial)
+            log.close()
     result = trainer.fit()
 
     metrics = dict(result.metrics)
@@ -276,7 +289,7 @@ def pretrain_mlm(cfg: PretrainConfig) -> dict[str, Any]:
         "model": {"preset": cfg.model.preset, "n_layers": model_cfg.n_layers, "d_model": model_cfg.d_model,
                   "n_heads": model_cfg.n_heads, "d_ff": model_cfg.d_ff},
         "seconds": round(time.perf_counter() - started, 1),
-        "loss_curve": str(plot_curves(out_dir)),
+        "loss_curve": str(plot_curves(out_dir) if dist_info().is_main else out_dir / "loss_curve.png"),
         "final_dir": str(result.final_dir),
     })
     return metrics

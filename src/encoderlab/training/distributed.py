@@ -10,14 +10,18 @@ from __future__ import annotations
 
 import contextlib
 import os
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
+from typing import TypeVar
 
 import torch
 import torch.distributed as dist
 from torch import nn
 
+from .. import errors
 from ..errors import ConfigError
+
+T = TypeVar("T")
 
 
 @dataclass(frozen=True)
@@ -77,6 +81,32 @@ def broadcast_object(obj: object) -> object:
     box = [obj]
     dist.broadcast_object_list(box, src=0)
     return box[0]
+
+
+def main_rank_first(work: Callable[[], T]) -> T:
+    """`work()` on rank 0 first, then on the other ranks: for steps that write shared files (a trained
+    tokenizer, a tokenised corpus) that the other ranks then only read. If rank 0 fails, every rank raises
+    its error instead of the others waiting for it at a barrier until the timeout."""
+    if not dist_info().enabled:
+        return work()
+    failure = None
+    if dist_info().is_main:
+        try:
+            result = work()
+        except Exception as exc:
+            failure = exc
+    reported = broadcast_object(None if failure is None else (type(failure).__name__, str(failure)))
+    if failure is not None:
+        raise failure
+    if reported is not None:
+        name, message = reported
+        error_type = getattr(errors, name, None)  # the same class for our errors (InputDataError, …)
+        if isinstance(error_type, type) and issubclass(error_type, errors.EncoderlabError):
+            raise error_type(message)
+        raise errors.EncoderlabError(f"rank 0 failed ({name}): {message}")
+    if dist_info().is_main:
+        return result
+    return work()
 
 
 def wrap_model(model: nn.Module, strategy: str, device: torch.device) -> nn.Module:
