@@ -59,13 +59,17 @@ def test_unreadable_input_is_one_clear_line_and_keeps_old_output(tmp_path, capsy
     (["--input", "missing.txt", "--output", "o.npy"], "does not exist"),
     (["--input", "x.txt", "--output", "o.csv"], "must end in .npy"),
     (["--model", "no-such-model", "--input", "IN", "--output", "o.npy"], "not a known alias"),
+    (["--input", "IN", "--output", "o.npy", "--batch-size", "0"], "error: --batch-size 0 must be at least 1"),
+    (["--input", "IN", "--output", "o.npy", "--max-length", "0"], "error: --max-length 0 must be at least 3"),
+    (["--input", "IN", "--output", "o.npy", "--pooling", "avg"], "error: --pooling avg is unknown; choose mean"),
 ])
 def test_bad_arguments(tmp_path, capsys, monkeypatch, args, message):
     monkeypatch.chdir(tmp_path)
     (tmp_path / "IN.txt").write_text("x\n")
     args = [a.replace("IN", "IN.txt") if a == "IN" else a for a in args]
     assert run_cli("encode", *args) == 2
-    assert message in capsys.readouterr().err
+    err = capsys.readouterr().err
+    assert message in err and "Traceback" not in err and not (tmp_path / "o.npy").exists()
 
 
 def test_a_run_directory_is_a_model_for_encode_and_from_pretrained(tmp_path, minilm_dir, capsys):

@@ -32,6 +32,17 @@ ConfigFile = Annotated[Path | None, typer.Option("--config", "-c", help="YAML co
 ResumeDir = Annotated[Path | None, typer.Option(help="Continue the run in this OUT_DIR from its last checkpoint.")]
 
 
+def _check_options(**values: int | str | None) -> None:
+    """One clear line for an option value the task would reject deep inside (or with a traceback)."""
+    for name, value in values.items():
+        flag = "--" + name.replace("_", "-")
+        if name == "pooling":
+            if value is not None and value not in ("mean", "cls", "max"):
+                raise InputDataError(f"{flag} {value} is unknown; choose mean, cls or max")
+        elif value is not None and value < (3 if name == "max_length" else 1):
+            raise InputDataError(f"{flag} {value} must be at least {3 if name == 'max_length' else 1}")
+
+
 def _echo_metrics(metrics: dict, keys: tuple[str, ...], digits: int = 4) -> None:
     typer.echo(" ".join(f"{k}={metrics[k]:.{digits}g}" for k in keys if isinstance(metrics.get(k), int | float)),
                err=True)
@@ -55,6 +66,7 @@ def encode(
     With an autoencoder run directory as --model, embeds the rows of a .npy / .npz / .csv file instead."""
     from .array_encoder import autoencoder_dir
 
+    _check_options(batch_size=batch_size, pooling=pooling, max_length=max_length)
     if autoencoder_dir(model) is not None:  # dispatch: autoencoder runs take arrays, not texts
         return _encode_arrays(Path(model), input, output, batch_size=max(batch_size, 256))
     from .data.text_input import read_texts
@@ -80,6 +92,7 @@ def similarity(
     """Print the cosine-similarity matrix of the given texts."""
     from .text_encoder import TextEncoder
 
+    _check_options(pooling=pooling)
     if len(texts) < 2:
         raise InputDataError(f"similarity compares texts with each other; got {len(texts)}, give two or more "
                              '(quote each one: encoderlab similarity "first text" "second text")')
@@ -249,6 +262,7 @@ def evaluate(
     """Accuracy, macro-F1, per-class precision/recall and the confusion matrix of a fine-tuned model."""
     from .tasks.finetune import finetuned_meta
 
+    _check_options(max_examples=max_examples)
     if finetuned_meta(model).get("task") == "token-classification":
         from .tasks.tag import evaluate_tagger
 
@@ -275,6 +289,7 @@ def predict(
     """Predict a label and class probabilities (or per-token tags) for every text of a file."""
     from .tasks.finetune import finetuned_meta
 
+    _check_options(batch_size=batch_size)
     if finetuned_meta(model).get("task") == "token-classification":
         from .tasks.tag import predict_tags_file
 

@@ -280,3 +280,14 @@ def test_bad_rows_warn_is_an_option_of_finetune_and_evaluate_does_not_offer_it(t
     assert "skipped 1 bad rows" in capsys.readouterr().err and metrics["data_rows"] == 60
     assert main_exit(["evaluate", "--model", str(tmp_path / "run"), "--data", str(path), "--split", "all"]) == 2
     assert capsys.readouterr().err.rstrip().endswith("gaps.csv:32: empty 'text'\nfix them")
+
+
+def test_bad_option_values_of_evaluate_and_predict_are_one_line(tmp_path, tiny, tweets_csv, capsys):
+    finetune_classifier(_cfg(tmp_path, tiny, tweets_csv))
+    (tmp_path / "in.txt").write_text("hello\n")
+    assert main_exit(["predict", "--model", str(tmp_path / "run"), "--input", str(tmp_path / "in.txt"), "--output",
+                      str(tmp_path / "p.jsonl"), "--batch-size", "0"]) == 2
+    assert capsys.readouterr().err == "error: --batch-size 0 must be at least 1\n"
+    assert main_exit(["evaluate", "--model", str(tmp_path / "run"), "--data", str(tweets_csv),
+                      "--max-examples", "0"]) == 2
+    assert capsys.readouterr().err == "error: --max-examples 0 must be at least 1\n"
