@@ -105,3 +105,20 @@ def test_blank_lines_in_a_csv_are_not_bad_rows(tmp_path):
 
     (tmp_path / "in.csv").write_text("text,label\r\ngood,p\r\n\r\nbad,n\r\n\r\n\r\n", encoding="utf-8")
     assert read_csv_rows(tmp_path / "in.csv", "text", "label") == (["good", "bad"], ["p", "n"], [])
+
+
+def test_utf16_and_latin1_files_get_the_right_conversion_command(tmp_path):
+    """Notepad's 'Unicode' is UTF-16: the fix is iconv -f utf-16, not -f latin1."""
+    from encoderlab.data.text_input import read_csv_rows, read_text_file
+
+    (tmp_path / "u16.csv").write_text("text,label\ncafé,a\n", encoding="utf-16")
+    with pytest.raises(InputDataError, match=r"is UTF-16 text; convert it to UTF-8, e.g. `iconv -f utf-16 -t utf-8 "
+                                             r"u16\.csv > utf8-u16\.csv`"):
+        read_csv_rows(tmp_path / "u16.csv", "text", "label")
+    (tmp_path / "u16.txt").write_text("café\n", encoding="utf-16")
+    for read in (read_texts, read_text_file):
+        with pytest.raises(InputDataError, match=r"u16\.txt' is UTF-16 text; .*iconv -f utf-16"):
+            read(tmp_path / "u16.txt")
+    (tmp_path / "latin.csv").write_bytes("text,label\ncafé,a\n".encode("latin-1"))
+    with pytest.raises(InputDataError, match=r"is not UTF-8 text \(byte 14\); .*iconv -f latin1"):
+        read_csv_rows(tmp_path / "latin.csv", "text", "label")

@@ -18,6 +18,16 @@ FINETUNE_OPTIONS = ("text_column=", "label_column=")
 """How a user names the text and label column/field, per command; the messages quote them."""
 
 
+def _conversion_hint(path: Path, byte: int) -> str:
+    """How to convert a file that is not UTF-8: UTF-16 (Notepad's 'Unicode', Excel's 'Unicode Text') is
+    recognised by its byte-order mark; anything else is most often Latin-1 / Windows-1252."""
+    with path.open("rb") as handle:
+        start = handle.read(2)
+    source = "utf-16" if start in (b"\xff\xfe", b"\xfe\xff") else "latin1"
+    what = "UTF-16 text" if source == "utf-16" else f"not UTF-8 text (byte {byte})"
+    return f"is {what}; convert it to UTF-8, e.g. `iconv -f {source} -t utf-8 {path.name} > utf8-{path.name}`"
+
+
 def _read_utf8(path: Path) -> str:
     if not path.exists():
         raise InputDataError(f"input file {str(path)!r} does not exist; check the path")
@@ -29,8 +39,7 @@ def _read_utf8(path: Path) -> str:
         raise InputDataError(f"input file {str(path)!r} is not readable (permission denied); "
                              "fix its permissions") from exc
     except UnicodeDecodeError as exc:
-        raise InputDataError(f"input file {str(path)!r} is not UTF-8 text (byte {exc.start}); "
-                             "convert it, e.g. `iconv -f latin1 -t utf-8`") from exc
+        raise InputDataError(f"input file {str(path)!r} {_conversion_hint(path, exc.start)}") from exc
 
 
 def read_texts(path: str | Path, text_field: str = "text", text_option: str = "--text-field") -> list[str]:
@@ -83,8 +92,7 @@ def read_text_file(path: Path, encodings: tuple[str, ...] = ("utf-8",)) -> str:
             return data.decode(encoding).removeprefix(BOM)
         except UnicodeDecodeError as exc:
             error = exc
-    raise InputDataError(f"{str(path)!r} is not {' or '.join(encodings)} text (byte {error.start}); convert it "
-                         "to UTF-8, e.g. `iconv -f latin1 -t utf-8`")
+    raise InputDataError(f"{str(path)!r} {_conversion_hint(path, error.start)}")
 
 
 def read_text_folder(directory: str | Path) -> tuple[list[str], list[str] | None, list[Path]]:
@@ -157,8 +165,7 @@ def read_csv_rows(path: str | Path, text_column: str, label_column: str | None =
             texts.append(text)
         handle.close()
     except UnicodeDecodeError as exc:
-        raise InputDataError(f"input file {str(path)!r} is not {encoding} text (byte {exc.start}); convert it "
-                             "to UTF-8, e.g. `iconv -f latin1 -t utf-8`") from exc
+        raise InputDataError(f"input file {str(path)!r} {_conversion_hint(path, exc.start)}") from exc
     return texts, (labels if label_column is not None else None), problems
 
 
