@@ -18,6 +18,9 @@ from encoderlab.tasks.seq2seq import (
     SequenceScores,
     edit_distance,
     predict_seq2seq,
+    print_predictions,
+    read_inputs,
+    sample_sources,
     seq2seq_command,
     train_seq2seq,
 )
@@ -54,6 +57,9 @@ def test_cmudict_pairs_split_by_word_and_strip_stress():
     assert len(train) + len(val) + len(test) == len(pairs)
     assert abs(len(words[2]) / sum(map(len, words)) - 0.05) < 0.001
     assert split_by_source(pairs, (0.9, 0.05, 0.05), seed=0)[2].sources == test.sources  # deterministic
+    sample = sample_sources(test, 300, seed=0)
+    assert len(sample.references()) == 300 and len({w[0] for w in sample.sources}) > 15  # not just the a-words
+    assert sample.sources == sample_sources(test, 300, seed=0).sources
 
 
 def test_scores_count_any_correct_reference_and_edits_to_the_closest():
@@ -85,7 +91,7 @@ def test_saved_run_predicts_exactly_what_the_trained_model_scored(g2p_run):
     out, metrics = g2p_run
     g2p = Seq2SeqPredictor.from_run(out)
     _, _, test = split_by_source(load_pairs("cmudict"), (0.9, 0.05, 0.05), seed=0)  # the run's test split
-    refs = list(test.references().items())[:200]
+    refs = list(sample_sources(test, 200, seed=0).references().items())
     outputs = g2p.predict([w for w, _ in refs])
     exact = sum(o in targets for o, (_, targets) in zip(outputs, refs, strict=True)) / len(refs)
     assert exact == metrics["test_exact_match"]  # the reloaded weights are the trained ones
@@ -179,6 +185,16 @@ def test_bad_inputs_fail_with_the_file_the_problem_and_the_fix(tmp_path):
     assert not out.exists()  # a run that failed on its input leaves nothing behind
     with pytest.raises(CheckpointError, match="not a seq2seq run"):
         Seq2SeqPredictor.from_run(tmp_path)
+
+
+def test_cli_helpers_read_a_file_of_sources_and_print_tab_separated_outputs(g2p_run, tmp_path, capsys):
+    words = write(tmp_path / "words.txt", "\ufeffcat\n\n dog \n")
+    assert read_inputs(words) == ["cat", " dog "]
+    outputs = predict_seq2seq(g2p_run[0], read_inputs(words), beam_size=2)
+    print_predictions(["cat", " dog "], outputs)
+    assert capsys.readouterr().out == f"cat\t{outputs[0]}\n dog \t{outputs[1]}\n"
+    with pytest.raises(InputDataError, match="no non-blank lines"):
+        read_inputs(write(tmp_path / "blank.txt", "\n  \n"))
 
 
 def test_prediction_input_errors(g2p_run):

@@ -147,7 +147,7 @@ class RecurrentEncoder(nn.Module):
             m = mask.unsqueeze(-1).to(outputs.dtype)  # (B, S, 1)
             return (outputs * m).sum(1) / m.sum(1)
         h = state[0] if isinstance(state, tuple) else state  # (L * dirs, B, H)
-        top = h.view(self.cfg.n_layers, self.cfg.directions, *h.shape[1:])[-1]  # (dirs, B, H)
+        top = h.reshape(self.cfg.n_layers, self.cfg.directions, *h.shape[1:])[-1]  # (dirs, B, H)
         return torch.cat(list(top), dim=-1)  # (B, D): [forward final; backward final]
 
 
@@ -202,7 +202,7 @@ class Bridge(nn.Module):
 
     def _join_directions(self, x: torch.Tensor) -> torch.Tensor:
         L, dirs = self.cfg.n_layers, self.cfg.directions
-        x = x.view(L, dirs, *x.shape[1:])  # (L, dirs, B, H): nn.LSTM orders layers, then directions
+        x = x.reshape(L, dirs, *x.shape[1:])  # (L, dirs, B, H): nn.LSTM orders layers, then directions
         return x.permute(0, 2, 1, 3).reshape(L, x.shape[2], dirs * x.shape[3])  # (L, B, D)
 
     def forward(self, state: State) -> State:

@@ -135,11 +135,15 @@ def prepare_data(cfg: Seq2SeqConfig) -> Seq2SeqData:
     return Seq2SeqData(train, val, test, source_vocab, target_vocab, cfg.max_output_length or longest + 10)
 
 
-def first_sources(pairs: Pairs, limit: int | None) -> Pairs:
-    """The pairs of the first `limit` distinct sources (all of them for None)."""
-    if limit is None:
+def sample_sources(pairs: Pairs, limit: int | None, seed: int) -> Pairs:
+    """The pairs of a seeded random `limit` of the distinct sources, in their original order (all for None).
+    Random, not the first ones: the file order is often alphabetical, and 'the first 2,000 words' would
+    all start with a, b or c."""
+    distinct = list(dict.fromkeys(pairs.sources))
+    if limit is None or limit >= len(distinct):
         return pairs
-    keep = set(list(dict.fromkeys(pairs.sources))[:limit])
+    chosen = torch.randperm(len(distinct), generator=torch.Generator().manual_seed(seed))[:limit]
+    keep = {distinct[i] for i in chosen.tolist()}
     return pairs.subset(i for i, s in enumerate(pairs.sources) if s in keep)
 
 
@@ -362,7 +366,7 @@ def train_seq2seq(cfg: Seq2SeqConfig) -> dict[str, Any]:
     data = prepare_data(cfg)
     cfg = dataclasses.replace(cfg, model=with_vocab_sizes(cfg.model, data))
     model = Seq2Seq(cfg.model)
-    test = first_sources(data.test, cfg.max_test_examples)
+    test = sample_sources(data.test, cfg.max_test_examples, cfg.seed)
     metrics: dict[str, Any] = {}
     if cfg.baselines:  # before training: the same initial weights on every (resumed) run, no RNG drawn
         metrics |= _prefixed("untrained_test", score_model(model, test, data))
@@ -375,7 +379,7 @@ def train_seq2seq(cfg: Seq2SeqConfig) -> dict[str, Any]:
         atomic_write_json(directory / VOCAB_FILE, vocab_info(cfg, data))
 
     train_set = PairDataset(data.train, data.source_vocab, data.target_vocab)
-    val_set = ReferenceDataset(first_sources(data.validation, cfg.max_eval_examples), data.source_vocab,
+    val_set = ReferenceDataset(sample_sources(data.validation, cfg.max_eval_examples, cfg.seed), data.source_vocab,
                                data.target_vocab)
     trainer = Trainer(cfg, model, train_set, loss_fn=make_loss_fn(cfg), collate_fn=collate, eval_data=val_set,
                       eval_fn=make_eval_fn(data.target_vocab, data.max_output_length), save_final=save_final,
@@ -472,6 +476,7 @@ def read_inputs(path: str | Path) -> list[str]:
     return lines
 
 
-def print_predictions(sources: Sequence[str], outputs: Sequence[str], file=sys.stdout) -> None:
+def print_predictions(sources: Sequence[str], outputs: Sequence[str], file=None) -> None:
+    """One `source<TAB>output` line per source (stdout by default): easy to paste, grep or `cut`."""
     for source, output in zip(sources, outputs, strict=True):
-        print(f"{source}\t{output}", file=file)
+        print(f"{source}\t{output}", file=file or sys.stdout)
