@@ -5,6 +5,7 @@ User errors (`EncoderlabError`) are printed as one clear line without a tracebac
 
 from __future__ import annotations
 
+import json
 import sys
 from pathlib import Path
 from typing import Annotated
@@ -273,6 +274,9 @@ def evaluate(
 
         report, path = evaluate_classifier(model, data, split, output_dir, text_column, label_column, max_examples,
                                            precision=precision)
+    scored = json.loads(path.read_text(encoding="utf-8")).get("split")
+    what = {"all": "every row of", "test": "the held-out test rows of"}.get(scored, f"the {scored} rows of")
+    typer.echo(f"{what} {data}:")  # which rows: --split auto picks the test split only for the training data
     typer.echo(report.format())
     typer.echo(f"wrote {path} and {path.with_name(path.stem + '_confusion.png')}", err=True)
 

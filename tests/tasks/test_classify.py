@@ -291,3 +291,13 @@ def test_bad_option_values_of_evaluate_and_predict_are_one_line(tmp_path, tiny, 
     assert main_exit(["evaluate", "--model", str(tmp_path / "run"), "--data", str(tweets_csv),
                       "--max-examples", "0"]) == 2
     assert capsys.readouterr().err == "error: --max-examples 0 must be at least 1\n"
+
+
+def test_evaluate_says_which_rows_it_scored(tmp_path, tiny, tweets_csv, capsys):
+    finetune_classifier(_cfg(tmp_path, tiny, tweets_csv))
+    capsys.readouterr()
+    assert main_exit(["evaluate", "--model", str(tmp_path / "run"), "--data", str(tweets_csv)]) == 0
+    assert capsys.readouterr().out.startswith(f"the held-out test rows of {tweets_csv}:\nn=")
+    other = write_csv(tmp_path / "other.csv", tweet_rows(12))
+    assert main_exit(["evaluate", "--model", str(tmp_path / "run"), "--data", str(other)]) == 0
+    assert capsys.readouterr().out.startswith(f"every row of {other}:\nn=")
