@@ -1,6 +1,7 @@
 import json
 import subprocess
 import sys
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -139,7 +140,14 @@ def test_runs_without_out_dir_of_different_tasks_do_not_collide(tmp_path, minilm
     capsys.readouterr()
     # --resume given to the other command: name the command that wrote the run
     assert run_cli("pretrain", "--resume", "runs/embed") == 2
-    assert "runs/embed is an `encoderlab finetune` run; continue it with `encoderlab finetune --resume runs/embed`" \
+    assert "runs/embed is an `encoderlab finetune` run; use `encoderlab finetune --resume runs/embed`" \
         in capsys.readouterr().err
     assert run_cli("finetune", "--resume", "runs/pretrain") == 2
     assert "`encoderlab pretrain --resume runs/pretrain`" in capsys.readouterr().err
+    # and a shipped config given to the other command
+    configs = Path(__file__).resolve().parents[1] / "configs"
+    assert run_cli("pretrain", "--config", str(configs / "finetune-tweets.yaml")) == 2
+    assert "finetune-tweets.yaml is an `encoderlab finetune` config; use `encoderlab finetune --config" in \
+        capsys.readouterr().err
+    assert run_cli("finetune", "--config", str(configs / "pretrain-tiny-en.yaml")) == 2
+    assert "pretrain-tiny-en.yaml is an `encoderlab pretrain` config" in capsys.readouterr().err

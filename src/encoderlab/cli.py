@@ -111,18 +111,21 @@ def similarity(
     Console(width=max(100, 60 + 8 * len(texts))).print(table)
 
 
-def _check_resumed_command(resume: Path | None, command: str) -> None:
-    """`--resume OUT_DIR` given to the other command of a pretrain / finetune pair: say which one wrote it,
-    instead of failing on the first config key the other command does not know."""
+def _check_command_of(config: Path | None, resume: Path | None, command: str) -> None:
+    """A --config file or --resume run of the other command of the pretrain / finetune pair: say which
+    command it is for, instead of failing on the first config key this command does not know."""
     from .config import read_yaml
 
-    if resume is None or not (resume / "config.yaml").is_file():
-        return
-    saved = read_yaml(resume / "config.yaml")
-    wrote = "finetune" if "task" in saved else "pretrain" if "mask_prob" in saved else None
-    if wrote is not None and wrote != command:
-        raise InputDataError(f"{resume} is an `encoderlab {wrote}` run; continue it with "
-                             f"`encoderlab {wrote} --resume {resume}`")
+    for path, flag in ((config, "--config"), (None if resume is None else resume / "config.yaml", "--resume")):
+        if path is None or not path.is_file():
+            continue
+        saved = read_yaml(path)
+        wrote = "finetune" if "task" in saved else "pretrain" if "mask_prob" in saved or "tokenizer" in saved \
+            else None
+        if wrote is not None and wrote != command:
+            given = config if flag == "--config" else resume
+            kind = "config" if flag == "--config" else "run"
+            raise InputDataError(f"{given} is an `encoderlab {wrote}` {kind}; use `encoderlab {wrote} {flag} {given}`")
 
 
 @app.command(context_settings=TRAINING_COMMAND)
@@ -131,7 +134,7 @@ def pretrain(overrides: Overrides = None, config: ConfigFile = None, resume: Res
     from .tasks.pretrain import PretrainConfig, pretrain_mlm
     from .training import run_task
 
-    _check_resumed_command(resume, "pretrain")
+    _check_command_of(config, resume, "pretrain")
     metrics = run_task(pretrain_mlm, PretrainConfig, config, overrides or [], resume_dir=resume)
     _echo_metrics(metrics, ("initial_eval_loss", "eval_loss", "initial_eval_accuracy", "eval_accuracy", "step",
                             "seconds"))
@@ -220,7 +223,7 @@ def finetune(overrides: Overrides = None, config: ConfigFile = None, resume: Res
     """Fine-tune an encoder: classify texts, tag tokens or train sentence embeddings (docs/finetuning.md)."""
     from .training import run_task
 
-    _check_resumed_command(resume, "finetune")
+    _check_command_of(config, resume, "finetune")
     task_fn, config_cls = _finetune_task(config, overrides or [], resume)
     metrics = run_task(task_fn, config_cls, config, overrides or [], resume_dir=resume)
     _echo_metrics(metrics, ("test_accuracy", "test_macro_f1", "test_token_accuracy", "validation_accuracy",
