@@ -151,3 +151,14 @@ def test_runs_without_out_dir_of_different_tasks_do_not_collide(tmp_path, minilm
         capsys.readouterr().err
     assert run_cli("finetune", "--config", str(configs / "pretrain-tiny-en.yaml")) == 2
     assert "pretrain-tiny-en.yaml is an `encoderlab pretrain` config" in capsys.readouterr().err
+
+
+def test_an_unfinished_run_as_a_model_says_how_to_finish_it(tmp_path, capsys):
+    run = tmp_path / "run"
+    (run / "checkpoints").mkdir(parents=True)
+    (run / "config.yaml").write_text("data: corpus.txt\nmask_prob: 0.15\nout_dir: run\n")
+    (tmp_path / "in.txt").write_text("hello\n")
+    assert run_cli("encode", "--model", str(run), "--input", str(tmp_path / "in.txt"),
+                   "--output", str(tmp_path / "o.npy")) == 2
+    assert f"is an encoderlab run that has not finished (no final/ yet); continue it with `encoderlab pretrain " \
+           f"--resume {run}`" in capsys.readouterr().err

@@ -57,4 +57,10 @@ def resolve_model_path(name_or_path: str | Path) -> Path:
         raise CheckpointError(f"model {key!r} is a file; pass the checkpoint directory that holds config.json")
     if not (path / "config.json").is_file() and (path / "final" / "config.json").is_file():
         return path / "final"  # the OUT_DIR of an encoderlab run: its model is in final/
+    if not (path / "config.json").is_file() and (path / "config.yaml").is_file():
+        saved = (path / "config.yaml").read_text(encoding="utf-8", errors="replace")
+        command = "finetune" if "\ntask:" in f"\n{saved}" else "pretrain" if "\nmask_prob:" in f"\n{saved}" else None
+        how = f"`encoderlab {command} --resume {key}`" if command else f"--resume {key} on the command that started it"
+        raise CheckpointError(f"{key!r} is an encoderlab run that has not finished (no final/ yet); continue it "
+                              f"with {how}, or wait for it to end")
     return path
