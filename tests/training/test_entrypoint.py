@@ -79,3 +79,25 @@ def test_a_run_failing_on_its_input_leaves_no_directory_but_keeps_an_existing_on
     with pytest.raises(ConfigError, match="no such file"):
         run_task(reject, IrisConfig, None, [f"out_dir={mine}"])
     assert mine.is_dir()  # the user's own directory stays
+
+
+
+def test_resume_from_another_working_directory_finds_the_same_data(tmp_path, monkeypatch):
+    """config.yaml keeps data= as an absolute path; it used to keep 'flowers.csv', which --resume from any
+    other directory could not find."""
+    import shutil
+    from pathlib import Path
+
+    from encoderlab.tasks.autoencode import AutoencodeConfig, train_autoencoder
+
+    here = tmp_path / "project"
+    here.mkdir()
+    shutil.copy(Path(__file__).resolve().parents[1] / "data" / "iris.csv", here / "flowers.csv")
+    monkeypatch.chdir(here)
+    args = ["data=flowers.csv", "label_column=species", "model.latent_dim=2", "batch_size=16", "save_every=10",
+            "warmup_steps=0", "progress=off", "max_steps=10", "threads=1"]
+    run_task(train_autoencoder, AutoencodeConfig, None, [*args, f"out_dir={tmp_path / 'run'}"])
+    assert yaml.safe_load((tmp_path / "run" / "config.yaml").read_text())["data"] == str(here / "flowers.csv")
+    monkeypatch.chdir(tmp_path)  # elsewhere: a relative 'flowers.csv' is not found here
+    metrics = run_task(train_autoencoder, AutoencodeConfig, None, ["max_steps=20"], resume_dir=tmp_path / "run")
+    assert metrics["step"] == 20

@@ -54,6 +54,18 @@ def resolve_config(config_cls: type[C], config_path: str | Path | None, override
     return dataclasses.replace(cfg, out_dir=str(resume_dir), resume=True)
 
 
+def with_absolute_paths(cfg: C) -> C:
+    """`cfg` with every relative path that exists here (data=, init=, teacher=, …) made absolute, for the
+    saved config.yaml: `--resume OUT_DIR` from another working directory must find the same files."""
+    changes = {}
+    for field in dataclasses.fields(cfg):
+        value = getattr(cfg, field.name)
+        if field.name != "out_dir" and isinstance(value, str) and value and not Path(value).is_absolute() \
+                and Path(value).exists():
+            changes[field.name] = str(Path(value).resolve())
+    return dataclasses.replace(cfg, **changes) if changes else cfg
+
+
 def _remove_if_only_config(out_dir: Path) -> None:
     """A run that failed before writing anything (bad input, bad config) leaves no directory behind."""
     if [p.name for p in out_dir.iterdir()] == [CONFIG_FILE]:
@@ -74,7 +86,7 @@ def run_task(task_fn: Callable[[C], Mapping[str, Any]], config_cls: type[C],
                               "or choose a new out_dir=")
         created = not out_dir.exists()
         if info.is_main:
-            save_config(dataclasses.replace(cfg, resume=False), out_dir / CONFIG_FILE)
+            save_config(with_absolute_paths(dataclasses.replace(cfg, resume=False)), out_dir / CONFIG_FILE)
         seed_everything(cfg.seed)  # model init is identical on every rank
         try:
             metrics = dict(task_fn(cfg))
