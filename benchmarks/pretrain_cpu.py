@@ -4,8 +4,10 @@ One training step = forward, MLM loss, backward, AdamW step, on a batch of real 
 different lengths (one document per sequence, padded to the longest in the batch). Ours predicts only the
 masked positions and skips padding; transformers computes logits for every position and ignores the
 unmasked ones with label -100. A third column, our encoder with logits at every position, separates the
-gain of the sparse head from that of skipping padding. Steps rotate between the sides; median step time.
-Tokens/s counts real (non-padding) tokens.
+gain of the sparse head from that of skipping padding; a fourth is our default for pretraining, rotary
+positions (transformers has no rotary BERT, so it is compared with our learned-position model: the cost of
+rotating queries and keys). Steps rotate between the sides; median step time. Tokens/s counts real
+(non-padding) tokens.
 
     .venv/bin/python benchmarks/pretrain_cpu.py [--presets bert-tiny,bert-mini] [--steps 10] [--threads 1]
 """
@@ -13,6 +15,7 @@ Tokens/s counts real (non-padding) tokens.
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import os
 import statistics
 import tempfile
@@ -67,12 +70,14 @@ def bench(preset: str, batches, vocab_size: int, max_seq_len: int, steps: int):
     cfg = preset_config(preset, vocab_size=vocab_size, max_positions=max_seq_len, pooler=False,
                         dropout=0.0, attention_dropout=0.0)  # no dropout: both sides do the same arithmetic
     ours = BertForMaskedLM(cfg).train()
+    torch.manual_seed(0)
+    rotary = BertForMaskedLM(dataclasses.replace(cfg, positions="rotary")).train()
     with tempfile.TemporaryDirectory() as tmp:
         save_hf_bert_mlm(ours, tmp)
         theirs = transformers.BertForMaskedLM.from_pretrained(tmp, attn_implementation="sdpa").train()
 
-    def our_step(opt, batch):
-        logits = ours(batch["input_ids"], batch["attention_mask"], masked_positions=batch["masked_positions"])
+    def our_step(opt, batch, model=ours):
+        logits = model(batch["input_ids"], batch["attention_mask"], masked_positions=batch["masked_positions"])
         loss = F.cross_entropy(logits, batch["labels"])
         loss.backward()
         opt.step()
@@ -95,23 +100,28 @@ def bench(preset: str, batches, vocab_size: int, max_seq_len: int, steps: int):
         return out.loss.item()
 
     our_opt = torch.optim.AdamW(ours.parameters(), lr=1e-4)
+    rotary_opt = torch.optim.AdamW(rotary.parameters(), lr=1e-4)
+
+    def rotary_step(opt, batch):
+        return our_step(opt, batch, rotary)
     their_opt = torch.optim.AdamW(theirs.parameters(), lr=1e-4)
     first = batches[0]
     loss_ours, loss_theirs = our_step(our_opt, first), their_step(their_opt, first)  # warm-up; same loss
-    times = {"ours": [], "ours_dense": [], "theirs": []}
+    rotary_step(rotary_opt, first)
+    times = {"ours": [], "ours_dense": [], "theirs": [], "rotary": []}
     tokens = []
     for i in range(steps):
         batch = batches[1 + i % (len(batches) - 1)]
         tokens.append(int(batch["attention_mask"].sum()))
         sides = (("ours", our_step, our_opt), ("ours_dense", our_dense_step, our_opt),
-                 ("theirs", their_step, their_opt))
+                 ("theirs", their_step, their_opt), ("rotary", rotary_step, rotary_opt))
         for name, step, opt in sides[:: 1 if i % 2 else -1]:
             start = time.perf_counter()
             step(opt, batch)
             times[name].append(time.perf_counter() - start)
     mean_tokens = statistics.mean(tokens)
     tps = {name: mean_tokens / statistics.median(t) for name, t in times.items()}
-    return tps["ours"], tps["ours_dense"], tps["theirs"], abs(loss_ours - loss_theirs)
+    return tps["ours"], tps["ours_dense"], tps["theirs"], tps["rotary"], abs(loss_ours - loss_theirs)
 
 
 def main() -> None:
@@ -129,12 +139,12 @@ def main() -> None:
     print(f"batch {args.batch_size} x up to {args.max_seq_len} tokens, {real:.0%} of positions real (rest padding), "
           f"vocab {vocab_size}, 15% masked, {args.threads} thread(s), median of {args.steps} steps per side\n")
     print("| preset | encoderlab tokens/s | encoderlab, logits at all positions | transformers tokens/s | ratio "
-          "(ours / transformers) | first-step loss diff |")
-    print("|---|---:|---:|---:|---:|---:|")
+          "(ours / transformers) | first-step loss diff | encoderlab, rotary positions | rotary / learned |")
+    print("|---|---:|---:|---:|---:|---:|---:|---:|")
     for preset in args.presets.split(","):
-        ours, dense, theirs, diff = bench(preset, batches, vocab_size, args.max_seq_len, args.steps)
-        print(f"| {preset} | {ours:,.0f} | {dense:,.0f} | {theirs:,.0f} | {ours / theirs:.2f}x | {diff:.1e} |",
-              flush=True)
+        ours, dense, theirs, rotary, diff = bench(preset, batches, vocab_size, args.max_seq_len, args.steps)
+        print(f"| {preset} | {ours:,.0f} | {dense:,.0f} | {theirs:,.0f} | {ours / theirs:.2f}x | {diff:.1e} | "
+              f"{rotary:,.0f} | {rotary / ours:.2f}x |", flush=True)
 
 
 if __name__ == "__main__":
