@@ -144,13 +144,12 @@ def pretrain(overrides: Overrides = None, config: ConfigFile = None, resume: Res
 def _encode_arrays(run_dir: Path, input: Path, output: Path, batch_size: int) -> None:
     """`encode` for an autoencoder run: raw samples in (scaled as in training), codes out."""
     from .array_encoder import ArrayEncoder
-    from .data.arrays import read_samples
     from .io import atomic_save_npy
 
     if output.suffix.lower() != ".npy":
         raise InputDataError(f"--output {str(output)!r} must end in .npy")
     encoder = ArrayEncoder.from_run(run_dir)
-    codes = encoder.encode(read_samples(input), batch_size=batch_size)
+    codes = encoder.encode(encoder.read_samples(input), batch_size=batch_size)  # a CSV by the run's columns
     atomic_save_npy(output, codes)
     typer.echo(f"wrote {codes.shape[0]} x {codes.shape[1]} codes to {output}", err=True)
 

@@ -174,6 +174,9 @@ def test_encode_a_csv_by_the_training_column_names(tmp_path):
     shuffled = ["id,f3,outcome,f1,f2"] + [f"{i},{r[2]:.6f},{i % 2},{r[0]:.6f},{r[1]:.6f}" for i, r in enumerate(x)]
     (tmp_path / "new.csv").write_text("\n".join(shuffled) + "\n")
     np.testing.assert_allclose(ae.encode(ae.read_samples(tmp_path / "new.csv")), expected, atol=1e-5)
+    assert run_cli("encode", "--model", str(tmp_path / "run"), "--input", str(tmp_path / "new.csv"), "--output",
+                   str(tmp_path / "codes.npy")) == 0  # the CLI reads it the same way
+    np.testing.assert_allclose(np.load(tmp_path / "codes.npy"), expected, atol=1e-5)
     with_label = np.c_[x, np.arange(60) % 2].astype(np.float32)
     with pytest.raises(InputDataError, match=r"4 values .* 3 columns \['f1', 'f2', 'f3'\] \(the label column "
                                              r"'outcome' is not one\)"):
