@@ -70,6 +70,10 @@ def encode(
     _check_options(batch_size=batch_size, pooling=pooling, max_length=max_length)
     if autoencoder_dir(model) is not None:  # dispatch: autoencoder runs take arrays, not texts
         return _encode_arrays(Path(model), input, output, batch_size=max(batch_size, 256))
+    if input.suffix.lower() in (".npy", ".npz"):
+        raise InputDataError(f"--input {str(input)!r} holds arrays, which only an autoencoder run encodes, and "
+                             f"--model {model!r} is not one; give the out_dir of `encoderlab autoencode` (or a "
+                             ".txt/.jsonl of texts for a text encoder)")
     from .data.text_input import read_texts
     from .io import atomic_save_npy
     from .text_encoder import TextEncoder

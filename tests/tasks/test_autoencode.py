@@ -236,3 +236,11 @@ def test_anomaly_data_with_few_anomalies(tmp_path):
                                              r"normal_class=1\).*at least 3 rows"):
         run_task(train_autoencoder, AutoencodeConfig, None, [f"data={write(2)}", f"out_dir={tmp_path / 'b'}", *args])
     assert not (tmp_path / "b").exists()  # refused before training: no half-written run
+
+
+def test_encoding_arrays_with_a_text_model_says_which_model_is_needed(tmp_path, capsys):
+    np.save(tmp_path / "x.npy", np.zeros((3, 4), np.float32))
+    assert run_cli("encode", "--model", "minilm", "--input", str(tmp_path / "x.npy"), "--output",
+                   str(tmp_path / "codes.npy")) == 2
+    assert "only an autoencoder run encodes, and --model 'minilm' is not one" in capsys.readouterr().err
+    assert not (tmp_path / "codes.npy").exists()
