@@ -162,3 +162,13 @@ def test_an_unfinished_run_as_a_model_says_how_to_finish_it(tmp_path, capsys):
                    "--output", str(tmp_path / "o.npy")) == 2
     assert f"is an encoderlab run that has not finished (no final/ yet); continue it with `encoderlab pretrain " \
            f"--resume {run}`" in capsys.readouterr().err
+
+
+def test_training_commands_help_names_their_main_keys(capsys):
+    """finetune/pretrain take key=value overrides, which typer cannot list: --help names the ones users need."""
+    assert run_cli("finetune", "--help") == 0
+    out = capsys.readouterr().out
+    assert all(key in out for key in ("task=classify|tag|embed", "text_column=", "label_column=", "init=", "mode="))
+    assert run_cli("pretrain", "--help") == 0
+    out = capsys.readouterr().out
+    assert all(key in out for key in ("text_field=", "model.preset=", "tokenizer.vocab_size=", "max_seq_len="))

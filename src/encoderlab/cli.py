@@ -134,7 +134,16 @@ def _check_command_of(config: Path | None, resume: Path | None, command: str) ->
 
 @app.command(context_settings=TRAINING_COMMAND)
 def pretrain(overrides: Overrides = None, config: ConfigFile = None, resume: ResumeDir = None) -> None:
-    """Pretrain a BERT encoder from scratch with masked-language modelling (see docs/pretraining.md)."""
+    """Pretrain a BERT encoder from scratch with masked-language modelling (see docs/pretraining.md).
+
+    \b
+    encoderlab pretrain data=corpus.txt out_dir=runs/mine max_steps=2000
+    encoderlab pretrain --config configs/pretrain-tiny-en.yaml
+    \b
+    Main keys: data=FILE|FOLDER|catalog names  text_field=  out_dir=
+    model.preset=bert-tiny|bert-mini|...  tokenizer.vocab_size=
+    max_seq_len=  batch_size=  max_steps=  lr=  threads=
+    (an unknown key is an error that lists every valid one)"""
     from .tasks.pretrain import PretrainConfig, pretrain_mlm
     from .training import run_task
 
@@ -171,18 +180,29 @@ def autoencode(overrides: Overrides = None, config: ConfigFile = None, resume: R
 
 @app.command()
 def export(
-    output: Annotated[Path, typer.Option("--output", "-o", help="Directory to write (model.onnx + tokenizer).")],
+    output: Annotated[Path, typer.Option("--output", "-o", help="Directory to write (model.onnx, plus the "
+                                         "tokenizer for a text encoder).")],
     model: ModelOption = "minilm",
     format: Annotated[str, typer.Option("--format", help="Export format: onnx.")] = "onnx",
     opset: Annotated[int, typer.Option(help="ONNX opset version.")] = 17,
     tolerance: Annotated[float, typer.Option(help="Largest allowed max-abs difference to PyTorch.")] = 1e-4,
 ) -> None:
-    """Export a text encoder for deployment, verified against our PyTorch outputs before it is written."""
+    """Export a text encoder or an autoencoder run for deployment, verified against our PyTorch outputs
+    before it is written."""
+    from .array_encoder import autoencoder_dir
     from .compression.export_onnx import export_onnx_dir
     from .text_encoder import TextEncoder
 
     if format != "onnx":
         raise InputDataError(f"--format {format!r} is not supported; use --format onnx")
+    if autoencoder_dir(model) is not None:
+        from .compression.export_onnx_autoencoder import export_autoencoder_onnx_dir
+
+        done = export_autoencoder_onnx_dir(model, output, opset=opset, tolerance=tolerance)
+        typer.echo(f"wrote {done.path} (opset {done.opset}); onnxruntime vs PyTorch on {done.n_samples} held-out "
+                   f"samples, largest relative difference: code {done.max_abs_code:.1e}, reconstruction "
+                   f"{done.max_abs_reconstruction:.1e}, score {done.max_abs_score:.1e} (tolerance {done.tolerance:g})")
+        return
     report = export_onnx_dir(TextEncoder.from_pretrained(model), output, opset=opset, tolerance=tolerance)
     typer.echo(f"wrote {report.path} (opset {report.opset}); onnxruntime vs PyTorch on {report.n_texts} texts: "
                f"max-abs {report.max_abs_hidden:.1e} hidden, {report.max_abs_embedding:.1e} embedding "
@@ -223,7 +243,17 @@ def _finetune_task(config: Path | None, overrides: list[str], resume: Path | Non
 
 @app.command(context_settings=TRAINING_COMMAND)
 def finetune(overrides: Overrides = None, config: ConfigFile = None, resume: ResumeDir = None) -> None:
-    """Fine-tune an encoder: classify texts, tag tokens or train sentence embeddings (docs/finetuning.md)."""
+    """Fine-tune an encoder: classify texts, tag tokens or train sentence embeddings (docs/finetuning.md).
+
+    \b
+    encoderlab finetune data=reviews.csv text_column=review label_column=stars
+    encoderlab finetune task=tag data=tags.conll init=runs/pretrain mode=lora
+    encoderlab finetune task=embed data=pairs.jsonl init=minilm
+    \b
+    Main keys: task=classify|tag|embed  data=FILE|catalog name
+    text_column= label_column=  init=minilm|random|RUN_DIR
+    mode=full|frozen|lora  out_dir=  epochs=  max_steps=  lr=  threads=
+    (an unknown key is an error that lists every valid one)"""
     from .training import run_task
 
     _check_command_of(config, resume, "finetune")
