@@ -194,3 +194,80 @@ def test_rotary_model_sees_only_relative_positions(unpad):
 def test_rotary_needs_an_even_head_width():
     with pytest.raises(ConfigError, match="even head width"):
         BertConfig(**{**TINY, "d_model": 36, "n_heads": 4}, positions="rotary")
+
+
+# ------------------------------------------------------------------ position numbering (RoBERTa's and BERT's)
+ROBERTA_LIKE = dict(TINY, pad_token_id=1, position_numbering="non_padding", position_offset=2, n_segments=1)
+
+
+def _roberta_position_ids(input_ids, padding_idx):
+    """transformers' RobertaEmbeddings.create_position_ids_from_input_ids, written out as the reference."""
+    mask = input_ids.ne(padding_idx).int()
+    return (torch.cumsum(mask, dim=1).type_as(mask) * mask).long() + padding_idx
+
+
+def _padded_both_sides(pad):
+    ids = torch.randint(3, 101, (4, 10))
+    mask = torch.ones_like(ids)
+    mask[1, 6:] = 0  # right-padded
+    mask[2, :4] = 0  # left-padded
+    mask[3, :2] = 0  # left-padded and a pad id inside the text, as a literal "<pad>" would be
+    ids[3, 5] = pad
+    return ids.masked_fill(mask == 0, pad), mask
+
+
+def test_non_padding_numbering_equals_robertas_position_ids():
+    model = BertModel(BertConfig(**ROBERTA_LIKE))
+    ids, _ = _padded_both_sides(pad=1)
+    assert torch.equal(model.position_ids(ids), _roberta_position_ids(ids, 1))
+    assert model.embeddings.positions.weight.shape == (24 + 2, 32)  # max_positions real rows after the offset
+    column = BertModel(BertConfig(**TINY))
+    assert torch.equal(column.position_ids(ids), torch.arange(10)[None])
+
+
+@pytest.mark.parametrize("fused", [True, False])
+def test_non_padding_numbering_packed_equals_padded(fused):
+    torch.manual_seed(0)
+    cfg = BertConfig(**ROBERTA_LIKE, dropout=0.0, attention_dropout=0.0, fused_attention=fused)
+    packed, padded = BertModel(cfg), BertModel(BertConfig(**{**cfg.__dict__, "unpad": False}))
+    padded.load_state_dict(packed.state_dict())
+    ids, mask = _padded_both_sides(pad=1)
+    assert_packed_equals_padded(packed, padded, ids, mask)
+
+
+@pytest.mark.parametrize("unpad", [True, False])
+def test_non_padding_numbering_makes_left_padding_harmless(unpad):
+    """A sequence left-padded reads the same position rows as alone; by column (BERT) it does not."""
+    torch.manual_seed(0)
+    ids = torch.randint(3, 101, (1, 7))
+    left = torch.cat([torch.ones(1, 3, dtype=torch.long), ids], 1)
+    mask = (left != 1).long()
+    for cfg, same in ((BertConfig(**ROBERTA_LIKE, unpad=unpad), True),
+                      (BertConfig(**{**TINY, "pad_token_id": 1}, unpad=unpad), False)):
+        model = BertModel(cfg).eval()
+        with torch.no_grad():
+            alone, shifted = model(ids)[0], model(left, mask)[0, 3:]
+        assert torch.allclose(alone, shifted, atol=1e-5) == same
+
+
+def test_position_offset_counts_against_the_table_not_the_sequence():
+    model = BertModel(BertConfig(**ROBERTA_LIKE)).eval()
+    ids = torch.randint(3, 101, (2, 24))  # max_positions tokens: the last reads row 25 of 26
+    assert model(ids).shape == (2, 24, 32)
+    with pytest.raises(ValueError, match="sequence length 25 exceeds max_positions=24"):
+        model(torch.randint(3, 101, (2, 25)))
+
+
+@pytest.mark.parametrize("overrides,message", [
+    (dict(position_numbering="middle"), "position_numbering must be 'column' or 'non_padding'"),
+    (dict(position_offset=-1), "position_offset must be >= 0"),
+    (dict(position_numbering="non_padding"), "position_offset must be >= 1"),
+    (dict(positions="rotary", position_offset=2), "rotary positions are relative"),
+    (dict(hf_model_type="gpt2"), "hf_model_type='gpt2' is unknown"),
+    (dict(hf_model_type="roberta", pad_token_id=1), "needs .*'position_numbering': 'non_padding'"),
+    (dict(hf_model_type="distilbert"), "needs \\{'n_segments': 0"),
+    (dict(hf_model_type="distilbert", n_segments=0, norm_position="pre"), "use hf_model_type='bert'"),
+])
+def test_invalid_position_and_layout_settings_say_what_to_fix(overrides, message):
+    with pytest.raises(ConfigError, match=message):
+        BertConfig(**{**TINY, **overrides})

@@ -37,12 +37,21 @@ class BertConfig:
     d_ff: int = 3072
     """Hidden width of the feed-forward network (Hugging Face: intermediate_size)."""
     max_positions: int = 512
-    """Longest sequence the position table covers."""
+    """Longest sequence the position table covers (the table has max_positions + position_offset rows)."""
     n_segments: int = 2
     """Segment (token type) vocabulary; 0 disables segment embeddings."""
     positions: Literal["learned", "sinusoidal", "rotary"] = "learned"
     """Learned absolute position embeddings (BERT), fixed sinusoids added to the input, or rotary: queries
     and keys rotated by their positions in every block (RoFormer), so attention sees relative offsets."""
+    position_numbering: Literal["column", "non_padding"] = "column"
+    """Which row of the position table a token reads. 'column': its column in the batch (BERT, DistilBERT),
+    so left padding shifts a sequence's positions. 'non_padding': its rank among the tokens whose id is not
+    pad_token_id, so a sequence reads the same rows however it is padded, and padding tokens read row
+    position_offset - 1 (RoBERTa's `create_position_ids_from_input_ids`). Both paths (padded and
+    `unpad`) number from the input ids, as the reference does."""
+    position_offset: int = 0
+    """Row of the position table that the first token reads: 0 for BERT; RoBERTa starts at
+    pad_token_id + 1 (its rows 0 … pad_token_id hold no real token)."""
     norm_position: Literal["post", "pre"] = "post"
     """'post': LayerNorm after each residual add (BERT); 'pre': before each sub-layer, plus a final norm."""
     activation: str = "gelu"
@@ -71,6 +80,10 @@ class BertConfig:
     layer_d_ff: list[int] | None = None
     """Feed-forward width of each block after structured pruning (one entry per block, each >= 1); null:
     d_ff everywhere."""
+    hf_model_type: Literal["bert", "distilbert", "roberta", "xlm-roberta"] = "bert"
+    """The Hugging Face layout (tensor and config.json names) `interop.hf_bert.save_hf_bert` writes: the
+    checkpoint's model_type on import, so a loaded model saves back as what it was. Only 'bert' takes the
+    variants BERT cannot express (saved as model_type 'encoderlab-bert'); forward never reads it."""
 
     def __post_init__(self) -> None:
         for name in ("vocab_size", "d_model", "n_layers", "n_heads", "d_ff", "max_positions"):
@@ -104,6 +117,8 @@ class BertConfig:
             raise ConfigError(
                 f"BertConfig.pad_token_id={self.pad_token_id} is outside the vocabulary [0, {self.vocab_size})"
             )
+        self._check_positions()
+        self._check_hf_layout()
         for name, upper in (("layer_heads", self.n_heads), ("layer_d_ff", None)):
             sizes = getattr(self, name)
             if sizes is None:
@@ -117,6 +132,40 @@ class BertConfig:
                 bound = f"[1, n_heads={upper}]" if upper is not None else ">= 1"
                 raise ConfigError(f"BertConfig.{name}={sizes}: every entry must be {bound} (a block cannot lose "
                                   "all its heads or neurons)")
+
+    def _check_positions(self) -> None:
+        if self.position_numbering not in ("column", "non_padding"):
+            raise ConfigError(f"BertConfig.position_numbering must be 'column' or 'non_padding', "
+                              f"got {self.position_numbering!r}")
+        if self.position_offset < 0:
+            raise ConfigError(f"BertConfig.position_offset must be >= 0, got {self.position_offset}")
+        if self.position_numbering == "non_padding" and self.position_offset < 1:
+            raise ConfigError("BertConfig: position_numbering='non_padding' puts padding tokens at row "
+                              "position_offset - 1, so position_offset must be >= 1 (RoBERTa: pad_token_id + 1)")
+        if self.positions == "rotary" and (self.position_numbering, self.position_offset) != ("column", 0):
+            raise ConfigError("BertConfig: rotary positions are relative, so position_numbering and "
+                              "position_offset change nothing; leave them at 'column' and 0")
+
+    def _check_hf_layout(self) -> None:
+        """The Hugging Face classes compute one architecture each; refuse a config they would compute
+        differently, so that a save can never be silently wrong."""
+        layouts = ("bert", "distilbert", "roberta", "xlm-roberta")
+        if self.hf_model_type not in layouts:
+            raise ConfigError(f"BertConfig.hf_model_type={self.hf_model_type!r} is unknown; choose one of {layouts}")
+        if self.hf_model_type == "bert":
+            return
+        fixed = {"positions": "learned", "norm_position": "post", "ffn_kind": "mlp"}
+        changed = {name: getattr(self, name) for name, value in fixed.items() if getattr(self, name) != value}
+        if changed:
+            raise ConfigError(f"BertConfig: hf_model_type={self.hf_model_type!r} computes learned positions, post-LN "
+                              f"and an MLP, not {changed}; use hf_model_type='bert' (saved as encoderlab-bert)")
+        if self.hf_model_type == "distilbert":
+            wanted = {"n_segments": 0, "position_numbering": "column", "position_offset": 0}
+        else:
+            wanted = {"position_numbering": "non_padding", "position_offset": self.pad_token_id + 1}
+        wrong = {name: getattr(self, name) for name, value in wanted.items() if getattr(self, name) != value}
+        if wrong:
+            raise ConfigError(f"BertConfig: hf_model_type={self.hf_model_type!r} needs {wanted}, got {wrong}")
 
     @property
     def d_head(self) -> int:
@@ -166,7 +215,8 @@ class BertModel(nn.Module):
         super().__init__()
         self.cfg = cfg
         rotary = cfg.positions == "rotary"
-        self.embeddings = TextEmbeddings(cfg.vocab_size, cfg.d_model, cfg.max_positions, cfg.n_segments,
+        self.embeddings = TextEmbeddings(cfg.vocab_size, cfg.d_model, cfg.max_positions + cfg.position_offset,
+                                         cfg.n_segments,
                                          "none" if rotary else cfg.positions, cfg.pad_token_id, cfg.norm_eps,
                                          cfg.dropout)
         self.rotary = RotaryEmbedding(cfg.d_head) if rotary else None
@@ -198,7 +248,7 @@ class BertModel(nn.Module):
         has_padding = attention_mask is not None and not bool(attention_mask.all())
         if has_padding and self.cfg.unpad:
             return self._forward_unpadded(input_ids, attention_mask, token_type_ids)
-        x = self.embeddings(input_ids, token_type_ids)  # (B, T, C)
+        x = self.embeddings(input_ids, token_type_ids, self.position_ids(input_ids))  # (B, T, C)
         attn_bias = padding_mask_to_bias(attention_mask, x.dtype) if has_padding else None  # (B, 1, 1, T)
         rotary = self.rotary(torch.arange(x.size(1), device=x.device)) if self.rotary is not None else None
         for block in self.blocks:
@@ -209,12 +259,10 @@ class BertModel(nn.Module):
                           token_type_ids: torch.Tensor | None) -> torch.Tensor:
         """Gather the real tokens, run the blocks on them packed, scatter back to (B, T, C)."""
         B, T = input_ids.shape
-        if T > self.cfg.max_positions:
-            raise ValueError(f"sequence length {T} exceeds max_positions={self.cfg.max_positions}; "
-                             "truncate the input (e.g. max_length) or use a model with more positions")
+        position_ids = self.position_ids(input_ids).expand(B, T)  # as when padded
         packing = Packing.from_mask(attention_mask, self.embeddings.tokens.weight.dtype)
         keep = packing.keep  # (N,) flat indices of real tokens
-        positions = torch.arange(T, device=input_ids.device).repeat(B)[keep]  # column index, as when padded
+        positions = position_ids.reshape(-1)[keep]  # (N,)
         segments = None if token_type_ids is None else token_type_ids.reshape(-1)[keep][None]
         x = self.embeddings(input_ids.reshape(-1)[keep][None], segments, positions[None])[0]  # (N, C)
         rotary = self.rotary(positions) if self.rotary is not None else None  # (N, hs) each
@@ -223,6 +271,18 @@ class BertModel(nn.Module):
         if self.final_norm is not None:
             x = self.final_norm(x)
         return packing.pad(x)  # (B, T, C), zeros at padding
+
+    def position_ids(self, input_ids: torch.Tensor) -> torch.Tensor:
+        """(B, T) ids -> the position-table row of each token: (1, T) by column, or (B, T) by non-padding
+        rank (see BertConfig.position_numbering). Rotary models rotate by these positions too."""
+        T, offset = input_ids.size(1), self.cfg.position_offset
+        if T > self.cfg.max_positions:
+            raise ValueError(f"sequence length {T} exceeds max_positions={self.cfg.max_positions}; "
+                             "truncate the input (e.g. max_length) or use a model with more positions")
+        if self.cfg.position_numbering == "column":
+            return torch.arange(offset, T + offset, device=input_ids.device)[None]  # (1, T)
+        real = input_ids != self.cfg.pad_token_id  # (B, T)
+        return torch.where(real, real.cumsum(dim=1) - 1 + offset, offset - 1)  # (B, T)
 
     def pool(self, hidden: torch.Tensor) -> torch.Tensor:
         """BERT's pooler: tanh(W·h_[CLS] + b). hidden: (B, T, C) -> (B, C)."""
