@@ -122,3 +122,13 @@ def test_utf16_and_latin1_files_get_the_right_conversion_command(tmp_path):
     (tmp_path / "latin.csv").write_bytes("text,label\ncafé,a\n".encode("latin-1"))
     with pytest.raises(InputDataError, match=r"is not UTF-8 text \(byte 14\); .*iconv -f latin1"):
         read_csv_rows(tmp_path / "latin.csv", "text", "label")
+
+
+def test_jsonl_row_with_an_empty_text_is_an_error_like_in_a_csv(tmp_path):
+    from encoderlab.data.text_input import read_jsonl_records
+
+    (tmp_path / "in.jsonl").write_text('{"text": "good", "y": "p"}\n{"text": "  ", "y": "n"}\n', encoding="utf-8")
+    with pytest.raises(InputDataError, match=r"in\.jsonl:2: the 'text' text is empty"):
+        read_jsonl_records(tmp_path / "in.jsonl", "text", "y")
+    assert read_jsonl_records(tmp_path / "in.jsonl", "text")[0] == ["good", "  "]  # pretraining drops it later
+    assert read_texts(tmp_path / "in.jsonl") == ["good", "  "]  # encode / predict keep one output per line

@@ -174,13 +174,15 @@ def read_jsonl_records(path: str | Path, text_field: str = "text", label_field: 
     """Texts (and labels, as strings) of a .jsonl file; every bad line is an error naming file and line."""
     path = Path(path)
     texts = read_texts(path, text_field=text_field, text_option=options[0])
-    if label_field is None:
+    if label_field is None:  # unlabelled text (pretraining): an empty document is simply no document
         return texts, None
     labels = []
     for line_no, line in enumerate(_read_utf8(path).splitlines(), start=1):
         if not line.strip():
             continue
         record = json.loads(line)
+        if not record[text_field].strip():  # as in a .csv: a labelled row needs a text
+            raise InputDataError(f"{path}:{line_no}: the {text_field!r} text is empty; every labelled line needs one")
         if label_field not in record:
             raise InputDataError(f"{path}:{line_no}: no {label_field!r} field (found {sorted(record)}); every line "
                                  f"needs a label: name the right field with {options[1]}")
