@@ -71,7 +71,7 @@ class _TraceableEncoder(nn.Module):
         return x, embedding
 
 
-def _onnxruntime():
+def require_onnxruntime():
     try:
         import onnxruntime
     except ImportError as exc:
@@ -82,7 +82,7 @@ def _onnxruntime():
 def export_onnx(encoder: TextEncoder, path: str | Path, opset: int = 17, tolerance: float = 1e-4,
                 texts: list[str] | None = None) -> OnnxExportReport:
     """Write `path` (a .onnx file) atomically and verify it; raise if it differs from PyTorch by > tolerance."""
-    ort = _onnxruntime()
+    ort = require_onnxruntime()
     path = Path(path)
     if not MIN_OPSET <= opset <= MAX_OPSET:
         raise InputDataError(f"opset {opset} is not supported: attention exports as scaled_dot_product_attention "

@@ -217,12 +217,21 @@ def corrupt(x: torch.Tensor, noise: Literal["none", "gaussian", "masking"], leve
     raise ConfigError(f"noise={noise!r} is not one of none, gaussian, masking")
 
 
+def bce_with_logits(logits: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
+    """Element-wise binary cross-entropy of targets `x` under Bernoulli(sigmoid(logits)). PyTorch's fused op,
+    except while exporting to ONNX, whose translation of it gives NaN; there the same stable formula,
+    max(l, 0) - l·x + log(1 + e^-|l|), is written out."""
+    if torch.onnx.is_in_onnx_export():
+        return logits.clamp(min=0) - logits * x + torch.log1p(torch.exp(-logits.abs()))
+    return F.binary_cross_entropy_with_logits(logits, x, reduction="none")
+
+
 def reconstruction_error(logits: torch.Tensor, x: torch.Tensor, cfg: AutoencoderConfig,
                          kind: Literal["mse", "bce"] | None = None) -> torch.Tensor:
     """Per-sample mean over elements (B,): MSE in data space, or BCE from the logits."""
     kind = kind or cfg.reconstruction
     if kind == "bce":
-        per_element = F.binary_cross_entropy_with_logits(logits, x, reduction="none")
+        per_element = bce_with_logits(logits, x)
     else:
         per_element = (to_data_space(logits, cfg) - x).square()
     return per_element.flatten(1).mean(1)

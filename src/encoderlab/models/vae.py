@@ -19,11 +19,10 @@ import math
 from dataclasses import dataclass
 
 import torch
-import torch.nn.functional as F
 from torch import nn
 
 from ..errors import ConfigError
-from .autoencoder import AutoencoderConfig, build_decoder, build_encoder, to_data_space
+from .autoencoder import AutoencoderConfig, bce_with_logits, build_decoder, build_encoder, to_data_space
 
 LOG_2PI = math.log(2 * math.pi)
 
@@ -70,7 +69,7 @@ class VAE(nn.Module):
         """log p(x|z) per sample, summed over elements: (..., *input_shape) -> (...)."""
         n_dims = len(self.cfg.input_shape)
         if self.cfg.reconstruction == "bce":
-            log_p = -F.binary_cross_entropy_with_logits(logits, x.expand_as(logits), reduction="none")
+            log_p = -bce_with_logits(logits, x.expand_as(logits))
         else:
             std = self.cfg.decoder_std
             log_p = -0.5 * ((to_data_space(logits, self.cfg) - x) / std).square() - math.log(std) - 0.5 * LOG_2PI

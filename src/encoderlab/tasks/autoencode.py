@@ -233,18 +233,19 @@ def batched(fn, x: np.ndarray, batch_size: int = 1000) -> np.ndarray:
     return np.concatenate(outs)
 
 
-def anomaly_scores(model: nn.Module, x: np.ndarray) -> np.ndarray:
-    """Higher = more anomalous: the per-sample reconstruction error (mean over elements), or for a VAE the
-    negative ELBO evaluated at the posterior mean (deterministic: -log p(x|mu) + KL)."""
-    model.eval()
+def anomaly_score(model: nn.Module, x: torch.Tensor) -> torch.Tensor:
+    """Higher = more anomalous, per sample (B,): the reconstruction error (mean over elements), or for a VAE
+    the negative ELBO evaluated at the posterior mean (deterministic: -log p(x|mu) + KL)."""
     if isinstance(model, VAE):
-        def score(xb: torch.Tensor) -> torch.Tensor:
-            q = model.posterior(xb)
-            return -model.log_likelihood(model.decoder(q.mu), xb) + q.kl_to_prior()
-    else:
-        def score(xb: torch.Tensor) -> torch.Tensor:
-            return reconstruction_error(model(xb).logits, xb, model.cfg)
-    return batched(score, x)
+        q = model.posterior(x)
+        return -model.log_likelihood(model.decoder(q.mu), x) + q.kl_to_prior()
+    return reconstruction_error(model(x).logits, x, model.cfg)
+
+
+def anomaly_scores(model: nn.Module, x: np.ndarray) -> np.ndarray:
+    """`anomaly_score` of every sample of `x` (model scale), in batches."""
+    model.eval()
+    return batched(lambda xb: anomaly_score(model, xb), x)
 
 
 EXACT_PCA_MAX = 1024

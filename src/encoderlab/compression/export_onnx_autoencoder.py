@@ -1,0 +1,120 @@
+"""Export an autoencoder run to ONNX, verified through onnxruntime on the run's own held-out samples.
+
+The graph takes raw samples as the run read them — `input` (B, *sample_shape) float32: images as stored
+(e.g. 0–255, cast to float), table rows in their own units — and applies the training data's scaling itself.
+It returns `code` (B, latent_dim: a VAE's posterior mean, as `encoderlab encode` gives), `reconstruction`
+(B, *sample_shape, back in raw units) and `score` (B,: the anomaly score the run's metrics use). The batch
+axis is dynamic. The export is refused, and nothing is written, if onnxruntime differs from PyTorch by more
+than the tolerance.
+"""
+
+from __future__ import annotations
+
+import tempfile
+import warnings
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch import nn
+
+from ..array_encoder import ArrayEncoder, autoencoder_dir
+from ..config import from_dict, read_yaml
+from ..errors import EncoderlabError, InputDataError
+from ..io import atomic_write_bytes, atomic_write_json
+from .export_onnx import MAX_OPSET, MIN_OPSET, require_onnxruntime
+
+OUTPUTS = ("code", "reconstruction", "score")
+
+
+@dataclass
+class AutoencoderExportReport:
+    path: str
+    opset: int
+    max_abs_code: float
+    max_abs_reconstruction: float
+    max_abs_score: float
+    tolerance: float
+    n_samples: int
+
+
+class _TraceableAutoencoder(nn.Module):
+    """Scaling, encoder, decoder and score in one graph: raw samples in, raw-unit reconstructions out."""
+
+    def __init__(self, encoder: ArrayEncoder):
+        super().__init__()
+        from ..tasks.autoencode import anomaly_score
+
+        self.model = encoder.model.eval()
+        self.score_fn = anomaly_score
+        # Scaling holds scalars (images) or one value per column (tables); both broadcast over (B, *sample).
+        self.register_buffer("offset", torch.as_tensor(encoder.scaling.offset, dtype=torch.float32))
+        self.register_buffer("scale", torch.as_tensor(encoder.scaling.scale, dtype=torch.float32))
+
+    def forward(self, raw: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        x = (raw - self.offset) / self.scale  # (B, *sample) on the model's scale
+        code = self.model.encode(x)  # (B, L)
+        reconstruction = self.model.decode(code) * self.scale + self.offset  # (B, *sample), raw units
+        return code, reconstruction, self.score_fn(self.model, x)
+
+
+def held_out_samples(run_dir: str | Path, n: int = 64) -> np.ndarray:
+    """Up to `n` raw samples of the run's own test split (or validation), to check the export on."""
+    from ..tasks.autoencode import AutoencodeConfig, prepare_data
+
+    directory = autoencoder_dir(run_dir)
+    data = prepare_data(from_dict(AutoencodeConfig, read_yaml(directory / "config.yaml")))
+    x = data.test.x if len(data.test) else data.val.x
+    return data.scaling.invert(x[:n])
+
+
+def export_autoencoder_onnx(run_dir: str | Path, path: str | Path, opset: int = 17, tolerance: float = 1e-4,
+                            samples: np.ndarray | None = None) -> AutoencoderExportReport:
+    """Write `path` (a .onnx file) atomically and verify it; raise if it differs from PyTorch by > tolerance.
+    `samples`: raw samples to verify on (default: the run's held-out test samples)."""
+    ort = require_onnxruntime()
+    path = Path(path)
+    if not MIN_OPSET <= opset <= MAX_OPSET:
+        raise InputDataError(f"opset {opset} is not supported; use --opset {MIN_OPSET}-{MAX_OPSET} (default 17)")
+    encoder = ArrayEncoder.from_run(run_dir)
+    module = _TraceableAutoencoder(encoder).eval()
+    samples = held_out_samples(run_dir) if samples is None else np.asarray(samples, dtype=np.float32)
+    samples = samples.astype(np.float32)
+    example = torch.from_numpy(samples[:2])
+    with tempfile.TemporaryDirectory() as tmp, warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # tracer warnings about Python ints are expected and harmless here
+        tmp_path = Path(tmp) / "model.onnx"
+        axes = {"input": {0: "batch"}, **{name: {0: "batch"} for name in OUTPUTS}}
+        torch.onnx.export(module, (example,), str(tmp_path), dynamo=False, input_names=["input"],
+                          output_names=list(OUTPUTS), dynamic_axes=axes, opset_version=opset)
+        onnx_bytes = tmp_path.read_bytes()
+    session = ort.InferenceSession(onnx_bytes, providers=["CPUExecutionProvider"])
+    outputs = session.run(None, {"input": samples})
+    with torch.inference_mode():
+        reference = [t.numpy() for t in module(torch.from_numpy(samples))]
+    # errors relative to each output's own size: raw-unit reconstructions of 0-255 pixels are large numbers
+    diffs = [float(np.abs(out - ref).max() / max(1.0, float(np.abs(ref).max())))
+             for out, ref in zip(outputs, reference, strict=True)]
+    report = AutoencoderExportReport(str(path), opset, *diffs, tolerance=tolerance, n_samples=len(samples))
+    if not all(diff <= tolerance for diff in diffs):  # NaN fails too
+        raise EncoderlabError(f"ONNX export differs from PyTorch by {max(diffs):.2e} (relative) > {tolerance}; "
+                              "not written")
+    atomic_write_bytes(path, onnx_bytes)
+    return report
+
+
+def export_autoencoder_onnx_dir(run_dir: str | Path, directory: str | Path, **kwargs) -> AutoencoderExportReport:
+    """`directory/model.onnx` + `onnx_export.json` (the parity report, the input's shape and the outputs)."""
+    directory = Path(directory)
+    if directory.exists() and not directory.is_dir():
+        raise InputDataError(f"--output {str(directory)!r} is a file; export writes a directory (model.onnx + "
+                             "onnx_export.json): name a new or existing directory")
+    report = export_autoencoder_onnx(run_dir, directory / "model.onnx", **kwargs)
+    info = ArrayEncoder.from_run(run_dir).info
+    atomic_write_json(directory / "onnx_export.json", {
+        **asdict(report), "inputs": {"input": ["batch", *info["sample_shape"]]}, "outputs": list(OUTPUTS),
+        "input_units": "raw samples as the run read them (float32), scaled inside the graph",
+        "columns": info.get("columns"),
+    })
+    return report
