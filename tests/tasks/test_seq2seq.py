@@ -135,7 +135,8 @@ def test_user_csv_and_jsonl_pairs_end_to_end(tmp_path):
     metrics = run_task(train_seq2seq, Seq2SeqConfig, None,
                        [*TINY, f"data={csv}", "source_column=word", "target_column=reading", f"out_dir={out}",
                         "max_steps=40", "split=0.8,0.1,0.1", "model.input_feeding=false", "model.kind=gru"])
-    assert metrics["train_pairs"] == round(len(words) * 0.8) and metrics["test_token_error_rate"] < 1.0
+    assert metrics["train_pairs"] == round(len(words) * 0.8)
+    assert metrics["test_token_error_rate"] < min(1.0, metrics["untrained_test_token_error_rate"])
     info = json.loads((out / "final" / "vocab.json").read_text())
     assert info["target"]["mode"] == "char" and info["lowercase"] is False
     outputs = predict_seq2seq(out, ["abc", "zebra"])
