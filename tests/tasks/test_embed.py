@@ -123,3 +123,14 @@ def test_frozen_mode_is_refused_before_anything_runs(tmp_path, bbc_pairs, capsys
     assert code.value.code == 2 and "mode=frozen would train nothing; use mode=full or mode=lora" in \
         capsys.readouterr().err
     assert not (tmp_path / "r").exists()
+
+
+def test_labels_objective_takes_bad_rows_warn_as_its_error_says(tmp_path, tiny):
+    rows = "".join(f"news story number {i} about {t},{t}\n" for i in range(12) for t in ("sport", "tax"))
+    (tmp_path / "l.csv").write_text("text,label\n" + rows + ",sport\n", encoding="utf-8")
+    cfg = dict(objective="labels", data=str(tmp_path / "l.csv"), init=str(tiny), max_steps=1, batch_size=4,
+               progress="off")
+    with pytest.raises(InputDataError, match="pass bad_rows=warn to skip them"):
+        train_embeddings(EmbedConfig(out_dir=str(tmp_path / "a"), **cfg))
+    metrics = train_embeddings(EmbedConfig(out_dir=str(tmp_path / "b"), bad_rows="warn", **cfg))
+    assert metrics["train_examples"] > 0

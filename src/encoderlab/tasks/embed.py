@@ -54,6 +54,8 @@ class EmbedConfig(FinetuneConfig):
     positive_column: str = "positive"
     text_column: str = "text"
     label_column: str = "label"
+    bad_rows: Literal["error", "warn"] = "error"
+    """objective=labels: a .csv row with an empty text or label: error (listing them), or warn and skip."""
     split: str = "0.9,0.1,0.0"
     """train,validation,test fractions (seeded); validation gives the held-out recall@1."""
     max_train_examples: int | None = None
@@ -210,7 +212,7 @@ def train_embeddings(cfg: EmbedConfig) -> dict[str, Any]:
     else:
         splits = load_labelled_splits(ClassifyConfig(data=cfg.data, split=cfg.split, seed=cfg.seed,
                                                      text_column=cfg.text_column, label_column=cfg.label_column,
-                                                     out_dir=cfg.out_dir))
+                                                     bad_rows=cfg.bad_rows, out_dir=cfg.out_dir))
         train = seeded_subset(splits.train, cfg.max_train_examples, cfg.seed)
         validation = seeded_subset(splits.validation, cfg.max_eval_examples, cfg.seed)
         train_items = [{"text": i, "label": y} for i, y in zip(ids(train.texts), train.labels, strict=True)]
