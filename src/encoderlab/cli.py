@@ -321,7 +321,8 @@ def evaluate(
 def predict(
     model: Annotated[Path, typer.Option("--model", "-m", help="OUT_DIR of `encoderlab finetune` (or its final/).")],
     input: Annotated[Path, typer.Option("--input", "-i", help=".txt (one text per line), .jsonl or .csv.")],
-    output: Annotated[Path, typer.Option("--output", "-o", help="Where to write one JSON line per input.")],
+    output: Annotated[Path, typer.Option("--output", "-o", help="Where to write one JSON line per input (.jsonl), "
+                                                                "or a table with a .csv / .tsv name.")],
     text_column: Annotated[str, typer.Option(help="Text field (.jsonl) or column (.csv).")] = "text",
     batch_size: Annotated[int, typer.Option(help="Texts per forward pass.")] = 64,
     precision: PrecisionOption = "fp32",

@@ -301,3 +301,22 @@ def test_evaluate_says_which_rows_it_scored(tmp_path, tiny, tweets_csv, capsys):
     other = write_csv(tmp_path / "other.csv", tweet_rows(12))
     assert main_exit(["evaluate", "--model", str(tmp_path / "run"), "--data", str(other)]) == 0
     assert capsys.readouterr().out.startswith(f"every row of {other}:\nn=")
+
+
+def test_predict_to_a_csv_writes_a_table_a_spreadsheet_reads(tmp_path, tiny, tweets_csv):
+    import csv
+
+    finetune_classifier(_cfg(tmp_path, tiny, tweets_csv))
+    texts = ["I love this, really!", 'He said "no"\nand left.', "It is a Tuesday."]
+    (tmp_path / "in.jsonl").write_text("".join(json.dumps({"text": t}) + "\n" for t in texts))
+    assert main_exit(["predict", "--model", str(tmp_path / "run"), "--input", str(tmp_path / "in.jsonl"),
+                      "--output", str(tmp_path / "preds.csv")]) == 0
+    with (tmp_path / "preds.csv").open(newline="", encoding="utf-8") as handle:
+        rows = list(csv.DictReader(handle))
+    classifier = TextClassifier.from_pretrained(tmp_path / "run")
+    probs = classifier.predict_proba(texts)
+    assert [r["text"] for r in rows] == texts
+    assert list(rows[0]) == ["text", "label", *(f"prob_{n}" for n in classifier.label_names)]
+    for row, expected in zip(rows, probs, strict=True):
+        assert row["label"] == classifier.label_names[expected.argmax()]
+        np.testing.assert_allclose([float(row[f"prob_{n}"]) for n in classifier.label_names], expected, atol=1e-5)

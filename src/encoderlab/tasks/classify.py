@@ -464,12 +464,24 @@ def read_prediction_inputs(path: str | Path, text_column: str = "text") -> list[
 
 def predict_file(model: str | Path, input_path: str | Path, output_path: str | Path, text_column: str = "text",
                  batch_size: int = 64, precision: str = "fp32") -> int:
-    """Write one JSON line per input text: text, predicted label and every class probability."""
+    """Write one JSON line per input text: text, predicted label and every class probability; or, for an
+    output ending in .csv / .tsv, one row per text with the columns text, label, prob_<class>..."""
+    import io
+
     from ..io import atomic_write_text
 
     classifier = load_classifier(model, precision)
     texts = read_prediction_inputs(input_path, text_column)
     probs = classifier.predict_proba(texts, batch_size)
+    suffix = Path(output_path).suffix.lower()
+    if suffix in (".csv", ".tsv"):  # a table for spreadsheets
+        table = io.StringIO()
+        writer = csv.writer(table, delimiter="\t" if suffix == ".tsv" else ",", lineterminator="\n")
+        writer.writerow(["text", "label", *(f"prob_{name}" for name in classifier.label_names)])
+        for text, row in zip(texts, probs, strict=True):
+            writer.writerow([text, classifier.label_names[int(row.argmax())], *(f"{float(p):.6f}" for p in row)])
+        atomic_write_text(output_path, table.getvalue())
+        return len(texts)
     lines = []
     for text, row in zip(texts, probs, strict=True):
         lines.append(json.dumps({"text": text, "label": classifier.label_names[int(row.argmax())],
