@@ -67,6 +67,10 @@ def test_user_word_tag_file_evaluate_from_elsewhere_and_bad_predict_input(tmp_pa
               "--output", str(tmp_path / "out.jsonl")])
     assert code.value.code == 2
     assert "bad.jsonl:2: not valid JSON" in capsys.readouterr().err and not (tmp_path / "out.jsonl").exists()
+    with pytest.raises(SystemExit) as code:
+        main(["predict", "--model", str(tmp_path / "run"), "--input", str(tmp_path / "bad.jsonl"),
+              "--output", str(tmp_path / "out.csv")])
+    assert code.value.code == 2 and "a tagger writes one JSON line" in capsys.readouterr().err
 
 
 def test_conll_and_jsonl_tagging_files_read_like_word_tag_lines(tmp_path):

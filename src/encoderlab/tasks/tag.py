@@ -275,6 +275,9 @@ def predict_tags_file(model: str | Path, input_path: str | Path, output_path: st
     from ..io import atomic_write_text
 
     path = Path(input_path)
+    if Path(output_path).suffix.lower() in (".csv", ".tsv"):  # a table cell cannot hold a tag per word
+        raise InputDataError(f"--output {str(output_path)!r}: a tagger writes one JSON line of tokens and tags per "
+                             "sentence; name the output .jsonl")
     if path.suffix.lower() == ".jsonl":
         sentences = []
         for line_no, line in enumerate(read_text_file(path).splitlines(), start=1):
