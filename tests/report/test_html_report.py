@@ -83,6 +83,9 @@ def test_autoencoder_run_report_embeds_its_pictures(tmp_path):
 def test_bad_input_is_a_clear_error(classifier_runs, tmp_path):
     with pytest.raises(InputDataError, match="does not exist"):
         build_report([tmp_path / "nope"])
+    (tmp_path / "run.log").write_text("a log file beside the runs")
+    with pytest.raises(InputDataError, match="is a file, not a run directory"):
+        build_report([*classifier_runs, tmp_path / "run.log"])
     with pytest.raises(InputDataError, match="model directory: give the run directory above it"):
         build_report([classifier_runs[0] / "final"])
     with pytest.raises(InputDataError, match="should end in .html"):

@@ -61,8 +61,9 @@ def read_run(directory: str | Path, name: str | None = None) -> RunRecord:
     """Read a run directory; a clear InputDataError if it is not one."""
     path = Path(directory)
     if not path.is_dir():
-        raise InputDataError(f"run directory '{directory}' does not exist; give the out_dir of a training run "
-                             "(e.g. runs/my-run)")
+        what = "is a file, not a run directory" if path.exists() else "does not exist"
+        raise InputDataError(f"'{directory}' {what}; give the out_dir of a training run (e.g. runs/my-run; a "
+                             "shell pattern like runs/* also matches the runs' files, use runs/*/)")
     log, metrics_file = path / "log.jsonl", path / "metrics.json"
     if not log.is_file() and not metrics_file.is_file():
         hint = " (this looks like a model directory: give the run directory above it)" \
