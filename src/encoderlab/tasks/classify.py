@@ -301,7 +301,7 @@ def finetune_classifier(cfg: ClassifyConfig) -> dict[str, Any]:
     out_dir = Path(cfg.out_dir)
     splits = load_labelled_splits(cfg)
     dropped = splits.stats.get("duplicates_dropped", 0) + splits.stats.get("conflicting_label_rows_dropped", 0)
-    if dropped:  # said once here, and kept in metrics.json: a user's row count should never shrink silently
+    if dropped and not _is_catalog(cfg.data):  # a user's row count never shrinks silently (counts in metrics.json)
         print(f"note: {cfg.data}: {splits.stats['rows']} rows, of which {splits.stats['duplicates_dropped']} "
               f"repeat an earlier text and {splits.stats['conflicting_label_rows_dropped']} carry a text that occurs "
               f"with two different labels; both kinds are left out ({splits.stats['kept']} rows used)",
