@@ -135,3 +135,9 @@ def test_numeric_labels_are_ordered_as_numbers(tmp_path):
     (tmp_path / "stars.csv").write_text("text,stars\n" + rows, encoding="utf-8")
     splits = load_dataset(tmp_path / "stars.csv", label_field="stars")
     assert splits.train.label_names == tuple(str(i) for i in range(11))  # not ('0', '1', '10', '2', ...)
+
+
+def test_a_json_array_file_says_how_to_make_it_jsonl(tmp_path):
+    (tmp_path / "rows.json").write_text('[{"text": "a", "label": "x"}]\n', encoding="utf-8")
+    with pytest.raises(InputDataError, match=r"has suffix '\.json'; .*`jq -c '\.\[\]' rows\.json > rows\.jsonl`"):
+        load_dataset(tmp_path / "rows.json", label_field="label")

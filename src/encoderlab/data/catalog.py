@@ -27,7 +27,14 @@ from typing import Literal
 
 from ..errors import InputDataError
 from .records import LabelledTexts, Splits, TaggedSequences, make_splits, parse_fractions
-from .text_input import FINETUNE_OPTIONS, read_csv_rows, read_jsonl_records, read_text_file, read_text_folder
+from .text_input import (
+    FINETUNE_OPTIONS,
+    json_array_hint,
+    read_csv_rows,
+    read_jsonl_records,
+    read_text_file,
+    read_text_folder,
+)
 
 DEFAULT_SPLIT = (0.8, 0.1, 0.1)
 
@@ -271,7 +278,7 @@ def _read_user_path(path: Path, text_field: str, label_field: str | None,
             texts, labels, problems = read_csv_rows(path, text_field, label_field, options=options)
         else:
             raise InputDataError(f"data file {str(path)!r} has suffix {suffix or '(none)'!r}; use a folder of .txt "
-                                 "files, .txt (one document per line), .jsonl, .csv or .tsv")
+                                 "files, .txt (one document per line), .jsonl, .csv or .tsv" + json_array_hint(path))
     if problems:
         shown = "\n  ".join(problems[:10]) + (f"\n  … and {len(problems) - 10} more" if len(problems) > 10 else "")
         if bad_rows == "error":

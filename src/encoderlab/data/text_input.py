@@ -15,6 +15,14 @@ from ..errors import InputDataError
 TEXT_SUFFIXES = (".txt", ".jsonl", ".csv", ".tsv")
 BOM = "\ufeff"
 FINETUNE_OPTIONS = ("text_column=", "label_column=")
+
+
+def json_array_hint(path: Path) -> str:
+    """For a .json file: how to turn a JSON array of objects into the .jsonl every command reads."""
+    if path.suffix.lower() != ".json":
+        return ""
+    return (f" (a .json array of objects becomes .jsonl with one object per line, e.g. "
+            f"`jq -c '.[]' {path.name} > {path.stem}.jsonl`)")
 """How a user names the text and label column/field, per command; the messages quote them."""
 
 
@@ -51,7 +59,7 @@ def read_texts(path: str | Path, text_field: str = "text", text_option: str = "-
     suffix = path.suffix.lower()
     if suffix not in TEXT_SUFFIXES:
         raise InputDataError(f"input file {str(path)!r} has suffix {suffix or '(none)'!r}; "
-                             f"use one of {', '.join(TEXT_SUFFIXES)}")
+                             f"use one of {', '.join(TEXT_SUFFIXES)}{json_array_hint(path)}")
     if suffix in (".csv", ".tsv"):
         texts, _, problems = read_csv_rows(path, text_field, options=(text_option, text_option))
         if problems:
