@@ -320,3 +320,11 @@ def test_predict_to_a_csv_writes_a_table_a_spreadsheet_reads(tmp_path, tiny, twe
     for row, expected in zip(rows, probs, strict=True):
         assert row["label"] == classifier.label_names[expected.argmax()]
         np.testing.assert_allclose([float(row[f"prob_{n}"]) for n in classifier.label_names], expected, atol=1e-5)
+
+
+def test_a_folder_without_class_subfolders_explains_the_layout(tmp_path, tiny):
+    (tmp_path / "docs").mkdir()
+    for i in range(6):
+        (tmp_path / "docs" / f"{i}.txt").write_text(f"document number {i}", encoding="utf-8")
+    with pytest.raises(InputDataError, match=r"has no labels: put its \.txt files in one sub-folder per class"):
+        finetune_classifier(_cfg(tmp_path, tiny, tmp_path / "docs"))

@@ -125,6 +125,9 @@ def _load_file(path: str, cfg: ClassifyConfig, split: str) -> Splits[LabelledTex
     splits = load_dataset(path, split=split, seed=cfg.seed, text_field=cfg.text_column, label_field=label,
                           bad_rows=cfg.bad_rows)
     if splits.train.labels is None:
+        if Path(path).is_dir():
+            raise InputDataError(f"folder {path!r} has no labels: put its .txt files in one sub-folder per class "
+                                 f"({path}/<class>/<document>.txt), every file at that depth")
         if Path(path).suffix.lower() == ".txt":
             raise InputDataError(f"data {path!r} is plain text with no labels; classification needs a .csv/.tsv/"
                                  f".jsonl with a {cfg.label_column!r} column (lines of word/TAG items are for "
