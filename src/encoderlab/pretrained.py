@@ -10,7 +10,7 @@ import importlib.util
 from dataclasses import dataclass
 from pathlib import Path
 
-from .errors import CheckpointError
+from .errors import CheckpointError, EncoderlabError
 
 
 @dataclass(frozen=True)
@@ -58,8 +58,13 @@ def resolve_model_path(name_or_path: str | Path) -> Path:
     if not (path / "config.json").is_file() and (path / "final" / "config.json").is_file():
         return path / "final"  # the OUT_DIR of an encoderlab run: its model is in final/
     if not (path / "config.json").is_file() and (path / "config.yaml").is_file():
-        saved = (path / "config.yaml").read_text(encoding="utf-8", errors="replace")
-        command = "finetune" if "\ntask:" in f"\n{saved}" else "pretrain" if "\nmask_prob:" in f"\n{saved}" else None
+        from .config import read_yaml
+
+        try:
+            saved = read_yaml(path / "config.yaml")
+        except EncoderlabError:  # an unreadable config.yaml names no command
+            saved = {}
+        command = "finetune" if "task" in saved else "pretrain" if "mask_prob" in saved else None
         how = f"`encoderlab {command} --resume {key}`" if command else f"--resume {key} on the command that started it"
         raise CheckpointError(f"{key!r} is an encoderlab run that has not finished (no final/ yet); continue it "
                               f"with {how}, or wait for it to end")
