@@ -172,3 +172,12 @@ def test_training_commands_help_names_their_main_keys(capsys):
     assert run_cli("pretrain", "--help") == 0
     out = capsys.readouterr().out
     assert all(key in out for key in ("text_field=", "model.preset=", "tokenizer.vocab_size=", "max_seq_len="))
+
+
+def test_a_run_whose_model_is_not_a_text_encoder_is_not_called_unfinished(tmp_path, capsys):
+    run = tmp_path / "ae"
+    (run / "final").mkdir(parents=True)
+    (run / "config.yaml").write_text("data: mnist\n")
+    assert run_cli("similarity", "--model", str(run), "a", "b") == 2
+    err = capsys.readouterr().err
+    assert "whose model is not a text encoder" in err and "not finished" not in err

@@ -57,6 +57,10 @@ def resolve_model_path(name_or_path: str | Path) -> Path:
         raise CheckpointError(f"model {key!r} is a file; pass the checkpoint directory that holds config.json")
     if not (path / "config.json").is_file() and (path / "final" / "config.json").is_file():
         return path / "final"  # the OUT_DIR of an encoderlab run: its model is in final/
+    if not (path / "config.json").is_file() and (path / "final").is_dir():
+        raise CheckpointError(f"{key!r} is an encoderlab run whose model is not a text encoder (its final/ has no "
+                              "config.json, e.g. an autoencoder); pass a text encoder, or use `encoderlab encode` "
+                              "with arrays for an autoencoder")
     if not (path / "config.json").is_file() and (path / "config.yaml").is_file():
         from .config import read_yaml
 
