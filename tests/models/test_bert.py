@@ -219,10 +219,10 @@ def _padded_both_sides(pad):
 def test_non_padding_numbering_equals_robertas_position_ids():
     model = BertModel(BertConfig(**ROBERTA_LIKE))
     ids, _ = _padded_both_sides(pad=1)
-    assert torch.equal(model.position_ids(ids), _roberta_position_ids(ids, 1))
+    assert torch.equal(model.embeddings.position_ids(ids), _roberta_position_ids(ids, 1))
     assert model.embeddings.positions.weight.shape == (24 + 2, 32)  # max_positions real rows after the offset
     column = BertModel(BertConfig(**TINY))
-    assert torch.equal(column.position_ids(ids), torch.arange(10)[None])
+    assert torch.equal(column.embeddings.position_ids(ids), torch.arange(10)[None])
 
 
 @pytest.mark.parametrize("fused", [True, False])

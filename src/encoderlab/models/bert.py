@@ -215,10 +215,9 @@ class BertModel(nn.Module):
         super().__init__()
         self.cfg = cfg
         rotary = cfg.positions == "rotary"
-        self.embeddings = TextEmbeddings(cfg.vocab_size, cfg.d_model, cfg.max_positions + cfg.position_offset,
-                                         cfg.n_segments,
+        self.embeddings = TextEmbeddings(cfg.vocab_size, cfg.d_model, cfg.max_positions, cfg.n_segments,
                                          "none" if rotary else cfg.positions, cfg.pad_token_id, cfg.norm_eps,
-                                         cfg.dropout)
+                                         cfg.dropout, cfg.position_offset, cfg.position_numbering)
         self.rotary = RotaryEmbedding(cfg.d_head) if rotary else None
         self.blocks = nn.ModuleList(EncoderBlock(cfg, i) for i in range(cfg.n_layers))
         self.final_norm = nn.LayerNorm(cfg.d_model, eps=cfg.norm_eps) if cfg.norm_position == "pre" else None
@@ -248,7 +247,7 @@ class BertModel(nn.Module):
         has_padding = attention_mask is not None and not bool(attention_mask.all())
         if has_padding and self.cfg.unpad:
             return self._forward_unpadded(input_ids, attention_mask, token_type_ids)
-        x = self.embeddings(input_ids, token_type_ids, self.position_ids(input_ids))  # (B, T, C)
+        x = self.embeddings(input_ids, token_type_ids)  # (B, T, C)
         attn_bias = padding_mask_to_bias(attention_mask, x.dtype) if has_padding else None  # (B, 1, 1, T)
         rotary = self.rotary(torch.arange(x.size(1), device=x.device)) if self.rotary is not None else None
         for block in self.blocks:
@@ -259,7 +258,7 @@ class BertModel(nn.Module):
                           token_type_ids: torch.Tensor | None) -> torch.Tensor:
         """Gather the real tokens, run the blocks on them packed, scatter back to (B, T, C)."""
         B, T = input_ids.shape
-        position_ids = self.position_ids(input_ids).expand(B, T)  # as when padded
+        position_ids = self.embeddings.position_ids(input_ids).expand(B, T)  # as when padded
         packing = Packing.from_mask(attention_mask, self.embeddings.tokens.weight.dtype)
         keep = packing.keep  # (N,) flat indices of real tokens
         positions = position_ids.reshape(-1)[keep]  # (N,)
@@ -271,18 +270,6 @@ class BertModel(nn.Module):
         if self.final_norm is not None:
             x = self.final_norm(x)
         return packing.pad(x)  # (B, T, C), zeros at padding
-
-    def position_ids(self, input_ids: torch.Tensor) -> torch.Tensor:
-        """(B, T) ids -> the position-table row of each token: (1, T) by column, or (B, T) by non-padding
-        rank (see BertConfig.position_numbering). Rotary models rotate by these positions too."""
-        T, offset = input_ids.size(1), self.cfg.position_offset
-        if T > self.cfg.max_positions:
-            raise ValueError(f"sequence length {T} exceeds max_positions={self.cfg.max_positions}; "
-                             "truncate the input (e.g. max_length) or use a model with more positions")
-        if self.cfg.position_numbering == "column":
-            return torch.arange(offset, T + offset, device=input_ids.device)[None]  # (1, T)
-        real = input_ids != self.cfg.pad_token_id  # (B, T)
-        return torch.where(real, real.cumsum(dim=1) - 1 + offset, offset - 1)  # (B, T)
 
     def pool(self, hidden: torch.Tensor) -> torch.Tensor:
         """BERT's pooler: tanh(W·h_[CLS] + b). hidden: (B, T, C) -> (B, C)."""
