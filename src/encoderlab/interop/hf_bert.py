@@ -2,8 +2,20 @@
 
 A checkpoint directory holds `config.json`, weights (`model.safetensors`, or `pytorch_model.bin` loaded
 with `weights_only=True`) and a tokenizer (`tokenizer.json` or `vocab.txt`). Weights are renamed through
-the explicit template table `HF_TO_OURS` and every shape is checked; nothing is matched by guessing.
-`save_hf_bert` writes the same layout back, so `transformers.AutoModel.from_pretrained` loads our model.
+an explicit template table per family (`LAYOUTS`) and every shape is checked; nothing is matched by
+guessing. `save_hf_bert` writes the checkpoint's own layout back (`BertConfig.hf_model_type`), so
+`transformers.AutoModel.from_pretrained` loads our model as the class it came from.
+
+The families, all one post-LN encoder with learned absolute positions:
+- `bert`: the reference layout (`HF_TO_OURS`, config names in `HF_CONFIG_FIELDS`).
+- `roberta` and `xlm-roberta` (Liu et al., 2019; Conneau et al., 2020): BERT's tensor and config names;
+  positions are numbered over the non-padding tokens from pad_token_id + 1 (`BertConfig.position_numbering`
+  and `position_offset`), so `max_position_embeddings` counts pad_token_id + 1 rows no token of a
+  max_positions-long sequence reads (514 = 512 + 2 for pad_token_id 1), and `type_vocab_size` is 1.
+- `distilbert` (Sanh et al., 2019): its own names (`DISTILBERT_TO_OURS`, `DISTILBERT_CONFIG_FIELDS`), no
+  token-type embeddings, no pooler, LayerNorm epsilon fixed at 1e-12. A checkpoint with
+  `sinusoidal_pos_embds` stores its sinusoid table in the weights, so it loads as a learned table holding
+  those values (same outputs) and saves back with `sinusoidal_pos_embds: false`.
 `save_hf_bert_mlm` / `load_hf_bert_mlm` do the same for `BertForMaskedLM` (encoder under `bert.`, the MLM
 head under `cls.predictions.`), the layout `transformers.BertForMaskedLM.from_pretrained` reads.
 
@@ -26,6 +38,7 @@ from __future__ import annotations
 
 import json
 import re
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -73,6 +86,8 @@ EXTENSION_TO_OURS: dict[str, str] = {
 }
 # BertConfig fields that BERT fixes, with BERT's value; any other value needs the encoderlab-bert model type.
 ARCHITECTURE_FIELDS = {"positions": "learned", "norm_position": "post", "ffn_kind": "mlp"}
+# The same for position numbering; written to an encoderlab-bert config.json only when they differ (RoBERTa's).
+POSITION_FIELDS = {"position_numbering": "column", "position_offset": 0}
 ENCODERLAB_MODEL_TYPE = "encoderlab-bert"
 
 # Present in real checkpoints but not part of the encoder: buffers and task heads of other architectures.
@@ -96,8 +111,78 @@ HF_CONFIG_FIELDS = {
 PER_LAYER_D_FF = "encoderlab_intermediate_sizes"  # our extension of config.json: per-block d_ff after pruning
 HF_ACTIVATIONS = {"gelu": "gelu", "gelu_new": "gelu_tanh", "gelu_pytorch_tanh": "gelu_tanh",
                   "relu": "relu", "silu": "silu", "swish": "silu"}
-BERT_FAMILY = {"bert"}
 WEIGHT_FILES = ("model.safetensors", "pytorch_model.bin")
+
+# ---------------------------------------------------------------------------- DistilBERT
+# Hugging Face name -> our name. No token types and no pooler; otherwise one-to-one with BERT's blocks.
+DISTILBERT_TO_OURS: dict[str, str] = {
+    "embeddings.word_embeddings.weight": "embeddings.tokens.weight",
+    "embeddings.position_embeddings.weight": "embeddings.positions.weight",
+    "embeddings.LayerNorm.weight": "embeddings.norm.weight",
+    "embeddings.LayerNorm.bias": "embeddings.norm.bias",
+    "transformer.layer.{}.attention.q_lin.weight": "blocks.{}.attn.query.weight",
+    "transformer.layer.{}.attention.q_lin.bias": "blocks.{}.attn.query.bias",
+    "transformer.layer.{}.attention.k_lin.weight": "blocks.{}.attn.key.weight",
+    "transformer.layer.{}.attention.k_lin.bias": "blocks.{}.attn.key.bias",
+    "transformer.layer.{}.attention.v_lin.weight": "blocks.{}.attn.value.weight",
+    "transformer.layer.{}.attention.v_lin.bias": "blocks.{}.attn.value.bias",
+    "transformer.layer.{}.attention.out_lin.weight": "blocks.{}.attn.out.weight",
+    "transformer.layer.{}.attention.out_lin.bias": "blocks.{}.attn.out.bias",
+    "transformer.layer.{}.sa_layer_norm.weight": "blocks.{}.attn_norm.weight",
+    "transformer.layer.{}.sa_layer_norm.bias": "blocks.{}.attn_norm.bias",
+    "transformer.layer.{}.ffn.lin1.weight": "blocks.{}.ffn.up.weight",
+    "transformer.layer.{}.ffn.lin1.bias": "blocks.{}.ffn.up.bias",
+    "transformer.layer.{}.ffn.lin2.weight": "blocks.{}.ffn.down.weight",
+    "transformer.layer.{}.ffn.lin2.bias": "blocks.{}.ffn.down.bias",
+    "transformer.layer.{}.output_layer_norm.weight": "blocks.{}.ffn_norm.weight",
+    "transformer.layer.{}.output_layer_norm.bias": "blocks.{}.ffn_norm.bias",
+}
+# DistilBERT config.json name -> BertConfig name
+DISTILBERT_CONFIG_FIELDS = {
+    "vocab_size": "vocab_size",
+    "dim": "d_model",
+    "n_layers": "n_layers",
+    "n_heads": "n_heads",
+    "hidden_dim": "d_ff",
+    "max_position_embeddings": "max_positions",
+    "dropout": "dropout",
+    "attention_dropout": "attention_dropout",
+    "pad_token_id": "pad_token_id",
+    "initializer_range": "init_std",
+}
+DISTILBERT_NORM_EPS = 1e-12  # transformers hard-codes it; config.json has no field for it
+
+
+# ---------------------------------------------------------------------------- the families
+@dataclass(frozen=True)
+class HFLayout:
+    """How one Hugging Face family names an encoder's tensors, and what else its checkpoints hold."""
+
+    name: str
+    """Display name in messages."""
+    architecture: str
+    """config.json `architectures` entry we write (the encoder class, e.g. BertModel)."""
+    prefix: str
+    """What task-model checkpoints (…ForMaskedLM, …ForSequenceClassification) put before the encoder's names."""
+    templates: dict[str, str]
+    """Hugging Face name -> our name; "{}" is the layer index."""
+    ignored: re.Pattern
+    """Buffers and task heads that real checkpoints hold besides the encoder."""
+
+
+ROBERTA_IGNORED = re.compile(r"^(embeddings\.(position_ids|token_type_ids)|lm_head\..*|qa_outputs\..*|classifier\..*)$")
+LAYOUTS: dict[str, HFLayout] = {
+    "bert": HFLayout("BERT", "BertModel", "bert.", HF_TO_OURS, IGNORED_HF_KEYS),
+    "distilbert": HFLayout("DistilBERT", "DistilBertModel", "distilbert.", DISTILBERT_TO_OURS, re.compile(
+        r"^(embeddings\.position_ids|vocab_(transform|layer_norm|projector)\..*|pre_classifier\..*|qa_outputs\..*"
+        r"|classifier\..*)$")),
+    "roberta": HFLayout("RoBERTa", "RobertaModel", "roberta.", HF_TO_OURS, ROBERTA_IGNORED),
+    "xlm-roberta": HFLayout("XLM-RoBERTa", "XLMRobertaModel", "roberta.", HF_TO_OURS, ROBERTA_IGNORED),
+}
+ROBERTA_FAMILY = {"roberta", "xlm-roberta"}
+BERT_FAMILY = set(LAYOUTS)
+EXAMPLES = ("bert-base-uncased, all-MiniLM-L6-v2, distilbert-base-uncased, all-distilroberta-v1, "
+            "xlm-roberta-base")
 
 
 def _expand(hf: str, ours: str, n_layers: int) -> list[tuple[str, str]]:
@@ -107,10 +192,13 @@ def _expand(hf: str, ours: str, n_layers: int) -> list[tuple[str, str]]:
 
 
 def key_map(cfg: BertConfig, pooler: bool = True) -> dict[str, str]:
-    """The full HF-name -> our-name map for a model of config `cfg` (with or without BERT's pooler)."""
-    templates = dict(HF_TO_OURS)
+    """The full HF-name -> our-name map for a model of config `cfg` (with or without a pooler), in the
+    layout of cfg.hf_model_type."""
+    templates = dict(LAYOUTS[cfg.hf_model_type].templates)
     if cfg.positions != "learned":
         del templates["embeddings.position_embeddings.weight"]
+    if cfg.n_segments == 0:
+        templates.pop("embeddings.token_type_embeddings.weight", None)
     if cfg.norm_position == "pre":
         templates.update({k: v for k, v in EXTENSION_TO_OURS.items() if v.startswith("final_norm.")})
     if cfg.ffn_kind == "glu":
@@ -123,7 +211,7 @@ def read_hf_config(directory: Path) -> dict[str, Any]:
     path = directory / "config.json"
     if not path.is_file():
         raise CheckpointError(
-            f"{str(directory)!r} has no config.json; point to a Hugging Face BERT checkpoint directory "
+            f"{str(directory)!r} has no config.json; point to a Hugging Face BERT-family checkpoint directory "
             "(config.json + model.safetensors + tokenizer.json) or use the alias 'minilm'"
         )
     try:
@@ -133,42 +221,79 @@ def read_hf_config(directory: Path) -> dict[str, Any]:
 
 
 def config_from_hf(hf: dict[str, Any], source: str = "config.json") -> BertConfig:
-    """Translate a Hugging Face BERT config.json into a BertConfig, rejecting what we cannot represent."""
+    """Translate a Hugging Face BERT-family config.json into a BertConfig, rejecting what we cannot represent."""
     model_type = hf.get("model_type")
     if model_type not in BERT_FAMILY | {ENCODERLAB_MODEL_TYPE}:
         raise CheckpointError(
-            f"{source}: model_type={model_type!r} is not a BERT checkpoint; encoderlab imports "
-            f"model_type in {sorted(BERT_FAMILY)} (e.g. bert-base-uncased, all-MiniLM-L6-v2) and its own "
-            f"{ENCODERLAB_MODEL_TYPE!r}"
+            f"{source}: model_type={model_type!r} is not a BERT checkpoint; encoderlab imports the BERT family, "
+            f"model_type in {sorted(BERT_FAMILY)} (e.g. {EXAMPLES}), and its own {ENCODERLAB_MODEL_TYPE!r}"
         )
+    if hf.get("is_decoder") or hf.get("add_cross_attention"):
+        raise CheckpointError(f"{source}: is_decoder / add_cross_attention is set, so this checkpoint attends "
+                              "causally or to another sequence; encoderlab imports bidirectional encoders only")
+    if model_type == "distilbert":
+        kwargs = _distilbert_config_from_hf(hf, source)
+    else:
+        kwargs = _bert_config_from_hf(hf, source, model_type)
+    try:
+        return BertConfig(**kwargs)
+    except ConfigError as exc:
+        raise CheckpointError(f"{source}: {exc}") from exc
+
+
+def _activation_from_hf(act: Any, field: str, source: str) -> str:
+    if act not in HF_ACTIVATIONS:
+        raise CheckpointError(f"{source}: {field}={act!r} is not supported; use one of {sorted(HF_ACTIVATIONS)}")
+    return HF_ACTIVATIONS[act]
+
+
+def _bert_config_from_hf(hf: dict[str, Any], source: str, model_type: str) -> dict[str, Any]:
+    """BertConfig arguments from a bert, roberta, xlm-roberta or encoderlab-bert config.json."""
     if hf.get("position_embedding_type", "absolute") != "absolute":
         raise CheckpointError(
             f"{source}: position_embedding_type={hf['position_embedding_type']!r} is not supported; "
             "only 'absolute' (learned) positions can be imported"
         )
-    act = hf.get("hidden_act", "gelu")
-    if act not in HF_ACTIVATIONS:
-        raise CheckpointError(f"{source}: hidden_act={act!r} is not supported; use one of {sorted(HF_ACTIVATIONS)}")
     kwargs = {ours: hf[name] for name, ours in HF_CONFIG_FIELDS.items() if hf.get(name) is not None}
-    kwargs["layer_heads"] = _layer_heads_from_hf(hf, source)
+    kwargs["activation"] = _activation_from_hf(hf.get("hidden_act", "gelu"), "hidden_act", source)
+    kwargs["layer_heads"] = _layer_heads_from_hf(hf, source, hf.get("num_hidden_layers", 12),
+                                                 hf.get("num_attention_heads", 12))
     if hf.get(PER_LAYER_D_FF) is not None:
         kwargs["layer_d_ff"] = hf[PER_LAYER_D_FF]
-    architecture = dict(ARCHITECTURE_FIELDS)
     if model_type == ENCODERLAB_MODEL_TYPE:
-        architecture.update({name: hf[f"encoderlab_{name}"] for name in ARCHITECTURE_FIELDS
-                             if f"encoderlab_{name}" in hf})
-    try:
-        return BertConfig(**kwargs, activation=HF_ACTIVATIONS[act], **architecture)
-    except ConfigError as exc:
-        raise CheckpointError(f"{source}: {exc}") from exc
+        kwargs.update({name: hf[f"encoderlab_{name}"] for name in (*ARCHITECTURE_FIELDS, *POSITION_FIELDS)
+                       if f"encoderlab_{name}" in hf})
+    else:
+        kwargs["hf_model_type"] = model_type
+    if model_type in ROBERTA_FAMILY:  # fairseq's numbering: real tokens from pad_token_id + 1
+        kwargs.setdefault("pad_token_id", 1)  # RobertaConfig's default
+        kwargs.update(position_numbering="non_padding", position_offset=kwargs["pad_token_id"] + 1)
+    # config.json counts the table's rows; BertConfig.max_positions the longest sequence
+    offset = kwargs.get("position_offset", 0)
+    if "max_positions" in kwargs:
+        if kwargs["max_positions"] <= offset:
+            raise CheckpointError(f"{source}: max_position_embeddings={kwargs['max_positions']} leaves no position "
+                                  f"for a token after the first {offset} rows (pad_token_id + 1)")
+        kwargs["max_positions"] -= offset
+    return kwargs
 
 
-def _layer_heads_from_hf(hf: dict[str, Any], source: str) -> list[int] | None:
+def _distilbert_config_from_hf(hf: dict[str, Any], source: str) -> dict[str, Any]:
+    """BertConfig arguments from a DistilBERT config.json: no token types, no pooler, LayerNorm eps 1e-12."""
+    kwargs = {ours: hf[name] for name, ours in DISTILBERT_CONFIG_FIELDS.items() if hf.get(name) is not None}
+    kwargs["layer_heads"] = _layer_heads_from_hf(hf, source, hf.get("n_layers", 6), hf.get("n_heads", 12))
+    if hf.get(PER_LAYER_D_FF) is not None:
+        kwargs["layer_d_ff"] = hf[PER_LAYER_D_FF]
+    return dict(kwargs, activation=_activation_from_hf(hf.get("activation", "gelu"), "activation", source),
+                n_segments=0, pooler=False, norm_eps=DISTILBERT_NORM_EPS, hf_model_type="distilbert")
+
+
+def _layer_heads_from_hf(hf: dict[str, Any], source: str, n_layers: int, n_heads: int) -> list[int] | None:
     """Heads per block from `pruned_heads` ({"layer": [removed head, ...]}), or None when nothing was pruned."""
     pruned = hf.get("pruned_heads") or {}
     if not pruned:
         return None
-    n_layers, n_heads = int(hf.get("num_hidden_layers", 12)), int(hf.get("num_attention_heads", 12))
+    n_layers, n_heads = int(n_layers), int(n_heads)
     if not isinstance(pruned, dict):
         raise CheckpointError(f"{source}: pruned_heads must map a layer index to a list of head indices, "
                               f"got {pruned!r}")
@@ -187,16 +312,27 @@ def _layer_heads_from_hf(hf: dict[str, Any], source: str) -> list[int] | None:
 
 
 def config_to_hf(cfg: BertConfig) -> dict[str, Any]:
-    """A config.json that `transformers` reads as the same BERT. A model BERT cannot express (see
-    ARCHITECTURE_FIELDS) gets model_type "encoderlab-bert" and its architecture fields instead."""
+    """A config.json that `transformers` reads as the same model, in the family of cfg.hf_model_type. A model
+    BERT cannot express (see is_plain_bert) gets model_type "encoderlab-bert" and its architecture fields."""
     hf_act = {"gelu": "gelu", "gelu_tanh": "gelu_new", "relu": "relu", "silu": "silu"}[cfg.activation]
-    hf = {name: getattr(cfg, ours) for name, ours in HF_CONFIG_FIELDS.items()}
-    hf.update(model_type="bert", architectures=["BertModel"], hidden_act=hf_act,
-              position_embedding_type="absolute")
-    if not is_plain_bert(cfg):
-        del hf["position_embedding_type"]
-        hf.update(model_type=ENCODERLAB_MODEL_TYPE, architectures=["EncoderlabBertModel"],
-                  **{f"encoderlab_{name}": getattr(cfg, name) for name in ARCHITECTURE_FIELDS})
+    if cfg.hf_model_type == "distilbert":
+        if cfg.norm_eps != DISTILBERT_NORM_EPS:
+            raise ConfigError(f"BertConfig.norm_eps={cfg.norm_eps}: DistilBERT's LayerNorm epsilon is fixed at "
+                              f"{DISTILBERT_NORM_EPS}; set hf_model_type='bert' to save this encoder as BERT")
+        hf = {name: getattr(cfg, ours) for name, ours in DISTILBERT_CONFIG_FIELDS.items()}
+        hf.update(model_type="distilbert", architectures=[LAYOUTS["distilbert"].architecture], activation=hf_act,
+                  sinusoidal_pos_embds=False)
+    else:
+        hf = {name: getattr(cfg, ours) for name, ours in HF_CONFIG_FIELDS.items()}
+        hf["max_position_embeddings"] = cfg.max_positions + cfg.position_offset  # rows of the table
+        hf.update(model_type=cfg.hf_model_type, architectures=[LAYOUTS[cfg.hf_model_type].architecture],
+                  hidden_act=hf_act, position_embedding_type="absolute")
+        if not is_plain_bert(cfg):
+            del hf["position_embedding_type"]
+            hf.update(model_type=ENCODERLAB_MODEL_TYPE, architectures=["EncoderlabBertModel"],
+                      **{f"encoderlab_{name}": getattr(cfg, name) for name in ARCHITECTURE_FIELDS})
+            hf.update({f"encoderlab_{name}": getattr(cfg, name) for name, value in POSITION_FIELDS.items()
+                       if getattr(cfg, name) != value})
     if cfg.layer_heads is not None and any(k < cfg.n_heads for k in cfg.layer_heads):
         # the kept heads sit first in the saved weights, so the removed ones are the last indices
         hf["pruned_heads"] = {str(i): list(range(k, cfg.n_heads))
@@ -207,8 +343,12 @@ def config_to_hf(cfg: BertConfig) -> dict[str, Any]:
 
 
 def is_plain_bert(cfg: BertConfig) -> bool:
-    """Whether `transformers`' BERT computes what this config describes (positions, norms, feed-forward)."""
-    return all(getattr(cfg, name) == value for name, value in ARCHITECTURE_FIELDS.items())
+    """Whether `transformers`' class for cfg.hf_model_type computes what this config describes (positions and
+    their numbering, norms, feed-forward, token types). BertConfig only lets the 'bert' layout differ."""
+    if cfg.hf_model_type != "bert":
+        return True
+    return (all(getattr(cfg, name) == value for name, value in {**ARCHITECTURE_FIELDS, **POSITION_FIELDS}.items())
+            and cfg.n_segments > 0)  # transformers' BERT always adds a token-type embedding
 
 
 def _find_weights(directory: Path) -> Path:
@@ -220,7 +360,9 @@ def _find_weights(directory: Path) -> Path:
     )
 
 
-def read_hf_state_dict(directory: Path) -> dict[str, torch.Tensor]:
+def read_hf_state_dict(directory: Path, prefix: str = "bert.") -> dict[str, torch.Tensor]:
+    """The checkpoint's tensors, named as the encoder class names them: task models' `prefix` (BertFor*:
+    "bert.", RobertaFor*: "roberta.", DistilBertFor*: "distilbert.") removed, TF-era gamma/beta renamed."""
     path = _find_weights(directory)
     try:
         if path.suffix == ".safetensors":
@@ -230,10 +372,9 @@ def read_hf_state_dict(directory: Path) -> dict[str, torch.Tensor]:
     except (SafetensorError, OSError, RuntimeError, EOFError, ValueError) as exc:
         raise CheckpointError(f"cannot read weights {str(path)!r}: {exc}. The file may be truncated; "
                               "re-export or re-download it") from exc
-    # BertFor* checkpoints prefix the encoder with "bert."; old TF ports call LayerNorm params gamma/beta.
     renamed = {}
     for key, tensor in state.items():
-        key = key.removeprefix("bert.")
+        key = key.removeprefix(prefix)
         key = re.sub(r"LayerNorm\.gamma$", "LayerNorm.weight", key)
         key = re.sub(r"LayerNorm\.beta$", "LayerNorm.bias", key)
         renamed[key] = tensor
@@ -241,13 +382,15 @@ def read_hf_state_dict(directory: Path) -> dict[str, torch.Tensor]:
 
 
 def load_hf_bert(directory: str | Path) -> BertModel:
-    """Build our BertModel from a Hugging Face BERT checkpoint directory, with strict key and shape checks."""
+    """Build our BertModel from a Hugging Face BERT-family checkpoint directory (bert, distilbert, roberta,
+    xlm-roberta or encoderlab-bert), with strict key and shape checks."""
     directory = Path(directory)
     if not directory.is_dir():
         raise CheckpointError(f"model directory {str(directory)!r} does not exist; check the path "
                               "or use the alias 'minilm' for the bundled all-MiniLM-L6-v2")
     cfg = config_from_hf(read_hf_config(directory), source=str(directory / "config.json"))
-    hf_state = read_hf_state_dict(directory)
+    layout = LAYOUTS[cfg.hf_model_type]
+    hf_state = read_hf_state_dict(directory, layout.prefix)
     has_pooler = "pooler.dense.weight" in hf_state
     cfg.pooler = has_pooler
     model = BertModel(cfg)
@@ -256,11 +399,11 @@ def load_hf_bert(directory: str | Path) -> BertModel:
 
     missing = [hf for hf in mapping if hf not in hf_state]
     if missing:
-        raise CheckpointError(f"{str(directory)!r}: weights are missing {len(missing)} BERT tensors, "
-                              f"e.g. {missing[:3]}; is this a complete BERT checkpoint?")
-    unexpected = [k for k in hf_state if k not in mapping and not IGNORED_HF_KEYS.match(k)]
+        raise CheckpointError(f"{str(directory)!r}: weights are missing {len(missing)} {layout.name} tensors, "
+                              f"e.g. {missing[:3]}; is this a complete {layout.name} checkpoint?")
+    unexpected = [k for k in hf_state if k not in mapping and not layout.ignored.match(k)]
     if unexpected:
-        raise CheckpointError(f"{str(directory)!r}: weights hold {len(unexpected)} tensors that a BERT "
+        raise CheckpointError(f"{str(directory)!r}: weights hold {len(unexpected)} tensors that a {layout.name} "
                               f"encoder with {cfg.n_layers} layers does not have, e.g. {unexpected[:3]}")
     converted = {}
     for hf_name, our_name in mapping.items():
@@ -276,17 +419,23 @@ def load_hf_bert(directory: str | Path) -> BertModel:
 
 
 def hf_state_dict(model: BertModel) -> dict[str, torch.Tensor]:
+    """Our weights under the Hugging Face names of model.cfg.hf_model_type."""
+    if model.pooler is not None and model.cfg.hf_model_type == "distilbert":
+        raise ConfigError("this encoder has a pooler, which DistilBERT does not; build it with pooler=False, "
+                          "or set hf_model_type='bert' to save it as BERT")
     ours = model.state_dict()
     return {hf: ours[name].detach().contiguous().cpu()
             for hf, name in key_map(model.cfg, pooler=model.pooler is not None).items()}
 
 
 def save_hf_bert(model: BertModel, directory: str | Path) -> Path:
-    """Write config.json + model.safetensors in Hugging Face BERT layout (atomically, file by file)."""
+    """Write config.json + model.safetensors in the Hugging Face layout of model.cfg.hf_model_type (BERT
+    unless imported from another family), atomically, file by file."""
     directory = Path(directory)
-    directory.mkdir(parents=True, exist_ok=True)
     hf_config = config_to_hf(model.cfg)
-    atomic_write_bytes(directory / "model.safetensors", save(hf_state_dict(model), metadata={"format": "pt"}))
+    weights = hf_state_dict(model)  # both checked before anything is written
+    directory.mkdir(parents=True, exist_ok=True)
+    atomic_write_bytes(directory / "model.safetensors", save(weights, metadata={"format": "pt"}))
     atomic_write_json(directory / "config.json", hf_config)
     return directory
 
@@ -306,6 +455,9 @@ TIED_HF_KEYS = ("cls.predictions.decoder.weight", "cls.predictions.decoder.bias"
 
 def save_hf_bert_mlm(model: BertForMaskedLM, directory: str | Path) -> Path:
     """config.json + model.safetensors in `transformers.BertForMaskedLM` layout (encoder and MLM head)."""
+    if model.cfg.hf_model_type != "bert":
+        raise ConfigError(f"hf_model_type={model.cfg.hf_model_type!r}: the masked-LM head is saved in BERT's layout "
+                          "only; save the encoder with save_hf_bert, or use hf_model_type='bert'")
     directory = Path(directory)
     directory.mkdir(parents=True, exist_ok=True)
     hf_config = config_to_hf(model.cfg)
@@ -323,6 +475,9 @@ def load_hf_bert_mlm(directory: str | Path) -> BertForMaskedLM:
     """Our BertForMaskedLM from a Hugging Face BertForMaskedLM checkpoint (strict keys and shapes)."""
     directory = Path(directory)
     encoder = load_hf_bert(directory)
+    if encoder.cfg.hf_model_type != "bert":
+        raise CheckpointError(f"{str(directory)!r} is a {LAYOUTS[encoder.cfg.hf_model_type].name} checkpoint; "
+                              "masked-LM heads import from BERT checkpoints only. Load the encoder with load_hf_bert")
     hf_state = read_hf_state_dict(directory)  # "bert." already stripped
     missing = [k for k in HF_MLM_HEAD if k not in hf_state]
     if missing:
