@@ -328,3 +328,14 @@ def test_a_folder_without_class_subfolders_explains_the_layout(tmp_path, tiny):
         (tmp_path / "docs" / f"{i}.txt").write_text(f"document number {i}", encoding="utf-8")
     with pytest.raises(InputDataError, match=r"has no labels: put its \.txt files in one sub-folder per class"):
         finetune_classifier(_cfg(tmp_path, tiny, tmp_path / "docs"))
+
+
+def test_text_the_tokenizer_cannot_read_is_pointed_out(tmp_path, tiny, capsys):
+    """Chance-level scores with no hint why: a note when most word pieces are [UNK] (Ethiopic script here,
+    which minilm's vocabulary does not cover), and the rate in metrics.json."""
+    rows = [(f"ሰላም ለዓለም ቁጥር {'ሀለሐመሠረሰሸቀበ'[i % 10]}{i}", "a" if i % 2 else "b") for i in range(40)]
+    metrics = finetune_classifier(_cfg(tmp_path, tiny, write_csv(tmp_path / "am.csv", rows)))
+    assert metrics["unknown_piece_rate"] > 0.5
+    assert "of the word pieces of" in capsys.readouterr().err
+    english = finetune_classifier(_cfg(tmp_path / "en", tiny, write_csv(tmp_path / "en.csv", tweet_rows(40))))
+    assert english["unknown_piece_rate"] < 0.05 and "of the word pieces" not in capsys.readouterr().err

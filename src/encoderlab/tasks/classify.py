@@ -46,6 +46,7 @@ from .finetune import (
     prepare_mode,
     same_data,
     save_finetuned,
+    unknown_piece_rate,
 )
 
 
@@ -328,6 +329,7 @@ def finetune_classifier(cfg: ClassifyConfig) -> dict[str, Any]:
             "text_column": cfg.text_column, "label_column": cfg.label_column}
 
     train_ids = tokenizer.encode_ids([t.strip() for t in train.texts], max_length)
+    counts["unknown_piece_rate"] = round(unknown_piece_rate(tokenizer, train_ids, cfg.init, cfg.data), 4)
     val_ids = tokenizer.encode_ids([t.strip() for t in validation.texts], max_length)
     eval_data = TokenisedTexts(val_ids, validation.labels) if val_ids else None
     if eval_data is None and (cfg.eval_every or cfg.patience):

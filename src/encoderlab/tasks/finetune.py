@@ -133,6 +133,23 @@ def load_encoder(init: str, random_like: str = "minilm") -> tuple[BertModel, Tex
     return encoder.train(), tokenizer, str(directory)
 
 
+def unknown_piece_rate(tokenizer: TextTokenizer, ids: list[list[int]], init: str, data: str) -> float:
+    """Fraction of the training texts' word pieces that are [UNK]. Above 10% a note says so: an encoder
+    pretrained on other text (or another script) cannot read this data, and its scores will show it."""
+    unk = tokenizer.tokenizer.token_to_id("[UNK]")
+    total = sum(max(len(seq) - 2, 0) for seq in ids)  # without [CLS] and [SEP]
+    if unk is None or not total:
+        return 0.0
+    rate = sum(seq.count(unk) for seq in ids) / total
+    if rate > 0.1:
+        import sys
+
+        print(f"note: {rate:.0%} of the word pieces of {data} are unknown ([UNK]) to the tokenizer of init={init}; "
+              "its vocabulary was built on other text. Pretrain on text like this data, or use another init=",
+              file=sys.stderr)
+    return rate
+
+
 def prepare_mode(model: EncoderWithHead, cfg: FinetuneConfig) -> dict[str, int]:
     """Freeze or adapt the encoder as `cfg.mode` says; return trainable / total parameter counts."""
     if cfg.mode == "frozen":

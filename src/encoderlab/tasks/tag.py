@@ -40,6 +40,7 @@ from .finetune import (
     prepare_mode,
     same_data,
     save_finetuned,
+    unknown_piece_rate,
 )
 
 
@@ -219,7 +220,9 @@ def finetune_tagger(cfg: TagConfig) -> dict[str, Any]:
             "head_dropout": cfg.head_dropout, "init": source, "mode": cfg.mode, "data": data_reference(cfg.data),
             "split": cfg.split, "seed": cfg.seed}
     eval_data = TaggedPieces(validation, tokenizer, max_length) if len(validation) else None
-    trainer = Trainer(cfg, model, TaggedPieces(train, tokenizer, max_length), loss_fn=loss_fn,
+    train_pieces = TaggedPieces(train, tokenizer, max_length)
+    counts["unknown_piece_rate"] = round(unknown_piece_rate(tokenizer, train_pieces.ids, cfg.init, cfg.data), 4)
+    trainer = Trainer(cfg, model, train_pieces, loss_fn=loss_fn,
                       collate_fn=make_collate(tokenizer), eval_data=eval_data, eval_fn=eval_fn,
                       save_final=lambda m, d: save_finetuned(m, tokenizer, d, meta),
                       param_groups=optimizer_groups(cfg))
