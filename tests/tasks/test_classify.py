@@ -339,3 +339,15 @@ def test_text_the_tokenizer_cannot_read_is_pointed_out(tmp_path, tiny, capsys):
     assert "of the word pieces of" in capsys.readouterr().err
     english = finetune_classifier(_cfg(tmp_path / "en", tiny, write_csv(tmp_path / "en.csv", tweet_rows(40))))
     assert english["unknown_piece_rate"] < 0.05 and "of the word pieces" not in capsys.readouterr().err
+
+
+def test_wrong_label_or_text_column_is_suspected_aloud(tmp_path, tiny):
+    rows = tweet_rows(40)
+    path = tmp_path / "t.csv"
+    path.write_text("id,text,label\n" + "".join(f'{i},"{t.replace(chr(34), "")}",{lab}\n'
+                                                for i, (t, lab) in enumerate(rows)), encoding="utf-8")
+    with pytest.raises(InputDataError, match=r"40 different labels in 40 rows: is label_column=id the right column"):
+        finetune_classifier(_cfg(tmp_path, tiny, path, label_column="id"))
+    with pytest.raises(InputDataError, match=r"of its 40 rows, \d+ repeat an earlier text and \d+ have a text that "
+                                             r"occurs with different labels \(is the text column the right one\?\)"):
+        finetune_classifier(_cfg(tmp_path, tiny, path, text_column="label", label_column="id"))

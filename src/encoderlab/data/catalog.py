@@ -325,7 +325,10 @@ def load_dataset(name_or_path: str | Path, *, split: str | Sequence[float] = DEF
                            verify=verify, options=options, skip_option=skip_option)
     records, stats = deduplicate(records)
     if len(records) == 0:
-        raise InputDataError(f"data {str(name_or_path)!r} holds no usable texts after de-duplication")
+        raise InputDataError(f"data {str(name_or_path)!r} holds no usable texts after de-duplication: of its "
+                             f"{stats['rows']} rows, {stats['duplicates_dropped']} repeat an earlier text and "
+                             f"{stats['conflicting_label_rows_dropped']} have a text that occurs with different labels"
+                             " (is the text column the right one?)")
     return make_splits(records, fractions, seed, stats)
 
 

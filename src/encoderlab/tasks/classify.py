@@ -148,13 +148,18 @@ def check_enough_per_class(records: LabelledTexts, label_column: str, minimum: i
     rare = [k for k in range(len(records.label_names)) if counts[k] < minimum]
     if not rare:
         return
+    # Most rows a class of their own: an id or text column, not labels.
+    wrong_column = len(records) >= 10 and len(records.label_names) > len(records) / 2
+    hint = (f" ({len(records.label_names)} different labels in {len(records)} rows: is label_column={label_column} "
+            "the right column?)") if wrong_column else ""
     rows = {} if _is_catalog(records.source) else label_rows(records.source, label_column)
     name = records.label_names[rare[0]]
     raise InputDataError(
         f"{_where(records.source, label_column, rows, name)}: class {name!r} has only {counts[rare[0]]} "
         f"example(s) after removing duplicates; every class needs at least {minimum} to be trained and "
         f"evaluated. Add examples of it or remove its rows" +
-        (f" (also too rare: {[records.label_names[k] for k in rare[1:]]})" if len(rare) > 1 else ""))
+        (f" (also too rare: {[records.label_names[k] for k in rare[1:4]]}{' …' if len(rare) > 4 else ''})"
+         if len(rare) > 1 else "") + hint)
 
 
 def relabel(records: LabelledTexts, label_names: Sequence[str], label_column: str,
