@@ -31,7 +31,9 @@ def sentences():
 
 @pytest.fixture(scope="module")
 def texts(sentences):
-    return varied_texts() + sentences[:80]
+    # special tokens typed in the text become their ids: a "<pad>" there is a real token at padding's position
+    literal = ["literal <pad> and <s> tokens inside </s> the text", "[PAD] [CLS] typed [SEP] in BERT's"]
+    return varied_texts() + literal + sentences[:80]
 
 
 @pytest.fixture(scope="module", params=FAMILIES)
@@ -294,6 +296,24 @@ def test_what_a_family_cannot_hold_is_refused_before_writing(tmp_path):
                          position_numbering="non_padding", position_offset=2, hf_model_type="roberta")
     with pytest.raises(ConfigError, match="masked-LM head is saved in BERT's layout only"):
         save_hf_bert_mlm(BertForMaskedLM(roberta), tmp_path / "mlm")
+
+
+@pytest.mark.parametrize("model_type", FAMILIES)
+def test_pruned_family_models_round_trip(model_type, tmp_path):
+    """Per-layer heads and feed-forward widths travel as pruned_heads / encoderlab_intermediate_sizes in every
+    family's config.json, as for BERT."""
+    torch.manual_seed(0)
+    family = (dict(n_segments=0, pooler=False) if model_type == "distilbert" else
+              dict(n_segments=1, pad_token_id=1, position_numbering="non_padding", position_offset=2))
+    cfg = BertConfig(vocab_size=50, d_model=16, n_layers=2, n_heads=4, d_ff=32, max_positions=12,
+                     layer_heads=[4, 1], layer_d_ff=[9, 32], hf_model_type=model_type, **family)
+    model = BertModel(cfg).eval()
+    save_hf_bert(model, tmp_path)
+    config = json.loads((tmp_path / "config.json").read_text())
+    assert config["model_type"] == model_type and config["pruned_heads"] == {"1": [1, 2, 3]}
+    loaded = load_hf_bert(tmp_path)
+    ids = torch.randint(2, 50, (2, 9))
+    assert loaded.cfg == model.cfg and torch.equal(loaded(ids), model(ids))
 
 
 # ---------------------------------------------------------------------------------------- BERT-layout variants

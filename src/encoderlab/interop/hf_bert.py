@@ -5,19 +5,22 @@ with `weights_only=True`) and a tokenizer (`tokenizer.json` or `vocab.txt`). Wei
 an explicit template table per family (`LAYOUTS`) and every shape is checked; nothing is matched by
 guessing. `save_hf_bert` writes the checkpoint's own layout back (`BertConfig.hf_model_type`), so
 `transformers.AutoModel.from_pretrained` loads our model as the class it came from.
+`save_hf_bert_mlm` / `load_hf_bert_mlm` do the same for `BertForMaskedLM` (encoder under `bert.`, the MLM
+head under `cls.predictions.`), the layout `transformers.BertForMaskedLM.from_pretrained` reads.
 
 The families, all one post-LN encoder with learned absolute positions:
 - `bert`: the reference layout (`HF_TO_OURS`, config names in `HF_CONFIG_FIELDS`).
-- `roberta` and `xlm-roberta` (Liu et al., 2019; Conneau et al., 2020): BERT's tensor and config names;
-  positions are numbered over the non-padding tokens from pad_token_id + 1 (`BertConfig.position_numbering`
-  and `position_offset`), so `max_position_embeddings` counts pad_token_id + 1 rows no token of a
-  max_positions-long sequence reads (514 = 512 + 2 for pad_token_id 1), and `type_vocab_size` is 1.
+- `roberta` and `xlm-roberta` (Liu et al., 2019; Conneau et al., 2020; the same network): BERT's tensor and
+  config names, `type_vocab_size` 1, and positions numbered over the non-padding tokens from
+  pad_token_id + 1 (`BertConfig.position_numbering` and `position_offset`). config.json's
+  `max_position_embeddings` counts the table's rows, `BertConfig.max_positions` the longest sequence:
+  514 = 512 + (pad_token_id + 1) for roberta-base.
 - `distilbert` (Sanh et al., 2019): its own names (`DISTILBERT_TO_OURS`, `DISTILBERT_CONFIG_FIELDS`), no
   token-type embeddings, no pooler, LayerNorm epsilon fixed at 1e-12. A checkpoint with
   `sinusoidal_pos_embds` stores its sinusoid table in the weights, so it loads as a learned table holding
   those values (same outputs) and saves back with `sinusoidal_pos_embds: false`.
-`save_hf_bert_mlm` / `load_hf_bert_mlm` do the same for `BertForMaskedLM` (encoder under `bert.`, the MLM
-head under `cls.predictions.`), the layout `transformers.BertForMaskedLM.from_pretrained` reads.
+Task-model checkpoints (`…ForMaskedLM`, `…ForSequenceClassification`) load too: the encoder's prefix
+(`bert.`, `roberta.`, `distilbert.`) is removed and the task head skipped.
 
 Structurally pruned models (`encoderlab.compression.prune`) keep this layout with smaller tensors:
 - fewer heads in a block: config.json keeps `num_attention_heads` and lists the removed heads in
@@ -27,11 +30,12 @@ Structurally pruned models (`encoderlab.compression.prune`) keep this layout wit
 - narrower feed-forward blocks: BERT has one `intermediate_size`; we keep it and add the per-layer widths
   as `encoderlab_intermediate_sizes`. No `transformers` version loads these weights; encoderlab does.
 
-Encoders BERT cannot express (rotary or sinusoidal positions, pre-LN, a GLU feed-forward) are saved in the
-same layout with `model_type: "encoderlab-bert"`, so `transformers` refuses them instead of silently
-computing something else. config.json adds `encoderlab_positions`, `encoderlab_norm_position` and
-`encoderlab_ffn_kind`; the weights add the tensors of `EXTENSION_TO_OURS` and, without learned positions,
-have no position table.
+Encoders BERT cannot express (rotary or sinusoidal positions, pre-LN, a GLU feed-forward, no token types,
+RoBERTa's position numbering under hf_model_type 'bert') are saved in the same layout with
+`model_type: "encoderlab-bert"`, so `transformers` refuses them instead of silently computing something
+else. config.json adds `encoderlab_positions`, `encoderlab_norm_position` and `encoderlab_ffn_kind` (and
+`encoderlab_position_numbering` / `encoderlab_position_offset` when not BERT's); the weights add the
+tensors of `EXTENSION_TO_OURS` and, without learned positions, have no position table.
 """
 
 from __future__ import annotations
