@@ -132,3 +132,11 @@ def test_jsonl_row_with_an_empty_text_is_an_error_like_in_a_csv(tmp_path):
         read_jsonl_records(tmp_path / "in.jsonl", "text", "y")
     assert read_jsonl_records(tmp_path / "in.jsonl", "text")[0] == ["good", "  "]  # pretraining drops it later
     assert read_texts(tmp_path / "in.jsonl") == ["good", "  "]  # encode / predict keep one output per line
+
+
+def test_a_list_of_labels_is_refused_not_turned_into_a_class_name(tmp_path):
+    from encoderlab.data.text_input import read_jsonl_records
+
+    (tmp_path / "in.jsonl").write_text('{"text": "a", "y": "p"}\n{"text": "b", "y": ["p", "n"]}\n', encoding="utf-8")
+    with pytest.raises(InputDataError, match=r"in\.jsonl:2: the 'y' label is a list; each text takes one label"):
+        read_jsonl_records(tmp_path / "in.jsonl", "text", "y")

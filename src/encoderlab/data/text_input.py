@@ -194,6 +194,10 @@ def read_jsonl_records(path: str | Path, text_field: str = "text", label_field: 
         if label_field not in record:
             raise InputDataError(f"{path}:{line_no}: no {label_field!r} field (found {sorted(record)}); every line "
                                  f"needs a label: name the right field with {options[1]}")
+        if isinstance(record[label_field], list | dict):
+            kind = type(record[label_field]).__name__
+            raise InputDataError(f"{path}:{line_no}: the {label_field!r} label is a {kind}; each text takes one "
+                                 "label (multi-label classification is not supported)")
         if record[label_field] is None or str(record[label_field]).strip() == "":
             raise InputDataError(f"{path}:{line_no}: the {label_field!r} label is empty; every line needs one")
         labels.append(str(record[label_field]).strip())
