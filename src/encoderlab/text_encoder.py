@@ -109,7 +109,8 @@ class TextEncoder(nn.Module):
     # ----------------------------------------------------------------------------------------- loading
     @classmethod
     def from_pretrained(cls, name_or_path: str | Path, device: str | torch.device | None = None) -> TextEncoder:
-        """Load a Hugging Face BERT checkpoint directory or an alias such as 'minilm'."""
+        """Load a Hugging Face BERT-family checkpoint directory (bert, distilbert, roberta, xlm-roberta), an
+        encoderlab run directory, or an alias such as 'minilm'."""
         directory = resolve_model_path(name_or_path)
         bert = load_hf_bert(directory)
         tokenizer = TextTokenizer.from_dir(directory)
