@@ -63,10 +63,12 @@ def test_unreadable_input_is_one_clear_line_and_keeps_old_output(tmp_path, capsy
     (["--input", "IN", "--output", "o.npy", "--batch-size", "0"], "error: --batch-size 0 must be at least 1"),
     (["--input", "IN", "--output", "o.npy", "--max-length", "0"], "error: --max-length 0 must be at least 3"),
     (["--input", "IN", "--output", "o.npy", "--pooling", "avg"], "error: --pooling avg is unknown; choose mean"),
+    (["--input", "EMPTY.txt", "--output", "o.npy"], "error: input file 'EMPTY.txt' is empty"),
 ])
 def test_bad_arguments(tmp_path, capsys, monkeypatch, args, message):
     monkeypatch.chdir(tmp_path)
     (tmp_path / "IN.txt").write_text("x\n")
+    (tmp_path / "EMPTY.txt").write_text("")
     args = [a.replace("IN", "IN.txt") if a == "IN" else a for a in args]
     assert run_cli("encode", *args) == 2
     err = capsys.readouterr().err

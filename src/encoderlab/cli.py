@@ -81,6 +81,8 @@ def encode(
     if output.suffix.lower() != ".npy":
         raise InputDataError(f"--output {str(output)!r} must end in .npy")
     texts = read_texts(input, text_field=text_field)
+    if not texts:  # as predict: an empty input is a mistake (wrong file), not a (0, d) result
+        raise InputDataError(f"input file {str(input)!r} is empty; give it at least one text")
     encoder = TextEncoder.from_pretrained(model, device=device)
     vectors = encoder.encode(texts, batch_size=batch_size, pooling=pooling, normalize=normalize,
                              max_length=max_length, show_progress=len(texts) > 8 * batch_size)
