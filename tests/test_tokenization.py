@@ -87,3 +87,21 @@ def test_bad_tokenizer_configs_and_corpora():
         TokenizerConfig(kind="bpe", vocab_size=100)
     with pytest.raises(InputDataError, match="empty corpus"):
         train_tokenizer(["", "   "], TokenizerConfig(vocab_size=100))
+
+
+def test_pad_id_is_found_without_tokenizer_config(tmp_path):
+    """A RoBERTa-style byte-level BPE (<s>=0, <pad>=1) whose directory has only tokenizer.json pads with <pad>,
+    not with id 0; a BERT WordPiece still pads with [PAD]."""
+    from tokenizers import Tokenizer, models, pre_tokenizers, trainers
+
+    from encoderlab.data.catalog import load_dataset
+
+    bpe = Tokenizer(models.BPE())
+    bpe.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
+    trainer = trainers.BpeTrainer(vocab_size=300, special_tokens=["<s>", "<pad>", "</s>", "<unk>"],
+                                  show_progress=False)
+    bpe.train_from_iterator(load_dataset("bbc-news").train.texts[:50], trainer=trainer)
+    bpe.save(str(tmp_path / "tokenizer.json"))
+    assert TextTokenizer.from_dir(tmp_path).pad_id == 1
+    bpe.enable_padding(pad_id=3, pad_token="<unk>")  # a tokenizer.json that says what it pads with wins
+    assert TextTokenizer(bpe).pad_id == 3

@@ -36,12 +36,16 @@ class Batch:
 class TextTokenizer:
     """Wraps a `tokenizers.Tokenizer`; turns texts into `Batch`es padded to the longest text in the batch."""
 
-    def __init__(self, tokenizer: Tokenizer, pad_token: str = "[PAD]", source: Path | None = None):
+    def __init__(self, tokenizer: Tokenizer, pad_token: str | None = None, source: Path | None = None):
+        """pad_token: the padding token's text (default: the one tokenizer.json pads with, else [PAD] or
+        <pad>, whichever the vocabulary has; id 0 if none)."""
+        padding = tokenizer.padding  # read before switching padding off: it names the pad token
         self.tokenizer = tokenizer
         self.tokenizer.no_padding()
         self.tokenizer.no_truncation()
-        pad_id = tokenizer.token_to_id(pad_token)
-        self.pad_id = 0 if pad_id is None else pad_id
+        names = [pad_token, padding["pad_token"] if padding else None, "[PAD]", "<pad>"]
+        ids = [tokenizer.token_to_id(name) for name in names if name]
+        self.pad_id = next((i for i in ids if i is not None), 0)
         self.source = source
 
     @classmethod
@@ -50,9 +54,9 @@ class TextTokenizer:
         tok_config = {}
         if (directory / "tokenizer_config.json").is_file():
             tok_config = json.loads((directory / "tokenizer_config.json").read_text(encoding="utf-8"))
-        pad_token = tok_config.get("pad_token", "[PAD]")
+        pad_token = tok_config.get("pad_token")
         if isinstance(pad_token, dict):  # older files store AddedToken dicts
-            pad_token = pad_token.get("content", "[PAD]")
+            pad_token = pad_token.get("content")
         if (directory / "tokenizer.json").is_file():
             try:
                 tokenizer = Tokenizer.from_file(str(directory / "tokenizer.json"))
