@@ -216,7 +216,8 @@ def read_hf_config(directory: Path) -> dict[str, Any]:
     if not path.is_file():
         raise CheckpointError(
             f"{str(directory)!r} has no config.json; point to a Hugging Face BERT-family checkpoint directory "
-            "(config.json + model.safetensors + tokenizer.json) or use the alias 'minilm'"
+            "(config.json + model.safetensors + tokenizer.json), an encoderlab run's OUT_DIR, or the alias "
+            "'minilm'"
         )
     try:
         return json.loads(path.read_text(encoding="utf-8"))
