@@ -284,6 +284,33 @@ def prune(overrides: Overrides = None, config: ConfigFile = None, resume: Resume
     typer.echo(f"final model: {metrics.get('final_dir')}", err=True)
 
 
+@app.command(context_settings=TRAINING_COMMAND)
+def seq2seq(overrides: Overrides = None, config: ConfigFile = None, resume: ResumeDir = None) -> None:
+    """Train an LSTM/GRU encoder + attention decoder on CMUdict (grapheme-to-phoneme) or your own pairs
+    (see docs/seq2seq.md)."""
+    from .tasks.seq2seq import seq2seq_command
+
+    metrics = seq2seq_command(config, overrides or [], resume)
+    _echo_metrics(metrics, (*(k for k in metrics if "test_" in k and k.endswith(("exact_match", "error_rate"))),
+                            "step"))
+
+
+@app.command("seq2seq-predict")
+def seq2seq_predict(
+    model: Annotated[Path, typer.Option("--model", "-m", help="A seq2seq run: its out_dir (or final/).")],
+    texts: Annotated[list[str] | None, typer.Argument(help="Sources to convert (or --input FILE).")] = None,
+    input: Annotated[Path | None, typer.Option("--input", "-i", help=".txt file, one source per line.")] = None,
+    beam_size: Annotated[int, typer.Option(help="Beam width; 1 = greedy decoding.")] = 1,
+) -> None:
+    """Print `source<TAB>output` for every source with a trained seq2seq run (see docs/seq2seq.md)."""
+    from .tasks.seq2seq import predict_seq2seq, print_predictions, read_inputs
+
+    sources = [*(texts or []), *(read_inputs(input) if input is not None else [])]
+    if not sources:
+        raise InputDataError("nothing to predict: give sources as arguments or --input FILE (one per line)")
+    print_predictions(sources, predict_seq2seq(model, sources, beam_size=beam_size))
+
+
 @app.command()
 def evaluate(
     model: Annotated[Path, typer.Option("--model", "-m", help="OUT_DIR of `encoderlab finetune` (or its final/).")],

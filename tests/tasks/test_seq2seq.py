@@ -205,3 +205,24 @@ def test_prediction_input_errors(g2p_run):
     with pytest.raises(InputDataError, match="list of strings"):
         g2p.predict("cat")
     assert "<unk>" in Vocabulary.from_dict(g2p.source_vocab.to_dict()).decode(g2p.source_vocab.encode("ç"))
+
+
+def test_cli_trains_and_predicts(tmp_path, capsys):
+    from encoderlab.cli import main
+
+    def cli(*args: str) -> int:
+        with pytest.raises(SystemExit) as info:
+            main(list(args))
+        return info.value.code
+
+    out = tmp_path / "run"
+    assert cli("seq2seq", "--config", str(CONFIGS / "seq2seq-g2p.yaml"), *TINY, f"out_dir={out}",
+               "max_train_examples=200", "max_steps=20", "eval_every=0") == 0
+    assert "test_exact_match=" in capsys.readouterr().err
+    words = write(tmp_path / "words.txt", "cat\ndog\n")
+    assert cli("seq2seq-predict", "--model", str(out), "bird", "--input", str(words), "--beam-size", "2") == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert [line.split("\t")[0] for line in lines] == ["bird", "cat", "dog"]
+    assert all(line.split("\t")[1].strip() for line in lines)  # a phoneme string for each
+    assert cli("seq2seq-predict", "--model", str(out)) == 2
+    assert "nothing to predict" in capsys.readouterr().err
