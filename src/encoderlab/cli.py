@@ -405,6 +405,7 @@ def bench(
 
     from .evaluation.speed import (
         build_engines,
+        corpus_throughput,
         encoder_gflop,
         file_text_workloads,
         markdown_table,
@@ -435,6 +436,10 @@ def bench(
             useful = encoder_gflop(encoder, workloads[r.workload]) / (r.p50_ms / 1000)
             notes.append(f"{r.workload}: encoderlab fp32 does {useful:.0f} useful GFLOP/s = "
                          f"{100 * useful / peak:.0f}% of this machine's fp32 matmul peak ({peak:.0f} GFLOP/s)")
+    if data is None and "encoderlab fp32" in built:
+        ms, useful = corpus_throughput(encoder, batch_size)
+        notes.append(f"a corpus of 8 different variable batches in one encode call: encoderlab fp32 takes {ms:.0f} "
+                     f"ms per batch, {useful:.0f} useful GFLOP/s = {100 * useful / peak:.0f}% of the peak")
     typer.echo("\n" + "\n".join(f"- {note}" for note in notes))
 
 

@@ -47,6 +47,8 @@ def test_bench_command_prints_a_table(capsys):
     out = capsys.readouterr().out
     assert "| fixed 4x128 | encoderlab fp32 |" in out and "| variable 4x16-128 | encoderlab int8 |" in out
     assert "of this machine's fp32 matmul peak" in out
+    assert re.search(r"a corpus of 8 different variable batches in one encode call: encoderlab fp32 takes \d+ ms "
+                     r"per batch, \d+ useful GFLOP/s = \d+% of the peak", out)
 
 
 def test_a_model_transformers_cannot_load_is_skipped_with_a_note(tmp_path):
