@@ -54,6 +54,8 @@ EVAL_BINARIZE_SEED = 123
 
 @dataclass
 class AutoencodeConfig(TrainConfig):
+    out_dir: str = "runs/autoencode"
+    """Where the run is written (default: a directory of its own per command)."""
     data: str = "mnist"
     """mnist, shuttle, or a .npy / .npz / .csv file (see data.arrays)."""
     model: AutoencoderConfig = field(default_factory=AutoencoderConfig)

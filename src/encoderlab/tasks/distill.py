@@ -67,6 +67,8 @@ DISTILL_INFO = "distillation.json"  # written next to the student's weights: whe
 
 @dataclass
 class DistillConfig(TrainConfig):
+    out_dir: str = "runs/distill"
+    """Where the run is written (default: a directory of its own per command)."""
     mode: Literal["embeddings", "logits"] = "embeddings"
     """embeddings: match the teacher's sentence embeddings on unlabelled text; logits: match a fine-tuned
     classifier's logits (KL at `temperature`) mixed with cross-entropy on its gold labels."""

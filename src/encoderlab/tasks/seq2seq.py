@@ -50,6 +50,8 @@ VOCAB_FILE = "vocab.json"
 
 @dataclass
 class Seq2SeqConfig(TrainConfig):
+    out_dir: str = "runs/seq2seq"
+    """Where the run is written (default: a directory of its own per command)."""
     data: str = CMUDICT
     """cmudict (word -> ARPAbet phonemes, bundled) or a .csv / .tsv / .jsonl file of pairs."""
     source_column: str = "source"
