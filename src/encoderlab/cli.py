@@ -6,6 +6,7 @@ User errors (`EncoderlabError`) are printed as one clear line without a tracebac
 from __future__ import annotations
 
 import json
+import os
 import sys
 from pathlib import Path
 from typing import Annotated
@@ -44,9 +45,22 @@ def _check_options(**values: int | str | None) -> None:
             raise InputDataError(f"{flag} {value} must be at least {3 if name == 'max_length' else 1}")
 
 
+def _summary(text: str) -> None:
+    """A training command's closing lines, on stderr, printed once: by rank 0 when torchrun runs several."""
+    if int(os.environ.get("RANK", "0")) == 0:
+        typer.echo(text, err=True)
+
+
 def _echo_metrics(metrics: dict, keys: tuple[str, ...], digits: int = 4) -> None:
-    typer.echo(" ".join(f"{k}={metrics[k]:.{digits}g}" for k in keys if isinstance(metrics.get(k), int | float)),
-               err=True)
+    _summary(" ".join(f"{k}={metrics[k]:.{digits}g}" for k in keys if isinstance(metrics.get(k), int | float)))
+
+
+def _echo_final(metrics: dict, label: str = "final model", extra: str = "") -> None:
+    """Where the trained model is, and the command that shows the whole run."""
+    final = metrics.get("final_dir")
+    if final:
+        _summary(f"{label}: {final}{extra}")
+        _summary(f"look at the run: encoderlab report {Path(final).parent}")
 
 
 @app.command()
@@ -153,7 +167,7 @@ def pretrain(overrides: Overrides = None, config: ConfigFile = None, resume: Res
     metrics = run_task(pretrain_mlm, PretrainConfig, config, overrides or [], resume_dir=resume)
     _echo_metrics(metrics, ("initial_eval_loss", "eval_loss", "initial_eval_accuracy", "eval_accuracy", "step",
                             "seconds"))
-    typer.echo(f"final model: {metrics.get('final_dir')}  loss curve: {metrics.get('loss_curve')}", err=True)
+    _echo_final(metrics, extra=f"  loss curve: {metrics.get('loss_curve')}")
 
 
 def _encode_arrays(run_dir: Path, input: Path, output: Path, batch_size: int) -> None:
@@ -178,6 +192,7 @@ def autoencode(overrides: Overrides = None, config: ConfigFile = None, resume: R
     metrics = run_task(train_autoencoder, AutoencodeConfig, config, overrides or [], resume_dir=resume)
     _echo_metrics(metrics, ("test_mse", "pca_test_mse", "test_bce", "test_neg_elbo", "test_nll", "test_auroc",
                             "test_ap", "step"), digits=5)
+    _echo_final(metrics)
 
 
 @app.command()
@@ -265,7 +280,7 @@ def finetune(overrides: Overrides = None, config: ConfigFile = None, resume: Res
                             "validation_token_accuracy", "initial_validation_recall_at_1", "validation_recall_at_1",
                             "initial_validation_same_label_at_1", "validation_same_label_at_1",
                             "trainable_parameters", "step", "train_seconds", "seconds"))
-    typer.echo(f"final model: {metrics.get('final_dir')}", err=True)
+    _echo_final(metrics)
 
 
 @app.command(context_settings=TRAINING_COMMAND)
@@ -279,9 +294,9 @@ def prune(overrides: Overrides = None, config: ConfigFile = None, resume: Resume
     _echo_metrics(metrics, ("sparsity", "parameters_before", "parameters_after", "test_accuracy_before",
                             "test_accuracy_pruned", "test_accuracy", "test_macro_f1", "step", "seconds"))
     for workload, speed in metrics.get("speed", {}).items():
-        typer.echo(f"{workload}: {speed['sentences_per_s_before']:.1f} -> {speed['sentences_per_s_after']:.1f} "
-                   f"sentences/s ({speed['speedup']:.2f}x)", err=True)
-    typer.echo(f"final model: {metrics.get('final_dir')}", err=True)
+        _summary(f"{workload}: {speed['sentences_per_s_before']:.1f} -> {speed['sentences_per_s_after']:.1f} "
+                 f"sentences/s ({speed['speedup']:.2f}x)")
+    _echo_final(metrics)
 
 
 @app.command(context_settings=TRAINING_COMMAND)
@@ -293,6 +308,7 @@ def seq2seq(overrides: Overrides = None, config: ConfigFile = None, resume: Resu
     metrics = seq2seq_command(config, overrides or [], resume)
     _echo_metrics(metrics, (*(k for k in metrics if "test_" in k and k.endswith(("exact_match", "error_rate"))),
                             "step"))
+    _echo_final(metrics)
 
 
 @app.command("seq2seq-predict")
@@ -384,8 +400,8 @@ def distill(overrides: Overrides = None, config: ConfigFile = None, resume: Resu
                             "initial_student_test_accuracy", "student_test_accuracy", "teacher_test_accuracy",
                             "speedup_variable_length", "student_parameters", "teacher_parameters", "step",
                             "train_seconds", "seconds"))
-    typer.echo(f"student: {metrics.get('final_dir')}  (layers {metrics.get('layers')} of the teacher's "
-               f"{metrics.get('teacher_layers')})", err=True)
+    _echo_final(metrics, "student", f"  (layers {metrics.get('layers')} of the teacher's "
+                                    f"{metrics.get('teacher_layers')})")
 
 
 @app.command()

@@ -207,7 +207,7 @@ def test_prediction_input_errors(g2p_run):
     assert "<unk>" in Vocabulary.from_dict(g2p.source_vocab.to_dict()).decode(g2p.source_vocab.encode("ç"))
 
 
-def test_cli_trains_and_predicts(tmp_path, capsys):
+def test_cli_trains_and_predicts(tmp_path, capsys, monkeypatch):
     from encoderlab.cli import main
 
     def cli(*args: str) -> int:
@@ -218,7 +218,8 @@ def test_cli_trains_and_predicts(tmp_path, capsys):
     out = tmp_path / "run"
     assert cli("seq2seq", "--config", str(CONFIGS / "seq2seq-g2p.yaml"), *TINY, f"out_dir={out}",
                "max_train_examples=200", "max_steps=20", "eval_every=0") == 0
-    assert "test_exact_match=" in capsys.readouterr().err
+    err = capsys.readouterr().err
+    assert "test_exact_match=" in err and f"look at the run: encoderlab report {out}" in err
     words = write(tmp_path / "words.txt", "cat\ndog\n")
     assert cli("seq2seq-predict", "--model", str(out), "bird", "--input", str(words), "--beam-size", "2") == 0
     lines = capsys.readouterr().out.splitlines()
@@ -226,3 +227,7 @@ def test_cli_trains_and_predicts(tmp_path, capsys):
     assert all(line.split("\t")[1].strip() for line in lines)  # a phoneme string for each
     assert cli("seq2seq-predict", "--model", str(out)) == 2
     assert "nothing to predict" in capsys.readouterr().err
+    monkeypatch.setenv("RANK", "1")  # under torchrun only rank 0 prints the closing summary
+    assert cli("seq2seq", "--config", str(CONFIGS / "seq2seq-g2p.yaml"), *TINY, f"out_dir={tmp_path / 'rank1'}",
+               "max_train_examples=100", "max_steps=2", "eval_every=0", "warmup_steps=1") == 0
+    assert "look at the run" not in capsys.readouterr().err

@@ -94,6 +94,8 @@ def run_task(task_fn: Callable[[C], Mapping[str, Any]], config_cls: type[C],
             if created and info.is_main:
                 _remove_if_only_config(out_dir)
             raise
+        if (out_dir / "final").is_dir():
+            metrics.setdefault("final_dir", str(out_dir / "final"))  # every task's summary can point to it
         if info.is_main:
             atomic_write_json(out_dir / METRICS_FILE, metrics)
         barrier()
