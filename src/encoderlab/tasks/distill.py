@@ -245,8 +245,9 @@ def _labelled_splits(cfg: DistillConfig, meta: dict[str, Any], run: dict[str, An
         data=data, split=str(meta.get("split", run.get("split", "0.8,0.1,0.1"))), seed=int(meta.get("seed", 0)),
         text_column=cfg.text_column or meta.get("text_column", "text"),
         label_column=cfg.label_column or meta.get("label_column", "label"),
-        validation_data=run.get("validation_data", "") if not cfg.data else "",
-        test_data=run.get("test_data", "") if not cfg.data else "", out_dir=cfg.out_dir)
+        # the teacher's own held-out files: in its run's config.yaml, or in head.json when given its final/
+        validation_data=(run.get("validation_data") or meta.get("validation_data") or "") if not cfg.data else "",
+        test_data=(run.get("test_data") or meta.get("test_data") or "") if not cfg.data else "", out_dir=cfg.out_dir)
     splits = load_labelled_splits(classify_cfg)
     names = list(meta["label_names"])
     limits = {name: getattr(cfg, name) if getattr(cfg, name) is not None else run.get(name)
