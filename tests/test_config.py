@@ -38,7 +38,7 @@ def test_yaml_then_overrides_with_types(tmp_path):
 def test_unknown_key_lists_the_valid_ones():
     with pytest.raises(ConfigError, match=r"unknown config key 'lrr'.*Valid keys: lr, max_steps, model"):
         load_config(Outer, None, ["lrr=1"])
-    with pytest.raises(ConfigError, match=r"unknown config key model.'depth'.*dropout, n_layers"):
+    with pytest.raises(ConfigError, match=r"unknown config key 'model.depth'.*dropout, n_layers"):
         load_config(Outer, None, ["model.depth=3"])
 
 

@@ -34,7 +34,7 @@ def _field_types(cls: type) -> dict[str, Any]:
 
 def _unknown_key_error(cls: type, key: str, where: str) -> ConfigError:
     valid = ", ".join(sorted(_field_types(cls)))
-    return ConfigError(f"unknown config key {where}{key!r} for {cls.__name__}. Valid keys: {valid}")
+    return ConfigError(f"unknown config key '{where}{key}' for {cls.__name__}. Valid keys: {valid}")
 
 
 def _convert(value: Any, annotation: Any, name: str) -> Any:

@@ -178,7 +178,7 @@ def test_bad_inputs_fail_with_the_file_the_problem_and_the_fix(tmp_path):
         Seq2SeqConfig(data=str(good), stress=True)
     with pytest.raises(ConfigError, match="beam_size=0"):
         Seq2SeqConfig(beam_size=0)
-    with pytest.raises(ConfigError, match="unknown config key .*'hidden' for RecurrentConfig.*d_hidden"):
+    with pytest.raises(ConfigError, match="unknown config key 'model.hidden' for RecurrentConfig.*d_hidden"):
         run_task(train_seq2seq, Seq2SeqConfig, None, ["model.hidden=3", f"out_dir={tmp_path / 'x'}"])
     out = tmp_path / "bad-run"
     with pytest.raises(InputDataError, match="no column 'source'"):
