@@ -28,15 +28,12 @@ from .data.arrays import Scaling, check_samples, read_csv_columns, read_samples
 from .errors import CheckpointError, InputDataError
 from .models.vae import VAE
 from .tasks.autoencode import DATA_INFO_FILE, AutoencodeConfig, anomaly_scores, batched, build_model
+from .training.entrypoint import trained_model_dir
 
 
 def autoencoder_dir(path: str | Path) -> Path | None:
     """The directory holding an autoencoder's final weights, for a run dir or its final/ dir; else None."""
-    path = Path(path)
-    for candidate in (path / "final", path):
-        if (candidate / DATA_INFO_FILE).is_file():
-            return candidate
-    return None
+    return trained_model_dir(path, DATA_INFO_FILE)
 
 
 class ArrayEncoder:

@@ -35,6 +35,7 @@ from ..pretrained import resolve_model_path
 from ..tokenization import TextTokenizer
 from ..training import TrainConfig
 from ..training.checkpoint import save_weights
+from ..training.entrypoint import trained_model_dir
 from ..training.optim import is_norm_module
 
 HEAD_CONFIG = "head.json"
@@ -234,9 +235,9 @@ def save_finetuned(model: EncoderWithHead, tokenizer: TextTokenizer, directory: 
 def finetuned_dir(path: str | Path) -> Path:
     """A fine-tuned model directory, given it or the run directory that holds it in final/."""
     path = Path(path).expanduser()
-    for candidate in (path, path / "final"):
-        if (candidate / HEAD_CONFIG).is_file():
-            return candidate
+    found = trained_model_dir(path, HEAD_CONFIG)
+    if found is not None:
+        return found
     if not path.exists():
         raise CheckpointError(f"model {str(path)!r} does not exist; pass the OUT_DIR of `encoderlab finetune` "
                               "or its final/ directory")

@@ -27,6 +27,8 @@ from ..evaluation.robustness import (
     plot_robustness,
 )
 from ..io import atomic_write_json
+from ..training.entrypoint import trained_model_dir
+from .finetune import HEAD_CONFIG
 
 
 @dataclass
@@ -83,7 +85,7 @@ def evaluate_robustness(model: str | Path, data: str | None = None, levels: list
 
 
 def _has_head(directory: Path) -> bool:
-    return (directory / "head.json").is_file() or (directory / "final" / "head.json").is_file()
+    return trained_model_dir(directory, HEAD_CONFIG) is not None
 
 
 def _classifier_rows(model, data, levels, max_examples, text_column, label_column, seed) -> tuple[list, str]:

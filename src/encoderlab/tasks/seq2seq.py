@@ -42,6 +42,7 @@ from ..io import atomic_write_json
 from ..models.recurrent import BOS, EOS, PAD, RecurrentConfig, Seq2Seq, sequence_loss
 from ..training import TrainConfig, Trainer, run_task
 from ..training.checkpoint import save_weights
+from ..training.entrypoint import trained_model_dir
 from ..training.precision import apply_threads
 
 VOCAB_FILE = "vocab.json"
@@ -402,11 +403,7 @@ def train_seq2seq(cfg: Seq2SeqConfig) -> dict[str, Any]:
 # ----------------------------------------------------------------------------------------------- using a run
 def seq2seq_dir(path: str | Path) -> Path | None:
     """The directory holding a seq2seq model's final weights, for a run dir or its final/ dir; else None."""
-    path = Path(path)
-    for candidate in (path / "final", path):
-        if (candidate / VOCAB_FILE).is_file():
-            return candidate
-    return None
+    return trained_model_dir(path, VOCAB_FILE)
 
 
 class Seq2SeqPredictor:
