@@ -19,15 +19,14 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-import safetensors
 import torch
-from safetensors.torch import load_file
 
 from .config import from_dict, read_yaml
 from .data.arrays import Scaling, check_samples, read_csv_columns, read_samples
 from .errors import CheckpointError, InputDataError
 from .models.vae import VAE
 from .tasks.autoencode import DATA_INFO_FILE, AutoencodeConfig, anomaly_scores, batched, build_model
+from .training.checkpoint import load_weights
 from .training.entrypoint import trained_model_dir
 
 
@@ -51,11 +50,7 @@ class ArrayEncoder:
                                   "out_dir of a finished `encoderlab autoencode` run")
         cfg = from_dict(AutoencodeConfig, read_yaml(directory / "config.yaml"))
         model = build_model(cfg.model)
-        try:
-            state = load_file(directory / "model.safetensors")
-        except (OSError, safetensors.SafetensorError) as exc:
-            raise CheckpointError(f"cannot read {directory / 'model.safetensors'}: {exc}") from exc
-        model.load_state_dict(state)
+        model.load_state_dict(load_weights(directory / "model.safetensors"))
         return cls(model, json.loads((directory / DATA_INFO_FILE).read_text(encoding="utf-8")))
 
     @property

@@ -41,7 +41,7 @@ from ..errors import CheckpointError, ConfigError, InputDataError
 from ..io import atomic_write_json
 from ..models.recurrent import BOS, EOS, PAD, RecurrentConfig, Seq2Seq, sequence_loss
 from ..training import TrainConfig, Trainer, run_task
-from ..training.checkpoint import save_weights
+from ..training.checkpoint import load_weights, save_weights
 from ..training.entrypoint import trained_model_dir
 from ..training.precision import apply_threads
 
@@ -422,20 +422,13 @@ class Seq2SeqPredictor:
 
     @classmethod
     def from_run(cls, path: str | Path, device: str = "cpu") -> Seq2SeqPredictor:
-        from safetensors import SafetensorError
-        from safetensors.torch import load_file
-
         directory = seq2seq_dir(path)
         if directory is None:
             raise CheckpointError(f"{str(path)!r} is not a seq2seq run: no final/{VOCAB_FILE}; pass the out_dir of "
                                   "a finished `encoderlab seq2seq` run")
         cfg = from_dict(Seq2SeqConfig, read_yaml(directory / "config.yaml"))
         model = Seq2Seq(cfg.model)
-        try:
-            state = load_file(directory / "model.safetensors", device=device)
-        except (OSError, SafetensorError) as exc:
-            raise CheckpointError(f"cannot read {directory / 'model.safetensors'}: {exc}") from exc
-        model.load_state_dict(state)
+        model.load_state_dict(load_weights(directory / "model.safetensors", device))
         return cls(model.to(device), json.loads((directory / VOCAB_FILE).read_text(encoding="utf-8")))
 
     def predict(self, sources: Sequence[str], beam_size: int = 1, batch_size: int = 256) -> list[str]:

@@ -89,6 +89,17 @@ def save_weights(path: str | Path, state: dict[str, torch.Tensor]) -> None:
     atomic_write_bytes(path, save_safetensors(tensors))
 
 
+def load_weights(path: str | Path, device: str | torch.device = "cpu") -> dict[str, torch.Tensor]:
+    """A safetensors file written by `save_weights`; a missing or damaged file is a CheckpointError naming it."""
+    from safetensors import SafetensorError
+    from safetensors.torch import load_file
+
+    try:
+        return load_file(Path(path), device=str(device))
+    except (OSError, SafetensorError) as exc:
+        raise CheckpointError(f"cannot read {path}: {exc}") from exc
+
+
 def read_manifest(path: Path) -> dict[str, Any]:
     try:
         return json.loads((path / MANIFEST_FILE).read_text(encoding="utf-8"))
