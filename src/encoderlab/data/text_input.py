@@ -15,6 +15,7 @@ from ..errors import InputDataError
 TEXT_SUFFIXES = (".txt", ".jsonl", ".csv", ".tsv")
 BOM = "\ufeff"
 FINETUNE_OPTIONS = ("text_column=", "label_column=")
+"""How a user names the text and label column/field, per command; the messages quote them."""
 
 
 def json_array_hint(path: Path) -> str:
@@ -23,7 +24,6 @@ def json_array_hint(path: Path) -> str:
         return ""
     return (f" (a .json array of objects becomes .jsonl with one object per line, e.g. "
             f"`jq -c '.[]' {path.name} > {path.stem}.jsonl`)")
-"""How a user names the text and label column/field, per command; the messages quote them."""
 
 
 def _conversion_hint(path: Path, byte: int) -> str:
