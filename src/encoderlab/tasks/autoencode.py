@@ -43,6 +43,7 @@ from ..models.autoencoder import (
 from ..models.vae import VAE
 from ..training import TrainConfig, Trainer
 from ..training.checkpoint import save_weights
+from ..training.distributed import unwrap
 from ..training.metrics_log import read_log
 from ..training.precision import apply_threads
 
@@ -205,13 +206,9 @@ def kl_weight(cfg: AutoencodeConfig, step: int) -> float:
     return cfg.beta * min(1.0, (step + 1) / cfg.kl_warmup_steps)
 
 
-def _unwrap(model: nn.Module) -> nn.Module:
-    return getattr(model, "module", model)  # DDP
-
-
 def eval_fn(model: nn.Module, x: torch.Tensor) -> dict[str, tuple[torch.Tensor, int]]:
     """Validation metrics: loss (reconstruction loss, or negative ELBO in nats for a VAE), per-element MSE/BCE."""
-    model = _unwrap(model)
+    model = unwrap(model)
     n = len(x)
     if isinstance(model, VAE):
         terms = model.elbo(x)
@@ -367,7 +364,7 @@ def train_autoencoder(cfg: AutoencodeConfig) -> dict[str, float]:
                       eval_data=Samples(eval_x), eval_fn=eval_fn, save_final=save_final)
     result = trainer.fit()
     metrics = dict(result.metrics)
-    model = _unwrap(trainer.model).cpu()
+    model = unwrap(trainer.model).cpu()
     metrics |= test_metrics(cfg, model, data)
     metrics["train_samples"] = len(data.train)
     metrics["data_scaling"] = data.scaling.kind  # how raw values were mapped (details in final/autoencoder.json)

@@ -42,6 +42,7 @@ from ..io import atomic_write_json
 from ..models.recurrent import BOS, EOS, PAD, RecurrentConfig, Seq2Seq, sequence_loss
 from ..training import TrainConfig, Trainer, run_task
 from ..training.checkpoint import load_weights, save_weights
+from ..training.distributed import unwrap
 from ..training.entrypoint import trained_model_dir
 from ..training.precision import apply_threads
 
@@ -239,10 +240,6 @@ class SequenceScores:
         return self.edits / max(self.reference_tokens, 1)
 
 
-def _unwrap(model: nn.Module) -> Seq2Seq:
-    return getattr(model, "module", model)  # DDP
-
-
 def make_loss_fn(cfg: Seq2SeqConfig):
     def loss_fn(model: nn.Module, batch: dict[str, Any]) -> tuple[torch.Tensor, torch.Tensor]:
         logits = model(batch["source"], batch["target_in"])  # through forward: DDP-safe
@@ -255,7 +252,7 @@ def make_eval_fn(target_vocab: Vocabulary, max_output_length: int):
     token error rate, each with the count it averages over (tokens, sources, reference tokens)."""
 
     def eval_fn(model: nn.Module, batch: dict[str, Any]) -> dict[str, tuple[torch.Tensor | float, int]]:
-        model = _unwrap(model)
+        model = unwrap(model)
         target_out = batch["target_out"]
         logits = model(batch["source"], batch["target_in"])
         real = target_out != PAD
@@ -389,7 +386,7 @@ def train_seq2seq(cfg: Seq2SeqConfig) -> dict[str, Any]:
                       lengths=train_set.source_lengths())
     result = trainer.fit()
     metrics |= result.metrics
-    model = _unwrap(trainer.model).eval()
+    model = unwrap(trainer.model).eval()
     metrics |= _prefixed("test", teacher_forced_metrics(model, test, data))
     metrics |= _prefixed("test", score_model(model, test, data))
     if cfg.beam_size > 1:
