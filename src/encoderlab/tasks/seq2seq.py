@@ -247,21 +247,26 @@ def make_loss_fn(cfg: Seq2SeqConfig):
     return loss_fn
 
 
+def teacher_forced(model: Seq2Seq, source: torch.Tensor, target_in: torch.Tensor,
+                   target_out: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, int]:
+    """One collated batch, teacher-forced: (mean loss per real target token, correctly predicted next tokens,
+    real target tokens)."""
+    logits = model(source, target_in)
+    real = target_out != PAD
+    return sequence_loss(logits, target_out), ((logits.argmax(-1) == target_out) & real).sum(), int(real.sum())
+
+
 def make_eval_fn(target_vocab: Vocabulary, max_output_length: int):
     """Validation metrics of one batch: teacher-forced loss and token accuracy, greedy exact match and
     token error rate, each with the count it averages over (tokens, sources, reference tokens)."""
 
     def eval_fn(model: nn.Module, batch: dict[str, Any]) -> dict[str, tuple[torch.Tensor | float, int]]:
         model = unwrap(model)
-        target_out = batch["target_out"]
-        logits = model(batch["source"], batch["target_in"])
-        real = target_out != PAD
-        n_tokens = int(real.sum())
-        correct = ((logits.argmax(-1) == target_out) & real).sum()
+        loss, correct, n_tokens = teacher_forced(model, batch["source"], batch["target_in"], batch["target_out"])
         scores = SequenceScores()
         for ids, refs in zip(model.greedy(batch["source"], max_output_length), batch["references"], strict=True):
             scores.add(target_vocab.decode_tokens(ids), refs)
-        return {"loss": (sequence_loss(logits, target_out), n_tokens),
+        return {"loss": (loss, n_tokens),
                 "token_accuracy": (correct.float() / n_tokens, n_tokens),
                 "exact_match": (scores.exact_match, scores.sources),
                 "token_error_rate": (scores.token_error_rate, scores.reference_tokens)}
@@ -310,12 +315,10 @@ def teacher_forced_metrics(model: Seq2Seq, pairs: Pairs, data: Seq2SeqData, batc
     loss_sum, correct, tokens = 0.0, 0, 0
     for lo in range(0, len(dataset), batch_size):
         batch = collate([dataset[i] for i in range(lo, min(lo + batch_size, len(dataset)))])
-        target_out = batch["target_out"].to(device)
-        logits = model(batch["source"].to(device), batch["target_in"].to(device))
-        real = target_out != PAD
-        n = int(real.sum())
-        loss_sum += float(sequence_loss(logits, target_out)) * n
-        correct += int(((logits.argmax(-1) == target_out) & real).sum())
+        loss, n_correct, n = teacher_forced(model, batch["source"].to(device), batch["target_in"].to(device),
+                                            batch["target_out"].to(device))
+        loss_sum += float(loss) * n
+        correct += int(n_correct)
         tokens += n
     return {"loss": loss_sum / tokens, "token_accuracy": correct / tokens}
 
