@@ -52,7 +52,7 @@ from safetensors.torch import load_file, save
 
 from ..errors import CheckpointError, ConfigError
 from ..io import atomic_write_bytes, atomic_write_json
-from ..models.bert import BertConfig, BertForMaskedLM, BertModel
+from ..models.bert import ARCHITECTURE_FIELDS, BertConfig, BertForMaskedLM, BertModel
 
 # Hugging Face name -> our name; "{}" is the layer index.
 HF_TO_OURS: dict[str, str] = {
@@ -88,9 +88,8 @@ EXTENSION_TO_OURS: dict[str, str] = {
     "encoder.final_layer_norm.weight": "final_norm.weight",  # pre-LN
     "encoder.final_layer_norm.bias": "final_norm.bias",
 }
-# BertConfig fields that BERT fixes, with BERT's value; any other value needs the encoderlab-bert model type.
-ARCHITECTURE_FIELDS = {"positions": "learned", "norm_position": "post", "ffn_kind": "mlp"}
-# The same for position numbering; written to an encoderlab-bert config.json only when they differ (RoBERTa's).
+# Like models.bert.ARCHITECTURE_FIELDS, for position numbering; written to an encoderlab-bert config.json only
+# when they differ (RoBERTa's).
 POSITION_FIELDS = {"position_numbering": "column", "position_offset": 0}
 ENCODERLAB_MODEL_TYPE = "encoderlab-bert"
 

@@ -20,6 +20,10 @@ from ..nn import FeedForward, MultiHeadSelfAttention, Packing, TextEmbeddings, p
 from ..nn.mlp import ACTIVATIONS
 from ..nn.rotary import RotaryAngles, RotaryEmbedding
 
+# BertConfig fields that every Hugging Face family fixes, with their value there; any other value is an
+# encoderlab variant (hf_model_type 'bert' only, saved as model_type 'encoderlab-bert').
+ARCHITECTURE_FIELDS = {"positions": "learned", "norm_position": "post", "ffn_kind": "mlp"}
+
 
 @dataclass
 class BertConfig:
@@ -154,8 +158,8 @@ class BertConfig:
             raise ConfigError(f"BertConfig.hf_model_type={self.hf_model_type!r} is unknown; choose one of {layouts}")
         if self.hf_model_type == "bert":
             return
-        fixed = {"positions": "learned", "norm_position": "post", "ffn_kind": "mlp"}
-        changed = {name: getattr(self, name) for name, value in fixed.items() if getattr(self, name) != value}
+        changed = {name: getattr(self, name) for name, value in ARCHITECTURE_FIELDS.items()
+                   if getattr(self, name) != value}
         if changed:
             raise ConfigError(f"BertConfig: hf_model_type={self.hf_model_type!r} computes learned positions, post-LN "
                               f"and an MLP, not {changed}; use hf_model_type='bert' (saved as encoderlab-bert)")
