@@ -391,6 +391,11 @@ def read_image_folder(path: str | Path) -> tuple[np.ndarray, np.ndarray | None, 
     return (x if x.ndim == 3 else x.transpose(0, 3, 1, 2)), labels, classes
 
 
+def _xy(x: np.ndarray, y: np.ndarray | None) -> dict[str, np.ndarray]:
+    """The arrays of a file with one sample array: x, and y when it has labels."""
+    return {"x": x} if y is None else {"x": x, "y": y}
+
+
 def read_array_file(path: str | Path, label_column: str | None = None) -> dict[str, np.ndarray]:
     """The arrays of a user file: keys x (and y) for .npy/.csv, x_train/y_train/x_test/... for .npz."""
     path = Path(path)
@@ -399,7 +404,7 @@ def read_array_file(path: str | Path, label_column: str | None = None) -> dict[s
         if not path.exists():
             raise InputDataError(f"input file {str(path)!r} does not exist; check the path")
         x, y, _ = read_image_folder(path)
-        return {"x": x} if y is None else {"x": x, "y": y}
+        return _xy(x, y)
     if suffix not in ARRAY_SUFFIXES:
         raise InputDataError(f"{str(path)!r} has suffix {suffix or '(none)'!r}; use one of "
                              f"{', '.join(ARRAY_SUFFIXES)}, an image file or a folder of images")
@@ -407,7 +412,7 @@ def read_array_file(path: str | Path, label_column: str | None = None) -> dict[s
         raise InputDataError(f"input file {str(path)!r} does not exist; check the path")
     if suffix == ".csv":
         table = read_csv_table(path, label_column)
-        return {"x": table.x} if table.y is None else {"x": table.x, "y": table.y}
+        return _xy(table.x, table.y)
     try:
         if suffix == ".npy":
             return {"x": np.load(path, allow_pickle=False)}
@@ -442,9 +447,9 @@ def load_user_arrays(path: str | Path, label_column: str | None = None,
     table = read_csv_table(path, label_column) if path.suffix.lower() == ".csv" and path.is_file() else None
     folder = read_image_folder(path) if path.is_dir() else None
     if table is not None:
-        arrays = {"x": table.x} if table.y is None else {"x": table.x, "y": table.y}
+        arrays = _xy(table.x, table.y)
     elif folder is not None:
-        arrays = {"x": folder[0]} if folder[1] is None else {"x": folder[0], "y": folder[1]}
+        arrays = _xy(folder[0], folder[1])
     else:
         arrays = read_array_file(path, label_column)
     prefix = "x_train" if "x_train" in arrays else "x"
