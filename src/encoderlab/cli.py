@@ -135,13 +135,12 @@ def _check_command_of(config: Path | None, resume: Path | None, command: str) ->
     """A --config file or --resume run of the other command of the pretrain / finetune pair: say which
     command it is for, instead of failing on the first config key this command does not know."""
     from .config import read_yaml
+    from .training.entrypoint import command_of
 
     for path, flag in ((config, "--config"), (None if resume is None else resume / "config.yaml", "--resume")):
         if path is None or not path.is_file():
             continue
-        saved = read_yaml(path)
-        wrote = "finetune" if "task" in saved else "pretrain" if "mask_prob" in saved or "tokenizer" in saved \
-            else None
+        wrote = command_of(read_yaml(path))
         if wrote is not None and wrote != command:
             given = config if flag == "--config" else resume
             kind = "config" if flag == "--config" else "run"

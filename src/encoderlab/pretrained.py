@@ -58,18 +58,31 @@ def resolve_model_path(name_or_path: str | Path) -> Path:
     if not (path / "config.json").is_file() and (path / "final" / "config.json").is_file():
         return path / "final"  # the OUT_DIR of an encoderlab run: its model is in final/
     if not (path / "config.json").is_file() and (path / "final").is_dir():
-        raise CheckpointError(f"{key!r} is an encoderlab run whose model is not a text encoder (its final/ has no "
-                              "config.json, e.g. an autoencoder); pass a text encoder, or use `encoderlab encode` "
-                              "with arrays for an autoencoder")
+        raise CheckpointError(f"{key!r} is an encoderlab run whose model is not a text encoder: "
+                              f"{_what_else(path / 'final', key)}")
     if not (path / "config.json").is_file() and (path / "config.yaml").is_file():
         from .config import read_yaml
+        from .training.entrypoint import command_of
 
         try:
             saved = read_yaml(path / "config.yaml")
         except EncoderlabError:  # an unreadable config.yaml names no command
             saved = {}
-        command = "finetune" if "task" in saved else "pretrain" if "mask_prob" in saved else None
+        command = command_of(saved)
         how = f"`encoderlab {command} --resume {key}`" if command else f"--resume {key} on the command that started it"
         raise CheckpointError(f"{key!r} is an encoderlab run that has not finished (no final/ yet); continue it "
                               f"with {how}, or wait for it to end")
     return path
+
+
+def _what_else(final: Path, key: str) -> str:
+    """What a run's final/ holds when it is not a text encoder, and the command that takes it."""
+    from .tasks.autoencode import DATA_INFO_FILE
+    from .tasks.seq2seq import VOCAB_FILE
+
+    if (final / DATA_INFO_FILE).is_file():
+        return (f"an autoencoder. Embed arrays with `encoderlab encode --model {key} --input samples.npy`; "
+                "`export` and `robustness` take it too")
+    if (final / VOCAB_FILE).is_file():
+        return f"a seq2seq model. Use `encoderlab seq2seq-predict --model {key} SOURCE ...`"
+    return "its final/ has no config.json; pass a text encoder's checkpoint directory"
