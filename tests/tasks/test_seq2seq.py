@@ -227,6 +227,8 @@ def test_cli_trains_and_predicts(tmp_path, capsys, monkeypatch):
     assert all(line.split("\t")[1].strip() for line in lines)  # a phoneme string for each
     assert cli("seq2seq-predict", "--model", str(out)) == 2
     assert "nothing to predict" in capsys.readouterr().err
+    assert cli("encode", "--model", str(out), "--input", str(words), "--output", str(tmp_path / "x.npy")) == 2
+    assert f"a seq2seq model. Use `encoderlab seq2seq-predict --model {out}" in capsys.readouterr().err
     monkeypatch.setenv("RANK", "1")  # under torchrun only rank 0 prints the closing summary
     assert cli("seq2seq", "--config", str(CONFIGS / "seq2seq-g2p.yaml"), *TINY, f"out_dir={tmp_path / 'rank1'}",
                "max_train_examples=100", "max_steps=2", "eval_every=0", "warmup_steps=1") == 0
