@@ -233,3 +233,17 @@ def test_cli_trains_and_predicts(tmp_path, capsys, monkeypatch):
     assert cli("seq2seq", "--config", str(CONFIGS / "seq2seq-g2p.yaml"), *TINY, f"out_dir={tmp_path / 'rank1'}",
                "max_train_examples=100", "max_steps=2", "eval_every=0", "warmup_steps=1") == 0
     assert "look at the run" not in capsys.readouterr().err
+
+
+def test_robustness_to_misspelt_sources(g2p_run):
+    """`encoderlab robustness` on a seq2seq run: level 0 reproduces the run's own test score on the same sampled
+    words; typos change outputs and raise the phoneme error rate."""
+    from encoderlab.tasks.robustness import evaluate_robustness
+
+    out, metrics = g2p_run
+    result = evaluate_robustness(out, None, [0.3], max_examples=200)
+    clean, noisy = result.rows
+    assert result.kind == "seq2seq" and result.json_path.parent == out / "evaluations"
+    assert clean["exact_match"] == pytest.approx(metrics["test_exact_match"])
+    assert clean["token_error_rate"] == pytest.approx(metrics["test_token_error_rate"])
+    assert noisy["changed"] > 0.3 and noisy["token_error_rate"] > clean["token_error_rate"]

@@ -1,9 +1,10 @@
 """Robustness to noise: how a model's numbers move as its input gets worse, level by level, against level 0.
 
-Three kinds of model, one question each:
+Four kinds of model, one question each:
 - a fine-tuned text classifier: accuracy and macro-F1 on typo-ridden text, and how many predictions flip;
 - a text encoder: cosine between the embeddings of a text and of its noisy copy, and whether the noisy copy
   still finds its own clean text first among all of them (retrieval@1);
+- a seq2seq model (e.g. grapheme-to-phoneme): exact match and token error rate on misspelt sources;
 - an autoencoder: reconstruction error *against the clean input* when Gaussian noise is added (does it
   denoise, or copy the noise?), next to the error of the noisy input itself, and anomaly AUROC on noisy
   input when the data has anomaly labels.
@@ -110,6 +111,23 @@ def encoder_robustness(encode: Callable[[list[str]], np.ndarray], texts: Sequenc
         rows.append({"noise": rate, "mean_cosine": float(cosine.mean()),
                      "p5_cosine": float(np.percentile(cosine, 5)), "worst_cosine": float(cosine.min()),
                      "retrieval_at_1": float(np.mean(nearest == np.arange(len(texts))))})
+    return rows
+
+
+def transducer_robustness(predict: Callable[[list[str]], list[str]], sources: Sequence[str],
+                          score: Callable[[list[str]], dict[str, float]], rates: Sequence[float] = TEXT_RATES,
+                          seed: int = 0) -> list[dict[str, float]]:
+    """A string-to-string model (seq2seq) per typo rate: `score(outputs)` against the references (e.g. exact
+    match, token error rate) and the fraction of outputs that differ from the clean ones. A source the typos
+    erase entirely stays as it was (the model needs at least one character)."""
+    rows, clean = [], None
+    for rate in _check_levels(rates):
+        noisy = [typed if typed.strip() else source for typed, source in zip(noisy_texts(sources, rate, seed),
+                                                                              sources, strict=True)]
+        outputs = predict(noisy)
+        clean = outputs if clean is None else clean
+        rows.append({"noise": rate, **score(outputs),
+                     "changed": float(np.mean([a != b for a, b in zip(outputs, clean, strict=True)]))})
     return rows
 
 

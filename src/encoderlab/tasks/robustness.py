@@ -5,6 +5,7 @@ The model decides what is measured:
   (the held-out test split when it is the training data, as `encoderlab evaluate` picks it);
 - any other text encoder (`minilm`, a checkpoint directory, a pretrain run): embedding cosine to the clean
   text and noisy→clean retrieval on the texts of `data`;
+- a seq2seq run: exact match and token error rate on misspelt sources of its own test split (or `data`);
 - an autoencoder run: reconstruction error against the clean input under Gaussian noise, on the run's own
   test split (or the arrays of `data`), with anomaly AUROC when the run has anomaly labels.
 Results go to `robustness_<data>.json` and a PNG next to it (default: MODEL/evaluations for a run).
@@ -25,10 +26,12 @@ from ..evaluation.robustness import (
     classifier_robustness,
     encoder_robustness,
     plot_robustness,
+    transducer_robustness,
 )
 from ..io import atomic_write_json
 from ..training.entrypoint import trained_model_dir
 from .finetune import HEAD_CONFIG
+from .seq2seq import seq2seq_dir
 
 
 @dataclass
@@ -65,6 +68,9 @@ def evaluate_robustness(model: str | Path, data: str | None = None, levels: list
     if autoencoder_dir(model) is not None:
         kind, noise = "autoencoder", "Gaussian noise sigma on the model's scale"
         rows, name = _autoencoder_rows(model, data, levels or list(ARRAY_SIGMAS), max_examples, seed)
+    elif seq2seq_dir(model) is not None:
+        kind, noise = "seq2seq", "typo rate (fraction of source characters hit)"
+        rows, name = _seq2seq_rows(model, data, levels or list(TEXT_RATES), max_examples, seed)
     elif Path(model).is_dir() and _has_head(Path(model)):
         if finetuned_meta(model).get("task") == "token-classification":
             raise InputDataError(f"{model} is a token tagger; robustness covers text classifiers, text encoders and "
@@ -144,3 +150,34 @@ def _autoencoder_rows(model, data, levels, max_examples, seed) -> tuple[list, st
     rows = array_robustness(lambda z: batched(net.reconstruct, z), x, encoder.info.get("kind") == "image",
                             levels, score=lambda z: anomaly_scores(net, z), anomaly_labels=labels, seed=seed)
     return rows, _data_name(data, f"{encoder.info.get('name', 'data')}_test")
+
+
+def _seq2seq_rows(model, data, levels, max_examples, seed) -> tuple[list, str]:
+    """The run's own held-out test sources (or the pairs of `data`), scored as in training: exact match with
+    any reference, token edits to the closest one."""
+    from ..config import from_dict, read_yaml
+    from ..data.pairs import Pairs, load_pairs
+    from .seq2seq import Seq2SeqConfig, Seq2SeqPredictor, SequenceScores, prepare_data, sample_sources
+
+    predictor = Seq2SeqPredictor.from_run(model)
+    cfg = from_dict(Seq2SeqConfig, read_yaml(seq2seq_dir(model) / "config.yaml"))
+    if data:
+        pairs = load_pairs(data, cfg.source_column, cfg.target_column, stress=cfg.stress)
+        pairs = Pairs([s.lower() for s in pairs.sources] if cfg.lowercase else pairs.sources, pairs.targets,
+                      pairs.name)
+    else:
+        pairs = prepare_data(cfg).test
+    pairs = sample_sources(pairs, max_examples, seed)
+    references: dict[str, list[list[str]]] = {}
+    for source, target in zip(pairs.sources, pairs.targets, strict=True):
+        references.setdefault(source, []).append(predictor.target_vocab.pieces(target))
+    sources = list(references)
+
+    def score(outputs: list[str]) -> dict[str, float]:
+        scores = SequenceScores()
+        for output, source in zip(outputs, sources, strict=True):
+            scores.add(predictor.target_vocab.pieces(output), references[source])
+        return {"exact_match": scores.exact_match, "token_error_rate": scores.token_error_rate}
+
+    return (transducer_robustness(predictor.predict, sources, score, levels, seed),
+            _data_name(data, f"{cfg.data if not Path(cfg.data).suffix else Path(cfg.data).stem}_test"))
