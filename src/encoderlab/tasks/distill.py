@@ -53,14 +53,14 @@ from ..io import atomic_write_json
 from ..models.bert import BertModel
 from ..models.heads import EncoderWithHead, ProjectionHead, SequenceClassificationHead
 from ..nn.pooling import pool
-from ..pretrained import ALIASES
+from ..pretrained import ALIASES, resolve_model_path
 from ..text_encoder import TextEncoder
 from ..tokenization import TextTokenizer
 from ..training import TrainConfig, Trainer
 from ..training.distributed import unwrap
 from ..training.precision import apply_threads
 from .classify import ClassifyConfig, TextClassifier, load_labelled_splits, relabel, run_encoder
-from .finetune import HEAD_CONFIG, checkpoint_dir, export_encoder, finetuned_meta, load_finetuned, save_finetuned
+from .finetune import HEAD_CONFIG, export_encoder, finetuned_meta, load_finetuned, save_finetuned
 
 DISTILL_INFO = "distillation.json"  # written next to the student's weights: where it came from
 
@@ -331,7 +331,7 @@ def _train(cfg: DistillConfig, model: EncoderWithHead, teacher: BertModel, train
 
 
 def _distill_embeddings(cfg: DistillConfig, started: float) -> dict[str, Any]:
-    teacher_dir = checkpoint_dir(cfg.teacher)
+    teacher_dir = resolve_model_path(cfg.teacher)
     teacher = TextEncoder.from_pretrained(teacher_dir)
     tokenizer = teacher.tokenizer
     max_length = min(cfg.max_length or teacher.max_seq_length, teacher.max_seq_length)

@@ -113,19 +113,14 @@ class FinetuneConfig(TrainConfig):
 
 
 # ============================================================================ the encoder
-def checkpoint_dir(name_or_path: str | Path) -> Path:
-    """An alias, a checkpoint directory, or a run directory (whose final/ holds the model)."""
-    return resolve_model_path(name_or_path)
-
-
 def load_encoder(init: str, random_like: str = "minilm") -> tuple[BertModel, TextTokenizer, str]:
     """(encoder, its tokenizer, a description of where the weights came from), set up for training."""
     if init == "random":
-        directory = checkpoint_dir(random_like)
+        directory = resolve_model_path(random_like)
         template = load_hf_bert(directory)
         encoder = BertModel(copy.deepcopy(template.cfg))  # same shape, freshly initialised weights
         return encoder.train(), TextTokenizer.from_dir(directory), f"random (shape and tokenizer of {random_like})"
-    directory = checkpoint_dir(init)
+    directory = resolve_model_path(init)
     encoder = load_hf_bert(directory)
     tokenizer = TextTokenizer.from_dir(directory)
     if tokenizer.vocab_size > encoder.cfg.vocab_size:
