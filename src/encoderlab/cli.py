@@ -475,7 +475,7 @@ def report(
 @app.command()
 def robustness(
     model: Annotated[str, typer.Option("--model", "-m", help="A fine-tuned classifier's OUT_DIR, a text encoder "
-                                       "(minilm, a checkpoint directory) or an autoencoder run.")],
+                                       "(minilm, a checkpoint directory), a seq2seq run or an autoencoder run.")],
     data: Annotated[str | None, typer.Option("--data", "-d", help="Texts (catalog name or .txt/.jsonl/.csv) or "
                                              "arrays to perturb (default: the run's own test data).")] = None,
     levels: Annotated[str | None, typer.Option(help="Comma-separated noise levels: typo rates for text "
