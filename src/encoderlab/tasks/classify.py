@@ -40,6 +40,7 @@ from ..training.precision import apply_threads
 from .finetune import (
     FinetuneConfig,
     data_reference,
+    evaluation_split,
     load_encoder,
     load_finetuned,
     optimizer_groups,
@@ -395,10 +396,7 @@ def evaluation_records(classifier: TextClassifier, data: str, split: str = "auto
     meta = classifier.meta
     text_column = text_column or meta.get("text_column", "text")
     label_column = label_column or meta.get("label_column", "label")
-    if split == "auto":
-        split = "test" if same_data(data, meta.get("data")) else "all"
-    if split not in ("train", "validation", "test", "all"):
-        raise ConfigError(f"split={split!r} is unknown; choose auto, train, validation, test or all")
+    split = evaluation_split(split, data, meta)
     if split in ("validation", "test") and same_data(data, meta.get("data")) and (
             meta.get("validation_data") or meta.get("test_data")):
         held_out = meta.get("test_data") or meta.get("validation_data")

@@ -206,6 +206,16 @@ def same_data(a: str | None, b: str | None) -> bool:
     return bool(a) and bool(b) and data_reference(str(a)) == data_reference(str(b))
 
 
+def evaluation_split(split: str, data: str, meta: dict[str, Any]) -> str:
+    """`evaluate --split`: auto is the held-out test split of the model's own training data and every row
+    (all) of any other data; train, validation, test and all are taken as given."""
+    if split == "auto":
+        split = "test" if same_data(data, meta.get("data")) else "all"
+    if split not in ("train", "validation", "test", "all"):
+        raise ConfigError(f"split={split!r} is unknown; choose auto, train, validation, test or all")
+    return split
+
+
 def export_encoder(model: EncoderWithHead) -> BertModel:
     """A plain copy of the encoder with any LoRA adapters folded into its weights."""
     encoder = copy.deepcopy(model.bert).cpu()

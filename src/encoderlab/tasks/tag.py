@@ -34,11 +34,11 @@ from ..training.precision import apply_threads
 from .finetune import (
     FinetuneConfig,
     data_reference,
+    evaluation_split,
     load_encoder,
     load_finetuned,
     optimizer_groups,
     prepare_mode,
-    same_data,
     save_finetuned,
     unknown_piece_rate,
 )
@@ -251,10 +251,7 @@ def evaluate_tagger(model: str | Path, data: str, split: str = "auto", output_di
                     max_examples: int | None = None) -> tuple[ClassificationReport, Path]:
     tagger = TokenTagger.from_pretrained(model)
     meta = tagger.meta
-    if split == "auto":
-        split = "test" if same_data(data, meta.get("data")) else "all"
-    if split not in ("train", "validation", "test", "all"):
-        raise ConfigError(f"split={split!r} is unknown; choose auto, train, validation, test or all")
+    split = evaluation_split(split, data, meta)
     cfg = TagConfig(data=data, split=meta.get("split", "0.8,0.1,0.1") if split != "all" else "1,0,0",
                     seed=int(meta.get("seed", 0)), out_dir="unused")
     splits = load_tagged_splits(cfg)
