@@ -27,7 +27,7 @@ from typing import Any, Literal
 import numpy as np
 
 from ..errors import InputDataError
-from ..models.recurrent import PAD, SPECIAL_TOKENS, UNK
+from ..models.recurrent import SPECIAL_TOKENS, UNK
 from .text_input import read_csv_rows, read_texts
 
 CMUDICT = "cmudict"
@@ -215,7 +215,7 @@ class Vocabulary:
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> Vocabulary:
-        if list(data["tokens"][:len(SPECIAL_TOKENS)]) != list(SPECIAL_TOKENS) or data["tokens"][PAD] != "<pad>":
+        if list(data["tokens"][:len(SPECIAL_TOKENS)]) != list(SPECIAL_TOKENS):
             raise InputDataError("vocabulary file does not start with the special tokens "
                                  f"{list(SPECIAL_TOKENS)}; it was not written by encoderlab seq2seq")
         return cls(list(data["tokens"]), data["mode"])
