@@ -255,3 +255,23 @@ def main_exit(argv):
     with pytest.raises(SystemExit) as code:
         main(argv)
     return code.value.code
+
+
+def test_a_teacher_given_as_final_keeps_its_own_test_file(tmp_path, teacher_dir):
+    """A teacher trained with test_data= holds that file in head.json: distilling from its final/ copied away
+    from its run (no config.yaml beside it) tests on that file, not on rows carved from the training file."""
+    train = write_csv(tmp_path / "train.csv", tweet_rows(160))
+    held_out = write_csv(tmp_path / "held_out.csv", tweet_rows(200)[160:])
+    teacher_run = tmp_path / "teacher"
+    run_task(finetune_classifier, ClassifyConfig, None, [
+        f"init={teacher_dir}", f"data={train}", f"test_data={held_out}", f"validation_data={held_out}",
+        f"out_dir={teacher_run}", "max_length=32", "batch_size=16", "max_steps=2", "warmup_steps=0",
+        "progress=off", "threads=1"])
+    import shutil
+
+    moved = shutil.copytree(teacher_run / "final", tmp_path / "shipped" / "final")  # without its run's config.yaml
+    out = tmp_path / "student"
+    assert main_exit(["distill", "mode=logits", f"teacher={moved}", f"out_dir={out}",
+                      "max_steps=2", "warmup_steps=0", "batch_size=16", *FAST]) == 0
+    metrics = json.loads((out / "metrics.json").read_text())
+    assert metrics["train_examples"] == 160 and metrics["test_examples"] == 40
