@@ -74,9 +74,14 @@ def test_autoencoder_run_report_embeds_its_pictures(tmp_path):
     out = tmp_path / "ae"
     assert run_cli("autoencode", "data=mnist", "model.kind=mlp", f"out_dir={out}", "train_limit=512",
                    "eval_limit=128", "max_steps=20", "eval_every=10", "batch_size=64", "progress=off") == 0
+    from encoderlab.tasks.robustness import evaluate_robustness
+
+    robustness = evaluate_robustness(out, None, [0.3], max_examples=64)
     page = build_report([out]).read_text(encoding="utf-8")
     alts = [alt for _, alt in IMAGE.findall(page)]
-    assert {"reconstructions.png", "latent.png"} <= set(alts)
+    assert {"reconstructions.png", "latent.png", "robustness_mnist_test.png"} <= set(alts)
+    section = page[page.index("<h4>robustness_mnist_test.json</h4>"):]  # its rows as a table
+    assert f">{robustness.rows[1]['recon_mse_to_clean']:.4g}<" in section.split("</table>")[0]
     assert f">{json.loads((out / 'metrics.json').read_text())['test_mse']:.4g}<" in page
 
 

@@ -51,7 +51,8 @@ class RunRecord:
     evals: list[dict[str, Any]]
     """log.jsonl lines with eval_* values (evaluation during training)."""
     evaluations: list[tuple[str, dict[str, Any]]] = field(default_factory=list)
-    """(file name, contents) of the run's eval_*.json files: `encoderlab evaluate` and end-of-run tests."""
+    """(file name, contents) of the run's evaluation files: `encoderlab evaluate`, end-of-run tests and
+    `encoderlab robustness`."""
     images: list[Path] = field(default_factory=list)
     config_text: str | None = None
     bad_log_lines: int = 0
@@ -87,7 +88,7 @@ def read_run(directory: str | Path, name: str | None = None) -> RunRecord:
                 train.append(record)
     metrics = _read_json(metrics_file) if metrics_file.is_file() else {}
     evaluations = [(p.name, data) for p in sorted([*path.glob("eval_*.json"), *path.glob("evaluations/*.json")])
-                   if isinstance(data := _read_json(p), dict) and "accuracy" in data]
+                   if isinstance(data := _read_json(p), dict) and ("accuracy" in data or "rows" in data)]
     images = sorted([*path.glob("*.png"), *path.glob("evaluations/*.png")])
     config = path / "config.yaml"
     return RunRecord(name or path.resolve().name, path, metrics if isinstance(metrics, dict) else {},
@@ -204,8 +205,15 @@ def summary_table(runs: Sequence[RunRecord]) -> str:
 
 
 def evaluation_section(name: str, data: dict[str, Any]) -> str:
-    """An evaluation file: accuracy and macro-F1, and precision/recall/F1/support per class."""
+    """An evaluation file: accuracy and macro-F1, and precision/recall/F1/support per class; or a robustness
+    file (`encoderlab robustness`): its metrics at every noise level."""
     where = ", ".join(f"{k} {_fmt(data[k])}" for k in ("data", "split", "n", "model") if k in data)
+    rows = data.get("rows")
+    if isinstance(rows, list) and rows and all(isinstance(row, dict) for row in rows):
+        keys = list(rows[0])
+        return "\n".join([f"<h4>{html.escape(name)}</h4><p>{html.escape(where)}; noise = "
+                           f"{html.escape(str(data.get('noise', '')))}</p>",
+                           _table(keys, [[row.get(k) for k in keys] for row in rows])])
     parts = [f"<h4>{html.escape(name)}</h4><p>{html.escape(where)}</p>",
              _table(["accuracy", "macro-F1"], [[data.get("accuracy"), data.get("macro_f1")]])]
     per_class = data.get("per_class")
