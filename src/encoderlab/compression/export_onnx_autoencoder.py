@@ -10,6 +10,7 @@ than the tolerance.
 
 from __future__ import annotations
 
+import json
 import tempfile
 import warnings
 from dataclasses import asdict, dataclass
@@ -23,6 +24,7 @@ from ..array_encoder import ArrayEncoder, autoencoder_dir
 from ..config import from_dict, read_yaml
 from ..errors import EncoderlabError, InputDataError
 from ..io import atomic_write_bytes, atomic_write_json
+from ..tasks.autoencode import DATA_INFO_FILE
 from .export_onnx import MAX_OPSET, MIN_OPSET, require_onnxruntime
 
 OUTPUTS = ("code", "reconstruction", "score")
@@ -79,8 +81,7 @@ def export_autoencoder_onnx(run_dir: str | Path, path: str | Path, opset: int = 
         raise InputDataError(f"opset {opset} is not supported; use --opset {MIN_OPSET}-{MAX_OPSET} (default 17)")
     encoder = ArrayEncoder.from_run(run_dir)
     module = _TraceableAutoencoder(encoder).eval()
-    samples = held_out_samples(run_dir) if samples is None else np.asarray(samples, dtype=np.float32)
-    samples = samples.astype(np.float32)
+    samples = (held_out_samples(run_dir) if samples is None else np.asarray(samples)).astype(np.float32)
     example = torch.from_numpy(samples[:2])
     with tempfile.TemporaryDirectory() as tmp, warnings.catch_warnings():
         warnings.simplefilter("ignore")  # tracer warnings about Python ints are expected and harmless here
@@ -111,7 +112,7 @@ def export_autoencoder_onnx_dir(run_dir: str | Path, directory: str | Path, **kw
         raise InputDataError(f"--output {str(directory)!r} is a file; export writes a directory (model.onnx + "
                              "onnx_export.json): name a new or existing directory")
     report = export_autoencoder_onnx(run_dir, directory / "model.onnx", **kwargs)
-    info = ArrayEncoder.from_run(run_dir).info
+    info = json.loads((autoencoder_dir(run_dir) / DATA_INFO_FILE).read_text(encoding="utf-8"))  # the data's shape
     atomic_write_json(directory / "onnx_export.json", {
         **asdict(report), "inputs": {"input": ["batch", *info["sample_shape"]]}, "outputs": list(OUTPUTS),
         "input_units": "raw samples as the run read them (float32), scaled inside the graph",

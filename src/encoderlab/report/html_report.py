@@ -33,6 +33,7 @@ from matplotlib.ticker import EngFormatter  # noqa: E402
 
 from ..errors import InputDataError  # noqa: E402
 from ..io import atomic_write_text  # noqa: E402
+from ..training.metrics_log import LOG_FILE  # noqa: E402
 
 REPORT_FILE = "report.html"
 FIRST_METRICS = ("step", "epoch", "train_loss", "best_eval_loss", "best_step")
@@ -65,7 +66,7 @@ def read_run(directory: str | Path, name: str | None = None) -> RunRecord:
         what = "is a file, not a run directory" if path.exists() else "does not exist"
         raise InputDataError(f"'{directory}' {what}; give the out_dir of a training run (e.g. runs/my-run; a "
                              "shell pattern like runs/* also matches the runs' files, use runs/*/)")
-    log, metrics_file = path / "log.jsonl", path / "metrics.json"
+    log, metrics_file = path / LOG_FILE, path / "metrics.json"
     if not log.is_file() and not metrics_file.is_file():
         hint = " (this looks like a model directory: give the run directory above it)" \
             if (path / "config.json").is_file() else ""
