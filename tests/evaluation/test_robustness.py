@@ -114,6 +114,16 @@ def test_autoencoder_run_end_to_end(tmp_path):
         evaluate_robustness("minilm", None)
 
 
+def test_a_mistyped_model_path_is_named_as_such(tmp_path):
+    """Without --data, a path that does not exist used to be told to pass --data, as if it were a text encoder."""
+    from encoderlab.errors import CheckpointError
+    from encoderlab.tasks.robustness import evaluate_robustness
+
+    with pytest.raises(CheckpointError, match=r"'runs/typo' does not exist and is not a known alias.*check the path"):
+        evaluate_robustness("runs/typo", None, output_dir=tmp_path / "o")
+    assert not (tmp_path / "o").exists()
+
+
 def test_cli_on_a_users_text_file(tmp_path, capsys, tweets):
     from encoderlab.cli import main
 
@@ -129,3 +139,22 @@ def test_cli_on_a_users_text_file(tmp_path, capsys, tweets):
     with pytest.raises(SystemExit) as info:
         main(["robustness", "--model", "minilm", "--data", str(tmp_path / "mine.txt"), "--levels", "0.1,x"])
     assert info.value.code == 2 and "comma-separated numbers" in capsys.readouterr().err
+
+
+def test_a_table_autoencoder_run_names_its_file_after_the_csv_stem(tmp_path):
+    """A run trained on `flowers.csv` used to write robustness_flowers.csv_test.json."""
+    import shutil
+    from pathlib import Path
+
+    from encoderlab.tasks.autoencode import AutoencodeConfig, train_autoencoder
+    from encoderlab.tasks.robustness import evaluate_robustness
+    from encoderlab.training import run_task
+
+    shutil.copy(Path(__file__).resolve().parents[1] / "data" / "iris.csv", tmp_path / "flowers.csv")
+    run_task(train_autoencoder, AutoencodeConfig, None,
+             [f"data={tmp_path / 'flowers.csv'}", "label_column=species", "model.latent_dim=2", "max_steps=10",
+              f"out_dir={tmp_path / 'ae'}", "progress=off", "eval_every=0", "warmup_steps=0", "threads=1",
+              "plots=false"])
+    result = evaluate_robustness(tmp_path / "ae", None, [0.5], max_examples=50)
+    assert result.json_path == tmp_path / "ae" / "evaluations" / "robustness_flowers_test.json"
+    assert result.plot_path.name == "robustness_flowers_test.png" and result.json_path.is_file()

@@ -200,8 +200,10 @@ def test_cli_helpers_read_a_file_of_sources_and_print_tab_separated_outputs(g2p_
 
 def test_prediction_input_errors(g2p_run):
     g2p = Seq2SeqPredictor.from_run(g2p_run[0])
-    with pytest.raises(InputDataError, match=r"input 1 \(' '\) is empty"):
+    with pytest.raises(InputDataError, match=r"input 2 \(' '\) is empty"):  # counted from 1, as a user does
         g2p.predict(["cat", " "])
+    with pytest.raises(InputDataError, match=r"input 1 \(''\) is empty"):
+        g2p.predict([""])
     with pytest.raises(InputDataError, match="list of strings"):
         g2p.predict("cat")
     assert "<unk>" in Vocabulary.from_dict(g2p.source_vocab.to_dict()).decode(g2p.source_vocab.encode("ç"))
@@ -247,3 +249,21 @@ def test_robustness_to_misspelt_sources(g2p_run):
     assert clean["exact_match"] == pytest.approx(metrics["test_exact_match"])
     assert clean["token_error_rate"] == pytest.approx(metrics["test_token_error_rate"])
     assert noisy["changed"] > 0.3 and noisy["token_error_rate"] > clean["token_error_rate"]
+
+
+def test_robustness_on_a_users_pairs_with_other_column_names(g2p_run, tmp_path):
+    """`--data` pairs whose columns differ from the run's: --text-column / --label-column name them, and a
+    wrong name is an error quoting those options (not the training override source_column=)."""
+    from encoderlab.tasks.robustness import evaluate_robustness
+
+    out, _ = g2p_run
+    pairs = tmp_path / "mine.jsonl"
+    pairs.write_text('{"w": "cat", "p": "K AE T"}\n{"w": "dog", "p": "D AO G"}\n', encoding="utf-8")
+    with pytest.raises(InputDataError, match=r"no 'word' field .*--text-column$"):
+        evaluate_robustness(out, str(pairs), [0.1], text_column="word", output_dir=tmp_path / "o")
+    with pytest.raises(InputDataError, match=r"no 'target' field .*--label-column$"):
+        evaluate_robustness(out, str(pairs), [0.1], text_column="w", output_dir=tmp_path / "o")
+    assert not (tmp_path / "o").exists()
+    result = evaluate_robustness(out, str(pairs), [0.1], text_column="w", label_column="p",
+                                 output_dir=tmp_path / "o")
+    assert [r["noise"] for r in result.rows] == [0.0, 0.1] and result.json_path.is_file()

@@ -104,9 +104,11 @@ def load_cmudict(stress: bool = False, path: Path | None = None) -> Pairs:
 
 
 # ----------------------------------------------------------------------------------------------- user files
-def read_pairs_file(path: str | Path, source_column: str = "source", target_column: str = "target") -> Pairs:
+def read_pairs_file(path: str | Path, source_column: str = "source", target_column: str = "target",
+                    options: tuple[str, str] = PAIR_OPTIONS) -> Pairs:
     """Pairs from a .csv / .tsv with a header row, or a .jsonl with one object per line. A row with an
-    empty source or target is an error naming file and line (a silently dropped row would shift results)."""
+    empty source or target is an error naming file and line (a silently dropped row would shift results).
+    `options` are how the calling command names the source and target column, for the errors."""
     path = Path(path).expanduser()
     if not path.exists():
         raise InputDataError(f"data {str(path)!r} is neither {CMUDICT} nor an existing file; check the path")
@@ -115,9 +117,9 @@ def read_pairs_file(path: str | Path, source_column: str = "source", target_colu
         raise InputDataError(f"data {str(path)!r}: seq2seq reads pairs from {', '.join(PAIR_SUFFIXES)} files "
                              f"(a header row / one JSON object per line), or data={CMUDICT}")
     if suffix == ".jsonl":
-        sources, targets = _read_jsonl_pairs(path, source_column, target_column)
+        sources, targets = _read_jsonl_pairs(path, source_column, target_column, options)
     else:
-        sources, targets, problems = read_csv_rows(path, source_column, target_column, options=PAIR_OPTIONS)
+        sources, targets, problems = read_csv_rows(path, source_column, target_column, options=options)
         if problems:
             more = f" (and {len(problems) - 1} more bad rows)" if len(problems) > 1 else ""
             raise InputDataError(f"{problems[0]}{more}; every row needs a source and a target")
@@ -126,8 +128,9 @@ def read_pairs_file(path: str | Path, source_column: str = "source", target_colu
     return Pairs([s.strip() for s in sources], [t.strip() for t in targets], str(path))
 
 
-def _read_jsonl_pairs(path: Path, source_field: str, target_field: str) -> tuple[list[str], list[str]]:
-    read_texts(path, text_field=source_field, text_option=PAIR_OPTIONS[0])  # checks JSON, field, string type
+def _read_jsonl_pairs(path: Path, source_field: str, target_field: str,
+                      options: tuple[str, str] = PAIR_OPTIONS) -> tuple[list[str], list[str]]:
+    read_texts(path, text_field=source_field, text_option=options[0])  # checks JSON, field, string type
     sources, targets = [], []
     for line_no, line in enumerate(path.read_text(encoding="utf-8-sig").splitlines(), start=1):
         if not line.strip():
@@ -135,7 +138,7 @@ def _read_jsonl_pairs(path: Path, source_field: str, target_field: str) -> tuple
         record = json.loads(line)
         if target_field not in record:
             raise InputDataError(f"{path}:{line_no}: no {target_field!r} field (found {sorted(record)}); name the "
-                                 f"right field with {PAIR_OPTIONS[1]}")
+                                 f"right field with {options[1]}")
         for field, value in ((source_field, record[source_field]), (target_field, record[target_field])):
             if not isinstance(value, str) or not value.strip():
                 raise InputDataError(f"{path}:{line_no}: {field!r} is {value!r}; every line needs a non-empty "
@@ -146,11 +149,11 @@ def _read_jsonl_pairs(path: Path, source_field: str, target_field: str) -> tuple
 
 
 def load_pairs(data: str, source_column: str = "source", target_column: str = "target",
-               stress: bool = False) -> Pairs:
-    """`cmudict` or a user's .csv / .tsv / .jsonl file."""
+               stress: bool = False, options: tuple[str, str] = PAIR_OPTIONS) -> Pairs:
+    """`cmudict` or a user's .csv / .tsv / .jsonl file (`options`: how the command names the columns)."""
     if data == CMUDICT and not Path(data).exists():
         return load_cmudict(stress=stress)
-    return read_pairs_file(data, source_column, target_column)
+    return read_pairs_file(data, source_column, target_column, options)
 
 
 # ----------------------------------------------------------------------------------------------- splitting

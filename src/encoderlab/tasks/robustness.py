@@ -37,7 +37,7 @@ from .seq2seq import seq2seq_dir
 @dataclass
 class RobustnessResult:
     kind: str
-    """'classifier', 'text encoder' or 'autoencoder'."""
+    """'classifier', 'text encoder', 'seq2seq' or 'autoencoder'."""
     noise: str
     """What the levels mean, in words."""
     rows: list[dict[str, float]]
@@ -70,11 +70,12 @@ def evaluate_robustness(model: str | Path, data: str | None = None, levels: list
         rows, name = _autoencoder_rows(model, data, levels or list(ARRAY_SIGMAS), max_examples, seed)
     elif seq2seq_dir(model) is not None:
         kind, noise = "seq2seq", "typo rate (fraction of source characters hit)"
-        rows, name = _seq2seq_rows(model, data, levels or list(TEXT_RATES), max_examples, seed)
+        rows, name = _seq2seq_rows(model, data, levels or list(TEXT_RATES), max_examples, text_column, label_column,
+                                   seed)
     elif Path(model).is_dir() and _has_head(Path(model)):
         if finetuned_meta(model).get("task") == "token-classification":
-            raise InputDataError(f"{model} is a token tagger; robustness covers text classifiers, text encoders and "
-                                 "autoencoders (use `encoderlab evaluate` for a tagger)")
+            raise InputDataError(f"{model} is a token tagger; robustness covers text classifiers, text encoders, "
+                                 "seq2seq runs and autoencoders (use `encoderlab evaluate` for a tagger)")
         kind, noise = "classifier", "typo rate (fraction of characters hit)"
         rows, name = _classifier_rows(model, data, levels or list(TEXT_RATES), max_examples, text_column,
                                       label_column, seed)
@@ -111,10 +112,13 @@ def _classifier_rows(model, data, levels, max_examples, text_column, label_colum
 
 def _encoder_rows(model, data, levels, max_examples, text_column, seed) -> tuple[list, str]:
     from ..data.catalog import load_dataset
+    from ..pretrained import ALIASES
     from ..text_encoder import TextEncoder
     from .classify import _is_catalog, read_prediction_inputs
 
     if not data:
+        if not Path(model).expanduser().exists() and str(model).lower() not in ALIASES:
+            TextEncoder.from_pretrained(model)  # raises: not a directory, not an alias; check the path
         raise InputDataError("a text encoder needs texts to perturb: pass --data (a .txt/.jsonl/.csv file, or a "
                              "catalog name such as bbc-news)")
     if _is_catalog(data):
@@ -149,12 +153,13 @@ def _autoencoder_rows(model, data, levels, max_examples, seed) -> tuple[list, st
     net = encoder.model
     rows = array_robustness(lambda z: batched(net.reconstruct, z), x, encoder.info.get("kind") == "image",
                             levels, score=lambda z: anomaly_scores(net, z), anomaly_labels=labels, seed=seed)
-    return rows, _data_name(data, f"{encoder.info.get('name', 'data')}_test")
+    return rows, _data_name(data, f"{_data_name(str(encoder.info.get('name') or 'data'), 'data')}_test")
 
 
-def _seq2seq_rows(model, data, levels, max_examples, seed) -> tuple[list, str]:
-    """The run's own held-out test sources (or the pairs of `data`), scored as in training: exact match with
-    any reference, token edits to the closest one."""
+def _seq2seq_rows(model, data, levels, max_examples, text_column, label_column, seed) -> tuple[list, str]:
+    """The run's own held-out test sources (or the pairs of `data`, its source and target columns named by
+    `text_column` / `label_column`, default the run's own), scored as in training: exact match with any
+    reference, token edits to the closest one."""
     from ..config import from_dict, read_yaml
     from ..data.pairs import Pairs, load_pairs
     from .seq2seq import Seq2SeqConfig, Seq2SeqPredictor, SequenceScores, prepare_data, sample_sources
@@ -162,7 +167,8 @@ def _seq2seq_rows(model, data, levels, max_examples, seed) -> tuple[list, str]:
     predictor = Seq2SeqPredictor.from_run(model)
     cfg = from_dict(Seq2SeqConfig, read_yaml(seq2seq_dir(model) / "config.yaml"))
     if data:
-        pairs = load_pairs(data, cfg.source_column, cfg.target_column, stress=cfg.stress)
+        pairs = load_pairs(data, text_column or cfg.source_column, label_column or cfg.target_column,
+                           stress=cfg.stress, options=("--text-column", "--label-column"))
         pairs = Pairs([s.lower() for s in pairs.sources] if cfg.lowercase else pairs.sources, pairs.targets,
                       pairs.name)
     else:
@@ -180,4 +186,4 @@ def _seq2seq_rows(model, data, levels, max_examples, seed) -> tuple[list, str]:
         return {"exact_match": scores.exact_match, "token_error_rate": scores.token_error_rate}
 
     return (transducer_robustness(predictor.predict, sources, score, levels, seed),
-            _data_name(data, f"{cfg.data if not Path(cfg.data).suffix else Path(cfg.data).stem}_test"))
+            _data_name(data, f"{_data_name(cfg.data, 'data')}_test"))

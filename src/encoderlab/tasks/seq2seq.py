@@ -440,7 +440,7 @@ class Seq2SeqPredictor:
             text = text.strip().lower() if self.lowercase else text.strip()
             encoded = self.source_vocab.encode(text)
             if not encoded:
-                raise InputDataError(f"input {i} ({sources[i]!r}) is empty; every input needs at least one token")
+                raise InputDataError(f"input {i + 1} ({sources[i]!r}) is empty; every input needs at least one token")
             ids.append(encoded)
         outputs = generate(self.model, ids, self.max_output_length, beam_size, batch_size)
         return [self.target_vocab.decode(out) for out in outputs]
