@@ -4,6 +4,7 @@ MNIST, read back from their run directories."""
 import base64
 import json
 import re
+import shutil
 
 import pytest
 
@@ -91,8 +92,13 @@ def test_bad_input_is_a_clear_error(classifier_runs, tmp_path):
     (tmp_path / "run.log").write_text("a log file beside the runs")
     with pytest.raises(InputDataError, match="is a file, not a run directory"):
         build_report([*classifier_runs, tmp_path / "run.log"])
-    with pytest.raises(InputDataError, match="model directory: give the run directory above it"):
+    # a run's final/ (of any kind: a seq2seq run's has no config.json) names the run to give instead
+    with pytest.raises(InputDataError, match=r"is inside the run '.*': give that directory.*seq2seq"):
         build_report([classifier_runs[0] / "final"])
+    model = tmp_path / "copied-model"
+    shutil.copytree(classifier_runs[0] / "final", model)
+    with pytest.raises(InputDataError, match="model directory: give the run directory above it"):
+        build_report([model])
     with pytest.raises(InputDataError, match="should end in .html"):
         build_report(classifier_runs, tmp_path / "report.pdf")
     assert not (tmp_path / "report.pdf").exists()

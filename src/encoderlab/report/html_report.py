@@ -68,11 +68,16 @@ def read_run(directory: str | Path, name: str | None = None) -> RunRecord:
                              "shell pattern like runs/* also matches the runs' files, use runs/*/)")
     log, metrics_file = path / LOG_FILE, path / "metrics.json"
     if not log.is_file() and not metrics_file.is_file():
-        hint = " (this looks like a model directory: give the run directory above it)" \
-            if (path / "config.json").is_file() else ""
+        parent = path.resolve().parent
+        if (parent / LOG_FILE).is_file() or (parent / "metrics.json").is_file():
+            hint = f" (it is inside the run '{path.parent}': give that directory)"
+        elif (path / "config.json").is_file():
+            hint = " (this looks like a model directory: give the run directory above it)"
+        else:
+            hint = ""
         raise InputDataError(f"'{directory}' is not an encoderlab run directory: it has no log.jsonl or "
                              f"metrics.json{hint}; give the out_dir of a pretrain, finetune, autoencode, "
-                             "distill or prune run")
+                             "seq2seq, distill or prune run")
     train, evals, bad = [], [], 0
     if log.is_file():
         for line in log.read_text(encoding="utf-8", errors="replace").splitlines():
