@@ -34,11 +34,25 @@ OUTPUTS = ("code", "reconstruction", "score")
 class AutoencoderExportReport:
     path: str
     opset: int
-    max_abs_code: float
-    max_abs_reconstruction: float
-    max_abs_score: float
+    max_rel_code: float
+    """Largest |onnxruntime - PyTorch| over the held-out samples, divided by max(1, largest |PyTorch| value)."""
+    max_rel_reconstruction: float
+    max_rel_score: float
     tolerance: float
     n_samples: int
+
+    # The old names (the values always were relative differences); kept for callers that still use them.
+    @property
+    def max_abs_code(self) -> float:
+        return self.max_rel_code
+
+    @property
+    def max_abs_reconstruction(self) -> float:
+        return self.max_rel_reconstruction
+
+    @property
+    def max_abs_score(self) -> float:
+        return self.max_rel_score
 
 
 class _TraceableAutoencoder(nn.Module):
