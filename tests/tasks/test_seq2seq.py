@@ -206,6 +206,8 @@ def test_prediction_input_errors(g2p_run):
         g2p.predict([""])
     with pytest.raises(InputDataError, match="list of strings"):
         g2p.predict("cat")
+    with pytest.raises(CheckpointError, match=r"'runs/no-such-run' does not exist; check the path"):
+        Seq2SeqPredictor.from_run("runs/no-such-run")
     assert "<unk>" in Vocabulary.from_dict(g2p.source_vocab.to_dict()).decode(g2p.source_vocab.encode("ç"))
 
 

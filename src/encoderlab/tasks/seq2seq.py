@@ -423,6 +423,9 @@ class Seq2SeqPredictor:
     @classmethod
     def from_run(cls, path: str | Path, device: str = "cpu") -> Seq2SeqPredictor:
         directory = seq2seq_dir(path)
+        if directory is None and not Path(path).expanduser().exists():
+            raise CheckpointError(f"{str(path)!r} does not exist; check the path (the out_dir of a finished "
+                                  "`encoderlab seq2seq` run)")
         if directory is None:
             raise CheckpointError(f"{str(path)!r} is not a seq2seq run: no final/{VOCAB_FILE}; pass the out_dir of "
                                   "a finished `encoderlab seq2seq` run")
