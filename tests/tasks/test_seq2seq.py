@@ -251,6 +251,9 @@ def test_robustness_to_misspelt_sources(g2p_run):
     assert clean["exact_match"] == pytest.approx(metrics["test_exact_match"])
     assert clean["token_error_rate"] == pytest.approx(metrics["test_token_error_rate"])
     assert noisy["changed"] > 0.3 and noisy["token_error_rate"] > clean["token_error_rate"]
+    # the run's final/ as --model: the results still go to the run's evaluations/, where the report reads them
+    again = evaluate_robustness(out / "final", None, [0.3], max_examples=20)
+    assert again.json_path.parent == out / "evaluations" and not (out / "final" / "evaluations").exists()
 
 
 def test_robustness_on_a_users_pairs_with_other_column_names(g2p_run, tmp_path):

@@ -30,6 +30,7 @@ from ..evaluation.robustness import (
 )
 from ..io import atomic_write_json
 from ..training.entrypoint import trained_model_dir
+from ..training.metrics_log import LOG_FILE
 from .finetune import HEAD_CONFIG
 from .seq2seq import seq2seq_dir
 
@@ -54,7 +55,13 @@ def _data_name(data: str | None, default: str) -> str:
 def _output_dir(model: str | Path, output_dir: str | Path | None) -> Path:
     if output_dir is not None:
         return Path(output_dir)
-    return Path(model) / "evaluations" if Path(model).is_dir() else Path("robustness")
+    path = Path(model)
+    if not path.is_dir():
+        return Path("robustness")
+    # a run's final/ given as --model: its results belong to the run, where `encoderlab report` looks
+    if path.name == "final" and any((path.parent / f).is_file() for f in (LOG_FILE, "metrics.json")):
+        path = path.parent
+    return path / "evaluations"
 
 
 def evaluate_robustness(model: str | Path, data: str | None = None, levels: list[float] | None = None,
