@@ -64,6 +64,9 @@ def test_conv_vae_on_digits_and_bad_output(tmp_path):
         from encoderlab.compression.export_onnx_autoencoder import export_autoencoder_onnx_dir
 
         export_autoencoder_onnx_dir(tmp_path / "vae", tmp_path / "file")
+    with pytest.raises(InputDataError, match=r"drop the .onnx, e.g. --output .*model-onnx"):
+        export_autoencoder_onnx_dir(tmp_path / "vae", tmp_path / "model.onnx")  # was: model.onnx/model.onnx
+    assert not (tmp_path / "model.onnx").exists()
 
 
 def test_bce_of_saturated_logits_exports_without_nan(tmp_path):

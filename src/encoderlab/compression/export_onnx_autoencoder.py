@@ -125,6 +125,10 @@ def export_autoencoder_onnx_dir(run_dir: str | Path, directory: str | Path, **kw
     if directory.exists() and not directory.is_dir():
         raise InputDataError(f"--output {str(directory)!r} is a file; export writes a directory (model.onnx + "
                              "onnx_export.json): name a new or existing directory")
+    if directory.suffix.lower() == ".onnx" and not directory.exists():  # would become NAME.onnx/model.onnx
+        raise InputDataError(f"--output {str(directory)!r} names a directory that export creates (it writes "
+                             f"model.onnx + onnx_export.json into it); drop the .onnx, e.g. --output "
+                             f"{str(directory.with_suffix(''))}-onnx")
     report = export_autoencoder_onnx(run_dir, directory / "model.onnx", **kwargs)
     info = json.loads((autoencoder_dir(run_dir) / DATA_INFO_FILE).read_text(encoding="utf-8"))  # the data's shape
     atomic_write_json(directory / "onnx_export.json", {
