@@ -196,6 +196,13 @@ def test_cli_helpers_read_a_file_of_sources_and_print_tab_separated_outputs(g2p_
     assert capsys.readouterr().out == f"cat\t{outputs[0]}\n dog \t{outputs[1]}\n"
     with pytest.raises(InputDataError, match="no non-blank lines"):
         read_inputs(write(tmp_path / "blank.txt", "\n  \n"))
+    # a pairs file used to be read line by line: its header 'word,phones' was converted as a source
+    pairs = write(tmp_path / "pairs.csv", "word,phones\ncat,K AE T\ndog,D AO G\n")
+    with pytest.raises(InputDataError, match=r"is a \.csv file; --input reads a \.txt with one source per line"):
+        read_inputs(pairs)
+    assert read_inputs(pairs, column="word") == ["cat", "dog"]
+    jsonl = write(tmp_path / "pairs.jsonl", '{"w": "cat", "p": "K AE T"}\n')
+    assert read_inputs(jsonl, column="w") == ["cat"]
 
 
 def test_prediction_input_errors(g2p_run):

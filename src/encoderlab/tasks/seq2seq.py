@@ -461,10 +461,21 @@ def predict_seq2seq(run_dir: str | Path, inputs: Sequence[str], beam_size: int =
     return Seq2SeqPredictor.from_run(run_dir).predict(list(inputs), beam_size=beam_size)
 
 
-def read_inputs(path: str | Path) -> list[str]:
-    """Sources to predict: a .txt file, one per line (blank lines skipped), for `--input`."""
-    from ..data.text_input import read_text_file
+def read_inputs(path: str | Path, column: str | None = None) -> list[str]:
+    """Sources to predict, for `--input`: a .txt file, one per line (blank lines skipped); or, with `column`
+    (the run's source_column), that column / field of a .csv / .tsv / .jsonl pairs file. Without `column` a
+    pairs file is refused: its header row or JSON lines would otherwise be converted as if they were sources."""
+    from ..data.pairs import PAIR_SUFFIXES
+    from ..data.text_input import read_text_file, read_texts
 
+    suffix = Path(path).suffix.lower()
+    if suffix in PAIR_SUFFIXES and Path(path).is_file():
+        if column is None:
+            raise InputDataError(f"input file {str(path)!r} is a {suffix} file; --input reads a .txt with one "
+                                 "source per line (a header row or JSON lines would be converted as sources): "
+                                 "write the sources alone, one per line, to a .txt")
+        return [text for text in read_texts(path, text_field=column, text_option="source_column=")
+                if text.strip()]
     lines = [line for line in read_text_file(Path(path)).splitlines() if line.strip()]
     if not lines:
         raise InputDataError(f"input file {str(path)!r} has no non-blank lines; put one source per line")
