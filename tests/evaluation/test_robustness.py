@@ -91,6 +91,19 @@ def test_array_noise_on_digits_identity_copies_the_noise_and_an_oracle_removes_i
 def test_bad_levels_are_clear_errors():
     with pytest.raises(InputDataError, match=">= 0"):
         array_robustness(lambda z: z, np.zeros((2, 3), np.float32), False, sigmas=[-0.1])
+    for level in ("nan", "inf"):  # nan used to reach the noise code and end in a ValueError traceback
+        with pytest.raises(InputDataError, match="numbers >= 0"):
+            array_robustness(lambda z: z, np.zeros((2, 3), np.float32), False, sigmas=[0.1, float(level)])
+
+
+def test_max_examples_below_one_is_an_error_and_writes_nothing(tmp_path):
+    """--max-examples 0 used to score nothing and overwrite the last results with empty rows."""
+    from encoderlab.tasks.robustness import evaluate_robustness
+
+    for bad in (0, -5):
+        with pytest.raises(InputDataError, match=f"--max-examples {bad}: give at least 1"):
+            evaluate_robustness("minilm", "x.txt", [0.1], output_dir=tmp_path / "o", max_examples=bad)
+    assert not (tmp_path / "o").exists()
 
 
 def test_autoencoder_run_end_to_end(tmp_path):

@@ -20,6 +20,7 @@ feature's spread). Every level uses its own fixed seed: reruns give the same noi
 from __future__ import annotations
 
 import io
+import math
 import random
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -77,7 +78,7 @@ def noisy_texts(texts: Sequence[str], rate: float, seed: int = 0) -> list[str]:
 
 def _check_levels(levels: Sequence[float]) -> list[float]:
     levels = sorted(set(float(level) for level in levels))
-    if not levels or levels[0] < 0:
+    if not levels or not all(math.isfinite(level) and level >= 0 for level in levels):  # nan sorts anywhere
         raise InputDataError(f"noise levels {list(levels)} must be one or more numbers >= 0, e.g. 0,0.05,0.1")
     return levels if levels[0] == 0 else [0.0, *levels]  # level 0 is the reference every row is read against
 
