@@ -186,6 +186,11 @@ def test_bad_inputs_fail_with_the_file_the_problem_and_the_fix(tmp_path):
     assert not out.exists()  # a run that failed on its input leaves nothing behind
     with pytest.raises(CheckpointError, match="not a seq2seq run"):
         Seq2SeqPredictor.from_run(tmp_path)
+    other = tmp_path / "ae-run"  # another task's run: used to fail on "unknown config key 'model.input_shape'"
+    other.mkdir()
+    (other / "config.yaml").write_text("data: mnist\nmodel:\n  input_shape: []\n  latent_dim: 10\n")
+    with pytest.raises(ConfigError, match=r"--resume .*ae-run: not a seq2seq run"):
+        seq2seq_command(None, ["max_steps=50"], resume=other)
 
 
 def test_cli_helpers_read_a_file_of_sources_and_print_tab_separated_outputs(g2p_run, tmp_path, capsys):

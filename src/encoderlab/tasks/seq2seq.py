@@ -453,6 +453,12 @@ class Seq2SeqPredictor:
 def seq2seq_command(config: str | Path | None, overrides: Sequence[str] = (),
                     resume: str | Path | None = None) -> dict[str, Any]:
     """`encoderlab seq2seq --config FILE [key=value ...] [--resume OUT_DIR]`."""
+    saved = Path(resume) / "config.yaml" if resume is not None else None
+    if saved is not None and saved.is_file():
+        keys = read_yaml(saved)
+        if isinstance(keys, dict) and "source_column" not in keys:  # every seq2seq config.yaml has it
+            raise ConfigError(f"--resume {resume}: not a seq2seq run (its config.yaml has no source_column); "
+                              "resume a run with the command that started it")
     return run_task(train_seq2seq, Seq2SeqConfig, config, list(overrides), resume_dir=resume)
 
 
