@@ -104,6 +104,10 @@ def test_max_examples_below_one_is_an_error_and_writes_nothing(tmp_path):
         with pytest.raises(InputDataError, match=f"--max-examples {bad}: give at least 1"):
             evaluate_robustness("minilm", "x.txt", [0.1], output_dir=tmp_path / "o", max_examples=bad)
     assert not (tmp_path / "o").exists()
+    (tmp_path / "a.csv").write_text("x\n1\n")  # used to end in a FileExistsError traceback
+    with pytest.raises(InputDataError, match="--output-dir '.*a.csv' is a file; name a new or existing directory"):
+        evaluate_robustness("minilm", "x.txt", [0.1], output_dir=tmp_path / "a.csv")
+    assert (tmp_path / "a.csv").read_text() == "x\n1\n"
 
 
 def test_autoencoder_run_end_to_end(tmp_path):

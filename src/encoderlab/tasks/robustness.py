@@ -69,6 +69,9 @@ def evaluate_robustness(model: str | Path, data: str | None = None, levels: list
                         text_column: str | None = None, label_column: str | None = None,
                         seed: int = 0) -> RobustnessResult:
     """Measure `model` at every noise level (level 0 included) and write the JSON and the plot."""
+    if output_dir is not None and Path(output_dir).exists() and not Path(output_dir).is_dir():
+        raise InputDataError(f"--output-dir {str(output_dir)!r} is a file; name a new or existing directory "
+                             "(the JSON and the plot are written into it)")
     if max_examples is not None and max_examples < 1:
         raise InputDataError(f"--max-examples {max_examples}: give at least 1 (the number of rows to score)")
     from ..array_encoder import autoencoder_dir
