@@ -102,3 +102,6 @@ def test_bad_input_is_a_clear_error(classifier_runs, tmp_path):
     with pytest.raises(InputDataError, match="should end in .html"):
         build_report(classifier_runs, tmp_path / "report.pdf")
     assert not (tmp_path / "report.pdf").exists()
+    (tmp_path / "notes.txt").write_text("x")  # used to end in a FileExistsError traceback
+    with pytest.raises(InputDataError, match=r"notes.txt' is a file, not a folder"):
+        build_report(classifier_runs, tmp_path / "notes.txt" / "sub" / "page.html")

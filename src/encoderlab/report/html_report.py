@@ -298,5 +298,8 @@ def build_report(run_dirs: Sequence[str | Path], output: str | Path | None = Non
         path = path / REPORT_FILE
     if path.suffix.lower() not in (".html", ".htm"):
         raise InputDataError(f"--output '{output}' should end in .html (the report is one HTML page)")
+    blocking = next((p for p in path.parents if p.exists()), None)  # the nearest existing folder above
+    if blocking is not None and not blocking.is_dir():
+        raise InputDataError(f"--output '{output}': '{blocking}' is a file, not a folder; choose another path")
     atomic_write_text(path, render_report(runs, title))
     return path
