@@ -67,6 +67,8 @@ def test_conv_vae_on_digits_and_bad_output(tmp_path):
     with pytest.raises(InputDataError, match=r"drop the .onnx, e.g. --output .*model-onnx"):
         export_autoencoder_onnx_dir(tmp_path / "vae", tmp_path / "model.onnx")  # was: model.onnx/model.onnx
     assert not (tmp_path / "model.onnx").exists()
+    with pytest.raises(InputDataError, match=r"'.*file' is a file, not a folder"):  # was a NotADirectoryError
+        export_autoencoder_onnx_dir(tmp_path / "vae", tmp_path / "file" / "onnx")
 
 
 def test_bce_of_saturated_logits_exports_without_nan(tmp_path):

@@ -125,6 +125,10 @@ def export_autoencoder_onnx_dir(run_dir: str | Path, directory: str | Path, **kw
     if directory.exists() and not directory.is_dir():
         raise InputDataError(f"--output {str(directory)!r} is a file; export writes a directory (model.onnx + "
                              "onnx_export.json): name a new or existing directory")
+    blocking = next((p for p in directory.parents if p.exists()), None)  # the nearest existing folder above
+    if blocking is not None and not blocking.is_dir():
+        raise InputDataError(f"--output {str(directory)!r}: {str(blocking)!r} is a file, not a folder; choose "
+                             "another path")
     if directory.suffix.lower() == ".onnx" and not directory.exists():  # would become NAME.onnx/model.onnx
         raise InputDataError(f"--output {str(directory)!r} names a directory that export creates (it writes "
                              f"model.onnx + onnx_export.json into it); drop the .onnx, e.g. --output "
