@@ -43,6 +43,14 @@ def test_table_autoencoder_takes_raw_rows_and_matches_encode_and_score(tmp_path)
     np.testing.assert_allclose(score, ae.score(raw), rtol=1e-4, atol=1e-6)
     np.testing.assert_allclose(reconstruction, ae.scaling.invert(ae.reconstruct(raw)), atol=1e-4)
     assert np.abs(reconstruction - raw).mean() < np.abs(raw - raw.mean(0)).mean()  # near the input, in cm
+    # its training data gone: named as such (was "input file ... does not exist", as if --output were wrong)
+    (tmp_path / "flowers.csv").unlink()
+    from encoderlab.compression.export_onnx_autoencoder import export_autoencoder_onnx_dir
+
+    with pytest.raises(InputDataError, match=r"held-out samples, read from its training data '.*flowers.csv', "
+                                             r"which is not there"):
+        export_autoencoder_onnx_dir(tmp_path / "run", tmp_path / "onnx2")
+    assert not (tmp_path / "onnx2").exists()
 
 
 def test_conv_vae_on_digits_and_bad_output(tmp_path):

@@ -175,3 +175,7 @@ def test_a_table_autoencoder_run_names_its_file_after_the_csv_stem(tmp_path):
     result = evaluate_robustness(tmp_path / "ae", None, [0.5], max_examples=50)
     assert result.json_path == tmp_path / "ae" / "evaluations" / "robustness_flowers_test.json"
     assert result.plot_path.name == "robustness_flowers_test.png" and result.json_path.is_file()
+    (tmp_path / "flowers.csv").unlink()  # its training data gone: named as such, with the fix
+    with pytest.raises(InputDataError, match=r"its test split is read from its training data '.*flowers.csv', "
+                                             r"which is not there.*pass --data FILE"):
+        evaluate_robustness(tmp_path / "ae", None, [0.5], max_examples=50)

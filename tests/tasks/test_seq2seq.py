@@ -284,3 +284,16 @@ def test_robustness_on_a_users_pairs_with_other_column_names(g2p_run, tmp_path):
     result = evaluate_robustness(out, str(pairs), [0.1], text_column="w", label_column="p",
                                  output_dir=tmp_path / "o")
     assert [r["noise"] for r in result.rows] == [0.0, 0.1] and result.json_path.is_file()
+
+
+def test_robustness_when_the_runs_training_file_is_gone(tmp_path):
+    from encoderlab.tasks.robustness import evaluate_robustness
+
+    pairs = write(tmp_path / "pairs.csv", "w,d\n" + "".join(f"n{i},{i}\n" for i in range(60)))
+    run_task(train_seq2seq, Seq2SeqConfig, None, [*TINY, f"data={pairs}", "source_column=w", "target_column=d",
+                                                   "max_steps=2", "warmup_steps=0", "eval_every=0",
+                                                   f"out_dir={tmp_path / 'run'}"])
+    pairs.unlink()  # used to say "data '...pairs.csv' is neither cmudict nor an existing file", as if --data were wrong
+    with pytest.raises(InputDataError, match=r"run: its test split is read from its training data '.*pairs.csv', "
+                                             r"which is not there.*pass --data FILE"):
+        evaluate_robustness(tmp_path / "run", None, [0.1])

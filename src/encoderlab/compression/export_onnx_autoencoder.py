@@ -80,7 +80,15 @@ def held_out_samples(run_dir: str | Path, n: int = 64) -> np.ndarray:
     from ..tasks.autoencode import AutoencodeConfig, prepare_data
 
     directory = autoencoder_dir(run_dir)
-    data = prepare_data(from_dict(AutoencodeConfig, read_yaml(directory / "config.yaml")))
+    cfg = from_dict(AutoencodeConfig, read_yaml(directory / "config.yaml"))
+    try:
+        data = prepare_data(cfg)
+    except InputDataError as exc:  # the parity check needs the run's own held-out samples
+        if cfg.data in str(exc) and not Path(cfg.data).expanduser().exists():
+            raise InputDataError(f"{run_dir}: the export is checked on its held-out samples, read from its "
+                                 f"training data {cfg.data!r}, which is not there (moved, deleted, or a relative "
+                                 "path and another working directory); run from where it was trained") from None
+        raise
     x = data.test.x if len(data.test) else data.val.x
     return data.scaling.invert(x[:n])
 

@@ -13,6 +13,7 @@ Results go to `robustness_<data>.json` and a PNG next to it (default: MODEL/eval
 
 from __future__ import annotations
 
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -103,6 +104,20 @@ def evaluate_robustness(model: str | Path, data: str | None = None, levels: list
     return RobustnessResult(kind, noise, rows, json_path, plot_path)
 
 
+@contextmanager
+def _training_data_of(model: str | Path, data: str):
+    """Reading a run's own test split needs its training data where the run found it: a file moved or
+    deleted since, or a relative path read from another directory, is named as such, with the fix."""
+    try:
+        yield
+    except InputDataError as exc:
+        if data in str(exc) and not Path(data).expanduser().exists():
+            raise InputDataError(f"{model}: its test split is read from its training data {data!r}, which is not "
+                                 "there (moved, deleted, or a relative path and another working directory); run "
+                                 "from where it was trained, or pass --data FILE") from None
+        raise
+
+
 def _has_head(directory: Path) -> bool:
     return trained_model_dir(directory, HEAD_CONFIG) is not None
 
@@ -156,7 +171,8 @@ def _autoencoder_rows(model, data, levels, max_examples, seed) -> tuple[list, st
         x = encoder.prepare(encoder.read_samples(data), where=str(data))
     else:  # the run's own held-out test split, prepared exactly as in training
         cfg = from_dict(AutoencodeConfig, read_yaml(autoencoder_dir(model) / "config.yaml"))
-        prepared = prepare_data(cfg)
+        with _training_data_of(model, cfg.data):
+            prepared = prepare_data(cfg)
         x = prepared.test.x
         labels = prepared.test.y if prepared.labels == "anomaly" else None
     if max_examples is not None and len(x) > max_examples:
@@ -184,7 +200,8 @@ def _seq2seq_rows(model, data, levels, max_examples, text_column, label_column, 
         pairs = Pairs([s.lower() for s in pairs.sources] if cfg.lowercase else pairs.sources, pairs.targets,
                       pairs.name)
     else:
-        pairs = prepare_data(cfg).test
+        with _training_data_of(model, cfg.data):
+            pairs = prepare_data(cfg).test
     pairs = sample_sources(pairs, max_examples, seed)
     references: dict[str, list[list[str]]] = {}
     for source, target in zip(pairs.sources, pairs.targets, strict=True):
