@@ -216,8 +216,8 @@ def export(
 
         done = export_autoencoder_onnx_dir(model, output, opset=opset, tolerance=tolerance)
         typer.echo(f"wrote {done.path} (opset {done.opset}); onnxruntime vs PyTorch on {done.n_samples} held-out "
-                   f"samples, largest relative difference: code {done.max_abs_code:.1e}, reconstruction "
-                   f"{done.max_abs_reconstruction:.1e}, score {done.max_abs_score:.1e} (tolerance {done.tolerance:g})")
+                   f"samples, largest relative difference: code {done.max_rel_code:.1e}, reconstruction "
+                   f"{done.max_rel_reconstruction:.1e}, score {done.max_rel_score:.1e} (tolerance {done.tolerance:g})")
         return
     report = export_onnx_dir(TextEncoder.from_pretrained(model), output, opset=opset, tolerance=tolerance)
     typer.echo(f"wrote {report.path} (opset {report.opset}); onnxruntime vs PyTorch on {report.n_texts} texts: "
@@ -314,13 +314,17 @@ def seq2seq(overrides: Overrides = None, config: ConfigFile = None, resume: Resu
 def seq2seq_predict(
     model: Annotated[Path, typer.Option("--model", "-m", help="A seq2seq run: its out_dir (or final/).")],
     texts: Annotated[list[str] | None, typer.Argument(help="Sources to convert (or --input FILE).")] = None,
-    input: Annotated[Path | None, typer.Option("--input", "-i", help=".txt file, one source per line.")] = None,
+    input: Annotated[Path | None, typer.Option("--input", "-i", help=".txt file, one source per line, or a pairs "
+                                               ".csv/.tsv/.jsonl (its source column, as in training).")] = None,
     beam_size: Annotated[int, typer.Option(help="Beam width; 1 = greedy decoding.")] = 1,
 ) -> None:
     """Print `source<TAB>output` for every source with a trained seq2seq run (see docs/seq2seq.md)."""
-    from .tasks.seq2seq import predict_seq2seq, print_predictions, read_inputs
+    from .config import read_yaml
+    from .tasks.seq2seq import predict_seq2seq, print_predictions, read_inputs, seq2seq_dir
 
-    sources = [*(texts or []), *(read_inputs(input) if input is not None else [])]
+    run = seq2seq_dir(model)  # a pairs file is read by the column the run trained on
+    column = read_yaml(run / "config.yaml").get("source_column", "source") if run is not None else None
+    sources = [*(texts or []), *(read_inputs(input, column=column) if input is not None else [])]
     if not sources:
         raise InputDataError("nothing to predict: give sources as arguments or --input FILE (one per line)")
     print_predictions(sources, predict_seq2seq(model, sources, beam_size=beam_size))
@@ -485,8 +489,9 @@ def robustness(
                                                          "(default MODEL/evaluations, or ./robustness).")] = None,
     max_examples: Annotated[int, typer.Option(help="Score a seeded subset of this many rows.")] = 1000,
     text_column: Annotated[str | None, typer.Option(help="Text column/field (default: the training one, or "
-                                                         "'text').")] = None,
-    label_column: Annotated[str | None, typer.Option(help="Label column/field (classifiers).")] = None,
+                                                         "'text'), or a seq2seq --data file's source column.")] = None,
+    label_column: Annotated[str | None, typer.Option(help="Label column/field (classifiers), or a seq2seq "
+                                                          "--data file's target column.")] = None,
     seed: Annotated[int, typer.Option(help="Seed of the noise (the same seed gives the same noisy inputs).")] = 0,
 ) -> None:
     """Robustness to noise: the model's metrics as its input gets noisier (typos in text, Gaussian noise on

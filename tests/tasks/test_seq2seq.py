@@ -243,6 +243,9 @@ def test_cli_trains_and_predicts(tmp_path, capsys, monkeypatch):
     assert all(line.split("\t")[1].strip() for line in lines)  # a phoneme string for each
     assert cli("seq2seq-predict", "--model", str(out)) == 2
     assert "nothing to predict" in capsys.readouterr().err
+    pairs = write(tmp_path / "pairs.csv", "source,target\ncat,K AE T\n")  # a pairs file: its source column
+    assert cli("seq2seq-predict", "--model", str(out), "--input", str(pairs)) == 0
+    assert [line.split("\t")[0] for line in capsys.readouterr().out.splitlines()] == ["cat"]
     assert cli("encode", "--model", str(out), "--input", str(words), "--output", str(tmp_path / "x.npy")) == 2
     assert f"a seq2seq model. Use `encoderlab seq2seq-predict --model {out}" in capsys.readouterr().err
     monkeypatch.setenv("RANK", "1")  # under torchrun only rank 0 prints the closing summary

@@ -41,19 +41,6 @@ class AutoencoderExportReport:
     tolerance: float
     n_samples: int
 
-    # The old names (the values always were relative differences); kept for callers that still use them.
-    @property
-    def max_abs_code(self) -> float:
-        return self.max_rel_code
-
-    @property
-    def max_abs_reconstruction(self) -> float:
-        return self.max_rel_reconstruction
-
-    @property
-    def max_abs_score(self) -> float:
-        return self.max_rel_score
-
 
 class _TraceableAutoencoder(nn.Module):
     """Scaling, encoder, decoder and score in one graph: raw samples in, raw-unit reconstructions out."""
