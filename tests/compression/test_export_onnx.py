@@ -33,11 +33,19 @@ def test_unknown_format(tmp_path, capsys):
     (["--opset", "11"], "opset 11 is not supported: .* use --opset 14-"),  # was an UnsupportedOperatorError traceback
     (["--opset", "99"], "opset 99 is not supported"),  # was 'RuntimeError: Unsupported onnx_opset_version'
     (["--output-is-a-file"], "is a file; export writes a directory"),  # was a FileExistsError traceback
+    (["--output-under-a-file"], "is a file, not a folder"),  # was a NotADirectoryError traceback
+    (["--output-named-.onnx"], r"drop the .onnx, e.g. --output .*out-onnx"),  # became out.onnx/model.onnx
 ])
 def test_bad_opset_or_output_is_one_line_and_writes_nothing(tmp_path, capsys, args, message):
     output = tmp_path / "out"
     if args == ["--output-is-a-file"]:
         output.write_text("not a directory")
+    elif args == ["--output-under-a-file"]:
+        (tmp_path / "notes.txt").write_text("a file")
+        output = tmp_path / "notes.txt" / "sub"
+    elif args == ["--output-named-.onnx"]:
+        output = tmp_path / "out.onnx"
+    if args[0].startswith("--output"):
         args = []
     with pytest.raises(SystemExit) as exit_info:
         main(["export", "--model", "minilm", "--output", str(output), *args])

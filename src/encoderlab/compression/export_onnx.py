@@ -128,12 +128,26 @@ def export_onnx(encoder: TextEncoder, path: str | Path, opset: int = 17, toleran
     return report
 
 
+def check_output_dir(directory: Path, contents: str) -> None:
+    """Refuse an --output that cannot become the export directory holding `contents` (e.g. "model.onnx +
+    onnx_export.json"), before anything is exported."""
+    if directory.exists() and not directory.is_dir():
+        raise InputDataError(f"--output {str(directory)!r} is a file; export writes a directory ({contents}): name "
+                             "a new or existing directory")
+    blocking = next((p for p in directory.parents if p.exists()), None)  # the nearest existing folder above
+    if blocking is not None and not blocking.is_dir():
+        raise InputDataError(f"--output {str(directory)!r}: {str(blocking)!r} is a file, not a folder; choose "
+                             "another path")
+    if directory.suffix.lower() == ".onnx" and not directory.exists():  # would become NAME.onnx/model.onnx
+        raise InputDataError(f"--output {str(directory)!r} names a directory that export creates (it writes "
+                             f"{contents} into it); drop the .onnx, e.g. --output "
+                             f"{str(directory.with_suffix(''))}-onnx")
+
+
 def export_onnx_dir(encoder: TextEncoder, directory: str | Path, **kwargs) -> OnnxExportReport:
     """`directory/model.onnx` + the tokenizer files + `onnx_export.json` (the parity report)."""
     directory = Path(directory)
-    if directory.exists() and not directory.is_dir():
-        raise InputDataError(f"--output {str(directory)!r} is a file; export writes a directory (model.onnx + the "
-                             "tokenizer files): name a new or existing directory")
+    check_output_dir(directory, "model.onnx + the tokenizer files")
     report = export_onnx(encoder, directory / "model.onnx", **kwargs)
     encoder.tokenizer.save(directory)
     atomic_write_json(directory / "onnx_export.json", {

@@ -25,7 +25,7 @@ from ..config import from_dict, read_yaml
 from ..errors import EncoderlabError, InputDataError
 from ..io import atomic_write_bytes, atomic_write_json
 from ..tasks.autoencode import DATA_INFO_FILE
-from .export_onnx import MAX_OPSET, MIN_OPSET, require_onnxruntime
+from .export_onnx import MAX_OPSET, MIN_OPSET, check_output_dir, require_onnxruntime
 
 OUTPUTS = ("code", "reconstruction", "score")
 
@@ -117,17 +117,7 @@ def export_autoencoder_onnx(run_dir: str | Path, path: str | Path, opset: int = 
 def export_autoencoder_onnx_dir(run_dir: str | Path, directory: str | Path, **kwargs) -> AutoencoderExportReport:
     """`directory/model.onnx` + `onnx_export.json` (the parity report, the input's shape and the outputs)."""
     directory = Path(directory)
-    if directory.exists() and not directory.is_dir():
-        raise InputDataError(f"--output {str(directory)!r} is a file; export writes a directory (model.onnx + "
-                             "onnx_export.json): name a new or existing directory")
-    blocking = next((p for p in directory.parents if p.exists()), None)  # the nearest existing folder above
-    if blocking is not None and not blocking.is_dir():
-        raise InputDataError(f"--output {str(directory)!r}: {str(blocking)!r} is a file, not a folder; choose "
-                             "another path")
-    if directory.suffix.lower() == ".onnx" and not directory.exists():  # would become NAME.onnx/model.onnx
-        raise InputDataError(f"--output {str(directory)!r} names a directory that export creates (it writes "
-                             f"model.onnx + onnx_export.json into it); drop the .onnx, e.g. --output "
-                             f"{str(directory.with_suffix(''))}-onnx")
+    check_output_dir(directory, "model.onnx + onnx_export.json")
     report = export_autoencoder_onnx(run_dir, directory / "model.onnx", **kwargs)
     info = json.loads((autoencoder_dir(run_dir) / DATA_INFO_FILE).read_text(encoding="utf-8"))  # the data's shape
     atomic_write_json(directory / "onnx_export.json", {
