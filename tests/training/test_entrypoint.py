@@ -60,7 +60,11 @@ def test_resume_extends_a_finished_run_exactly_and_refuses_unsafe_overrides(tmp_
         run_task(train_iris, IrisConfig, tmp_path / "x.yaml", [], resume_dir=tmp_path / "short")
     with pytest.raises(ConfigError, match="already holds a run"):
         run_task(train_iris, IrisConfig, None, [*args, f"out_dir={tmp_path / 'short'}"])
-    metrics = run_task(train_iris, IrisConfig, None, ["max_steps=30"], resume_dir=tmp_path / "short")
+    with pytest.raises(ConfigError, match="cannot change batch_size when resuming"):
+        run_task(train_iris, IrisConfig, None, ["batch_size=8"], resume_dir=tmp_path / "short")
+    # repeating the run's own value of a fixed key (as when re-typing the original command) is not a change
+    metrics = run_task(train_iris, IrisConfig, None, ["max_steps=30", "batch_size=16", "schedule=constant"],
+                       resume_dir=tmp_path / "short")
     assert metrics["step"] == 30
     a = load_file(tmp_path / "long" / "final" / "model.safetensors")
     b = load_file(tmp_path / "short" / "final" / "model.safetensors")
@@ -101,3 +105,9 @@ def test_resume_from_another_working_directory_finds_the_same_data(tmp_path, mon
     monkeypatch.chdir(tmp_path)  # elsewhere: a relative 'flowers.csv' is not found here
     metrics = run_task(train_autoencoder, AutoencodeConfig, None, ["max_steps=20"], resume_dir=tmp_path / "run")
     assert metrics["step"] == 20
+
+
+def test_an_out_dir_under_a_file_is_a_config_error(tmp_path):
+    (tmp_path / "data.csv").write_text("a file")
+    with pytest.raises(ConfigError, match=r"'.*data.csv' is a file, not a folder; choose another out_dir="):
+        run_task(train_iris, IrisConfig, None, [f"out_dir={tmp_path / 'data.csv' / 'run'}", "progress=off"])

@@ -19,7 +19,7 @@ from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any, TypeVar
 
-from ..config import load_config, parse_overrides, read_yaml, save_config
+from ..config import load_config, read_yaml, save_config
 from ..errors import ConfigError
 from ..io import atomic_write_json
 from .checkpoint import list_checkpoints
@@ -46,11 +46,14 @@ def resolve_config(config_cls: type[C], config_path: str | Path | None, override
     saved = Path(resume_dir) / CONFIG_FILE
     if not saved.is_file():
         raise ConfigError(f"--resume {resume_dir}: no {CONFIG_FILE} there; is it the out_dir of a run?")
-    unsafe = sorted(set(parse_overrides(overrides)) - RESUMABLE_KEYS)
+    saved_values = read_yaml(saved)
+    before = load_config(config_cls, None, [], base=saved_values)
+    cfg = load_config(config_cls, None, overrides, base=saved_values)
+    unsafe = sorted(field.name for field in dataclasses.fields(cfg)  # repeating the run's own value is fine
+                    if field.name not in RESUMABLE_KEYS and getattr(cfg, field.name) != getattr(before, field.name))
     if unsafe:
         raise ConfigError(f"cannot change {', '.join(unsafe)} when resuming (it would break the run's "
                           f"continuity); resumable keys: {', '.join(sorted(RESUMABLE_KEYS))}")
-    cfg = load_config(config_cls, None, overrides, base=read_yaml(saved))
     return dataclasses.replace(cfg, out_dir=str(resume_dir), resume=True)
 
 
@@ -94,6 +97,9 @@ def run_task(task_fn: Callable[[C], Mapping[str, Any]], config_cls: type[C],
     """Resolve the config, set up (distributed) training, run `task_fn(cfg)`, write metrics.json."""
     cfg = resolve_config(config_cls, config_path, overrides, resume_dir)
     out_dir = Path(cfg.out_dir)
+    blocking = next((p for p in (out_dir, *out_dir.parents) if p.exists()), None)  # nearest existing path
+    if blocking is not None and not blocking.is_dir():
+        raise ConfigError(f"out_dir={cfg.out_dir}: {str(blocking)!r} is a file, not a folder; choose another out_dir=")
     info = init_distributed()
     try:
         if not cfg.resume and list_checkpoints(out_dir):
