@@ -439,6 +439,10 @@ def bench(
     encoder = TextEncoder.from_pretrained(model)
     if data is not None:
         workloads, calibration = file_text_workloads(data, encoder, batch_size, text_field)
+        n_texts = len(next(iter(workloads.values())))
+        if n_texts < batch_size:
+            typer.echo(f"note: {data} holds {n_texts} non-blank texts, so the timed batch has {n_texts}, not "
+                       f"--batch-size {batch_size}", err=True)
     else:
         workloads = real_text_workloads(encoder, batch_size)
         calibration = [t for texts in real_text_workloads(encoder, batch_size, seed=1).values() for t in texts]

@@ -105,3 +105,7 @@ def test_bench_on_a_users_file(tmp_path, capsys):
     assert exit_info.value.code == 0
     out = capsys.readouterr().out
     assert re.search(r"\| tweets\.jsonl 4x\d+-\d+ \| encoderlab fp32 \|", out) and "bbc" not in out
+    with pytest.raises(SystemExit):
+        main(["bench", "--batch-size", "16", "--repeats", "1", "--engines", "fp32", "--data",
+              str(tmp_path / "tweets.jsonl"), "--text-field", "body"])
+    assert "holds 12 non-blank texts, so the timed batch has 12, not --batch-size 16" in capsys.readouterr().err
