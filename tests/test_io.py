@@ -32,3 +32,12 @@ def test_written_files_get_the_usual_permissions_not_mkstemps_private_ones(tmp_p
         os.umask(previous)
     for name in ("report.html", "vectors.npy"):
         assert stat.S_IMODE((tmp_path / name).stat().st_mode) == 0o644, name
+
+
+def test_file_in_the_way_finds_the_file_a_directory_cannot_be_made_under(tmp_path):
+    from encoderlab.io import file_in_the_way
+
+    (tmp_path / "notes.txt").write_text("x")
+    assert file_in_the_way(tmp_path / "notes.txt") == tmp_path / "notes.txt"
+    assert file_in_the_way(tmp_path / "notes.txt" / "a" / "b") == tmp_path / "notes.txt"
+    assert file_in_the_way(tmp_path / "new" / "run") is None and file_in_the_way(tmp_path) is None

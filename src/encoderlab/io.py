@@ -34,6 +34,14 @@ def _new_file_mode() -> int:
     return 0o666 & ~umask
 
 
+def file_in_the_way(path: str | os.PathLike) -> Path | None:
+    """The existing file that stops `path` from being a directory or from being created inside one: `path`
+    itself or its nearest existing ancestor, when that is a file; None when nothing is in the way."""
+    path = Path(path)
+    nearest = next((p for p in (path, *path.parents) if p.exists()), None)
+    return nearest if nearest is not None and not nearest.is_dir() else None
+
+
 @contextlib.contextmanager
 def atomic_write(path: str | os.PathLike, mode: str = "wb") -> Iterator[IO[Any]]:
     """Open a temporary file for writing; on success it atomically replaces `path`.

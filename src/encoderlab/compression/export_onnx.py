@@ -19,7 +19,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from ..errors import EncoderlabError, InputDataError
-from ..io import atomic_write_bytes, atomic_write_json
+from ..io import atomic_write_bytes, atomic_write_json, file_in_the_way
 from ..nn import padding_mask_to_bias, pool
 from ..text_encoder import TextEncoder
 
@@ -134,8 +134,8 @@ def check_output_dir(directory: Path, contents: str) -> None:
     if directory.exists() and not directory.is_dir():
         raise InputDataError(f"--output {str(directory)!r} is a file; export writes a directory ({contents}): name "
                              "a new or existing directory")
-    blocking = next((p for p in directory.parents if p.exists()), None)  # the nearest existing folder above
-    if blocking is not None and not blocking.is_dir():
+    blocking = file_in_the_way(directory.parent)
+    if blocking is not None:
         raise InputDataError(f"--output {str(directory)!r}: {str(blocking)!r} is a file, not a folder; choose "
                              "another path")
     if directory.suffix.lower() == ".onnx" and not directory.exists():  # would become NAME.onnx/model.onnx

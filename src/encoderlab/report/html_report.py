@@ -32,7 +32,7 @@ import matplotlib.pyplot as plt  # noqa: E402  (the backend must be chosen first
 from matplotlib.ticker import EngFormatter  # noqa: E402
 
 from ..errors import InputDataError  # noqa: E402
-from ..io import atomic_write_text  # noqa: E402
+from ..io import atomic_write_text, file_in_the_way  # noqa: E402
 from ..training.metrics_log import LOG_FILE  # noqa: E402
 
 REPORT_FILE = "report.html"
@@ -298,8 +298,8 @@ def build_report(run_dirs: Sequence[str | Path], output: str | Path | None = Non
         path = path / REPORT_FILE
     if path.suffix.lower() not in (".html", ".htm"):
         raise InputDataError(f"--output '{output}' should end in .html (the report is one HTML page)")
-    blocking = next((p for p in path.parents if p.exists()), None)  # the nearest existing folder above
-    if blocking is not None and not blocking.is_dir():
+    blocking = file_in_the_way(path.parent)
+    if blocking is not None:
         raise InputDataError(f"--output '{output}': '{blocking}' is a file, not a folder; choose another path")
     atomic_write_text(path, render_report(runs, title))
     return path

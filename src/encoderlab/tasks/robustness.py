@@ -29,7 +29,7 @@ from ..evaluation.robustness import (
     plot_robustness,
     transducer_robustness,
 )
-from ..io import atomic_write_json
+from ..io import atomic_write_json, file_in_the_way
 from ..training.entrypoint import trained_model_dir
 from ..training.metrics_log import LOG_FILE
 from .finetune import HEAD_CONFIG
@@ -70,8 +70,10 @@ def evaluate_robustness(model: str | Path, data: str | None = None, levels: list
                         text_column: str | None = None, label_column: str | None = None,
                         seed: int = 0) -> RobustnessResult:
     """Measure `model` at every noise level (level 0 included) and write the JSON and the plot."""
-    if output_dir is not None and Path(output_dir).exists() and not Path(output_dir).is_dir():
-        raise InputDataError(f"--output-dir {str(output_dir)!r} is a file; name a new or existing directory "
+    blocking = file_in_the_way(output_dir) if output_dir is not None else None
+    if blocking is not None:
+        what = "is a file" if blocking == Path(output_dir) else f"is inside the file {str(blocking)!r}"
+        raise InputDataError(f"--output-dir {str(output_dir)!r} {what}; name a new or existing directory "
                              "(the JSON and the plot are written into it)")
     if max_examples is not None and max_examples < 1:
         raise InputDataError(f"--max-examples {max_examples}: give at least 1 (the number of rows to score)")

@@ -21,7 +21,7 @@ from typing import Any, TypeVar
 
 from ..config import load_config, read_yaml, save_config
 from ..errors import ConfigError
-from ..io import atomic_write_json
+from ..io import atomic_write_json, file_in_the_way
 from .checkpoint import list_checkpoints
 from .config import RESUMABLE_KEYS, TrainConfig
 from .distributed import barrier, init_distributed, shutdown_distributed
@@ -97,8 +97,8 @@ def run_task(task_fn: Callable[[C], Mapping[str, Any]], config_cls: type[C],
     """Resolve the config, set up (distributed) training, run `task_fn(cfg)`, write metrics.json."""
     cfg = resolve_config(config_cls, config_path, overrides, resume_dir)
     out_dir = Path(cfg.out_dir)
-    blocking = next((p for p in (out_dir, *out_dir.parents) if p.exists()), None)  # nearest existing path
-    if blocking is not None and not blocking.is_dir():
+    blocking = file_in_the_way(out_dir)
+    if blocking is not None:
         raise ConfigError(f"out_dir={cfg.out_dir}: {str(blocking)!r} is a file, not a folder; choose another out_dir=")
     info = init_distributed()
     try:
