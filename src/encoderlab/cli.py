@@ -38,11 +38,17 @@ def _check_options(**values: int | str | None) -> None:
     """One clear line for an option value the task would reject deep inside (or with a traceback)."""
     for name, value in values.items():
         flag = "--" + name.replace("_", "-")
+        if value is None:
+            continue
         if name == "pooling":
-            if value is not None and value not in ("mean", "cls", "max"):
-                raise InputDataError(f"{flag} {value} is unknown; choose mean, cls or max")
-        elif value is not None and value < (3 if name == "max_length" else 1):
-            raise InputDataError(f"{flag} {value} must be at least {3 if name == 'max_length' else 1}")
+            from .nn.pooling import POOLINGS  # the commands that pass a pooling load torch anyway
+
+            if value not in POOLINGS:
+                raise InputDataError(f"{flag} {value} is unknown; choose {', '.join(POOLINGS[:-1])} or {POOLINGS[-1]}")
+            continue
+        least = 3 if name == "max_length" else 1  # [CLS] + one token + [SEP]
+        if value < least:
+            raise InputDataError(f"{flag} {value} must be at least {least}")
 
 
 def _summary(text: str) -> None:
