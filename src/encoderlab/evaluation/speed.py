@@ -273,18 +273,13 @@ def corpus_throughput(encoder: TextEncoder, batch_size: int = 32, n_batches: int
     """(ms per batch, useful GFLOP/s) of encoderlab fp32 encoding a corpus: `n_batches` different variable-length
     batches of BBC text (16-128 tokens each, seeds 2, 3, …) in one `encode` call, as a user embedding a file
     does. encode sorts the corpus by length and keeps both cores busy from one batch to the next, which one
-    isolated batch cannot. Median of `repeats` calls, each after the usual idle pause."""
+    isolated batch cannot. Median of `repeats` calls, timed by `measure` like every other engine."""
     texts = [t for seed in range(2, 2 + n_batches)
              for t in real_text_workloads(encoder, batch_size, seed)[f"variable {batch_size}x16-128"]]
     limit = max_tokens(encoder)
-    encoder.encode(texts, batch_size=batch_size, max_length=limit)  # warm-up
-    times = []
-    for _ in range(repeats):
-        time.sleep(IDLE_BETWEEN_CALLS_S)
-        start = time.perf_counter()
-        encoder.encode(texts, batch_size=batch_size, max_length=limit)
-        times.append(time.perf_counter() - start)
-    seconds = statistics.median(times)
+    engine = {"encoderlab fp32": lambda batch: encoder.encode(batch, batch_size=batch_size, max_length=limit)}
+    (result,) = measure(engine, {"corpus": texts}, repeats=repeats, warmup=1)
+    seconds = result.p50_ms / 1000
     return 1000 * seconds / n_batches, encoder_gflop(encoder, texts) / seconds
 
 
