@@ -222,7 +222,7 @@ class TextEncoder(nn.Module):
             vectors = pool(hidden.float(), mask, pooling)  # (b, C)
             if normalize:
                 vectors = F.normalize(vectors, p=2, dim=1)
-            out[rows] = vectors.float().cpu().numpy()  # parts never share rows
+            out[rows] = vectors.cpu().numpy()  # parts never share rows; pool gave float32
 
         was_training = self.training
         switch = any(m.training for m in self.modules())  # eval() walks every module: only when one needs it
