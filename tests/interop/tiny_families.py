@@ -70,6 +70,19 @@ def build_bpe_tokenizer(directory: Path, sentences: list[str]):
     return fast
 
 
+def save_random_model(cfg, directory: Path, task_model: bool, seed: int):
+    """Build the model of `cfg` (its ...ForMaskedLM with `task_model`), perturb its weights, save it with the
+    sentence-transformers files; -> the transformers model, in eval mode."""
+    import transformers
+
+    model_class = transformers.AutoModelForMaskedLM if task_model else transformers.AutoModel
+    model = model_class.from_config(cfg).eval()
+    perturb_(model, seed)
+    model.save_pretrained(directory)
+    write_sentence_transformers_files(directory)
+    return model
+
+
 def build_roberta(directory: Path, sentences: list[str], model_type: str = "roberta",
                   task_model: bool = False, seed: int = 0):
     """A 2-layer RoBERTa (or XLM-RoBERTa) with a BPE tokenizer; -> the transformers model, in eval mode.
@@ -82,12 +95,7 @@ def build_roberta(directory: Path, sentences: list[str], model_type: str = "robe
     cfg = config_class(vocab_size=len(tokenizer), hidden_size=32, num_hidden_layers=2, num_attention_heads=2,
                        intermediate_size=37, max_position_embeddings=MAX_POSITIONS + 2, type_vocab_size=1,
                        pad_token_id=1, layer_norm_eps=1e-5)
-    model_class = transformers.AutoModelForMaskedLM if task_model else transformers.AutoModel
-    model = model_class.from_config(cfg).eval()
-    perturb_(model, seed)
-    model.save_pretrained(directory)
-    write_sentence_transformers_files(directory)
-    return model
+    return save_random_model(cfg, directory, task_model, seed)
 
 
 def build_distilbert(directory: Path, wordpiece_dir: Path, task_model: bool = False, seed: int = 0, **overrides):
@@ -100,9 +108,4 @@ def build_distilbert(directory: Path, wordpiece_dir: Path, task_model: bool = Fa
         shutil.copy(wordpiece_dir / name, directory / name)
     cfg = transformers.DistilBertConfig(**{**dict(vocab_size=30522, dim=32, n_layers=2, n_heads=2, hidden_dim=37,
                                                   max_position_embeddings=MAX_POSITIONS), **overrides})
-    model_class = transformers.AutoModelForMaskedLM if task_model else transformers.AutoModel
-    model = model_class.from_config(cfg).eval()
-    perturb_(model, seed)
-    model.save_pretrained(directory)
-    write_sentence_transformers_files(directory)
-    return model
+    return save_random_model(cfg, directory, task_model, seed)
