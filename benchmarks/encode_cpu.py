@@ -29,10 +29,10 @@ def mechanisms(repeats: int = 15, shards: int = 2) -> None:
     import numpy as np
     import torch
 
+    from encoderlab.artifacts.text_encoder import TextEncoder
     from encoderlab.evaluation.speed import real_text_workloads
     from encoderlab.nn.prepacked_linear import PrepackedLinear
     from encoderlab.sharding import deal_rows
-    from encoderlab.text_encoder import TextEncoder
 
     torch.set_num_threads(1)
     encoder = TextEncoder.from_pretrained("minilm")

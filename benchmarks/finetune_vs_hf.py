@@ -32,9 +32,9 @@ import torch
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
+from encoderlab.artifacts.aliases import resolve_model_path  # noqa: E402
 from encoderlab.data.records import seeded_subset  # noqa: E402
 from encoderlab.evaluation.classification import classification_report  # noqa: E402
-from encoderlab.pretrained import resolve_model_path  # noqa: E402
 from encoderlab.tasks.classify import ClassifyConfig, finetune_classifier, load_labelled_splits  # noqa: E402
 
 HPARAMS = dict(lr=5e-5, weight_decay=0.01, warmup_steps=6, batch_size=16, epochs=1, seed=0, max_length=64,

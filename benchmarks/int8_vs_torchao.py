@@ -24,11 +24,11 @@ os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 import torch  # noqa: E402
 from torch import nn  # noqa: E402
 
+from encoderlab.artifacts.text_encoder import TextEncoder  # noqa: E402
 from encoderlab.compression.quantize import quantize_int8  # noqa: E402
 from encoderlab.data.catalog import load_dataset  # noqa: E402
 from encoderlab.evaluation.speed import real_text_workloads  # noqa: E402
 from encoderlab.nn.prepacked_linear import PrepackedLinear  # noqa: E402
-from encoderlab.text_encoder import TextEncoder  # noqa: E402
 
 
 def torchao_encoder(compile_linears: bool) -> TextEncoder:

@@ -15,7 +15,7 @@ warnings.filterwarnings("ignore", category=FutureWarning)
 
 @pytest.fixture(scope="session")
 def minilm_dir():
-    from encoderlab.pretrained import resolve_model_path
+    from encoderlab.artifacts.aliases import resolve_model_path
 
     return resolve_model_path("minilm")
 

@@ -5,8 +5,8 @@ import pytest
 import torch
 
 from encoderlab import InputDataError, TextEncoder
+from encoderlab.artifacts.text_encoder import sentence_transformers_defaults
 from encoderlab.sharding import deal_rows
-from encoderlab.text_encoder import sentence_transformers_defaults
 
 TEXTS = ["short", "a considerably longer sentence that needs more tokens than the others", "", "中文句子",
          "mid size text"]

@@ -3,11 +3,11 @@
 Public API only; everything else lives in its own module.
 """
 
+from .artifacts.aliases import resolve_model_path
+from .artifacts.text_encoder import TextEncoder
 from .errors import CheckpointError, ConfigError, EncoderlabError, InputDataError
 from .interop.hf_bert import load_hf_bert, save_hf_bert
 from .models.bert import BertConfig, BertModel
-from .pretrained import resolve_model_path
-from .text_encoder import TextEncoder
 from .tokenization import TextTokenizer
 
 __version__ = "0.1.0"

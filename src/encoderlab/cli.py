@@ -85,7 +85,7 @@ def encode(
     """Embed every text of a file and write the vectors, in input order, to a .npy file.
 
     With an autoencoder run directory as --model, embeds the rows of a .npy / .npz / .csv file instead."""
-    from .array_encoder import autoencoder_dir
+    from .artifacts.autoencoder import autoencoder_dir
 
     _check_options(batch_size=batch_size, pooling=pooling, max_length=max_length)
     if autoencoder_dir(model) is not None:  # dispatch: autoencoder runs take arrays, not texts
@@ -94,9 +94,9 @@ def encode(
         raise InputDataError(f"--input {str(input)!r} holds arrays, which only an autoencoder run encodes, and "
                              f"--model {model!r} is not one; give the out_dir of `encoderlab autoencode` (or a "
                              ".txt/.jsonl of texts for a text encoder)")
+    from .artifacts.text_encoder import TextEncoder
     from .data.text_input import read_texts
-    from .io import atomic_save_npy
-    from .text_encoder import TextEncoder
+    from .files import atomic_save_npy
 
     if output.suffix.lower() != ".npy":
         raise InputDataError(f"--output {str(output)!r} must end in .npy")
@@ -117,7 +117,7 @@ def similarity(
     pooling: Annotated[str | None, typer.Option(help="mean, cls or max (default: the checkpoint's).")] = None,
 ) -> None:
     """Print the cosine-similarity matrix of the given texts."""
-    from .text_encoder import TextEncoder
+    from .artifacts.text_encoder import TextEncoder
 
     _check_options(pooling=pooling)
     if len(texts) < 2:
@@ -177,8 +177,8 @@ def pretrain(overrides: Overrides = None, config: ConfigFile = None, resume: Res
 
 def _encode_arrays(run_dir: Path, input: Path, output: Path, batch_size: int) -> None:
     """`encode` for an autoencoder run: raw samples in (scaled as in training), codes out."""
-    from .array_encoder import ArrayEncoder
-    from .io import atomic_save_npy
+    from .artifacts.autoencoder import ArrayEncoder
+    from .files import atomic_save_npy
 
     if output.suffix.lower() != ".npy":
         raise InputDataError(f"--output {str(output)!r} must end in .npy")
@@ -211,9 +211,9 @@ def export(
 ) -> None:
     """Export a text encoder or an autoencoder run for deployment, verified against our PyTorch outputs
     before it is written."""
-    from .array_encoder import autoencoder_dir
+    from .artifacts.autoencoder import autoencoder_dir
+    from .artifacts.text_encoder import TextEncoder
     from .compression.export_onnx import export_onnx_dir
-    from .text_encoder import TextEncoder
 
     if format != "onnx":
         raise InputDataError(f"--format {format!r} is not supported; use --format onnx")
@@ -428,6 +428,7 @@ def bench(
     """Inference speed side by side: sentences/s, ms/batch, peak memory, agreement with fp32."""
     import torch
 
+    from .artifacts.text_encoder import TextEncoder
     from .evaluation.speed import (
         build_engines,
         corpus_throughput,
@@ -438,7 +439,6 @@ def bench(
         measure,
         real_text_workloads,
     )
-    from .text_encoder import TextEncoder
 
     threads = threads or torch.get_num_threads()
     torch.set_num_threads(threads)

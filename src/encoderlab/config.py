@@ -19,7 +19,7 @@ from typing import Any, TypeVar
 import yaml
 
 from .errors import ConfigError
-from .io import atomic_write_text
+from .files import atomic_write_text
 
 T = TypeVar("T")
 

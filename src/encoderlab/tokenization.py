@@ -19,7 +19,7 @@ from tokenizers import Tokenizer
 from tokenizers.implementations import BertWordPieceTokenizer
 
 from .errors import CheckpointError, ConfigError, InputDataError
-from .io import atomic_write_bytes, atomic_write_text
+from .files import atomic_write_bytes, atomic_write_text
 
 TOKENIZER_FILES = ("tokenizer.json", "vocab.txt", "tokenizer_config.json", "special_tokens_map.json")
 

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 import torch
 
-from encoderlab.array_encoder import ArrayEncoder
+from encoderlab.artifacts.autoencoder import ArrayEncoder
 from encoderlab.cli import main
 from encoderlab.data.arrays import load_mnist
 from encoderlab.errors import InputDataError

@@ -8,6 +8,7 @@ import json
 import pytest
 import torch
 
+from encoderlab.artifacts.text_encoder import TextEncoder
 from encoderlab.cli import main
 from encoderlab.compression.prune import (
     choose_units,
@@ -30,7 +31,6 @@ from encoderlab.tasks.prune import (
     recovery_data_config,
     teacher_data_config,
 )
-from encoderlab.text_encoder import TextEncoder
 from encoderlab.tokenization import TextTokenizer
 from models.packing_parity import assert_packed_equals_padded
 from tasks.finetune_fixtures import one_thread, tweet_rows, write_csv  # noqa: F401 (autouse fixture)

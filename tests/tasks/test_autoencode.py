@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 import torch
 
-from encoderlab.array_encoder import ArrayEncoder
+from encoderlab.artifacts.autoencoder import ArrayEncoder
 from encoderlab.cli import main
 from encoderlab.config import load_config
 from encoderlab.data.arrays import load_mnist

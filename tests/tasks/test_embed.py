@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 import torch
 
+from encoderlab.artifacts.text_encoder import TextEncoder
 from encoderlab.errors import InputDataError
 from encoderlab.tasks.embed import (
     EmbedConfig,
@@ -14,7 +15,6 @@ from encoderlab.tasks.embed import (
     supervised_contrastive_loss,
     train_embeddings,
 )
-from encoderlab.text_encoder import TextEncoder
 
 from .finetune_fixtures import one_thread, write_tiny_encoder  # noqa: F401 (autouse fixture)
 

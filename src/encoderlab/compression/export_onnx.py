@@ -18,10 +18,10 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from ..artifacts.text_encoder import TextEncoder
 from ..errors import EncoderlabError, InputDataError
-from ..io import atomic_write_bytes, atomic_write_json, file_in_the_way
+from ..files import atomic_write_bytes, atomic_write_json, file_in_the_way
 from ..nn import padding_mask_to_bias, pool
-from ..text_encoder import TextEncoder
 
 PARITY_TEXTS = [
     "A short one.",

@@ -20,10 +20,10 @@ import numpy as np
 import torch
 from torch import nn
 
-from ..array_encoder import ArrayEncoder, autoencoder_dir
+from ..artifacts.autoencoder import ArrayEncoder, autoencoder_dir
 from ..config import from_dict, read_yaml
 from ..errors import EncoderlabError, InputDataError
-from ..io import atomic_write_bytes, atomic_write_json
+from ..files import atomic_write_bytes, atomic_write_json
 from ..tasks.autoencode import DATA_INFO_FILE
 from .export_onnx import MAX_OPSET, MIN_OPSET, check_output_dir, require_onnxruntime
 

@@ -30,8 +30,8 @@ import numpy as np
 import torch
 from torch import nn
 
+from ..artifacts.text_encoder import TextEncoder
 from ..errors import ConfigError, InputDataError
-from ..text_encoder import TextEncoder
 
 if TYPE_CHECKING:
     from ..tasks.classify import TextClassifier

@@ -24,7 +24,7 @@ import torch
 from torch.utils.data import Dataset
 
 from ..errors import ConfigError, InputDataError
-from ..io import atomic_write_json
+from ..files import atomic_write_json
 from ..tokenization import TextTokenizer
 
 

@@ -19,7 +19,7 @@ from typing import Any
 
 import numpy as np
 
-from ..io import atomic_write_json
+from ..files import atomic_write_json
 
 
 def confusion_matrix(y_true: Sequence[int], y_pred: Sequence[int], n_classes: int) -> np.ndarray:

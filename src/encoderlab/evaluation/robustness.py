@@ -32,7 +32,7 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402  (the backend must be chosen first)
 
 from ..errors import InputDataError  # noqa: E402
-from ..io import atomic_write_bytes  # noqa: E402
+from ..files import atomic_write_bytes  # noqa: E402
 from .anomaly import roc_auc  # noqa: E402
 from .classification import classification_report  # noqa: E402
 

@@ -26,8 +26,8 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from ..artifacts.text_encoder import TextEncoder
 from ..nn.prepacked_linear import prepack_available
-from ..text_encoder import TextEncoder
 
 Encode = Callable[[list[str]], np.ndarray]
 

@@ -51,7 +51,7 @@ from safetensors import SafetensorError
 from safetensors.torch import load_file, save
 
 from ..errors import CheckpointError, ConfigError
-from ..io import atomic_write_bytes, atomic_write_json
+from ..files import atomic_write_bytes, atomic_write_json
 from ..models.bert import ARCHITECTURE_FIELDS, BertConfig, BertForMaskedLM, BertModel
 
 # Hugging Face name -> our name; "{}" is the layer index.

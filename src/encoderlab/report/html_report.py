@@ -32,7 +32,7 @@ import matplotlib.pyplot as plt  # noqa: E402  (the backend must be chosen first
 from matplotlib.ticker import EngFormatter  # noqa: E402
 
 from ..errors import InputDataError  # noqa: E402
-from ..io import atomic_write_text, file_in_the_way  # noqa: E402
+from ..files import atomic_write_text, file_in_the_way  # noqa: E402
 from ..training.metrics_log import LOG_FILE  # noqa: E402
 
 REPORT_FILE = "report.html"

@@ -31,7 +31,7 @@ from ..config import save_config
 from ..data.arrays import ArrayData, Split, binarize, load_arrays, one_class
 from ..errors import ConfigError, InputDataError
 from ..evaluation.anomaly import anomaly_report, best_f1_threshold
-from ..io import atomic_write_json
+from ..files import atomic_write_json
 from ..models.autoencoder import (
     Autoencoder,
     AutoencoderConfig,

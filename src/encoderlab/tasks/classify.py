@@ -27,13 +27,13 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from ..artifacts.text_encoder import check_texts
 from ..data.catalog import CATALOG, load_dataset
 from ..data.records import LabelledTexts, Splits, seeded_subset
 from ..errors import ConfigError, InputDataError
 from ..evaluation.classification import ClassificationReport, classification_report
 from ..models.heads import EncoderWithHead, SequenceClassificationHead
 from ..nn.prepacked_linear import prepack_linears
-from ..text_encoder import check_texts
 from ..tokenization import TextTokenizer
 from ..training import Trainer
 from ..training.precision import apply_threads
@@ -476,7 +476,7 @@ def predict_file(model: str | Path, input_path: str | Path, output_path: str | P
     output ending in .csv / .tsv, one row per text with the columns text, label, prob_<class>..."""
     import io
 
-    from ..io import atomic_write_text
+    from ..files import atomic_write_text
 
     classifier = load_classifier(model, precision)
     texts = read_prediction_inputs(input_path, text_column)

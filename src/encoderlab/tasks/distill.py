@@ -34,6 +34,8 @@ from typing import Any, Literal
 import numpy as np
 import torch
 
+from ..artifacts.aliases import ALIASES, resolve_model_path
+from ..artifacts.text_encoder import TextEncoder
 from ..compression.distill import (
     alternate_layers,
     block_outputs,
@@ -49,12 +51,10 @@ from ..data.catalog import load_text_splits
 from ..data.records import LabelledTexts, seeded_subset
 from ..errors import CheckpointError, ConfigError, InputDataError
 from ..evaluation.speed import measure, real_text_workloads
-from ..io import atomic_write_json
+from ..files import atomic_write_json
 from ..models.bert import BertModel
 from ..models.heads import EncoderWithHead, ProjectionHead, SequenceClassificationHead
 from ..nn.pooling import pool
-from ..pretrained import ALIASES, resolve_model_path
-from ..text_encoder import TextEncoder
 from ..tokenization import TextTokenizer
 from ..training import TrainConfig, Trainer
 from ..training.distributed import unwrap

@@ -29,11 +29,11 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from ..artifacts.text_encoder import TextEncoder
 from ..data.records import seeded_subset
 from ..errors import ConfigError, InputDataError
-from ..io import atomic_write_json
+from ..files import atomic_write_json
 from ..models.heads import EncoderWithHead, ProjectionHead
-from ..text_encoder import TextEncoder
 from ..training import Trainer
 from ..training.precision import apply_threads
 from .classify import ClassifyConfig, load_labelled_splits

@@ -25,13 +25,13 @@ from typing import Any, Literal
 from safetensors.torch import load_file
 from torch import nn
 
+from ..artifacts.aliases import resolve_model_path
 from ..data.catalog import CATALOG
 from ..errors import CheckpointError, ConfigError
 from ..interop.hf_bert import load_hf_bert, save_hf_bert
 from ..models.bert import BertModel
 from ..models.heads import EncoderWithHead, SequenceClassificationHead, TokenClassificationHead
 from ..nn.lora import apply_lora, merge_lora
-from ..pretrained import resolve_model_path
 from ..tokenization import TextTokenizer
 from ..training import TrainConfig
 from ..training.checkpoint import save_weights
@@ -231,7 +231,7 @@ def save_finetuned(model: EncoderWithHead, tokenizer: TextTokenizer, directory: 
     tokenizer.save(directory)
     save_weights(directory / HEAD_WEIGHTS, {k: v.detach().cpu().contiguous()
                                             for k, v in model.head.state_dict().items()})
-    from ..io import atomic_write_json
+    from ..files import atomic_write_json
 
     atomic_write_json(directory / HEAD_CONFIG, meta)
     return directory

@@ -38,7 +38,7 @@ from ..compression.prune import (
 from ..config import load_config, read_yaml
 from ..data.records import LabelledTexts, seeded_subset
 from ..errors import ConfigError
-from ..io import atomic_write_json
+from ..files import atomic_write_json
 from ..models.heads import EncoderWithHead
 from ..tokenization import TextTokenizer
 from ..training import TrainConfig, Trainer
@@ -218,8 +218,8 @@ def speed_comparison(before: TextClassifier, after: TextClassifier, test: Labell
                      repeats: int) -> dict[str, Any]:
     """sentences/s of the original and the pruned model, side by side in one process: the classifier on a
     batch of test texts, and the bare encoder on real BBC text of 16-128 tokens (speed.py's workload)."""
+    from ..artifacts.text_encoder import TextEncoder
     from ..evaluation.speed import measure, real_text_workloads
-    from ..text_encoder import TextEncoder
 
     encoders = {name: TextEncoder(clf.model.bert, clf.tokenizer).eval() for name, clf in
                 (("before", before), ("after", after))}

@@ -29,7 +29,7 @@ from ..evaluation.robustness import (
     plot_robustness,
     transducer_robustness,
 )
-from ..io import atomic_write_json, file_in_the_way
+from ..files import atomic_write_json, file_in_the_way
 from ..training.entrypoint import trained_model_dir
 from ..training.metrics_log import LOG_FILE
 from .finetune import HEAD_CONFIG
@@ -77,7 +77,7 @@ def evaluate_robustness(model: str | Path, data: str | None = None, levels: list
                              "(the JSON and the plot are written into it)")
     if max_examples is not None and max_examples < 1:
         raise InputDataError(f"--max-examples {max_examples}: give at least 1 (the number of rows to score)")
-    from ..array_encoder import autoencoder_dir
+    from ..artifacts.autoencoder import autoencoder_dir
     from ..tasks.finetune import finetuned_meta
 
     if autoencoder_dir(model) is not None:
@@ -140,9 +140,9 @@ def _classifier_rows(model, data, levels, max_examples, text_column, label_colum
 
 
 def _encoder_rows(model, data, levels, max_examples, text_column, seed) -> tuple[list, str]:
+    from ..artifacts.aliases import ALIASES
+    from ..artifacts.text_encoder import TextEncoder
     from ..data.catalog import load_dataset
-    from ..pretrained import ALIASES
-    from ..text_encoder import TextEncoder
     from .classify import _is_catalog, read_prediction_inputs
 
     if not data:
@@ -163,7 +163,7 @@ def _encoder_rows(model, data, levels, max_examples, text_column, seed) -> tuple
 
 
 def _autoencoder_rows(model, data, levels, max_examples, seed) -> tuple[list, str]:
-    from ..array_encoder import ArrayEncoder, autoencoder_dir
+    from ..artifacts.autoencoder import ArrayEncoder, autoencoder_dir
     from ..config import from_dict, read_yaml
     from .autoencode import AutoencodeConfig, anomaly_scores, batched, prepare_data
 

@@ -38,7 +38,7 @@ from ..config import from_dict, read_yaml, save_config
 from ..data.pairs import CMUDICT, Pairs, Tokenization, Vocabulary, load_pairs, split_by_source
 from ..data.records import parse_fractions
 from ..errors import CheckpointError, ConfigError, InputDataError
-from ..io import atomic_write_json
+from ..files import atomic_write_json
 from ..models.recurrent import BOS, EOS, PAD, RecurrentConfig, Seq2Seq, sequence_loss
 from ..training import TrainConfig, Trainer, run_task
 from ..training.checkpoint import load_weights, save_weights

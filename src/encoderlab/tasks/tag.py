@@ -25,7 +25,7 @@ from ..data.catalog import CATALOG, load_dataset, read_tagged_file
 from ..data.records import Splits, TaggedSequences, make_splits, parse_fractions, seeded_subset
 from ..errors import ConfigError, InputDataError
 from ..evaluation.classification import ClassificationReport, classification_report
-from ..io import atomic_write_json
+from ..files import atomic_write_json
 from ..models.heads import IGNORE_INDEX, EncoderWithHead, TokenClassificationHead, align_word_labels
 from ..nn.prepacked_linear import prepack_linears
 from ..tokenization import TextTokenizer
@@ -272,7 +272,7 @@ def predict_tags_file(model: str | Path, input_path: str | Path, output_path: st
     """Input: .txt with one sentence of space-separated words per line, or .jsonl with a `tokens` list (or
     `text_column` string, split on spaces). Output: one JSON line {"tokens", "tags"} per sentence."""
     from ..data.text_input import read_text_file, read_texts
-    from ..io import atomic_write_text
+    from ..files import atomic_write_text
 
     path = Path(input_path)
     if Path(output_path).suffix.lower() in (".csv", ".tsv"):  # a table cell cannot hold a tag per word

@@ -28,7 +28,7 @@ from safetensors.torch import load as load_safetensors
 from safetensors.torch import save as save_safetensors
 
 from ..errors import CheckpointError
-from ..io import atomic_write_bytes, atomic_write_json
+from ..files import atomic_write_bytes, atomic_write_json
 
 MODEL_FILE = "model.safetensors"
 STATE_FILE = "trainer_state.pt"

@@ -21,7 +21,7 @@ from typing import Any, TypeVar
 
 from ..config import load_config, read_yaml, save_config
 from ..errors import ConfigError
-from ..io import atomic_write_json, file_in_the_way
+from ..files import atomic_write_json, file_in_the_way
 from .checkpoint import list_checkpoints
 from .config import RESUMABLE_KEYS, TrainConfig
 from .distributed import barrier, init_distributed, shutdown_distributed

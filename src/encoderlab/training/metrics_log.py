@@ -18,7 +18,7 @@ import torch
 from tqdm import tqdm
 
 from ..errors import EncoderlabError
-from ..io import atomic_write_text
+from ..files import atomic_write_text
 
 LOG_FILE = "log.jsonl"
 

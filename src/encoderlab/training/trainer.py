@@ -47,7 +47,7 @@ from torch.utils.data import DataLoader, Dataset
 
 from ..config import save_config, to_dict
 from ..errors import CheckpointError, ConfigError, EncoderlabError
-from ..io import atomic_write_json
+from ..files import atomic_write_json
 from . import checkpoint as ckpt
 from .config import TrainConfig
 from .distributed import all_reduce_sum, broadcast_object, dist_info, no_grad_sync, unwrap, wrap_model

@@ -23,15 +23,15 @@ import torch.nn.functional as F
 from torch import nn
 from tqdm.auto import tqdm
 
-from .errors import CheckpointError, InputDataError
-from .interop.hf_bert import load_hf_bert, save_hf_bert
-from .io import atomic_write_json
-from .models.bert import BertModel
-from .nn.pooling import POOLINGS, pool
-from .nn.prepacked_linear import has_forward_hooks, prepack_linears
-from .pretrained import resolve_model_path
-from .sharding import MIN_SHARD_TOKENS, deal_rows, run_parts
-from .tokenization import TextTokenizer
+from ..errors import CheckpointError, InputDataError
+from ..files import atomic_write_json
+from ..interop.hf_bert import load_hf_bert, save_hf_bert
+from ..models.bert import BertModel
+from ..nn.pooling import POOLINGS, pool
+from ..nn.prepacked_linear import has_forward_hooks, prepack_linears
+from ..sharding import MIN_SHARD_TOKENS, deal_rows, run_parts
+from ..tokenization import TextTokenizer
+from .aliases import resolve_model_path
 
 ST_POOLING_FLAGS = {"pooling_mode_cls_token": "cls", "pooling_mode_mean_tokens": "mean",
                     "pooling_mode_max_tokens": "max"}

@@ -21,13 +21,13 @@ from typing import Any
 import numpy as np
 import torch
 
-from .config import from_dict, read_yaml
-from .data.arrays import Scaling, check_samples, read_csv_columns, read_samples
-from .errors import CheckpointError, InputDataError
-from .models.vae import VAE
-from .tasks.autoencode import DATA_INFO_FILE, AutoencodeConfig, anomaly_scores, batched, build_model
-from .training.checkpoint import load_weights
-from .training.entrypoint import trained_model_dir
+from ..config import from_dict, read_yaml
+from ..data.arrays import Scaling, check_samples, read_csv_columns, read_samples
+from ..errors import CheckpointError, InputDataError
+from ..models.vae import VAE
+from ..tasks.autoencode import DATA_INFO_FILE, AutoencodeConfig, anomaly_scores, batched, build_model
+from ..training.checkpoint import load_weights
+from ..training.entrypoint import trained_model_dir
 
 
 def autoencoder_dir(path: str | Path) -> Path | None:

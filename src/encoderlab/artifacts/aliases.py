@@ -10,7 +10,7 @@ import importlib.util
 from dataclasses import dataclass
 from pathlib import Path
 
-from .errors import CheckpointError, EncoderlabError
+from ..errors import CheckpointError, EncoderlabError
 
 
 @dataclass(frozen=True)
@@ -61,8 +61,8 @@ def resolve_model_path(name_or_path: str | Path) -> Path:
         raise CheckpointError(f"{key!r} is an encoderlab run whose model is not a text encoder: "
                               f"{_what_else(path / 'final', key)}")
     if not (path / "config.json").is_file() and (path / "config.yaml").is_file():
-        from .config import read_yaml
-        from .training.entrypoint import command_of
+        from ..config import read_yaml
+        from ..training.entrypoint import command_of
 
         try:
             saved = read_yaml(path / "config.yaml")
@@ -77,8 +77,8 @@ def resolve_model_path(name_or_path: str | Path) -> Path:
 
 def _what_else(final: Path, key: str) -> str:
     """What a run's final/ holds when it is not a text encoder, and the command that takes it."""
-    from .tasks.autoencode import DATA_INFO_FILE
-    from .tasks.seq2seq import VOCAB_FILE
+    from ..tasks.autoencode import DATA_INFO_FILE
+    from ..tasks.seq2seq import VOCAB_FILE
 
     if (final / DATA_INFO_FILE).is_file():
         return (f"an autoencoder. Embed arrays with `encoderlab encode --model {key} --input samples.npy`; "

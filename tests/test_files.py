@@ -1,7 +1,7 @@
 import numpy as np
 import pytest
 
-from encoderlab.io import atomic_save_npy, atomic_write, atomic_write_text
+from encoderlab.files import atomic_save_npy, atomic_write, atomic_write_text
 
 
 def test_failed_write_leaves_the_old_file_untouched(tmp_path):
@@ -35,7 +35,7 @@ def test_written_files_get_the_usual_permissions_not_mkstemps_private_ones(tmp_p
 
 
 def test_file_in_the_way_finds_the_file_a_directory_cannot_be_made_under(tmp_path):
-    from encoderlab.io import file_in_the_way
+    from encoderlab.files import file_in_the_way
 
     (tmp_path / "notes.txt").write_text("x")
     assert file_in_the_way(tmp_path / "notes.txt") == tmp_path / "notes.txt"
