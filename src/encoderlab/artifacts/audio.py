@@ -1,0 +1,174 @@
+"""`AudioClassifier`: a trained audio classifier (log-mel front end, CNN or Transformer encoder, linear head).
+
+    clf = AudioClassifier.from_dir("runs/audio-langid")     # a run directory or its final/ directory
+    clf.predict(["hello.wav", "hola.flac"])                  # -> ['en', 'es']
+    clf.predict_proba(waves, sample_rate=16000)              # arrays (resampled to the model's rate) -> (N, K)
+    clf.encode(paths_or_arrays)                              # -> (N, d_embedding) float32 clip vectors
+    clf.save("somewhere/")                                   # model.safetensors + audio_classifier.json
+
+Files are decoded exactly as in training (`data.audio.read_audio`: mono, resampled to the model's rate, cut to
+its max_seconds), so a file gets the same prediction here as in the run's test metrics.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from safetensors.torch import load_file, save
+
+from ..config import from_dict, to_dict
+from ..data.audio import check_wave, read_audio, resample
+from ..errors import CheckpointError, InputDataError
+from ..files import atomic_write_bytes, atomic_write_json
+from ..models.audio import AudioEncoderConfig, AudioModel, pad_waves
+
+INFO_FILE = "audio_classifier.json"
+WEIGHTS_FILE = "model.safetensors"
+KIND = "audio-classifier"
+FORMAT_VERSION = 1
+
+AudioInput = str | Path | np.ndarray
+
+
+@dataclass
+class AudioClassifierInfo:
+    """What audio_classifier.json holds next to the weights."""
+
+    model: dict[str, Any]
+    """The AudioEncoderConfig, as a plain dict."""
+    label_names: list[str]
+    """Class names, index = class id."""
+    sample_rate: int
+    """Every input is resampled to this rate (Hz)."""
+    max_seconds: float | None
+    """Inputs are cut to their first max_seconds (as in training); null = whole clips."""
+    channels: str = "mix"
+    """How multi-channel files are read: 'mix' (mean of the channels) or 'refuse'."""
+    data: str = ""
+    """The training data (a name or a path), for the record."""
+    kind: str = KIND
+    format_version: int = FORMAT_VERSION
+
+
+class AudioClassifier:
+    def __init__(self, model: AudioModel, info: AudioClassifierInfo) -> None:
+        if len(info.label_names) != model.cfg.n_classes:
+            raise CheckpointError(f"{len(info.label_names)} label names for a model of {model.cfg.n_classes} "
+                                  "classes; the saved model is inconsistent")
+        self.model = model.eval()
+        self.info = info
+
+    @property
+    def label_names(self) -> list[str]:
+        return list(self.info.label_names)
+
+    @property
+    def sample_rate(self) -> int:
+        return self.info.sample_rate
+
+    # ------------------------------------------------------------------ files
+    @staticmethod
+    def find_dir(path: str | Path) -> Path | None:
+        """`path` or `path`/final, whichever holds audio_classifier.json; None if neither."""
+        path = Path(path).expanduser()
+        return next((d for d in (path, path / "final") if (d / INFO_FILE).is_file()), None)
+
+    @classmethod
+    def from_dir(cls, path: str | Path) -> AudioClassifier:
+        directory = cls.find_dir(path)
+        if directory is None:
+            raise CheckpointError(f"{str(path)!r} is not an audio classifier: no {INFO_FILE} there or in its "
+                                  "final/ folder; pass the out_dir of an `encoderlab audio` run")
+        try:
+            raw = json.loads((directory / INFO_FILE).read_text(encoding="utf-8"))
+            info = AudioClassifierInfo(**raw)
+        except (json.JSONDecodeError, TypeError) as exc:
+            raise CheckpointError(f"{directory / INFO_FILE} is damaged ({exc}); re-export the model") from exc
+        if info.kind != KIND or info.format_version > FORMAT_VERSION:
+            raise CheckpointError(f"{directory / INFO_FILE}: kind {info.kind!r} version {info.format_version}; this "
+                                  f"encoderlab reads {KIND!r} up to version {FORMAT_VERSION} (upgrade encoderlab)")
+        weights = directory / WEIGHTS_FILE
+        if not weights.is_file():
+            raise CheckpointError(f"{directory} has {INFO_FILE} but no {WEIGHTS_FILE}; the export is incomplete")
+        model = AudioModel(from_dict(AudioEncoderConfig, info.model, prefix="model."))
+        try:
+            state = load_file(str(weights))
+        except Exception as exc:  # safetensors raises its own error types for a truncated or foreign file
+            raise CheckpointError(f"{weights} cannot be read ({exc}); the file is damaged, re-export it") from exc
+        missing, unexpected = model.load_state_dict(state, strict=False)
+        if missing or unexpected:
+            raise CheckpointError(f"{weights}: weights do not fit the saved config (missing {missing[:3]}, "
+                                  f"unexpected {unexpected[:3]}); the files come from different models")
+        return cls(model, info)
+
+    def save(self, directory: str | Path) -> Path:
+        """Write model.safetensors and audio_classifier.json (each atomically) into `directory`."""
+        directory = Path(directory)
+        state = {k: v.detach().cpu().contiguous() for k, v in self.model.state_dict().items()}
+        atomic_write_bytes(directory / WEIGHTS_FILE, save(state))
+        info = dataclasses.replace(self.info, model=to_dict(self.model.cfg))
+        atomic_write_json(directory / INFO_FILE, dataclasses.asdict(info))
+        return directory
+
+    # ------------------------------------------------------------------ inputs
+    def load(self, inputs: AudioInput | Sequence[AudioInput], sample_rate: int | None = None) -> list[np.ndarray]:
+        """Paths (decoded, mono, resampled) and/or arrays (at `sample_rate`, default the model's) -> waveforms
+        at the model's rate, cut to max_seconds."""
+        if isinstance(inputs, str | Path) or (isinstance(inputs, np.ndarray) and inputs.ndim == 1):
+            inputs = [inputs]
+        if len(inputs) == 0:
+            raise InputDataError("no audio given: pass a list of file paths or of 1-D waveforms")
+        rate = sample_rate or self.sample_rate
+        waves = []
+        for i, item in enumerate(inputs):
+            if isinstance(item, str | Path):
+                waves.append(read_audio(item, self.sample_rate, channels=self.info.channels,  # type: ignore[arg-type]
+                                        max_seconds=self.info.max_seconds))
+                continue
+            wave = resample(check_wave(item, f"audio input {i}"), rate, self.sample_rate)
+            if self.info.max_seconds is not None:
+                wave = wave[:int(round(self.info.max_seconds * self.sample_rate))]
+            waves.append(wave)
+        return waves
+
+    # ------------------------------------------------------------------ operations
+    @torch.no_grad()
+    def _batched(self, waves: list[np.ndarray], fn, batch_size: int) -> np.ndarray:
+        # sort by length so each batch pads little; results go back in input order
+        order = sorted(range(len(waves)), key=lambda i: len(waves[i]))
+        out: list[np.ndarray | None] = [None] * len(waves)
+        for start in range(0, len(order), batch_size):
+            chunk = order[start:start + batch_size]
+            batch, lengths = pad_waves([torch.from_numpy(waves[i]) for i in chunk])
+            values = fn(batch, lengths).float().numpy()
+            for row, i in enumerate(chunk):
+                out[i] = values[row]
+        return np.stack(out).astype(np.float32)  # type: ignore[arg-type]
+
+    def logits_of_waves(self, waves: list[np.ndarray], batch_size: int = 32) -> np.ndarray:
+        """Waveforms already at the model's rate -> (N, K) logits."""
+        return self._batched(waves, self.model, batch_size)
+
+    def encode(self, inputs: AudioInput | Sequence[AudioInput], sample_rate: int | None = None,
+               batch_size: int = 32) -> np.ndarray:
+        """-> (N, d_embedding) float32 clip vectors (the pooled encoder output, before the head)."""
+        return self._batched(self.load(inputs, sample_rate), self.model.encode, batch_size)
+
+    def predict_proba(self, inputs: AudioInput | Sequence[AudioInput], sample_rate: int | None = None,
+                      batch_size: int = 32) -> np.ndarray:
+        """-> (N, K) class probabilities (columns in label_names order)."""
+        logits = self.logits_of_waves(self.load(inputs, sample_rate), batch_size)
+        return torch.softmax(torch.from_numpy(logits), dim=-1).numpy()
+
+    def predict(self, inputs: AudioInput | Sequence[AudioInput], sample_rate: int | None = None,
+                batch_size: int = 32) -> list[str]:
+        """-> the most probable class name of each input."""
+        proba = self.predict_proba(inputs, sample_rate, batch_size)
+        return [self.info.label_names[k] for k in proba.argmax(axis=1)]

@@ -1,0 +1,320 @@
+"""`train_audio_classifier(cfg)`: train a CNN or Transformer audio classifier and measure it honestly.
+
+    run_task(train_audio_classifier, AudioConfig, "configs/audio-langid.yaml", ["model.architecture=transformer"])
+
+One run: load the clips (the Asterisk prompts, a folder of class sub-folders, or a .csv/.jsonl of path,label),
+split them by group (prompt id: a sentence heard in training is never tested), estimate the per-mel feature
+statistics on the training clips, train with the shared Trainer (SpecAugment on the training batches,
+validation accuracy every `eval_every` steps), then score the final model on the test clips: accuracy,
+macro-F1, the confusion matrix, the same-speaker control (`control_labels`: among those classes' clips,
+deciding among those classes only), and accuracy with white noise added at each of `noise_snrs` dB. The MFCC
+mean/std + logistic-regression baseline (C tuned on validation) is scored on the same clips, clean and noisy.
+
+OUT_DIR gets config.yaml, log.jsonl, checkpoints/, final/ (an `artifacts.audio.AudioClassifier`),
+metrics.json, test_confusion.png, spectrograms.png and audio_report.md (the tables, ready for docs).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import nn
+from torch.utils.data import Dataset
+
+from ..artifacts.audio import AudioClassifier, AudioClassifierInfo
+from ..config import to_dict
+from ..data.asterisk import NAME as ASTERISK
+from ..data.asterisk import SPEAKERS, load_asterisk_prompts
+from ..data.audio import LabelledAudio, check_channels, load_labelled_audio, split_by_group
+from ..data.records import parse_fractions
+from ..errors import ConfigError, InputDataError
+from ..evaluation.audio import MfccBaseline, noisy_copies, pair_accuracy
+from ..evaluation.classification import classification_report
+from ..files import atomic_write_text
+from ..models.audio import AudioEncoderConfig, AudioModel, pad_waves, with_classes
+from ..nn.spectrogram import frame_mask, spec_augment
+from ..training import TrainConfig, Trainer
+from ..training.distributed import unwrap
+from ..training.precision import apply_threads
+
+NOISE_SEED = 1234
+"""Seed of the noise added to the test clips (the same noise for the model and the baseline)."""
+
+
+@dataclass
+class AudioConfig(TrainConfig):
+    out_dir: str = "runs/audio"
+    """Where the run is written."""
+    data: str = ASTERISK
+    """asterisk-prompts (Debian's recorded telephone prompts, fetched on first use), a folder of class
+    sub-folders of .wav/.flac/.ogg files, or a .csv/.tsv/.jsonl list of path,label[,group]."""
+    languages: list[str] = field(default_factory=lambda: ["en", "es", "fr", "it", "ru"])
+    """asterisk-prompts only: the languages (classes) to use."""
+    data_root: str = ""
+    """asterisk-prompts only: an already unpacked package tree (the folder holding usr/); empty = the cache."""
+    sample_rate: int = 8000
+    """Every clip is resampled to this rate (Hz); the front end reads it."""
+    max_seconds: float = 4.0
+    """Clips are cut to their first max_seconds (shorter clips stay short: batches are padded and masked)."""
+    channels: str = "mix"
+    """Multi-channel files: 'mix' averages the channels, 'refuse' makes them an error."""
+    split: str = "0.7,0.15,0.15"
+    """Train/validation/test fractions of the groups (prompt ids, or files for a folder without groups)."""
+    split_seed: int = 0
+    """Seed of the group split (kept apart from `seed`, so that runs with other seeds test the same clips)."""
+    model: AudioEncoderConfig = field(default_factory=AudioEncoderConfig)
+    """The classifier; model.n_classes and model.spectrogram.sample_rate come from the data."""
+
+    spec_augment: bool = True
+    """SpecAugment on training batches (mel-band and frame masks)."""
+    freq_masks: int = 2
+    freq_width: int = 8
+    """Up to this many mel bands per frequency mask."""
+    time_masks: int = 2
+    time_width: float = 0.1
+    """Up to this fraction of a clip's frames per time mask."""
+
+    baseline: bool = True
+    """Also fit and score the MFCC mean/std + logistic-regression baseline (needs scikit-learn)."""
+    n_mfcc: int = 20
+    noise_snrs: list[float] = field(default_factory=lambda: [20.0, 10.0, 0.0])
+    """Test accuracy with white noise at these SNRs (dB); empty to skip."""
+    control_labels: list[str] = field(default_factory=lambda: ["en", "es"])
+    """The same-speaker control: accuracy among these classes' test clips, deciding among them only; empty to
+    skip (labels missing from the data are skipped with a note)."""
+    plots: bool = True
+    """Write test_confusion.png and spectrograms.png."""
+    eval_batch_size: int = 64
+
+    best_metric: str = "eval_accuracy"
+    best_mode: str = "max"
+    batch_size: int = 32
+    eval_every: int = 100
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        parse_fractions(self.split)
+        check_channels(self.channels)
+        if self.sample_rate < 1000:
+            raise ConfigError(f"sample_rate={self.sample_rate} Hz is too low for speech or sound; use e.g. 8000")
+        if self.max_seconds <= 0:
+            raise ConfigError(f"max_seconds={self.max_seconds} must be positive")
+        if min(self.freq_masks, self.freq_width, self.time_masks) < 0 or not 0 <= self.time_width <= 1:
+            raise ConfigError("freq_masks, freq_width and time_masks must be >= 0 and time_width in [0, 1]")
+        if self.n_mfcc < 1 or self.n_mfcc > self.model.spectrogram.n_mels:
+            raise ConfigError(f"n_mfcc={self.n_mfcc} must be in [1, model.spectrogram.n_mels="
+                              f"{self.model.spectrogram.n_mels}]")
+
+
+# ----------------------------------------------------------------------------------------------- data
+class Clips(Dataset):
+    def __init__(self, data: LabelledAudio) -> None:
+        self.waves = [torch.from_numpy(w) for w in data.waves]
+        self.labels = data.labels
+
+    def __len__(self) -> int:
+        return len(self.waves)
+
+    def __getitem__(self, i: int) -> tuple[torch.Tensor, int]:
+        return self.waves[i], self.labels[i]
+
+
+def collate(items: list[tuple[torch.Tensor, int]]) -> dict[str, torch.Tensor]:
+    waves, lengths = pad_waves([w for w, _ in items])
+    return {"waves": waves, "lengths": lengths, "labels": torch.tensor([y for _, y in items])}
+
+
+def load_data(cfg: AudioConfig) -> LabelledAudio:
+    if cfg.data == ASTERISK:
+        return load_asterisk_prompts(cfg.sample_rate, cfg.max_seconds, tuple(cfg.languages),
+                                     root=cfg.data_root or None)
+    return load_labelled_audio(cfg.data, cfg.sample_rate, cfg.max_seconds, cfg.channels)  # type: ignore[arg-type]
+
+
+@torch.no_grad()
+def feature_statistics(model: AudioModel, waves: list[np.ndarray]) -> tuple[torch.Tensor, torch.Tensor]:
+    """Per-mel mean and std of the log-mel frames of `waves` (real frames only)."""
+    total = torch.zeros(model.cfg.spectrogram.n_mels, dtype=torch.float64)
+    square = torch.zeros_like(total)
+    count = 0
+    for start in range(0, len(waves), 64):
+        batch, lengths = pad_waves([torch.from_numpy(w) for w in waves[start:start + 64]])
+        log_mel, n_frames = model.front(batch, lengths)  # (B, M, T)
+        mask = frame_mask(n_frames, log_mel.size(-1))[:, None, :].double()  # (B, 1, T)
+        total += (log_mel.double() * mask).sum(dim=(0, 2))
+        square += (log_mel.double().square() * mask).sum(dim=(0, 2))
+        count += int(n_frames.sum())
+    mean = total / count
+    return mean.float(), (square / count - mean.square()).clamp(min=0).sqrt().float()
+
+
+# ----------------------------------------------------------------------------------------------- training
+def make_loss_fn(cfg: AudioConfig):
+    def augment(features: torch.Tensor, n_frames: torch.Tensor) -> torch.Tensor:
+        return spec_augment(features, n_frames, cfg.freq_masks, cfg.freq_width, cfg.time_masks, cfg.time_width)
+
+    def loss_fn(model: nn.Module, batch: dict[str, torch.Tensor]) -> tuple[torch.Tensor, int]:
+        logits = model(batch["waves"], batch["lengths"], augment if cfg.spec_augment else None)
+        return F.cross_entropy(logits, batch["labels"]), len(batch["labels"])
+
+    return loss_fn
+
+
+def eval_fn(model: nn.Module, batch: dict[str, torch.Tensor]) -> dict[str, tuple[torch.Tensor, int]]:
+    logits = model(batch["waves"], batch["lengths"])
+    n = len(batch["labels"])
+    return {"loss": (F.cross_entropy(logits, batch["labels"]), n),
+            "accuracy": ((logits.argmax(-1) == batch["labels"]).float().mean(), n)}
+
+
+# ----------------------------------------------------------------------------------------------- scoring
+def control_classes(cfg: AudioConfig, names: tuple[str, ...]) -> list[int]:
+    present = [names.index(n) for n in cfg.control_labels if n in names]
+    return present if len(present) >= 2 else []
+
+
+def score(name: str, y: list[int], proba: np.ndarray, names: tuple[str, ...], control: list[int]) -> dict:
+    report = classification_report(y, proba.argmax(1).tolist(), names)
+    out = {f"{name}_accuracy": report.accuracy, f"{name}_macro_f1": report.macro_f1}
+    if control:
+        out[f"{name}_control_accuracy"], out["control_n"] = pair_accuracy(y, proba, control)
+    return out
+
+
+def test_metrics(cfg: AudioConfig, clf: AudioClassifier, splits: tuple[LabelledAudio, ...],
+                 out_dir: Path) -> dict:
+    train, val, test = splits
+    names = test.label_names
+    control = control_classes(cfg, names)
+
+    def model_proba(waves: list[np.ndarray]) -> np.ndarray:
+        return torch.softmax(torch.from_numpy(clf.logits_of_waves(waves, cfg.eval_batch_size)), -1).numpy()
+
+    proba = model_proba(test.waves)
+    metrics = score("test", test.labels, proba, names, control)
+    metrics["val_accuracy"] = score("val", val.labels, model_proba(val.waves), names, [])["val_accuracy"]
+    report = classification_report(test.labels, proba.argmax(1).tolist(), names)
+    metrics["test_confusion"] = report.confusion.tolist()
+    if cfg.plots:
+        report.plot_confusion(out_dir / "test_confusion.png",
+                              title=f"{cfg.model.architecture} on held-out prompts: accuracy {report.accuracy:.3f}")
+    baseline = None
+    if cfg.baseline:
+        spectrogram = clf.model.cfg.spectrogram
+        baseline = MfccBaseline.fit(train.waves, train.labels, val.waves, val.labels, spectrogram, cfg.n_mfcc,
+                                    seed=cfg.seed)
+        metrics |= score("baseline_test", test.labels, baseline.predict_proba(test.waves), names, control)
+        metrics |= {"baseline_C": baseline.C, "baseline_val_accuracy": baseline.val_accuracy}
+    for snr in cfg.noise_snrs:
+        noisy = noisy_copies(test.waves, snr, NOISE_SEED)
+        metrics |= {f"{k}_snr{snr:g}": v for k, v in score("test", test.labels, model_proba(noisy), names,
+                                                           control).items() if k != "control_n"}
+        if baseline is not None:
+            metrics |= {f"{k}_snr{snr:g}": v for k, v in score("baseline_test", test.labels,
+                                                               baseline.predict_proba(noisy), names,
+                                                               control).items() if k != "control_n"}
+    return metrics
+
+
+def write_report(cfg: AudioConfig, metrics: dict, splits: tuple[LabelledAudio, ...], path: Path) -> None:
+    """audio_report.md: the numbers of this run as markdown tables (docs/audio.md quotes them)."""
+    arch = cfg.model.architecture
+    rows = [(arch, "test")] + ([("MFCC + logistic regression", "baseline_test")] if cfg.baseline else [])
+    control = "control_accuracy" if "test_control_accuracy" in metrics else None
+    lines = [f"Data: {cfg.data}; train/val/test clips {', '.join(str(len(s)) for s in splits)}, split by group "
+             f"(seed {cfg.split_seed}); {metrics.get('parameters', '?')} parameters.", "",
+             "| model | accuracy | macro-F1 |" + (f" {'-vs-'.join(cfg.control_labels)} (control) |" if control else ""),
+             "|---|---:|---:|" + ("---:|" if control else "")]
+    for label, key in rows:
+        cell = f" {metrics[f'{key}_{control}']:.4f} |" if control else ""
+        lines.append(f"| {label} | {metrics[f'{key}_accuracy']:.4f} | {metrics[f'{key}_macro_f1']:.4f} |{cell}")
+    if cfg.noise_snrs:
+        lines += ["", "| model | clean | " + " | ".join(f"SNR {s:g} dB" for s in cfg.noise_snrs) + " |",
+                  "|---|---:|" + "---:|" * len(cfg.noise_snrs)]
+        for label, key in rows:
+            values = [metrics[f"{key}_accuracy"]] + [metrics[f"{key}_accuracy_snr{s:g}"] for s in cfg.noise_snrs]
+            lines.append(f"| {label} | " + " | ".join(f"{v:.4f}" for v in values) + " |")
+    atomic_write_text(path, "\n".join(lines) + "\n")
+
+
+def plot_spectrograms(clf: AudioClassifier, test: LabelledAudio, path: Path) -> None:
+    """One test clip per class: its standardised log-mel spectrogram as the model sees it."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    picks = [next(i for i, y in enumerate(test.labels) if y == k) for k in sorted(set(test.labels))][:6]
+    fig, axes = plt.subplots(len(picks), 1, figsize=(8, 1.6 * len(picks)), squeeze=False)
+    hop_seconds = clf.model.cfg.spectrogram.hop_length / clf.model.cfg.spectrogram.sample_rate
+    with torch.no_grad():
+        for ax, i in zip(axes[:, 0], picks, strict=True):
+            wave = torch.from_numpy(test.waves[i])[None]
+            features, n_frames = clf.model.features(wave, torch.tensor([wave.size(1)]))
+            ax.imshow(features[0, :, :int(n_frames)].numpy(), origin="lower", aspect="auto", cmap="magma",
+                      extent=(0, int(n_frames) * hop_seconds, 0, features.size(1)))
+            label = test.label_names[test.labels[i]]
+            speaker = f", voice {SPEAKERS.get(label, '?')}" if test.source == ASTERISK else ""
+            ax.set_title(f"{label}: {test.groups[i]}{speaker}", fontsize=9)
+            ax.set_ylabel("mel band")
+    axes[-1, 0].set_xlabel("seconds")
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+
+
+# ----------------------------------------------------------------------------------------------- the task
+def train_audio_classifier(cfg: AudioConfig) -> dict:
+    apply_threads(cfg.threads)
+    data = load_data(cfg)
+    splits = split_by_group(data, parse_fractions(cfg.split), cfg.split_seed)
+    train, val, test = splits
+    for name, part in (("validation", val), ("test", test)):
+        if len(part) == 0:
+            raise InputDataError(f"{data.source}: the {name} split is empty; give more groups or change split=")
+    cfg = dataclasses.replace(cfg, model=with_classes(cfg.model, len(data.label_names), data.sample_rate))
+    model = AudioModel(cfg.model)
+    model.set_feature_stats(*feature_statistics(model, train.waves))
+    info = AudioClassifierInfo(model=to_dict(cfg.model), label_names=list(data.label_names),
+                               sample_rate=data.sample_rate, max_seconds=cfg.max_seconds, channels=cfg.channels,
+                               data=cfg.data)
+
+    def save_final(trained: nn.Module, directory: Path) -> None:
+        AudioClassifier(trained, info).save(directory)
+
+    trainer = Trainer(cfg, model, Clips(train), loss_fn=make_loss_fn(cfg), collate_fn=collate,
+                      eval_data=Clips(val), eval_fn=eval_fn, save_final=save_final,
+                      lengths=[len(w) for w in train.waves])
+    result = trainer.fit()
+    out_dir = Path(cfg.out_dir)
+    clf = AudioClassifier(unwrap(trainer.model).cpu(), info)
+    metrics = dict(result.metrics)
+    metrics |= {"parameters": clf.model.num_parameters(), "train_clips": len(train), "val_clips": len(val),
+                "test_clips": len(test), "skipped_clips": data.skipped, "label_names": list(data.label_names),
+                "train_seconds": train.seconds()}
+    metrics |= test_metrics(cfg, clf, splits, out_dir)
+    if cfg.plots:
+        plot_spectrograms(clf, test, out_dir / "spectrograms.png")
+    write_report(cfg, metrics, splits, out_dir / "audio_report.md")
+    return metrics
+
+
+if __name__ == "__main__":  # until `encoderlab audio` is wired: python -m encoderlab.tasks.audio --config F k=v ...
+    import argparse
+    import json
+
+    from ..training import run_task
+
+    parser = argparse.ArgumentParser(description="Train and evaluate an audio classifier "
+                                                 "(see configs/audio-langid.yaml)")
+    parser.add_argument("--config", default=None)
+    parser.add_argument("--resume", default=None)
+    parser.add_argument("overrides", nargs="*")
+    args = parser.parse_args()
+    result = run_task(train_audio_classifier, AudioConfig, args.config, args.overrides, resume_dir=args.resume)
+    print(json.dumps({k: v for k, v in result.items() if k != "test_confusion"}, indent=1))
