@@ -37,7 +37,7 @@ def trained(tmp_path_factory):
     metrics = run_task(train_audio_classifier, AudioConfig, None, [
         f"data={table_by_prompt(tmp)}", f"out_dir={out}", "max_steps=12", "batch_size=8", "threads=1",
         "eval_every=6", "split=0.5,0.25,0.25", "progress=off", "model.channels=[8,16,16]", "lr=0.003",
-        "noise_snrs=[10]"])
+        "noise_snrs=[10]", "train_noise_snr=[5,30]"])
     return out, metrics, tmp / "clips.csv"
 
 
@@ -51,11 +51,12 @@ def test_run_directory_and_metrics(trained):
     confusion = np.array(metrics["test_confusion"])
     assert confusion.shape == (5, 5) and confusion.sum() == 10
     assert metrics["test_accuracy"] == pytest.approx(np.trace(confusion) / 10)
-    for key in ("test_accuracy", "test_macro_f1", "test_control_accuracy", "baseline_test_accuracy",
-                "baseline_test_control_accuracy", "test_accuracy_snr10", "baseline_test_accuracy_snr10"):
+    for key in ("test_accuracy", "test_macro_f1", "test_control_accuracy", "mfcc_test_accuracy", "level_test_accuracy",
+                "mfcc_test_control_accuracy", "test_accuracy_snr10", "mfcc_test_accuracy_snr10",
+                "level_test_control_accuracy_snr10"):
         assert 0.0 <= metrics[key] <= 1.0, key
     assert metrics["control_n"] == 4  # two test digits x (en, es)
-    assert metrics["baseline_C"] in (0.01, 0.03, 0.1, 0.3, 1.0, 3.0, 10.0, 30.0, 100.0)
+    assert metrics["mfcc_C"] in (0.01, 0.03, 0.1, 0.3, 1.0, 3.0, 10.0, 30.0, 100.0)
     report = (out / "audio_report.md").read_text()
     assert "en-vs-es (control)" in report and "SNR 10 dB" in report
     assert json.loads((out / "metrics.json").read_text())["test_accuracy"] == metrics["test_accuracy"]

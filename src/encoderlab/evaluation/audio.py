@@ -1,15 +1,19 @@
-"""Evaluating audio classifiers: additive noise at a given SNR, the MFCC + logistic-regression baseline, and
+"""Evaluating audio classifiers: additive noise at a given SNR, linear baselines on clip statistics, and
 accuracy restricted to a subset of classes (the same-speaker control of spoken-language identification).
 
     noisy = add_noise(wave, snr_db=10, rng=np.random.default_rng(0))
-    baseline = MfccBaseline.fit(train_waves, train_y, val_waves, val_y, SpectrogramConfig(sample_rate=8000))
+    baseline = LinearBaseline.fit("mfcc", train_waves, train_y, val_waves, val_y, SpectrogramConfig(8000))
     proba = baseline.predict_proba(test_waves)
     pair_accuracy(test_y, proba, classes=[0, 1])   # among clips of classes 0 and 1, argmax over those two only
 
-The baseline is the classic one (e.g. the spoken-language-ID and speaker-ID literature before neural
-encoders): 20 MFCCs per frame, summarised per clip by their mean and standard deviation over frames (40
-numbers), standardised, then a multinomial logistic regression whose L2 strength C is chosen on the
-validation set. It uses scikit-learn's LogisticRegression (the `audio` extra installs it).
+Two feature sets, each standardised, then a multinomial logistic regression whose L2 strength C is chosen on
+the validation set (scikit-learn's LogisticRegression; the `audio` extra installs it):
+- "mfcc", the classic baseline of spoken-language and speaker identification before neural encoders: 20 MFCCs
+  per frame, summarised per clip by their mean and standard deviation over frames (40 numbers);
+- "level", a probe of recording conditions with no speech content at all: overall and peak level, the
+  5th/50th percentile of frame energies (the noise floor), the share of digitally silent samples, the level
+  of the first 25 ms, the duration. When it separates two classes, so can any model, without listening to
+  the language.
 """
 
 from __future__ import annotations
@@ -54,6 +58,21 @@ def mfcc_statistics(waves: Sequence[np.ndarray], spectrogram: SpectrogramConfig,
     return torch.stack(rows).double().numpy()
 
 
+def level_statistics(waves: Sequence[np.ndarray], sample_rate: int, frame_ms: float = 10.0) -> np.ndarray:
+    """(N, 7) recording-condition features of each clip (see the module docstring); nothing about speech."""
+    frame = max(1, int(sample_rate * frame_ms / 1000))
+    rows = []
+    for wave in waves:
+        w = np.asarray(wave, dtype=np.float64)
+        padded = np.pad(w, (0, -len(w) % frame))
+        energy = np.log(np.mean(padded.reshape(-1, frame) ** 2, axis=1) + 1e-10)  # (frames,)
+        lead = w[:max(1, int(0.025 * sample_rate))]
+        rows.append([np.log(np.mean(w ** 2) + 1e-10), np.log(np.abs(w).max() + 1e-9), np.percentile(energy, 5),
+                     np.percentile(energy, 50), np.mean(np.abs(w) < 1e-4), np.log(np.mean(np.abs(lead)) + 1e-9),
+                     len(w) / sample_rate])
+    return np.asarray(rows)
+
+
 def _sklearn_logistic_regression():
     try:
         from sklearn.linear_model import LogisticRegression
@@ -63,10 +82,15 @@ def _sklearn_logistic_regression():
     return LogisticRegression
 
 
-@dataclass
-class MfccBaseline:
-    """MFCC mean/std features -> standardisation -> multinomial logistic regression (C tuned on validation)."""
+FEATURES = ("mfcc", "level")
 
+
+@dataclass
+class LinearBaseline:
+    """Clip features ("mfcc" or "level") -> standardisation -> multinomial logistic regression (C tuned on
+    validation)."""
+
+    features: str
     spectrogram: SpectrogramConfig
     n_mfcc: int
     mean: np.ndarray
@@ -79,12 +103,14 @@ class MfccBaseline:
     """Validation accuracy for every C tried."""
 
     @classmethod
-    def fit(cls, train_waves: Sequence[np.ndarray], train_y: Sequence[int], val_waves: Sequence[np.ndarray],
-            val_y: Sequence[int], spectrogram: SpectrogramConfig, n_mfcc: int = 20,
-            grid: Sequence[float] = C_GRID, seed: int = 0) -> MfccBaseline:
+    def fit(cls, features: str, train_waves: Sequence[np.ndarray], train_y: Sequence[int],
+            val_waves: Sequence[np.ndarray], val_y: Sequence[int], spectrogram: SpectrogramConfig, n_mfcc: int = 20,
+            grid: Sequence[float] = C_GRID, seed: int = 0) -> LinearBaseline:
+        if features not in FEATURES:
+            raise ValueError(f"features={features!r}: choose one of {FEATURES}")
         LogisticRegression = _sklearn_logistic_regression()
-        train_x, val_x = mfcc_statistics(train_waves, spectrogram, n_mfcc), mfcc_statistics(val_waves, spectrogram,
-                                                                                             n_mfcc)
+        train_x = _features(features, train_waves, spectrogram, n_mfcc)
+        val_x = _features(features, val_waves, spectrogram, n_mfcc)
         mean, std = train_x.mean(0), train_x.std(0) + 1e-8
         train_x, val_x = (train_x - mean) / std, (val_x - mean) / std
         curve, best = {}, None
@@ -94,11 +120,17 @@ class MfccBaseline:
             if best is None or curve[float(C)] > best[1]:  # ties keep the smaller C (the stronger prior)
                 best = (model, curve[float(C)], float(C))
         assert best is not None
-        return cls(spectrogram, n_mfcc, mean, std, best[0], best[2], best[1], curve)
+        return cls(features, spectrogram, n_mfcc, mean, std, best[0], best[2], best[1], curve)
 
     def predict_proba(self, waves: Sequence[np.ndarray]) -> np.ndarray:
-        x = (mfcc_statistics(waves, self.spectrogram, self.n_mfcc) - self.mean) / self.std
+        x = (_features(self.features, waves, self.spectrogram, self.n_mfcc) - self.mean) / self.std
         return self.model.predict_proba(x)
+
+
+def _features(kind: str, waves: Sequence[np.ndarray], spectrogram: SpectrogramConfig, n_mfcc: int) -> np.ndarray:
+    if kind == "mfcc":
+        return mfcc_statistics(waves, spectrogram, n_mfcc)
+    return level_statistics(waves, spectrogram.sample_rate)
 
 
 def pair_accuracy(y_true: Sequence[int], scores: np.ndarray, classes: Sequence[int]) -> tuple[float, int]:

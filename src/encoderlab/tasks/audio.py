@@ -33,7 +33,7 @@ from ..data.asterisk import SPEAKERS, load_asterisk_prompts
 from ..data.audio import LabelledAudio, check_channels, load_labelled_audio, split_by_group
 from ..data.records import parse_fractions
 from ..errors import ConfigError, InputDataError
-from ..evaluation.audio import MfccBaseline, noisy_copies, pair_accuracy
+from ..evaluation.audio import FEATURES, LinearBaseline, add_noise, noisy_copies, pair_accuracy
 from ..evaluation.classification import classification_report
 from ..files import atomic_write_text
 from ..models.audio import AudioEncoderConfig, AudioModel, pad_waves, with_classes
@@ -79,8 +79,16 @@ class AudioConfig(TrainConfig):
     time_width: float = 0.1
     """Up to this fraction of a clip's frames per time mask."""
 
-    baseline: bool = True
-    """Also fit and score the MFCC mean/std + logistic-regression baseline (needs scikit-learn)."""
+    train_noise_snr: list[float] = field(default_factory=list)
+    """Noise augmentation: [low, high] dB; a training clip gets white noise at an SNR drawn uniformly from
+    [low, high] with probability train_noise_prob (the baselines get one such noisy copy of every training
+    clip in addition to the clean one); empty = clean training."""
+    train_noise_prob: float = 0.5
+
+    baselines: list[str] = field(default_factory=lambda: ["mfcc", "level"])
+    """Linear baselines fitted and scored on the same clips (need scikit-learn): "mfcc" (MFCC mean/std +
+    logistic regression) and "level" (recording level / silence statistics: no speech content, it measures
+    how far recording conditions alone separate the classes); empty to skip."""
     n_mfcc: int = 20
     noise_snrs: list[float] = field(default_factory=lambda: [20.0, 10.0, 0.0])
     """Test accuracy with white noise at these SNRs (dB); empty to skip."""
@@ -106,6 +114,14 @@ class AudioConfig(TrainConfig):
             raise ConfigError(f"max_seconds={self.max_seconds} must be positive")
         if min(self.freq_masks, self.freq_width, self.time_masks) < 0 or not 0 <= self.time_width <= 1:
             raise ConfigError("freq_masks, freq_width and time_masks must be >= 0 and time_width in [0, 1]")
+        unknown = [b for b in self.baselines if b not in FEATURES]
+        if unknown:
+            raise ConfigError(f"baselines={self.baselines}: unknown {unknown}; choose from {list(FEATURES)}")
+        snr = self.train_noise_snr
+        if snr and (len(snr) != 2 or snr[0] > snr[1]):
+            raise ConfigError(f"train_noise_snr={self.train_noise_snr} must be [low, high] in dB, e.g. [0, 30]")
+        if not 0 <= self.train_noise_prob <= 1:
+            raise ConfigError(f"train_noise_prob={self.train_noise_prob} must be in [0, 1]")
         if self.n_mfcc < 1 or self.n_mfcc > self.model.spectrogram.n_mels:
             raise ConfigError(f"n_mfcc={self.n_mfcc} must be in [1, model.spectrogram.n_mels="
                               f"{self.model.spectrogram.n_mels}]")
@@ -159,10 +175,31 @@ def make_loss_fn(cfg: AudioConfig):
         return spec_augment(features, n_frames, cfg.freq_masks, cfg.freq_width, cfg.time_masks, cfg.time_width)
 
     def loss_fn(model: nn.Module, batch: dict[str, torch.Tensor]) -> tuple[torch.Tensor, int]:
-        logits = model(batch["waves"], batch["lengths"], augment if cfg.spec_augment else None)
+        waves = batch["waves"]
+        if cfg.train_noise_snr:
+            waves = add_training_noise(waves, batch["lengths"], cfg.train_noise_snr, cfg.train_noise_prob)
+        logits = model(waves, batch["lengths"], augment if cfg.spec_augment else None)
         return F.cross_entropy(logits, batch["labels"]), len(batch["labels"])
 
     return loss_fn
+
+
+def add_training_noise(waves: torch.Tensor, lengths: torch.Tensor, snr_range: list[float], prob: float
+                       ) -> torch.Tensor:
+    """waves (B, L) zero-padded -> each clip, with probability `prob`, plus white noise at an SNR drawn from
+    snr_range (dB) relative to its own mean power; padding stays zero."""
+    B, L = waves.shape
+    inside = frame_mask(lengths, L)  # (B, L)
+    power = waves.square().sum(dim=1) / lengths.clamp(min=1)  # (B,)
+    snr = snr_range[0] + (snr_range[1] - snr_range[0]) * torch.rand(B, device=waves.device)
+    scale = (power / 10.0 ** (snr / 10.0)).sqrt() * (torch.rand(B, device=waves.device) < prob)  # (B,)
+    return waves + torch.randn_like(waves) * scale[:, None] * inside
+
+
+def noisy_training_copies(waves: list[np.ndarray], snr_range: list[float], seed: int) -> list[np.ndarray]:
+    """One noisy copy of every clip at an SNR drawn uniformly from snr_range (the baselines' augmentation)."""
+    rng = np.random.default_rng(seed)
+    return [add_noise(w, float(rng.uniform(*snr_range)), rng) for w in waves]
 
 
 def eval_fn(model: nn.Module, batch: dict[str, torch.Tensor]) -> dict[str, tuple[torch.Tensor, int]]:
@@ -203,20 +240,22 @@ def test_metrics(cfg: AudioConfig, clf: AudioClassifier, splits: tuple[LabelledA
     if cfg.plots:
         report.plot_confusion(out_dir / "test_confusion.png",
                               title=f"{cfg.model.architecture} on held-out prompts: accuracy {report.accuracy:.3f}")
-    baseline = None
-    if cfg.baseline:
-        spectrogram = clf.model.cfg.spectrogram
-        baseline = MfccBaseline.fit(train.waves, train.labels, val.waves, val.labels, spectrogram, cfg.n_mfcc,
-                                    seed=cfg.seed)
-        metrics |= score("baseline_test", test.labels, baseline.predict_proba(test.waves), names, control)
-        metrics |= {"baseline_C": baseline.C, "baseline_val_accuracy": baseline.val_accuracy}
+    baselines = {}
+    train_waves, train_labels = list(train.waves), list(train.labels)
+    if cfg.train_noise_snr:
+        train_waves += noisy_training_copies(train.waves, cfg.train_noise_snr, cfg.seed)
+        train_labels += train.labels
+    for kind in cfg.baselines:
+        baseline = LinearBaseline.fit(kind, train_waves, train_labels, val.waves, val.labels,
+                                      clf.model.cfg.spectrogram, cfg.n_mfcc, seed=cfg.seed)
+        baselines[kind] = baseline
+        metrics |= score(f"{kind}_test", test.labels, baseline.predict_proba(test.waves), names, control)
+        metrics |= {f"{kind}_C": baseline.C, f"{kind}_val_accuracy": baseline.val_accuracy}
     for snr in cfg.noise_snrs:
         noisy = noisy_copies(test.waves, snr, NOISE_SEED)
-        metrics |= {f"{k}_snr{snr:g}": v for k, v in score("test", test.labels, model_proba(noisy), names,
-                                                           control).items() if k != "control_n"}
-        if baseline is not None:
-            metrics |= {f"{k}_snr{snr:g}": v for k, v in score("baseline_test", test.labels,
-                                                               baseline.predict_proba(noisy), names,
+        scorers = {"test": model_proba} | {f"{k}_test": b.predict_proba for k, b in baselines.items()}
+        for prefix, proba_of in scorers.items():
+            metrics |= {f"{k}_snr{snr:g}": v for k, v in score(prefix, test.labels, proba_of(noisy), names,
                                                                control).items() if k != "control_n"}
     return metrics
 
@@ -224,7 +263,9 @@ def test_metrics(cfg: AudioConfig, clf: AudioClassifier, splits: tuple[LabelledA
 def write_report(cfg: AudioConfig, metrics: dict, splits: tuple[LabelledAudio, ...], path: Path) -> None:
     """audio_report.md: the numbers of this run as markdown tables (docs/audio.md quotes them)."""
     arch = cfg.model.architecture
-    rows = [(arch, "test")] + ([("MFCC + logistic regression", "baseline_test")] if cfg.baseline else [])
+    titles = {"mfcc": "MFCC mean/std + logistic regression",
+              "level": "level & silence statistics + LR (no speech content)"}
+    rows = [(arch, "test")] + [(titles[kind], f"{kind}_test") for kind in cfg.baselines]
     control = "control_accuracy" if "test_control_accuracy" in metrics else None
     lines = [f"Data: {cfg.data}; train/val/test clips {', '.join(str(len(s)) for s in splits)}, split by group "
              f"(seed {cfg.split_seed}); {metrics.get('parameters', '?')} parameters.", "",
@@ -239,6 +280,14 @@ def write_report(cfg: AudioConfig, metrics: dict, splits: tuple[LabelledAudio, .
         for label, key in rows:
             values = [metrics[f"{key}_accuracy"]] + [metrics[f"{key}_accuracy_snr{s:g}"] for s in cfg.noise_snrs]
             lines.append(f"| {label} | " + " | ".join(f"{v:.4f}" for v in values) + " |")
+        if control:
+            lines += ["", f"{'-vs-'.join(cfg.control_labels)} control under noise:", "",
+                      "| model | clean | " + " | ".join(f"SNR {s:g} dB" for s in cfg.noise_snrs) + " |",
+                      "|---|---:|" + "---:|" * len(cfg.noise_snrs)]
+            for label, key in rows:
+                values = [metrics[f"{key}_control_accuracy"]] + [metrics[f"{key}_control_accuracy_snr{s:g}"]
+                                                                  for s in cfg.noise_snrs]
+                lines.append(f"| {label} | " + " | ".join(f"{v:.4f}" for v in values) + " |")
     atomic_write_text(path, "\n".join(lines) + "\n")
 
 
