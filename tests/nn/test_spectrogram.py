@@ -97,6 +97,16 @@ def test_batch_equals_one_clip_at_a_time():
         assert float(features[i, :, int(n[0]):].abs().sum()) == 0.0  # frames past the clip are zero
 
 
+def test_convolution_dft_equals_fft():
+    """The ONNX-friendly path (framing + DFT as one strided convolution) computes the same features."""
+    front = LogMel(SpectrogramConfig())
+    waves = torch.from_numpy(np.stack([speech_like(3000, 1), speech_like(3000, 2)]))
+    fast, _ = front(waves, torch.tensor([3000, 1234]))
+    front.conv_dft = True
+    conv, _ = front(waves, torch.tensor([3000, 1234]))
+    torch.testing.assert_close(conv, fast, atol=1e-3, rtol=1e-4)
+
+
 def test_mfcc_is_scipy_orthonormal_dct():
     log_mel = torch.randn(2, 40, 7)
     expected = scipy.fft.dct(log_mel.double().numpy(), type=2, norm="ortho", axis=1)[:, :13]

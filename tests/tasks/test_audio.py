@@ -89,6 +89,23 @@ def test_saved_model_reloads_and_predicts_the_same(trained, tmp_path):
     assert clf.predict_proba(wave16k, sample_rate=16000).shape == (1, 5)
 
 
+@pytest.mark.slow
+def test_onnx_export_matches_pytorch_on_real_clips(trained, tmp_path):
+    import onnxruntime as ort
+
+    from encoderlab.models.audio import pad_waves
+
+    clf = AudioClassifier.from_dir(trained[0])
+    diffs = clf.export_onnx(tmp_path / "audio.onnx")
+    assert diffs["max_abs_diff_logits"] < 1e-3
+    waves = clf.load(sorted(CLIPS.glob("*/*.flac")))  # 40 clips of other lengths than the export's example
+    batch, lengths = pad_waves([torch.from_numpy(w) for w in waves])
+    session = ort.InferenceSession(str(tmp_path / "audio.onnx"), providers=["CPUExecutionProvider"])
+    logits, embedding = session.run(None, {"waves": batch.numpy(), "lengths": lengths.numpy()})
+    np.testing.assert_allclose(logits, clf.logits_of_waves(waves), atol=1e-3)
+    np.testing.assert_allclose(embedding, clf.encode(waves), atol=1e-3)
+
+
 def test_bad_inputs_and_directories(tmp_path):
     with pytest.raises(CheckpointError, match="not an audio classifier"):
         AudioClassifier.from_dir(tmp_path)

@@ -112,6 +112,24 @@ class LogMel(nn.Module):
                              persistent=False)
         self.register_buffer("filters", mel_filterbank(cfg.n_fft // 2 + 1, cfg.n_mels, cfg.sample_rate,
                                                        cfg.f_min, cfg.top_frequency), persistent=False)
+        self.conv_dft = False
+        """True: framing and DFT as one strided convolution with windowed cosine and sine kernels instead of
+        unfold + torch.fft (the same numbers to float precision); ONNX exporters accept a Conv where they
+        refuse an FFT or a dynamic unfold."""
+
+    def power_spectrum(self, x: torch.Tensor) -> torch.Tensor:
+        """(B, L + n_fft) padded waveforms -> (B, T, n_fft // 2 + 1) |DFT|² of the windowed frames."""
+        cfg = self.cfg
+        if not self.conv_dft:
+            frames = x.unfold(-1, cfg.n_fft, cfg.hop_length)  # (B, T, n_fft), T = 1 + L // hop
+            spectrum = torch.fft.rfft(frames * self.window, dim=-1)  # (B, T, F)
+            return spectrum.real.square() + spectrum.imag.square()
+        n = torch.arange(cfg.n_fft, dtype=torch.float64)
+        angle = 2 * math.pi * n[None, :] * torch.arange(cfg.n_fft // 2 + 1, dtype=torch.float64)[:, None] / cfg.n_fft
+        kernels = torch.cat([torch.cos(angle), -torch.sin(angle)]) * self.window.double()  # (2F, n_fft)
+        out = nn.functional.conv1d(x[:, None], kernels[:, None].to(x.dtype), stride=cfg.hop_length)  # (B, 2F, T)
+        real, imag = out.chunk(2, dim=1)
+        return (real.square() + imag.square()).transpose(1, 2)  # (B, T, F)
 
     def forward(self, waves: torch.Tensor, lengths: torch.Tensor | None = None
                 ) -> tuple[torch.Tensor, torch.Tensor]:
@@ -122,9 +140,7 @@ class LogMel(nn.Module):
         if lengths is None:
             lengths = torch.full((B,), L, dtype=torch.long, device=waves.device)
         x = nn.functional.pad(waves, (cfg.n_fft // 2, cfg.n_fft // 2))  # (B, L + n_fft) zero-padded
-        frames = x.unfold(-1, cfg.n_fft, cfg.hop_length)  # (B, T, n_fft), T = 1 + L // hop
-        spectrum = torch.fft.rfft(frames * self.window, dim=-1)  # (B, T, F)
-        power = spectrum.real.square() + spectrum.imag.square()  # (B, T, F)
+        power = self.power_spectrum(x)  # (B, T, F), T = 1 + L // hop
         mel = torch.log(power @ self.filters + cfg.log_eps)  # (B, T, M)
         n_frames = 1 + torch.div(lengths, cfg.hop_length, rounding_mode="floor")  # (B,)
         mask = frame_mask(n_frames, mel.size(1))  # (B, T)
