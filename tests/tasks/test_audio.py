@@ -141,3 +141,28 @@ def test_mfcc_statistics_shape_and_silence():
     assert stats.shape == (2, 26)
     assert np.allclose(stats[0, 13:], 0, atol=1e-6)  # silence: every frame alike, no spread
     assert (stats[1, 13:] > 0).all()
+
+
+@pytest.mark.slow
+def test_registry_and_cli_use_the_saved_model(trained, tmp_path, capsys):
+    from encoderlab.artifacts.registry import describe, load
+    from encoderlab.cli import main
+
+    def run_cli(*args: str) -> int:
+        with pytest.raises(SystemExit) as exit_info:
+            main(list(args))
+        return exit_info.value.code
+
+    out = trained[0]
+    assert describe(out).startswith("audio-classifier")
+    clf = load(out)
+    assert isinstance(clf, AudioClassifier)
+    files = [str(p) for p in sorted(CLIPS.glob("*/digits-2.flac"))]
+    assert run_cli("audio-predict", "--model", str(out), *files, "--output", str(tmp_path / "labels.jsonl")) == 0
+    rows = [json.loads(line) for line in (tmp_path / "labels.jsonl").read_text().splitlines()]
+    assert [r["label"] for r in rows] == clf.predict(files)
+    assert rows[0]["path"] == files[0] and set(rows[0]["probabilities"]) == set(clf.label_names)
+    assert run_cli("audio-encode", "--model", str(out), *files, "--output", str(tmp_path / "vectors.npy")) == 0
+    np.testing.assert_allclose(np.load(tmp_path / "vectors.npy"), clf.encode(files), atol=1e-6)
+    assert run_cli("audio-predict", "--model", str(tmp_path), *files) == 2
+    assert "not an audio classifier" in capsys.readouterr().err

@@ -22,17 +22,18 @@ from typing import Any
 
 import numpy as np
 import torch
-from safetensors.torch import load_file, save
 
 from ..config import from_dict, to_dict
 from ..data.audio import check_wave, read_audio, resample
 from ..errors import CheckpointError, InputDataError
-from ..files import atomic_write_bytes, atomic_write_json
+from ..files import atomic_write_json
 from ..models.audio import AudioEncoderConfig, AudioModel, pad_waves
+from ..weights import load_weights, save_weights
+from .registry import Kind
 
 INFO_FILE = "audio_classifier.json"
 WEIGHTS_FILE = "model.safetensors"
-KIND = "audio-classifier"
+KIND_NAME = "audio-classifier"
 FORMAT_VERSION = 1
 
 AudioInput = str | Path | np.ndarray
@@ -54,7 +55,7 @@ class AudioClassifierInfo:
     """How multi-channel files are read: 'mix' (mean of the channels) or 'refuse'."""
     data: str = ""
     """The training data (a name or a path), for the record."""
-    kind: str = KIND
+    kind: str = KIND_NAME
     format_version: int = FORMAT_VERSION
 
 
@@ -92,17 +93,14 @@ class AudioClassifier:
             info = AudioClassifierInfo(**raw)
         except (json.JSONDecodeError, TypeError) as exc:
             raise CheckpointError(f"{directory / INFO_FILE} is damaged ({exc}); re-export the model") from exc
-        if info.kind != KIND or info.format_version > FORMAT_VERSION:
+        if info.kind != KIND_NAME or info.format_version > FORMAT_VERSION:
             raise CheckpointError(f"{directory / INFO_FILE}: kind {info.kind!r} version {info.format_version}; this "
-                                  f"encoderlab reads {KIND!r} up to version {FORMAT_VERSION} (upgrade encoderlab)")
+                                  f"encoderlab reads {KIND_NAME!r} up to version {FORMAT_VERSION} (upgrade encoderlab)")
         weights = directory / WEIGHTS_FILE
         if not weights.is_file():
             raise CheckpointError(f"{directory} has {INFO_FILE} but no {WEIGHTS_FILE}; the export is incomplete")
         model = AudioModel(from_dict(AudioEncoderConfig, info.model, prefix="model."))
-        try:
-            state = load_file(str(weights))
-        except Exception as exc:  # safetensors raises its own error types for a truncated or foreign file
-            raise CheckpointError(f"{weights} cannot be read ({exc}); the file is damaged, re-export it") from exc
+        state = load_weights(weights)
         missing, unexpected = model.load_state_dict(state, strict=False)
         if missing or unexpected:
             raise CheckpointError(f"{weights}: weights do not fit the saved config (missing {missing[:3]}, "
@@ -112,8 +110,7 @@ class AudioClassifier:
     def save(self, directory: str | Path) -> Path:
         """Write model.safetensors and audio_classifier.json (each atomically) into `directory`."""
         directory = Path(directory)
-        state = {k: v.detach().cpu().contiguous() for k, v in self.model.state_dict().items()}
-        atomic_write_bytes(directory / WEIGHTS_FILE, save(state))
+        save_weights(directory / WEIGHTS_FILE, self.model.state_dict())
         info = dataclasses.replace(self.info, model=to_dict(self.model.cfg))
         atomic_write_json(directory / INFO_FILE, dataclasses.asdict(info))
         return directory
@@ -223,3 +220,12 @@ class AudioClassifier:
             ref_logits, ref_embedding = self.model(batch, lengths), self.model.encode(batch, lengths)
         return {"max_abs_diff_logits": float(np.abs(logits - ref_logits.numpy()).max()),
                 "max_abs_diff_embedding": float(np.abs(embedding - ref_embedding.numpy()).max())}
+
+
+KIND = Kind(
+    name=KIND_NAME,
+    summary="an audio classifier (log-mel + CNN/Transformer). Label recordings with `encoderlab audio-predict "
+            "--model {path} FILES`, embed them with `encoderlab audio-encode`, export a CNN with `audio-export`",
+    holds=lambda d: (d / INFO_FILE).is_file(),
+    load=AudioClassifier.from_dir,
+)

@@ -27,7 +27,7 @@ from ..errors import CheckpointError, EncoderlabError
 from .aliases import ALIASES, resolve_alias
 from .runs import FINAL_DIR, command_of
 
-KIND_MODULES: tuple[str, ...] = ("classifier", "tagger", "seq2seq", "autoencoder", "text_encoder")
+KIND_MODULES: tuple[str, ...] = ("classifier", "tagger", "seq2seq", "autoencoder", "audio", "text_encoder")
 """The modules of this package that define a `KIND`, in detection order."""
 
 
@@ -36,7 +36,7 @@ class Kind:
     """One kind of saved model."""
 
     name: str
-    """Short name: text-encoder, classifier, tagger, seq2seq, autoencoder."""
+    """Short name: text-encoder, classifier, tagger, seq2seq, autoencoder, audio-classifier."""
     summary: str
     """What it is and which commands take it (error messages quote it)."""
     holds: Callable[[Path], bool]
@@ -134,7 +134,7 @@ def identify(path: str | Path) -> Detected:
 
 def load(path: str | Path) -> Any:
     """The saved model at `path`, loaded as its kind's class (TextEncoder, TextClassifier, TokenTagger,
-    Seq2SeqPredictor, ArrayEncoder)."""
+    Seq2SeqPredictor, ArrayEncoder, AudioClassifier)."""
     found = identify(path)
     return found.kind.load(found.directory)
 
