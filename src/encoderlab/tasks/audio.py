@@ -17,6 +17,7 @@ metrics.json, test_confusion.png, spectrograms.png and audio_report.md (the tabl
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -37,7 +38,7 @@ from ..evaluation.audio import FEATURES, LinearBaseline, add_noise, noisy_copies
 from ..evaluation.classification import classification_report
 from ..files import atomic_write_text
 from ..models.audio import AudioEncoderConfig, AudioModel, pad_waves, with_classes
-from ..nn.spectrogram import frame_mask, spec_augment
+from ..nn.spectrogram import SpectrogramConfig, frame_mask, spec_augment
 from ..training import TrainConfig, Trainer
 from ..training.distributed import unwrap
 from ..training.precision import apply_threads
@@ -223,40 +224,52 @@ def score(name: str, y: list[int], proba: np.ndarray, names: tuple[str, ...], co
     return out
 
 
+def fit_baselines(cfg: AudioConfig, train: LabelledAudio, val: LabelledAudio, spectrogram: SpectrogramConfig
+                  ) -> dict[str, LinearBaseline]:
+    """The cfg.baselines, fitted on the training clips (plus one noisy copy each with train_noise_snr) with C
+    tuned on the validation clips."""
+    waves, labels = list(train.waves), list(train.labels)
+    if cfg.train_noise_snr:
+        waves += noisy_training_copies(train.waves, cfg.train_noise_snr, cfg.seed)
+        labels += train.labels
+    return {kind: LinearBaseline.fit(kind, waves, labels, val.waves, val.labels, spectrogram, cfg.n_mfcc,
+                                     seed=cfg.seed) for kind in cfg.baselines}
+
+
+def score_on_test(cfg: AudioConfig, test: LabelledAudio, scorers: dict[str, Callable[[list[np.ndarray]], np.ndarray]]
+                  ) -> dict:
+    """Accuracy, macro-F1 and the control of every scorer (metric prefix -> waves -> (N, K) probabilities) on the
+    test clips, clean and with noise at each of cfg.noise_snrs (the same noise for every scorer)."""
+    control = control_classes(cfg, test.label_names)
+    metrics: dict = {}
+    for snr in [None, *cfg.noise_snrs]:
+        waves = test.waves if snr is None else noisy_copies(test.waves, snr, NOISE_SEED)
+        suffix = "" if snr is None else f"_snr{snr:g}"
+        for prefix, proba_of in scorers.items():
+            values = score(prefix, test.labels, proba_of(waves), test.label_names, control)
+            metrics |= {f"{k}{suffix}": v for k, v in values.items() if k != "control_n" or snr is None}
+    return metrics
+
+
 def test_metrics(cfg: AudioConfig, clf: AudioClassifier, splits: tuple[LabelledAudio, ...],
                  out_dir: Path) -> dict:
     train, val, test = splits
     names = test.label_names
-    control = control_classes(cfg, names)
 
     def model_proba(waves: list[np.ndarray]) -> np.ndarray:
         return torch.softmax(torch.from_numpy(clf.logits_of_waves(waves, cfg.eval_batch_size)), -1).numpy()
 
-    proba = model_proba(test.waves)
-    metrics = score("test", test.labels, proba, names, control)
+    baselines = fit_baselines(cfg, train, val, clf.model.cfg.spectrogram)
+    scorers = {"test": model_proba} | {f"{kind}_test": b.predict_proba for kind, b in baselines.items()}
+    metrics = score_on_test(cfg, test, scorers)
     metrics["val_accuracy"] = score("val", val.labels, model_proba(val.waves), names, [])["val_accuracy"]
-    report = classification_report(test.labels, proba.argmax(1).tolist(), names)
+    for kind, baseline in baselines.items():
+        metrics |= {f"{kind}_C": baseline.C, f"{kind}_val_accuracy": baseline.val_accuracy}
+    report = classification_report(test.labels, model_proba(test.waves).argmax(1).tolist(), names)
     metrics["test_confusion"] = report.confusion.tolist()
     if cfg.plots:
         report.plot_confusion(out_dir / "test_confusion.png",
                               title=f"{cfg.model.architecture} on held-out prompts: accuracy {report.accuracy:.3f}")
-    baselines = {}
-    train_waves, train_labels = list(train.waves), list(train.labels)
-    if cfg.train_noise_snr:
-        train_waves += noisy_training_copies(train.waves, cfg.train_noise_snr, cfg.seed)
-        train_labels += train.labels
-    for kind in cfg.baselines:
-        baseline = LinearBaseline.fit(kind, train_waves, train_labels, val.waves, val.labels,
-                                      clf.model.cfg.spectrogram, cfg.n_mfcc, seed=cfg.seed)
-        baselines[kind] = baseline
-        metrics |= score(f"{kind}_test", test.labels, baseline.predict_proba(test.waves), names, control)
-        metrics |= {f"{kind}_C": baseline.C, f"{kind}_val_accuracy": baseline.val_accuracy}
-    for snr in cfg.noise_snrs:
-        noisy = noisy_copies(test.waves, snr, NOISE_SEED)
-        scorers = {"test": model_proba} | {f"{k}_test": b.predict_proba for k, b in baselines.items()}
-        for prefix, proba_of in scorers.items():
-            metrics |= {f"{k}_snr{snr:g}": v for k, v in score(prefix, test.labels, proba_of(noisy), names,
-                                                               control).items() if k != "control_n"}
     return metrics
 
 
@@ -265,10 +278,11 @@ def write_report(cfg: AudioConfig, metrics: dict, splits: tuple[LabelledAudio, .
     arch = cfg.model.architecture
     titles = {"mfcc": "MFCC mean/std + logistic regression",
               "level": "level & silence statistics + LR (no speech content)"}
-    rows = [(arch, "test")] + [(titles[kind], f"{kind}_test") for kind in cfg.baselines]
-    control = "control_accuracy" if "test_control_accuracy" in metrics else None
+    rows = [(arch, "test")] * ("test_accuracy" in metrics) + [(titles[k], f"{k}_test") for k in cfg.baselines]
+    control = "control_accuracy" if f"{rows[0][1]}_control_accuracy" in metrics else None
+    size = f"; {metrics['parameters']} parameters" if "parameters" in metrics else ""
     lines = [f"Data: {cfg.data}; train/val/test clips {', '.join(str(len(s)) for s in splits)}, split by group "
-             f"(seed {cfg.split_seed}); {metrics.get('parameters', '?')} parameters.", "",
+             f"(seed {cfg.split_seed}){size}.", "",
              "| model | accuracy | macro-F1 |" + (f" {'-vs-'.join(cfg.control_labels)} (control) |" if control else ""),
              "|---|---:|---:|" + ("---:|" if control else "")]
     for label, key in rows:
@@ -352,18 +366,3 @@ def train_audio_classifier(cfg: AudioConfig) -> dict:
     write_report(cfg, metrics, splits, out_dir / "audio_report.md")
     return metrics
 
-
-if __name__ == "__main__":  # until `encoderlab audio` is wired: python -m encoderlab.tasks.audio --config F k=v ...
-    import argparse
-    import json
-
-    from ..training import run_task
-
-    parser = argparse.ArgumentParser(description="Train and evaluate an audio classifier "
-                                                 "(see configs/audio-langid.yaml)")
-    parser.add_argument("--config", default=None)
-    parser.add_argument("--resume", default=None)
-    parser.add_argument("overrides", nargs="*")
-    args = parser.parse_args()
-    result = run_task(train_audio_classifier, AudioConfig, args.config, args.overrides, resume_dir=args.resume)
-    print(json.dumps({k: v for k, v in result.items() if k != "test_confusion"}, indent=1))
