@@ -57,6 +57,7 @@ def test_packed_padded_fused_and_reference_paths_agree():
         torch.testing.assert_close(outputs[0], other, atol=2e-5, rtol=1e-4)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("architecture", ["cnn", "transformer"])
 def test_fits_a_tiny_two_tone_problem(architecture):
     """Low tones vs high tones: a few dozen steps must separate them (forward, backward, optimizer)."""

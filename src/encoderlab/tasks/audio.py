@@ -359,7 +359,7 @@ def train_audio_classifier(cfg: AudioConfig) -> dict:
     metrics = dict(result.metrics)
     metrics |= {"parameters": clf.model.num_parameters(), "train_clips": len(train), "val_clips": len(val),
                 "test_clips": len(test), "skipped_clips": data.skipped, "label_names": list(data.label_names),
-                "train_seconds": train.seconds()}
+                "train_audio_seconds": train.seconds()}
     metrics |= test_metrics(cfg, clf, splits, out_dir)
     if cfg.plots:
         plot_spectrograms(clf, test, out_dir / "spectrograms.png")
