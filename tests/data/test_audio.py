@@ -14,6 +14,7 @@ from encoderlab.data import asterisk
 from encoderlab.data.audio import (
     check_wave,
     load_labelled_audio,
+    normalize_level,
     read_audio,
     resample,
     split_by_group,
@@ -114,6 +115,14 @@ def test_max_seconds_crops_after_resampling(tmp_path):
     path = tmp_path / "long.wav"
     sf.write(path, tone(440, 16000, 3.0), 16000)
     assert len(read_audio(path, 8000, max_seconds=1.25)) == 10000
+
+
+def test_level_normalisation_sets_the_rms_level():
+    loud, quiet = tone(440, 8000, amplitude=0.9), tone(440, 8000, amplitude=0.01)
+    for wave in (loud, quiet):
+        level = 20 * np.log10(np.sqrt(np.mean(normalize_level(wave, -26.0).astype(np.float64) ** 2)))
+        assert level == pytest.approx(-26.0, abs=1e-3)
+    assert np.array_equal(normalize_level(np.zeros(5, np.float32), -26.0), np.zeros(5))
 
 
 def test_in_memory_waves_are_checked():

@@ -37,7 +37,7 @@ def trained(tmp_path_factory):
     metrics = run_task(train_audio_classifier, AudioConfig, None, [
         f"data={table_by_prompt(tmp)}", f"out_dir={out}", "max_steps=12", "batch_size=8", "threads=1",
         "eval_every=6", "split=0.5,0.25,0.25", "progress=off", "model.channels=[8,16,16]", "lr=0.003",
-        "noise_snrs=[10]", "train_noise_snr=[5,30]"])
+        "noise_snrs=[10]", "train_noise_snr=[5,30]", "level_dbfs=-26"])
     return out, metrics, tmp / "clips.csv"
 
 
@@ -84,6 +84,8 @@ def test_saved_model_reloads_and_predicts_the_same(trained, tmp_path):
     predicted = clf.predict(test.paths)
     truth = [test.label_names[y] for y in test.labels]
     assert np.mean([p == t for p, t in zip(predicted, truth, strict=True)]) == pytest.approx(metrics["test_accuracy"])
+    # inputs are level-normalised as in training: a louder copy of a clip gets the same prediction
+    np.testing.assert_allclose(clf.predict_proba([data.waves[5] * 3]), proba[5:6], atol=1e-5)
     # arrays at another rate are resampled
     wave16k = np.repeat(data.waves[0], 2)  # a crude 16 kHz version of clip 0
     assert clf.predict_proba(wave16k, sample_rate=16000).shape == (1, 5)

@@ -24,7 +24,7 @@ import numpy as np
 import torch
 
 from ..config import from_dict, to_dict
-from ..data.audio import check_wave, read_audio, resample
+from ..data.audio import check_wave, normalize_level, read_audio, resample
 from ..errors import CheckpointError, InputDataError
 from ..files import atomic_write_json
 from ..models.audio import AudioEncoderConfig, AudioModel, pad_waves
@@ -53,6 +53,8 @@ class AudioClassifierInfo:
     """Inputs are cut to their first max_seconds (as in training); null = whole clips."""
     channels: str = "mix"
     """How multi-channel files are read: 'mix' (mean of the channels) or 'refuse'."""
+    level_dbfs: float | None = None
+    """Every clip is scaled to this RMS level (dB full scale) after decoding, as in training; null: as recorded."""
     data: str = ""
     """The training data (a name or a path), for the record."""
     kind: str = KIND_NAME
@@ -127,13 +129,13 @@ class AudioClassifier:
         waves = []
         for i, item in enumerate(inputs):
             if isinstance(item, str | Path):
-                waves.append(read_audio(item, self.sample_rate, channels=self.info.channels,  # type: ignore[arg-type]
-                                        max_seconds=self.info.max_seconds))
-                continue
-            wave = resample(check_wave(item, f"audio input {i}"), rate, self.sample_rate)
-            if self.info.max_seconds is not None:
-                wave = wave[:int(round(self.info.max_seconds * self.sample_rate))]
-            waves.append(wave)
+                wave = read_audio(item, self.sample_rate, channels=self.info.channels,  # type: ignore[arg-type]
+                                  max_seconds=self.info.max_seconds)
+            else:
+                wave = resample(check_wave(item, f"audio input {i}"), rate, self.sample_rate)
+                if self.info.max_seconds is not None:
+                    wave = wave[:int(round(self.info.max_seconds * self.sample_rate))]
+            waves.append(wave if self.info.level_dbfs is None else normalize_level(wave, self.info.level_dbfs))
         return waves
 
     # ------------------------------------------------------------------ operations

@@ -100,6 +100,15 @@ def read_audio(path: str | Path, sample_rate: int, *, channels: Channels = "mix"
     return np.ascontiguousarray(wave, dtype=np.float32)
 
 
+def normalize_level(wave: np.ndarray, dbfs: float) -> np.ndarray:
+    """`wave` scaled so that its RMS level is `dbfs` dB relative to full scale (a silent clip is left as is):
+    removes loudness differences between recordings, which a classifier could otherwise use."""
+    rms = float(np.sqrt(np.mean(np.square(wave, dtype=np.float64))))
+    if rms == 0.0:
+        return wave
+    return (wave * (10.0 ** (dbfs / 20.0) / rms)).astype(np.float32)
+
+
 def check_wave(wave: np.ndarray, where: str) -> np.ndarray:
     """An in-memory waveform as float32 (L,); a clear error for anything else."""
     wave = np.asarray(wave)

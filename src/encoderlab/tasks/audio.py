@@ -31,7 +31,7 @@ from ..artifacts.audio import AudioClassifier, AudioClassifierInfo
 from ..config import to_dict
 from ..data.asterisk import NAME as ASTERISK
 from ..data.asterisk import SPEAKERS, load_asterisk_prompts
-from ..data.audio import LabelledAudio, check_channels, load_labelled_audio, split_by_group
+from ..data.audio import LabelledAudio, check_channels, load_labelled_audio, normalize_level, split_by_group
 from ..data.records import parse_fractions
 from ..errors import ConfigError, InputDataError
 from ..evaluation.audio import FEATURES, LinearBaseline, add_noise, noisy_copies, pair_accuracy
@@ -64,6 +64,9 @@ class AudioConfig(TrainConfig):
     """Clips are cut to their first max_seconds (shorter clips stay short: batches are padded and masked)."""
     channels: str = "mix"
     """Multi-channel files: 'mix' averages the channels, 'refuse' makes them an error."""
+    level_dbfs: float | None = None
+    """Scale every clip to this RMS level in dB full scale (e.g. -26) after decoding, in training and at
+    prediction time: removes loudness differences between recordings; null keeps clips as recorded."""
     split: str = "0.7,0.15,0.15"
     """Train/validation/test fractions of the groups (prompt ids, or files for a folder without groups)."""
     split_seed: int = 0
@@ -111,6 +114,8 @@ class AudioConfig(TrainConfig):
         check_channels(self.channels)
         if self.sample_rate < 1000:
             raise ConfigError(f"sample_rate={self.sample_rate} Hz is too low for speech or sound; use e.g. 8000")
+        if self.level_dbfs is not None and not -60 <= self.level_dbfs <= 0:
+            raise ConfigError(f"level_dbfs={self.level_dbfs} must be in [-60, 0] dB full scale (e.g. -26), or null")
         if self.max_seconds <= 0:
             raise ConfigError(f"max_seconds={self.max_seconds} must be positive")
         if min(self.freq_masks, self.freq_width, self.time_masks) < 0 or not 0 <= self.time_width <= 1:
@@ -148,9 +153,13 @@ def collate(items: list[tuple[torch.Tensor, int]]) -> dict[str, torch.Tensor]:
 
 def load_data(cfg: AudioConfig) -> LabelledAudio:
     if cfg.data == ASTERISK:
-        return load_asterisk_prompts(cfg.sample_rate, cfg.max_seconds, tuple(cfg.languages),
+        data = load_asterisk_prompts(cfg.sample_rate, cfg.max_seconds, tuple(cfg.languages),
                                      root=cfg.data_root or None)
-    return load_labelled_audio(cfg.data, cfg.sample_rate, cfg.max_seconds, cfg.channels)  # type: ignore[arg-type]
+    else:
+        data = load_labelled_audio(cfg.data, cfg.sample_rate, cfg.max_seconds, cfg.channels)  # type: ignore[arg-type]
+    if cfg.level_dbfs is not None:
+        data.waves = [normalize_level(w, cfg.level_dbfs) for w in data.waves]
+    return data
 
 
 @torch.no_grad()
@@ -345,7 +354,7 @@ def train_audio_classifier(cfg: AudioConfig) -> dict:
     model.set_feature_stats(*feature_statistics(model, train.waves))
     info = AudioClassifierInfo(model=to_dict(cfg.model), label_names=list(data.label_names),
                                sample_rate=data.sample_rate, max_seconds=cfg.max_seconds, channels=cfg.channels,
-                               data=cfg.data)
+                               level_dbfs=cfg.level_dbfs, data=cfg.data)
 
     def save_final(trained: nn.Module, directory: Path) -> None:
         AudioClassifier(trained, info).save(directory)
