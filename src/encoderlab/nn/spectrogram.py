@@ -165,7 +165,6 @@ def spec_augment(features: torch.Tensor, n_frames: torch.Tensor, freq_masks: int
     normalised features). features (B, M, T); returns a new tensor."""
     B, M, T = features.shape
     out = features.clone()
-    device = features.device
     for b in range(B):
         length = int(n_frames[b])
         for _ in range(freq_masks):
@@ -177,4 +176,4 @@ def spec_augment(features: torch.Tensor, n_frames: torch.Tensor, freq_masks: int
             width = int(torch.randint(0, max_t + 1, (1,), generator=generator))
             start = int(torch.randint(0, max(1, length - width + 1), (1,), generator=generator))
             out[b, :, start:start + width] = 0.0
-    return out.to(device)
+    return out
