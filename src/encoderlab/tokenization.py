@@ -23,6 +23,10 @@ from .errors import CheckpointError, ConfigError, InputDataError
 from .files import atomic_write_bytes, atomic_write_text
 
 TOKENIZER_FILES = ("tokenizer.json", "vocab.txt", "tokenizer_config.json", "special_tokens_map.json")
+# transformers' special-token roles -> the token texts that fill them, BERT's first, then RoBERTa's
+SPECIAL_TOKEN_NAMES = {"pad_token": ("[PAD]", "<pad>"), "unk_token": ("[UNK]", "<unk>"), "cls_token": ("[CLS]", "<s>"),
+                       "sep_token": ("[SEP]", "</s>"), "mask_token": ("[MASK]", "<mask>"), "bos_token": ("<s>",),
+                       "eos_token": ("</s>",)}
 
 
 @dataclass
@@ -117,22 +121,37 @@ class TextTokenizer:
         """Ids of every special (added) token: these are never masked and never predicted."""
         return sorted(self.tokenizer.get_added_tokens_decoder())
 
+    def special_tokens_map(self) -> dict[str, str]:
+        """transformers' names of the special tokens in this vocabulary: BERT's ([PAD], [CLS], ...) where it has
+        them, else RoBERTa's (<pad>, <s>, ...)."""
+        found = {}
+        for role, names in SPECIAL_TOKEN_NAMES.items():
+            present = [name for name in names if self.tokenizer.token_to_id(name) is not None]
+            if present:
+                found[role] = present[0]
+        return found
+
+    def _write_tokenizer_config(self, directory: Path, model_max_length: int | None) -> None:
+        """tokenizer_config.json + special_tokens_map.json naming `PreTrainedTokenizerFast`: transformers then
+        reads tokenizer.json as is, whatever config.json's model_type (a roformer directory would otherwise get
+        RoFormerTokenizer, which needs rjieba and splits Chinese with jieba)."""
+        specials = self.special_tokens_map()
+        atomic_write_text(directory / "special_tokens_map.json", json.dumps(specials, indent=2) + "\n")
+        limit = {} if model_max_length is None else {"model_max_length": model_max_length}
+        atomic_write_text(directory / "tokenizer_config.json", json.dumps(
+            {"tokenizer_class": "PreTrainedTokenizerFast", **limit, **specials}, indent=2) + "\n")
+
     def save_trained(self, directory: str | Path, model_max_length: int = 512) -> None:
         """tokenizer.json + tokenizer_config.json + special_tokens_map.json, readable by `transformers`' fast
         tokenizer (PreTrainedTokenizerFast) and by `TextTokenizer.from_dir`."""
         directory = Path(directory)
         directory.mkdir(parents=True, exist_ok=True)
         atomic_write_text(directory / "tokenizer.json", self.tokenizer.to_str())
-        specials = {"pad_token": "[PAD]", "unk_token": "[UNK]", "cls_token": "[CLS]", "sep_token": "[SEP]",
-                    "mask_token": "[MASK]"}
-        specials = {k: v for k, v in specials.items() if self.tokenizer.token_to_id(v) is not None}
-        atomic_write_text(directory / "special_tokens_map.json", json.dumps(specials, indent=2) + "\n")
-        atomic_write_text(directory / "tokenizer_config.json", json.dumps(
-            {"tokenizer_class": "PreTrainedTokenizerFast", "model_max_length": model_max_length, **specials},
-            indent=2) + "\n")
+        self._write_tokenizer_config(directory, model_max_length)
 
     def save(self, directory: str | Path) -> None:
-        """Copy the tokenizer files this tokenizer came from (or write tokenizer.json) into `directory`."""
+        """Copy the tokenizer files this tokenizer came from (or write tokenizer.json) into `directory`, with a
+        tokenizer_config.json (written as in `save_trained` when the source had none)."""
         directory = Path(directory)
         directory.mkdir(parents=True, exist_ok=True)
         copied = False
@@ -144,6 +163,8 @@ class TextTokenizer:
                     copied = copied or name in ("tokenizer.json", "vocab.txt")
         if not copied:
             atomic_write_text(directory / "tokenizer.json", self.tokenizer.to_str())
+        if not (directory / "tokenizer_config.json").is_file():
+            self._write_tokenizer_config(directory, model_max_length=None)
 
 
 # ============================================================================ training a tokenizer

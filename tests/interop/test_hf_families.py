@@ -209,7 +209,7 @@ def test_masked_lm_checkpoints_load_their_encoder(model_type, tmp_path, sentence
     ours = load_hf_bert(tmp_path)
     assert not ours.cfg.pooler
     assert _worst_difference(ours, encoder, _batches(tmp_path, sentences[:32], "left")) <= 1e-5
-    with pytest.raises(CheckpointError, match="masked-LM heads import from BERT checkpoints only"):
+    with pytest.raises(CheckpointError, match="masked-LM heads import from BERT and RoFormer checkpoints only"):
         load_hf_bert_mlm(tmp_path)
 
 
@@ -237,7 +237,7 @@ def tiny_roberta(tmp_path):
 def test_unsupported_model_type_names_the_supported_ones(tiny_roberta):
     _edit_config(tiny_roberta, model_type="deberta-v2")
     with pytest.raises(CheckpointError, match=r"model_type='deberta-v2' is not a BERT checkpoint.*"
-                                              r"\['bert', 'distilbert', 'roberta', 'xlm-roberta'\]"):
+                                              r"\['bert', 'distilbert', 'roberta', 'roformer', 'xlm-roberta'\]"):
         load_hf_bert(tiny_roberta)
 
 
