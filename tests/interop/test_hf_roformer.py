@@ -24,7 +24,7 @@ from encoderlab.interop.hf_bert import (
 )
 from encoderlab.models.bert import BertForMaskedLM
 
-from .tiny_families import MAX_POSITIONS, bbc_sentences, build_roformer
+from .tiny_families import MAX_POSITIONS, bbc_sentences, build_roformer, padded_batches, worst_difference
 from .varied_texts import varied_texts
 
 transformers = pytest.importorskip("transformers")
@@ -46,27 +46,6 @@ def roformer(tmp_path_factory, sentences):
     """(checkpoint directory, the transformers RoFormerModel it was saved from)."""
     directory = tmp_path_factory.mktemp("roformer")
     return directory, build_roformer(directory, sentences)
-
-
-def batches(directory, texts, side, size=16):
-    tokenizer = transformers.AutoTokenizer.from_pretrained(str(directory))
-    tokenizer.padding_side = side
-    for start in range(0, len(texts), size):
-        batch = tokenizer(texts[start:start + size], padding=True, truncation=True, max_length=MAX_POSITIONS,
-                          return_tensors="pt")
-        yield batch["input_ids"], batch["attention_mask"]
-
-
-def worst_difference(model, reference, batches) -> float:
-    """Max-abs difference of the last hidden states on real tokens."""
-    worst = 0.0
-    with torch.inference_mode():
-        for ids, mask in batches:
-            expected = reference(input_ids=ids, attention_mask=mask).last_hidden_state
-            got = model(ids, mask)
-            got = getattr(got, "last_hidden_state", got)
-            worst = max(worst, (got - expected)[mask.bool()].abs().max().item())
-    return worst
 
 
 def tiny_rotary(seed=0, **changes) -> BertModel:
@@ -98,7 +77,7 @@ def test_a_transformers_roformer_loads_with_the_same_outputs(roformer, texts, si
     ours = load_hf_bert(directory)
     assert (ours.cfg.positions, ours.cfg.norm_position, ours.cfg.pooler) == ("rotary", "post", False)
     ours.cfg.unpad = unpad
-    worst = worst_difference(ours, hf, batches(directory, texts, side))
+    worst = worst_difference(ours, hf, padded_batches(directory, texts, side))
     assert worst <= 1e-5, f"{side}-padded, unpad={unpad}: max-abs difference {worst:.2e}"
 
 
@@ -107,7 +86,7 @@ def test_the_reference_attention_path_matches_too(roformer, texts):
     ours = load_hf_bert(directory)
     for block in ours.blocks:
         block.attn.fused = False
-    assert worst_difference(ours, hf, batches(directory, texts[:48], "right")) <= 1e-5
+    assert worst_difference(ours, hf, padded_batches(directory, texts[:48], "right")) <= 1e-5
 
 
 def test_without_the_row_permutation_the_outputs_differ(roformer, texts, monkeypatch):
@@ -116,7 +95,7 @@ def test_without_the_row_permutation_the_outputs_differ(roformer, texts, monkeyp
     directory, hf = roformer
     assert interleave_rotary_rows(8, 4).tolist() == [0, 2, 1, 3, 4, 6, 5, 7]
     monkeypatch.setattr(hf_bert, "interleave_rotary_rows", lambda n_rows, d_head: torch.arange(n_rows))
-    assert worst_difference(load_hf_bert(directory), hf, batches(directory, texts[:32], "right")) > 1e-3
+    assert worst_difference(load_hf_bert(directory), hf, padded_batches(directory, texts[:32], "right")) > 1e-3
 
 
 def test_our_sinusoid_table_is_transformers_own(roformer):
@@ -198,7 +177,7 @@ def test_masked_lm_round_trips_through_transformers_roformer_for_masked_lm(tmp_p
 def test_a_transformers_roformer_for_masked_lm_loads_with_its_head(tmp_path, sentences):
     hf = build_roformer(tmp_path, sentences, task_model=True)
     ours = load_hf_bert_mlm(tmp_path)
-    ids, mask = next(batches(tmp_path, sentences[:16], "right"))
+    ids, mask = next(padded_batches(tmp_path, sentences[:16], "right"))
     expected = hf(input_ids=ids, attention_mask=mask).logits
     assert (ours(ids, mask) - expected)[mask.bool()].abs().max().item() <= 1e-4
 

@@ -137,3 +137,29 @@ def build_roformer(directory: Path, sentences: list[str], task_model: bool = Fal
                                                 max_position_embeddings=MAX_POSITIONS, layer_norm_eps=1e-5),
                                          **overrides})
     return save_random_model(cfg, directory, task_model, seed)
+
+
+def padded_batches(directory: Path, texts: list[str], side: str, size: int = 16):
+    """(input_ids, attention_mask) batches of `texts` from the directory's own tokenizer, as transformers'
+    AutoTokenizer pads them on `side` ("right" or "left")."""
+    import transformers
+
+    tokenizer = transformers.AutoTokenizer.from_pretrained(str(directory))
+    tokenizer.padding_side = side
+    for start in range(0, len(texts), size):
+        batch = tokenizer(texts[start:start + size], padding=True, truncation=True, max_length=MAX_POSITIONS,
+                          return_tensors="pt")
+        yield batch["input_ids"], batch["attention_mask"]
+
+
+def worst_difference(model, reference, batches) -> float:
+    """Max-abs difference of the last hidden states on real tokens between `model` (ours, or a transformers
+    model) and the transformers `reference`."""
+    worst = 0.0
+    with torch.inference_mode():
+        for ids, mask in batches:
+            expected = reference(input_ids=ids, attention_mask=mask).last_hidden_state
+            got = model(ids, mask)
+            got = getattr(got, "last_hidden_state", got)
+            worst = max(worst, (got - expected)[mask.bool()].abs().max().item())
+    return worst

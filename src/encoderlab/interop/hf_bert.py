@@ -524,9 +524,6 @@ def load_hf_bert(directory: str | Path) -> BertModel:
     model = BertModel(cfg)
     ours = model.state_dict()
     mapping = key_map(cfg, pooler=has_pooler, layout=layout_name)
-    if layout_name == ROFORMER and cfg.n_segments == 1 and "embeddings.token_type_embeddings.weight" not in hf_state:
-        raise CheckpointError(f"{str(directory)!r}: a RoFormer checkpoint needs embeddings.token_type_embeddings."
-                              "weight; is this a complete RoFormer checkpoint?")
 
     missing = [hf for hf in mapping if hf not in hf_state]
     if missing:
