@@ -10,7 +10,7 @@ import torch
 from safetensors.torch import load_file, save_file
 
 from encoderlab import BertConfig, BertModel, CheckpointError, ConfigError, TextEncoder, load_hf_bert, save_hf_bert
-from encoderlab.interop.hf_bert import load_hf_bert_mlm, save_hf_bert_mlm
+from encoderlab.interop.hf_bert import EncoderlabOnlyWarning, load_hf_bert_mlm, save_hf_bert_mlm
 from encoderlab.models.bert import BertForMaskedLM
 from encoderlab.tokenization import TextTokenizer
 
@@ -307,7 +307,8 @@ def test_bert_without_token_types_saves_as_encoderlab_bert(tmp_path):
     """transformers' BERT always adds a token-type embedding, so a BERT-layout model without one is ours."""
     torch.manual_seed(0)
     model = BertModel(BertConfig(vocab_size=50, d_model=16, n_layers=1, n_heads=2, d_ff=32, n_segments=0)).eval()
-    save_hf_bert(model, tmp_path)
+    with pytest.warns(EncoderlabOnlyWarning, match=r"no token-type embeddings \(n_segments=0\)"):
+        save_hf_bert(model, tmp_path)
     config = json.loads((tmp_path / "config.json").read_text())
     assert config["model_type"] == "encoderlab-bert" and config["type_vocab_size"] == 0
     loaded = load_hf_bert(tmp_path)
@@ -322,7 +323,8 @@ def test_bert_with_roberta_numbering_round_trips_as_encoderlab_bert(tmp_path):
     cfg = BertConfig(vocab_size=50, d_model=16, n_layers=1, n_heads=2, d_ff=32, max_positions=12, pad_token_id=1,
                      position_numbering="non_padding", position_offset=2, norm_position="pre")
     model = BertModel(cfg).eval()
-    save_hf_bert(model, tmp_path)
+    with pytest.warns(EncoderlabOnlyWarning, match="pre-LN .*RoBERTa's position numbering"):
+        save_hf_bert(model, tmp_path)
     config = json.loads((tmp_path / "config.json").read_text())
     assert config["model_type"] == "encoderlab-bert" and config["max_position_embeddings"] == 14
     assert (config["encoderlab_position_numbering"], config["encoderlab_position_offset"]) == ("non_padding", 2)
