@@ -2,7 +2,8 @@
 #   make demo   - create .venv, install what encoderlab needs, embed a few sentences with the bundled all-MiniLM-L6-v2
 #   make test   - the same, plus the test extras (transformers, sentence-transformers, ...); run ruff and the tests
 # Both are idempotent: an install step re-runs only when pyproject.toml, requirements-data.txt or this file changes.
-# `make check-install` installs into a throwaway venv and fails if pip printed any ERROR line (CI runs it).
+# `make check-install` installs into a throwaway venv and fails if pip printed any ERROR line (run it after
+# changing the install steps; it takes a few minutes, so `make test` does not).
 
 PYTHON ?= python3
 VENV   ?= .venv
