@@ -119,6 +119,27 @@ def test_bad_inputs_and_directories(tmp_path):
     assert not (tmp_path / "run").exists()  # a failed start leaves nothing behind
 
 
+def test_damaged_saved_models_are_named(tmp_path):
+    from encoderlab.artifacts.audio import AudioClassifierInfo
+    from encoderlab.config import to_dict
+    from encoderlab.models.audio import AudioEncoderConfig, AudioModel
+
+    cfg = AudioEncoderConfig(channels=[4, 8], n_classes=2)
+    info = AudioClassifierInfo(model=to_dict(cfg), label_names=["a", "b"], sample_rate=8000, max_seconds=None)
+    directory = AudioClassifier(AudioModel(cfg), info).save(tmp_path / "m")
+    wave = np.sin(np.arange(4000, dtype=np.float32) / 5)
+    assert AudioClassifier.from_dir(directory).predict_proba(wave).shape == (1, 2)
+    weights = directory / "model.safetensors"
+    weights.write_bytes(weights.read_bytes()[:100])
+    with pytest.raises(CheckpointError, match="model.safetensors"):
+        AudioClassifier.from_dir(directory)
+    (directory / INFO_FILE).write_text("{not json")
+    with pytest.raises(CheckpointError, match="damaged"):
+        AudioClassifier.from_dir(directory)
+    with pytest.raises(CheckpointError, match="2 label names for a model of 3 classes"):
+        AudioClassifier(AudioModel(AudioEncoderConfig(channels=[4], n_classes=3)), info)
+
+
 def test_noise_has_the_requested_snr():
     rng = np.random.default_rng(0)
     wave = (0.2 * np.sin(np.arange(80000) / 7)).astype(np.float32)
