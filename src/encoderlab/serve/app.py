@@ -25,7 +25,7 @@ from fastapi.responses import HTMLResponse, JSONResponse, PlainTextResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from ..errors import EncoderlabError
-from .batching import Batcher, QueueFull
+from .batching import Batcher, QueueFull, TooLarge
 from .limits import APIError, BodyLimit, check_api_key, error_body
 from .metrics import ServerMetrics
 from .page import PAGE
@@ -112,6 +112,9 @@ class ServerState:
     async def run(self, served: Served, operation: str, payloads: Sequence, costs: Sequence[int]) -> list:
         try:
             return await self.batchers[served.name, operation].submit(payloads, costs)
+        except TooLarge as exc:
+            raise APIError(413, f"{exc}; send fewer or shorter texts per request, or start the server with a larger "
+                                "--max-queue", "input", "too_many_inputs") from exc
         except QueueFull as exc:
             raise APIError(429, f"the server is busy: {exc}. Retry after a moment, or start it with a larger "
                                 "--max-queue", None, "queue_full", {"Retry-After": "1"}) from exc

@@ -24,7 +24,12 @@ from .metrics import ServerMetrics
 
 
 class QueueFull(Exception):
-    """The queue has no room for a request's items."""
+    """The queue has no room for a request's items now (429: retry later)."""
+
+
+class TooLarge(Exception):
+    """A request with more items than the whole queue holds (413: it never fits; chunking can make a request's
+    few texts many windows)."""
 
 
 @dataclass
@@ -66,6 +71,9 @@ class Batcher:
 
     async def submit(self, payloads: Sequence, costs: Sequence[int]) -> list:
         """The results of `payloads`, in order, once every batch holding one of them has run."""
+        if len(payloads) > self.max_queue:
+            raise TooLarge(f"this request makes {len(payloads)} items (texts, or windows of long texts) and the "
+                           f"queue holds {self.max_queue}")
         if len(self.queue) + len(payloads) > self.max_queue:
             raise QueueFull(f"{len(self.queue)} items are waiting and this request brings {len(payloads)}; the "
                             f"queue holds {self.max_queue}")

@@ -335,7 +335,7 @@ class ServedAutoencoder(Served):
         for i, sample in enumerate(inputs):
             try:
                 array = np.asarray(sample, dtype=np.float32)
-                out.append(self.autoencoder.prepare(array, where=f"input[{i}]")[0])
+                out.append(self.autoencoder.prepare(array[None], where=f"input[{i}]")[0])  # one sample
             except InputDataError as exc:
                 raise APIError(422, str(exc), "input", "invalid_sample") from exc
             except (ValueError, TypeError) as exc:  # ragged lists
