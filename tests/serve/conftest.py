@@ -40,28 +40,12 @@ class Reply:
         return self.json()["error"]["message"]
 
 
-class Server:
-    """A running `encoderlab serve` subprocess and a minimal HTTP client for it."""
+class Client:
+    """A minimal HTTP client for a server on a loopback port."""
 
-    def __init__(self, args: list[str], env: dict[str, str] | None = None, ready_timeout: float = 180.0):
-        self.port = free_port()
-        self.url = f"http://127.0.0.1:{self.port}"
-        self.log = open(os.environ.get("SERVE_TEST_LOG", os.devnull), "ab")  # noqa: SIM115
-        full_env = {**os.environ, "PYTHONPATH": str(ROOT / "src"), "OMP_NUM_THREADS": "1",
-                    "TOKENIZERS_PARALLELISM": "false", **(env or {})}
-        self.process = subprocess.Popen(
-            [sys.executable, "-m", "encoderlab", "serve", "--port", str(self.port), "--threads", "1", *args],
-            env=full_env, stdout=self.log, stderr=subprocess.PIPE)
-        deadline = time.monotonic() + ready_timeout
-        while time.monotonic() < deadline:
-            if self.process.poll() is not None:
-                raise RuntimeError(f"the server exited: {self.process.stderr.read().decode()[-3000:]}")
-            with contextlib.suppress(OSError):
-                if self.request("GET", "/ready").status == 200:
-                    return
-            time.sleep(0.2)
-        self.stop()
-        raise RuntimeError("the server did not become ready in time")
+    def __init__(self, port: int):
+        self.port = port
+        self.url = f"http://127.0.0.1:{port}"
 
     def request(self, method: str, path: str, body=None, raw: bytes | None = None,
                 headers: dict[str, str] | None = None, timeout: float = 120.0) -> Reply:
@@ -77,6 +61,34 @@ class Server:
 
     def post(self, path: str, body=None, **kwargs) -> Reply:
         return self.request("POST", path, body, **kwargs)
+
+    def wait_ready(self, timeout: float, process: subprocess.Popen | None = None) -> bool:
+        """Poll GET /ready until 200 (True) or `timeout` seconds (False); a `process` that exits is an error."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if process is not None and process.poll() is not None:
+                raise RuntimeError(f"the server exited: {process.stderr.read().decode()[-3000:]}")
+            with contextlib.suppress(OSError):
+                if self.request("GET", "/ready").status == 200:
+                    return True
+            time.sleep(0.2)
+        return False
+
+
+class Server(Client):
+    """A running `encoderlab serve` subprocess on a free loopback port, ready when constructed."""
+
+    def __init__(self, args: list[str], env: dict[str, str] | None = None, ready_timeout: float = 180.0):
+        super().__init__(free_port())
+        self.log = open(os.environ.get("SERVE_TEST_LOG", os.devnull), "ab")  # noqa: SIM115
+        full_env = {**os.environ, "PYTHONPATH": str(ROOT / "src"), "OMP_NUM_THREADS": "1",
+                    "TOKENIZERS_PARALLELISM": "false", **(env or {})}
+        self.process = subprocess.Popen(
+            [sys.executable, "-m", "encoderlab", "serve", "--port", str(self.port), "--threads", "1", *args],
+            env=full_env, stdout=self.log, stderr=subprocess.PIPE)
+        if not self.wait_ready(ready_timeout, self.process):
+            self.stop()
+            raise RuntimeError("the server did not become ready in time")
 
     def stop(self, sig: int = signal.SIGTERM, timeout: float = 60.0) -> int:
         if self.process.poll() is None:

@@ -16,12 +16,14 @@ td.t,th.t{text-align:left;max-width:24rem;overflow:hidden;text-overflow:ellipsis
 #error{color:#b00020;white-space:pre-wrap}small{color:#666}
 </style></head><body>
 <h1>encoderlab serve</h1>
-<p><label>model <select id="model"></select></label> <small id="about"></small><br>
-<label>API key <input id="key" type="password" placeholder="only if the server has one"></label></p>
+<form id="settings"><label>model <select id="model"></select></label> <small id="about"></small><br>
+<label>API key <input id="key" type="password" autocomplete="off" placeholder="only if the server has one"></label>
+</form>
 <textarea id="texts">A man is playing a guitar.
 Someone strums a guitar.
 The stock market fell sharply today.</textarea>
-<p><button id="run">Run</button> <small>one input per line</small></p>
+<p><button id="run">Run</button>
+<small>one input per line (autoencoders: one JSON array of numbers per line)</small></p>
 <div id="error" role="alert"></div><div id="out"></div>
 <script>
 "use strict";
@@ -60,7 +62,10 @@ async function loadModels() {
     const list = await call("GET", "/v1/models");
     $("model").textContent = "";
     list.data.forEach((m) => { models[m.id] = m; $("model").appendChild(cell("option", m.id)); });
+    const wanted = new URLSearchParams(location.search).get("model");  // /?model=NAME picks one
+    if (wanted && models[wanted]) $("model").value = wanted;
     describe();
+    if (models[$("model").value].kind !== "autoencoder") await run();  // the example texts, at once
   } catch (e) { $("error").textContent = e.message; }
 }
 function describe() {
@@ -72,6 +77,7 @@ async function run() {
   const m = models[$("model").value];
   if (!m) { await loadModels(); return; }
   const lines = $("texts").value.split("\\n").filter((l) => l.trim());
+  if (!lines.length) { $("error").textContent = "type at least one input"; return; }
   try {
     let input = lines;
     if (m.kind === "autoencoder") input = lines.map((l) => JSON.parse(l));
@@ -100,6 +106,7 @@ async function run() {
     $("out").appendChild(result);
   } catch (e) { $("error").textContent = e.message; }
 }
+$("settings").addEventListener("submit", (e) => { e.preventDefault(); loadModels(); });
 $("model").addEventListener("change", describe);
 $("run").addEventListener("click", run);
 $("key").addEventListener("change", loadModels);
