@@ -78,7 +78,8 @@ def serve(
                                            help="Share forward passes across requests.")] = True,
     chunk: Annotated[bool, typer.Option("--chunk/--no-chunk",
                                         help="Embed texts over the model's limit in windows, averaged.")] = False,
-    precision: Annotated[str, typer.Option(help="Text models: fp32, bf16 or int8.")] = "fp32",
+    precision: Annotated[str, typer.Option(help="fp32; bf16 (text encoders) or int8 (text encoders and "
+                                                "classifiers). Other kinds run in fp32.")] = "fp32",
     calibration: Annotated[Path | None, typer.Option(help="int8: texts to calibrate on (.txt/.jsonl/.csv); "
                                                           "default: BBC news sentences.")] = None,
     text_field: Annotated[str, typer.Option(help="Field/column of --calibration holding the text.")] = "text",
@@ -87,7 +88,14 @@ def serve(
 ) -> None:
     """Serve saved models over HTTP: POST /v1/embeddings (OpenAI's format), /v1/classify, /v1/tag,
     /v1/generate, /v1/score, /v1/tokenize; GET /v1/models, /health, /ready, /metrics, / (a page to try them)."""
+    import importlib.util
+
+    from ..errors import EncoderlabError
     from ..serve.settings import ServeSettings
+
+    missing = [m for m in ("fastapi", "uvicorn") if importlib.util.find_spec(m) is None]
+    if missing:
+        raise EncoderlabError(f"encoderlab serve needs {' and '.join(missing)}: pip install 'encoderlab[serve]'")
 
     settings = ServeSettings(host=host, port=port, api_key=api_key, max_batch_tokens=max_batch_tokens,
                              max_queue=max_queue, max_texts=max_texts, max_body_bytes=int(max_body_mb * 2**20),
