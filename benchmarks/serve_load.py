@@ -1,15 +1,17 @@
 """Load benchmark of `encoderlab serve` on loopback, side by side with infinity and a hand-written server.
 
-    python benchmarks/serve_load.py                                # every server, 1/4/16/64 clients, ~8 s each
+    python benchmarks/serve_load.py                                # every server, 1/4/16/64 clients, 3 x 5 s each
     python benchmarks/serve_load.py --servers encoderlab,encoderlab-no-batching --seconds 5
     python benchmarks/serve_load.py --infinity-python /path/to/venv/bin/python   # where infinity-emb is installed
 
 Clients are asyncio connections (keep-alive), each sending one request at a time of `--texts-per-request` real
 tweets (the catalog's test split) to POST /v1/embeddings, as fast as answers come back; every level stops after
-`--seconds` or `--max-requests`, whichever comes first. Reported per server and client count: texts/s, latency
-p50/p95/p99, failed requests (anything but 200, and connection errors). The first line is `TextEncoder.encode`
-alone on the same texts in this process (batch 32, the same threads): the ceiling a server's overhead is measured
-against.
+`--seconds` or `--max-requests`, whichever comes first. All servers run at once (idle but for the one being
+measured) and `--rounds` rounds interleave them, so the noise of a busy machine falls on every server alike.
+Reported per server and client count: texts/s over all rounds (and per round), latency p50/p95/p99 pooled over
+the rounds, failed requests (anything but 200, and connection errors). Each round also times `TextEncoder.encode`
+alone on 512 of the texts in this process (batch 32, the same threads): the ceiling a server's overhead is
+measured against.
 
 Servers (each started here as its own process on a free loopback port, stopped after its run):
   encoderlab              encoderlab serve --model minilm (dynamic batching, --max-batch-tokens 8192)
@@ -108,11 +110,7 @@ async def load(port: int, path: str, bodies: list[bytes], clients: int, seconds:
     started = time.perf_counter()
     await asyncio.gather(*(client(k) for k in range(clients)))
     elapsed = time.perf_counter() - started
-    ms = np.asarray(latencies) * 1000
-    return {"clients": clients, "requests": len(latencies), "failed": failures, "seconds": round(elapsed, 2),
-            "p50_ms": float(np.percentile(ms, 50)) if len(ms) else None,
-            "p95_ms": float(np.percentile(ms, 95)) if len(ms) else None,
-            "p99_ms": float(np.percentile(ms, 99)) if len(ms) else None}
+    return {"clients": clients, "latencies": np.asarray(latencies), "failed": failures, "seconds": elapsed}
 
 
 # ------------------------------------------------------------------------------------------- servers
@@ -180,12 +178,26 @@ def reference(texts: list[str], threads: int) -> tuple[float, np.ndarray]:
     return len(texts) / (time.perf_counter() - started), vectors[:16]
 
 
+def summarise(runs: list[dict], per_request: int) -> dict:
+    """Rounds of one server and client count -> one row: texts/s over all rounds, pooled latency percentiles."""
+    ms = np.concatenate([r["latencies"] for r in runs]) * 1000 if runs else np.zeros(0)
+    seconds = sum(r["seconds"] for r in runs)
+    row = {"requests": int(len(ms)), "failed": sum(r["failed"] for r in runs), "seconds": round(seconds, 1),
+           "texts_per_s": round(len(ms) * per_request / seconds, 1) if seconds else 0.0,
+           "rounds_texts_per_s": [round(len(r["latencies"]) * per_request / r["seconds"], 1) for r in runs]}
+    for q in (50, 95, 99):
+        row[f"p{q}_ms"] = round(float(np.percentile(ms, q)), 1) if len(ms) else None
+    return row
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--servers", default="encoderlab,encoderlab-no-batching,infinity,sentence-transformers")
     parser.add_argument("--clients", default="1,4,16,64")
-    parser.add_argument("--seconds", type=float, default=8.0, help="Per server and client count.")
-    parser.add_argument("--max-requests", type=int, default=5000, help="Per server and client count.")
+    parser.add_argument("--seconds", type=float, default=5.0, help="Per round, server and client count.")
+    parser.add_argument("--rounds", type=int, default=3, help="Interleaved rounds (a busy machine's noise spreads "
+                                                              "over every server alike).")
+    parser.add_argument("--max-requests", type=int, default=5000, help="Per round, server and client count.")
     parser.add_argument("--texts-per-request", type=int, default=1)
     parser.add_argument("--threads", type=int, default=2, help="Inference threads of every server.")
     parser.add_argument("--infinity", default=shutil.which("infinity_emb") or "infinity_emb",
@@ -202,44 +214,87 @@ def main() -> None:
     k = args.texts_per_request
     bodies = [json.dumps({"model": "minilm", "input": texts[i:i + k]}).encode() for i in range(0, len(texts), k)]
     model_dir = str(resolve_model_path("minilm"))
-    ceiling, reference_vectors = reference(texts, args.threads)
-    results: dict = {"cpu": cpu_name(), "cores": os.cpu_count(), "threads": args.threads, "texts_per_request": k,
-                     "encode_alone_texts_per_s": round(ceiling, 1), "servers": {}, "agreement": {}}
-    print(f"# {results['cpu']}, {os.cpu_count()} cores, {args.threads} inference threads per server; "
-          f"{k} tweet(s) per request")
-    print(f"TextEncoder.encode alone (batch 32): {ceiling:.0f} texts/s\n")
-    print("| server | clients | texts/s | p50 ms | p95 ms | p99 ms | failed |")
-    print("|---|---:|---:|---:|---:|---:|---:|")
+    levels = [int(c) for c in args.clients.split(",")]
     env = {**os.environ, "PYTHONPATH": str(ROOT / "src"), "OMP_NUM_THREADS": str(args.threads),
            "INFINITY_ANONYMOUS_USAGE_STATS": "0", "DO_NOT_TRACK": "1", "HF_HUB_OFFLINE": "1"}
-    for name in args.servers.split(","):
-        port = free_port()
-        process = subprocess.Popen(server_command(name, port, model_dir, args.threads, args.infinity),
-                                   env=env, stdout=subprocess.DEVNULL, stderr=open(f"/tmp/serve_load-{name}.log", "w"))
-        rows = []
-        try:
-            wait_ready(port, process)
-            path = PATHS.get(name, "/v1/embeddings")
-            results["agreement"][name] = agreement(port, path, texts[:16], reference_vectors)
-            asyncio.run(load(port, path, bodies, 4, 2.0, 200))  # warm-up
-            for clients in (int(c) for c in args.clients.split(",")):
-                row = asyncio.run(load(port, path, bodies, clients, args.seconds, args.max_requests))
-                row["texts_per_s"] = round(row["requests"] * k / row["seconds"], 1)
-                rows.append(row)
-                fmt = (lambda v: f"{v:.0f}" if v is not None else "–")  # noqa: E731
-                print(f"| {name} | {clients} | {row['texts_per_s']:.0f} | {fmt(row['p50_ms'])} | "
-                      f"{fmt(row['p95_ms'])} | {fmt(row['p99_ms'])} | {row['failed']} |", flush=True)
-        except RuntimeError as exc:
-            print(f"| {name} | – | did not start: {exc} (log: /tmp/serve_load-{name}.log) | | | | |", flush=True)
-        finally:
+
+    # every server up at once (idle while another is measured), so the rounds can interleave them
+    servers: dict[str, tuple[int, subprocess.Popen]] = {}
+    results: dict = {"cpu": cpu_name(), "cores": os.cpu_count(), "threads": args.threads, "texts_per_request": k,
+                     "rounds": args.rounds, "seconds_per_round": args.seconds, "servers": {}, "agreement": {},
+                     "not_started": {}}
+    ceilings, reference_vectors = [], None
+    try:
+        for name in args.servers.split(","):
+            port = free_port()
+            log = open(f"/tmp/serve_load-{name}.log", "w")  # noqa: SIM115
+            servers[name] = (port, subprocess.Popen(server_command(name, port, model_dir, args.threads,
+                                                                   args.infinity),
+                                                    env=env, stdout=subprocess.DEVNULL, stderr=log))
+        for name, (port, process) in list(servers.items()):
+            try:
+                wait_ready(port, process)
+            except RuntimeError as exc:
+                results["not_started"][name] = f"{exc} (log: /tmp/serve_load-{name}.log)"
+                del servers[name]
+        runs: dict[tuple[str, int], list[dict]] = {}
+        for round_no in range(args.rounds):
+            ceiling, reference_vectors = reference(texts[:512], args.threads)
+            ceilings.append(ceiling)
+            order = list(servers)[round_no % len(servers):] + list(servers)[:round_no % len(servers)]
+            for name in order:
+                port, _ = servers[name]
+                path = PATHS.get(name, "/v1/embeddings")
+                if round_no == 0:
+                    results["agreement"][name] = agreement(port, path, texts[:16], reference_vectors)
+                    asyncio.run(load(port, path, bodies, 4, 2.0, 200))  # warm-up
+            for clients in levels:
+                for name in order:
+                    port, _ = servers[name]
+                    path = PATHS.get(name, "/v1/embeddings")
+                    run = asyncio.run(load(port, path, bodies, clients, args.seconds, args.max_requests))
+                    runs.setdefault((name, clients), []).append(run)
+            print(f"round {round_no + 1}/{args.rounds} done", file=sys.stderr, flush=True)
+    finally:
+        for _, process in servers.values():
             process.send_signal(signal.SIGTERM)
+        for _, process in servers.values():
             try:
                 process.wait(60)
             except subprocess.TimeoutExpired:
                 process.kill()
-        results["servers"][name] = rows
+
+    ceiling = float(np.median(ceilings))
+    results["encode_alone_texts_per_s"] = round(ceiling, 1)
+    results["encode_alone_rounds"] = [round(c, 1) for c in ceilings]
+    print(f"# {results['cpu']}, {os.cpu_count()} cores, {args.threads} inference threads per server; "
+          f"{k} tweet(s) per request; {args.rounds} interleaved rounds of {args.seconds:g} s per cell")
+    print(f"TextEncoder.encode alone (batch 32), median of the rounds: {ceiling:.0f} texts/s\n")
+    print("| server | clients | texts/s | p50 ms | p95 ms | p99 ms | failed | texts/s per round |")
+    print("|---|---:|---:|---:|---:|---:|---:|---|")
+    fmt = (lambda v: f"{v:.0f}" if v is not None else "–")  # noqa: E731
+    for name in servers:
+        results["servers"][name] = []
+        for clients in levels:
+            row = {"clients": clients, **summarise(runs[name, clients], k)}
+            results["servers"][name].append(row)
+            per_round = ", ".join(f"{v:.0f}" for v in row["rounds_texts_per_s"])
+            print(f"| {name} | {clients} | {fmt(row['texts_per_s'])} | {fmt(row['p50_ms'])} | {fmt(row['p95_ms'])} | "
+                  f"{fmt(row['p99_ms'])} | {row['failed']} | {per_round} |")
+    for name, why in results["not_started"].items():
+        print(f"| {name} | – | did not start: {why} | | | | | |")
     print("\nlowest cosine to TextEncoder.encode on 16 tweets: " +
           ", ".join(f"{n} {c:.6f}" for n, c in results["agreement"].items()))
+    at = {name: {r["clients"]: r for r in rows} for name, rows in results["servers"].items()}
+    if "encoderlab" in at and 16 in at["encoderlab"]:
+        ours = at["encoderlab"][16]
+        print(f"16 clients: encoderlab {ours['texts_per_s']:.0f} texts/s = {ours['texts_per_s'] / ceiling:.0%} of "
+              "TextEncoder.encode alone")
+        for other in ("infinity", "sentence-transformers", "encoderlab-no-batching"):
+            if other in at and 16 in at[other] and at[other][16]["texts_per_s"]:
+                theirs = at[other][16]
+                print(f"16 clients: encoderlab / {other}: {ours['texts_per_s'] / theirs['texts_per_s']:.2f}x "
+                      f"throughput, p95 {fmt(ours['p95_ms'])} vs {fmt(theirs['p95_ms'])} ms")
     args.output.parent.mkdir(parents=True, exist_ok=True)
     args.output.write_text(json.dumps(results, indent=2) + "\n")
     print(f"\nwritten to {args.output}")
