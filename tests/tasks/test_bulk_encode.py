@@ -18,6 +18,7 @@ import torch
 
 from encoderlab.artifacts.text_encoder import TextEncoder
 from encoderlab.data.catalog import load_dataset
+from encoderlab.data.text_input import read_texts
 from encoderlab.data.text_stream import count_rows, iter_texts
 from encoderlab.errors import InputDataError
 from encoderlab.tasks.bulk_encode import MANIFEST, bulk_encode
@@ -122,8 +123,11 @@ def test_jsonl_and_csv_stream_the_same_rows_as_the_text_file(tmp_path, corpus):
         writer = csv.writer(handle)
         writer.writerow(["id", "body"])
         writer.writerows(enumerate(texts))
-    assert list(iter_texts(tmp_path / "t.jsonl", "body")) == texts
-    assert list(iter_texts(tmp_path / "t.csv", "body")) == texts
+    assert list(iter_texts(tmp_path / "t.jsonl", "body")) == texts == read_texts(tmp_path / "t.jsonl", "body")
+    assert list(iter_texts(tmp_path / "t.csv", "body")) == texts == read_texts(tmp_path / "t.csv", "body")
+    (tmp_path / "blank.txt").write_text("\ufefffirst\n\nthird\r\nfourth")  # BOM, a blank row, CRLF, no last newline
+    assert list(iter_texts(tmp_path / "blank.txt")) == ["first", "", "third", "fourth"] == read_texts(
+        tmp_path / "blank.txt")
     assert count_rows(corpus[0]) == N
 
 
