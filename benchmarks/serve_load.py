@@ -8,10 +8,11 @@ Clients are asyncio connections (keep-alive), each sending one request at a time
 tweets (the catalog's test split) to POST /v1/embeddings, as fast as answers come back; every level stops after
 `--seconds` or `--max-requests`, whichever comes first. All servers run at once (idle but for the one being
 measured) and `--rounds` rounds interleave them, so the noise of a busy machine falls on every server alike.
-Reported per server and client count: texts/s over all rounds (and per round), latency p50/p95/p99 pooled over
-the rounds, failed requests (anything but 200, and connection errors). Each round also times `TextEncoder.encode`
-alone on 512 of the texts in this process (batch 32, the same threads): the ceiling a server's overhead is
-measured against.
+Reported per server and client count: texts/s over all rounds (and per round), texts per CPU-second of the
+server process (user + system, all threads: the cost of a text, which a busy machine disturbs far less than
+wall-clock throughput), latency p50/p95/p99 pooled over the rounds, failed requests (anything but 200, and
+connection errors). Each round also times `TextEncoder.encode` alone on 512 of the texts in this process
+(batch 32, the same threads): the ceiling a server's overhead is measured against.
 
 Servers (each started here as its own process on a free loopback port, stopped after its run):
   encoderlab              encoderlab serve --model minilm (dynamic batching, --max-batch-tokens 8192)
@@ -152,6 +153,13 @@ def wait_ready(port: int, process: subprocess.Popen, timeout: float = 300) -> No
     raise RuntimeError("the server did not become ready")
 
 
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU time of a process, all its threads (Linux /proc): what a request costs, which other jobs
+    on a busy machine change much less than they change wall-clock throughput."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 def agreement(port: int, path: str, texts: list[str], expected: np.ndarray) -> float:
     """The lowest cosine between a server's embeddings of `texts` and TextEncoder.encode's: the same model?"""
     import http.client
@@ -182,8 +190,10 @@ def summarise(runs: list[dict], per_request: int) -> dict:
     """Rounds of one server and client count -> one row: texts/s over all rounds, pooled latency percentiles."""
     ms = np.concatenate([r["latencies"] for r in runs]) * 1000 if runs else np.zeros(0)
     seconds = sum(r["seconds"] for r in runs)
+    cpu = sum(r["cpu_seconds"] for r in runs)
     row = {"requests": int(len(ms)), "failed": sum(r["failed"] for r in runs), "seconds": round(seconds, 1),
            "texts_per_s": round(len(ms) * per_request / seconds, 1) if seconds else 0.0,
+           "texts_per_cpu_s": round(len(ms) * per_request / cpu, 1) if cpu else None,
            "rounds_texts_per_s": [round(len(r["latencies"]) * per_request / r["seconds"], 1) for r in runs]}
     for q in (50, 95, 99):
         row[f"p{q}_ms"] = round(float(np.percentile(ms, q)), 1) if len(ms) else None
@@ -250,9 +260,11 @@ def main() -> None:
                     asyncio.run(load(port, path, bodies, 4, 2.0, 200))  # warm-up
             for clients in levels:
                 for name in order:
-                    port, _ = servers[name]
+                    port, process = servers[name]
                     path = PATHS.get(name, "/v1/embeddings")
+                    before = cpu_seconds(process.pid)
                     run = asyncio.run(load(port, path, bodies, clients, args.seconds, args.max_requests))
+                    run["cpu_seconds"] = cpu_seconds(process.pid) - before
                     runs.setdefault((name, clients), []).append(run)
             print(f"round {round_no + 1}/{args.rounds} done", file=sys.stderr, flush=True)
     finally:
@@ -270,8 +282,8 @@ def main() -> None:
     print(f"# {results['cpu']}, {os.cpu_count()} cores, {args.threads} inference threads per server; "
           f"{k} tweet(s) per request; {args.rounds} interleaved rounds of {args.seconds:g} s per cell")
     print(f"TextEncoder.encode alone (batch 32), median of the rounds: {ceiling:.0f} texts/s\n")
-    print("| server | clients | texts/s | p50 ms | p95 ms | p99 ms | failed | texts/s per round |")
-    print("|---|---:|---:|---:|---:|---:|---:|---|")
+    print("| server | clients | texts/s | texts per CPU-s | p50 ms | p95 ms | p99 ms | failed | texts/s per round |")
+    print("|---|---:|---:|---:|---:|---:|---:|---:|---|")
     fmt = (lambda v: f"{v:.0f}" if v is not None else "–")  # noqa: E731
     for name in servers:
         results["servers"][name] = []
@@ -279,10 +291,11 @@ def main() -> None:
             row = {"clients": clients, **summarise(runs[name, clients], k)}
             results["servers"][name].append(row)
             per_round = ", ".join(f"{v:.0f}" for v in row["rounds_texts_per_s"])
-            print(f"| {name} | {clients} | {fmt(row['texts_per_s'])} | {fmt(row['p50_ms'])} | {fmt(row['p95_ms'])} | "
+            print(f"| {name} | {clients} | {fmt(row['texts_per_s'])} | {fmt(row['texts_per_cpu_s'])} | "
+                  f"{fmt(row['p50_ms'])} | {fmt(row['p95_ms'])} | "
                   f"{fmt(row['p99_ms'])} | {row['failed']} | {per_round} |")
     for name, why in results["not_started"].items():
-        print(f"| {name} | – | did not start: {why} | | | | | |")
+        print(f"| {name} | – | did not start: {why} | | | | | | |")
     print("\nlowest cosine to TextEncoder.encode on 16 tweets: " +
           ", ".join(f"{n} {c:.6f}" for n, c in results["agreement"].items()))
     at = {name: {r["clients"]: r for r in rows} for name, rows in results["servers"].items()}
@@ -293,8 +306,10 @@ def main() -> None:
         for other in ("infinity", "sentence-transformers", "encoderlab-no-batching"):
             if other in at and 16 in at[other] and at[other][16]["texts_per_s"]:
                 theirs = at[other][16]
+                per_cpu = (f", {ours['texts_per_cpu_s'] / theirs['texts_per_cpu_s']:.2f}x texts per CPU-second"
+                           if ours["texts_per_cpu_s"] and theirs["texts_per_cpu_s"] else "")
                 print(f"16 clients: encoderlab / {other}: {ours['texts_per_s'] / theirs['texts_per_s']:.2f}x "
-                      f"throughput, p95 {fmt(ours['p95_ms'])} vs {fmt(theirs['p95_ms'])} ms")
+                      f"throughput{per_cpu}, p95 {fmt(ours['p95_ms'])} vs {fmt(theirs['p95_ms'])} ms")
     args.output.parent.mkdir(parents=True, exist_ok=True)
     args.output.write_text(json.dumps(results, indent=2) + "\n")
     print(f"\nwritten to {args.output}")
