@@ -19,6 +19,7 @@ from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import numpy as np
+import torch
 from fastapi import Depends, FastAPI, Header, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import HTMLResponse, JSONResponse, PlainTextResponse
@@ -54,7 +55,10 @@ class ServerState:
     def __init__(self, models: Mapping[str, Served], settings: ServeSettings):
         self.models, self.settings = dict(models), settings
         self.metrics = ServerMetrics()
-        self.inference = ThreadPoolExecutor(1, thread_name_prefix="inference")  # one forward pass at a time
+        # one forward pass at a time, on the thread count the process was given (set explicitly: whether a new
+        # thread inherits torch.set_num_threads depends on the build's threading backend)
+        self.inference = ThreadPoolExecutor(1, thread_name_prefix="inference", initializer=torch.set_num_threads,
+                                            initargs=(torch.get_num_threads(),))
         self.batchers: dict[tuple[str, str], Batcher] = {}
         self.ready = False
         self.created = int(time.time())
@@ -78,7 +82,11 @@ class ServerState:
         if self.settings.warmup:
             for name, served in self.models.items():
                 operation, payloads = served.warmup()
-                await self.batchers[name, operation].submit(payloads, [8] * len(payloads))
+                try:
+                    await self.batchers[name, operation].submit(payloads, [8] * len(payloads))
+                except Exception:  # a model that cannot run: /ready stays 503, and the log says why
+                    log.exception("warm-up of %s failed; /ready stays 503", name)
+                    return
         self.ready = True
         log.info("ready: %s", ", ".join(f"{n} ({m.kind})" for n, m in self.models.items()))
 
