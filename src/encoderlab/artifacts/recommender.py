@@ -1,0 +1,249 @@
+"""`Recommender`: a trained recommender (Mult-VAE / Mult-DAE, AutoRec or two-tower), used by user and item ids.
+
+    rec = Recommender.from_dir("runs/ml100k-multvae")      # the run directory or its final/ directory
+    rec.recommend("196", top=10)                          # [("50", 7.31), ...]: unseen items, best first
+    rec.recommend_history(["1", "50", "181"], top=10)     # a new user from their items (Mult-VAE / DAE)
+    rec.score("196", ["1", "2"])                          # model scores of chosen items
+    rec.predict("196", ["1", "2"])                        # AutoRec: predicted ratings (1-5)
+    rec.encode(["196", "186"])                            # (2, d) user vectors
+    rec.encode(["1", "2"], side="item")                   # (2, d') item vectors
+    rec.save("somewhere")
+
+A saved recommender is a directory with `model.safetensors` (weights, and the two-tower's side-feature tables),
+`history.safetensors` (every user's seen items, as CSR arrays: what `recommend` excludes and what the
+user-free models encode a user from) and `recommender.json` (kind, model config, id maps) — the file whose
+name marks this kind of saved model.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any, Literal
+
+import numpy as np
+import torch
+from safetensors.torch import load_file
+from safetensors.torch import save as save_safetensors
+from torch import nn
+
+from ..config import from_dict
+from ..data.interactions import Interactions, SparseRows
+from ..errors import CheckpointError, InputDataError
+from ..files import atomic_write_bytes, atomic_write_json
+from ..models.recommender import AutoRec, MultVAE, RecommenderConfig, TwoTower, build_recommender
+
+INFO_FILE = "recommender.json"
+WEIGHTS_FILE = "model.safetensors"
+HISTORY_FILE = "history.safetensors"
+FORMAT_VERSION = 1
+
+
+@dataclass
+class RecommenderInfo:
+    """What recommender.json holds."""
+
+    kind: str
+    """mult-vae, mult-dae, autorec or two-tower."""
+    model: dict[str, Any]
+    """The `RecommenderConfig` fields."""
+    protocol: str
+    """The protocol it was trained and measured under."""
+    data: str
+    """The data it was trained on."""
+    user_ids: list[str]
+    item_ids: list[str]
+    global_mean: float | None = None
+    """AutoRec: the training mean rating, predicted where a vector has no training rating."""
+    format_version: int = FORMAT_VERSION
+
+    @classmethod
+    def of(cls, cfg: RecommenderConfig, data: Interactions, protocol: str,
+           global_mean: float | None = None) -> RecommenderInfo:
+        return cls(cfg.kind, asdict(cfg), protocol, data.name, list(data.user_ids), list(data.item_ids), global_mean)
+
+
+def recommender_dir(path: str | Path) -> Path | None:
+    """`path` or its final/ directory, whichever holds recommender.json; None if neither does."""
+    path = Path(path).expanduser()
+    return next((p for p in (path, path / "final") if (p / INFO_FILE).is_file()), None)
+
+
+class Recommender:
+    def __init__(self, model: nn.Module, info: RecommenderInfo, history: SparseRows) -> None:
+        self.model = model.eval()
+        self.info = info
+        self.history = history  # (U, I): values are ratings (AutoRec) or 1
+        self.user_index = {u: i for i, u in enumerate(info.user_ids)}
+        self.item_index = {t: i for i, t in enumerate(info.item_ids)}
+        self._item_reconstructions: np.ndarray | None = None
+
+    # ------------------------------------------------------------------ files
+    @classmethod
+    def from_dir(cls, path: str | Path) -> Recommender:
+        directory = recommender_dir(path)
+        if directory is None:
+            raise CheckpointError(f"{str(path)!r} is not a recommender: no {INFO_FILE} in it or in its final/; pass "
+                                  "the out_dir of a finished `encoderlab recommend` run")
+        try:
+            raw = json.loads((directory / INFO_FILE).read_text(encoding="utf-8"))
+            info = RecommenderInfo(**raw)
+        except (json.JSONDecodeError, TypeError) as exc:
+            raise CheckpointError(f"{directory / INFO_FILE} is damaged ({exc}); re-run the training") from exc
+        if info.format_version != FORMAT_VERSION:
+            raise CheckpointError(f"{directory / INFO_FILE} has format_version {info.format_version}; this "
+                                  f"encoderlab reads {FORMAT_VERSION}")
+        model = build_recommender(from_dict(RecommenderConfig, info.model))
+        model.load_state_dict(_load(directory / WEIGHTS_FILE))
+        h = _load(directory / HISTORY_FILE)
+        history = SparseRows(h["indptr"].numpy(), h["indices"].numpy(), h["values"].numpy(), len(info.item_ids))
+        return cls(model, info, history)
+
+    def save(self, directory: str | Path) -> Path:
+        directory = Path(directory)
+        directory.mkdir(parents=True, exist_ok=True)
+        state = {k: v.detach().cpu().contiguous() for k, v in self.model.state_dict().items()}
+        atomic_write_bytes(directory / WEIGHTS_FILE, save_safetensors(state))
+        h = self.history
+        atomic_write_bytes(directory / HISTORY_FILE, save_safetensors({
+            "indptr": torch.from_numpy(h.indptr.copy()), "indices": torch.from_numpy(h.indices.copy()),
+            "values": torch.from_numpy(h.values.copy())}))
+        atomic_write_json(directory / INFO_FILE, asdict(self.info))
+        return directory
+
+    # ------------------------------------------------------------------ ids
+    @property
+    def kind(self) -> str:
+        return self.info.kind
+
+    def _user(self, user: str) -> int:
+        index = self.user_index.get(str(user))
+        if index is None:
+            shown = ", ".join(self.info.user_ids[:5])
+            raise InputDataError(f"user {user!r} is not in this model ({len(self.user_index)} users, e.g. {shown}); "
+                                 "for a new user pass their items to recommend_history()")
+        return index
+
+    def _items(self, items: Sequence[str]) -> np.ndarray:
+        if isinstance(items, str):
+            items = [items]
+        missing = [i for i in items if str(i) not in self.item_index]
+        if missing:
+            shown = ", ".join(self.info.item_ids[:5])
+            raise InputDataError(f"items {missing[:5]} are not in this model ({len(self.item_index)} items, e.g. "
+                                 f"{shown}); ids are the item column's values as text")
+        return np.array([self.item_index[str(i)] for i in items], dtype=np.int64)
+
+    # ------------------------------------------------------------------ scores
+    @torch.no_grad()
+    def _scores_from_history(self, rows: SparseRows, users: np.ndarray | None) -> np.ndarray:
+        """(B, I) scores of users given by history rows (and indices, for the two-tower's user features)."""
+        bags = rows.bags()
+        if isinstance(self.model, MultVAE):
+            return self.model(bags["indices"], bags["offsets"], torch.ones_like(bags["values"])).logits.numpy()
+        if isinstance(self.model, TwoTower):
+            if users is None:
+                raise InputDataError("a two-tower model encodes known users (it uses their features); pass a user id")
+            u = self.model.encode_users(torch.from_numpy(users), bags["indices"], bags["offsets"])
+            return (u @ self.model.all_items().T).numpy()
+        if self.model.cfg.autorec_side == "user":
+            return self.model(**bags).numpy()
+        if users is None:
+            raise InputDataError("I-AutoRec scores known users (a column of its item vectors); pass a user id")
+        return self._all_item_reconstructions()[:, users].T
+
+    def _all_item_reconstructions(self) -> np.ndarray:
+        """I-AutoRec: (I, U) every item's reconstructed rating vector (cached)."""
+        if self._item_reconstructions is None:
+            items = self.history.transpose()
+            out = np.full((items.n_rows, items.n_cols), self.info.global_mean or 0.0, dtype=np.float32)
+            known = np.flatnonzero(items.row_lengths() > 0)
+            for start in range(0, len(known), 512):
+                chunk = known[start:start + 512]
+                out[chunk] = self.model(**items.bags(chunk)).numpy()
+            self._item_reconstructions = out
+        return self._item_reconstructions
+
+    def scores_of(self, user: str) -> np.ndarray:
+        """(I,) the model's score of every item for a known user."""
+        u = self._user(user)
+        return self._scores_from_history(self.history.take([u]), np.array([u]))[0]
+
+    def score(self, user: str, items: Sequence[str]) -> np.ndarray:
+        return self.scores_of(user)[self._items(items)]
+
+    def predict(self, user: str, items: Sequence[str]) -> np.ndarray:
+        """Predicted ratings (clipped to 1-5) of a rating model (AutoRec)."""
+        if not isinstance(self.model, AutoRec):
+            raise InputDataError(f"predict() gives ratings; this {self.kind} model ranks items: use recommend() or "
+                                 "score()")
+        return np.clip(self.score(user, items), 1.0, 5.0)
+
+    def _top(self, scores: np.ndarray, seen: np.ndarray, top: int) -> list[tuple[str, float]]:
+        if top < 1:
+            raise InputDataError(f"top={top} must be at least 1")
+        scores = scores.astype(np.float64).copy()
+        scores[seen] = -np.inf
+        order = np.argsort(-scores, kind="stable")[:top]
+        return [(self.info.item_ids[i], float(scores[i])) for i in order if np.isfinite(scores[i])]
+
+    def recommend(self, user: str, top: int = 10, exclude_seen: bool = True) -> list[tuple[str, float]]:
+        """The `top` best items for a known user, best first, as (item id, score); seen items are left out."""
+        u = self._user(user)
+        seen = self.history.row(u)[0] if exclude_seen else np.zeros(0, np.int64)
+        return self._top(self.scores_of(user), seen, top)
+
+    def recommend_history(self, items: Sequence[str], top: int = 10) -> list[tuple[str, float]]:
+        """Recommendations for a new user described by the items they interacted with (user-free models)."""
+        chosen = np.unique(self._items(items))
+        if not len(chosen):
+            raise InputDataError("the history is empty; give at least one item id")
+        if not isinstance(self.model, MultVAE) and not (isinstance(self.model, AutoRec)
+                                                        and self.model.cfg.autorec_side == "user"):
+            raise InputDataError(f"a {self.kind} model recommends for known users only; use recommend(user)")
+        row = SparseRows(np.array([0, len(chosen)]), chosen, np.ones(len(chosen), np.float32), len(self.item_index))
+        return self._top(self._scores_from_history(row, None)[0], chosen, top)
+
+    # ------------------------------------------------------------------ vectors
+    @torch.no_grad()
+    def encode(self, ids: Sequence[str], side: Literal["user", "item"] = "user") -> np.ndarray:
+        """(N, d) float32 vectors of users or items.
+
+        Mult-*: a user's code (posterior mean) / an item's output embedding (d = hidden_dim); AutoRec
+        (item-based): an item's code / a user's decoder row; two-tower: the towers' unit vectors."""
+        if side not in ("user", "item"):
+            raise InputDataError(f"side={side!r}: 'user' or 'item'")
+        if side == "user":
+            index = np.array([self._user(u) for u in ([ids] if isinstance(ids, str) else ids)], dtype=np.int64)
+        else:
+            index = self._items(ids)
+        m = self.model
+        if isinstance(m, TwoTower):
+            if side == "item":
+                return m.encode_items(torch.from_numpy(index)).numpy()
+            bags = self.history.bags(index)
+            return m.encode_users(torch.from_numpy(index), bags["indices"], bags["offsets"]).numpy()
+        if isinstance(m, MultVAE):
+            if side == "item":
+                return m.item_vectors()[torch.from_numpy(index)].numpy()
+            bags = self.history.bags(index)
+            return m.encode(bags["indices"], bags["offsets"], torch.ones_like(bags["values"])).numpy()
+        encoded_side = m.cfg.autorec_side  # AutoRec: one side is encoded, the other is a decoder row
+        if side == encoded_side:
+            rows = self.history.transpose() if side == "item" else self.history
+            return m.encode(**rows.bags(index)).numpy()
+        return m.decoder.weight[torch.from_numpy(index)].numpy()
+
+
+def _load(path: Path) -> dict[str, torch.Tensor]:
+    if not path.is_file():
+        raise CheckpointError(f"{path} is missing; the saved recommender is incomplete, re-run the training")
+    try:
+        return load_file(path)
+    except Exception as exc:  # safetensors raises its own error types for damaged files
+        raise CheckpointError(f"cannot read {path} ({exc}); the file is damaged, re-run the training") from exc
+
+
+__all__ = ["INFO_FILE", "Recommender", "RecommenderInfo", "recommender_dir"]
