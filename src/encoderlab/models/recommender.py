@@ -260,6 +260,13 @@ class TwoTower(nn.Module):
         self.item_known = counts > 0
         self.item_log_popularity = torch.log((counts + 1) / (counts + 1).sum())  # smoothed log sampling prob
 
+    def _load_from_state_dict(self, state_dict, prefix, *args, **kwargs) -> None:
+        # The token tables' lengths depend on the data: take the saved ones' shapes before copying into them.
+        for name in ("item_token_indices", "user_token_indices"):
+            if prefix + name in state_dict:
+                setattr(self, name, torch.empty_like(state_dict[prefix + name]))
+        super()._load_from_state_dict(state_dict, prefix, *args, **kwargs)
+
     def encode_items(self, items: torch.Tensor) -> torch.Tensor:
         """(B,) item indices -> (B, D) unit vectors."""
         ids = torch.where(self.item_known[items], items + 1, torch.zeros_like(items))

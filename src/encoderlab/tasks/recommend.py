@@ -454,14 +454,16 @@ def _train_autorec(cfg: RecommendConfig, data: Interactions, split: RatingSplit,
     train, val = rating_vectors(split.train, side), rating_vectors(split.val, side)
     has_val = np.flatnonzero(val.row_lengths() > 0)
     mean = float(split.train.rating.mean())
-    n_vectors = max(1, int((train.row_lengths() > 0).sum()))
+    observed = np.flatnonzero(train.row_lengths() > 0)  # vectors with a training rating: the training set
+    with torch.no_grad():
+        model.decoder.bias.fill_(mean)  # start from the mean rating, not 0 (ratings are 1-5)
 
     def collate(positions: list[int]) -> dict[str, torch.Tensor]:
-        return train.bags(positions)
+        return train.bags(observed[positions])
 
     def loss_fn(m: nn.Module, batch: dict[str, torch.Tensor]) -> tuple[torch.Tensor, int]:
         sse = masked_squared_error(m(**batch), batch["indices"], batch["offsets"], batch["values"])
-        return sse.mean() + cfg.autorec_reg / 2 * unwrap(m).l2() / n_vectors, len(batch["offsets"])
+        return sse.mean() + cfg.autorec_reg / 2 * unwrap(m).l2() / len(observed), len(batch["offsets"])
 
     def eval_fn(m: nn.Module, batch: dict[str, Any]) -> dict[str, tuple[torch.Tensor, int]]:
         pred = m(**batch["input"]).clamp(1.0, 5.0)
@@ -477,12 +479,10 @@ def _train_autorec(cfg: RecommendConfig, data: Interactions, split: RatingSplit,
         Recommender(trained, info, history).save(directory)
 
     eval_collate = rating_eval_batch(train.take(has_val), val.take(has_val))
-    trainer = Trainer(cfg, model, Positions(train.n_rows, "train"), loss_fn=loss_fn,
+    trainer = Trainer(cfg, model, Positions(len(observed), "train"), loss_fn=loss_fn,
                       collate_fn=by_tag(train=collate, val=eval_collate), eval_data=Positions(len(has_val), "val"),
                       eval_fn=eval_fn, save_final=save_final)
     metrics, model = _fit(cfg, model, trainer, save_final)
-    if "eval_mse" in metrics:
-        metrics["eval_rmse"] = float(np.sqrt(metrics["eval_mse"]))
     for name, part in (("val", split.val), ("test", split.test)):
         pred = autorec_predict(model, train, part.user, part.item, mean)
         metrics[f"{name}_rmse"], metrics[f"{name}_mae"] = rmse(pred, part.rating), mae(pred, part.rating)
