@@ -25,15 +25,16 @@ from typing import Any, Literal
 
 import numpy as np
 import torch
-from safetensors.torch import load_file
-from safetensors.torch import save as save_safetensors
 from torch import nn
 
 from ..config import from_dict
 from ..data.interactions import Interactions, SparseRows
 from ..errors import CheckpointError, InputDataError
-from ..files import atomic_write_bytes, atomic_write_json
+from ..files import atomic_write_json
 from ..models.recommender import AutoRec, MultVAE, RecommenderConfig, TwoTower, build_recommender
+from ..weights import load_weights, save_weights
+from .registry import Kind
+from .runs import model_dir
 
 INFO_FILE = "recommender.json"
 WEIGHTS_FILE = "model.safetensors"
@@ -67,8 +68,7 @@ class RecommenderInfo:
 
 def recommender_dir(path: str | Path) -> Path | None:
     """`path` or its final/ directory, whichever holds recommender.json; None if neither does."""
-    path = Path(path).expanduser()
-    return next((p for p in (path, path / "final") if (p / INFO_FILE).is_file()), None)
+    return model_dir(path, INFO_FILE)
 
 
 class Recommender:
@@ -96,20 +96,18 @@ class Recommender:
             raise CheckpointError(f"{directory / INFO_FILE} has format_version {info.format_version}; this "
                                   f"encoderlab reads {FORMAT_VERSION}")
         model = build_recommender(from_dict(RecommenderConfig, info.model))
-        model.load_state_dict(_load(directory / WEIGHTS_FILE))
-        h = _load(directory / HISTORY_FILE)
+        model.load_state_dict(load_weights(directory / WEIGHTS_FILE))
+        h = load_weights(directory / HISTORY_FILE)
         history = SparseRows(h["indptr"].numpy(), h["indices"].numpy(), h["values"].numpy(), len(info.item_ids))
         return cls(model, info, history)
 
     def save(self, directory: str | Path) -> Path:
         directory = Path(directory)
         directory.mkdir(parents=True, exist_ok=True)
-        state = {k: v.detach().cpu().contiguous() for k, v in self.model.state_dict().items()}
-        atomic_write_bytes(directory / WEIGHTS_FILE, save_safetensors(state))
+        save_weights(directory / WEIGHTS_FILE, self.model.state_dict())
         h = self.history
-        atomic_write_bytes(directory / HISTORY_FILE, save_safetensors({
-            "indptr": torch.from_numpy(h.indptr.copy()), "indices": torch.from_numpy(h.indices.copy()),
-            "values": torch.from_numpy(h.values.copy())}))
+        save_weights(directory / HISTORY_FILE, {"indptr": torch.from_numpy(h.indptr), "indices": torch.from_numpy(
+            h.indices), "values": torch.from_numpy(h.values)})
         atomic_write_json(directory / INFO_FILE, asdict(self.info))
         return directory
 
@@ -237,13 +235,13 @@ class Recommender:
         return m.decoder.weight[torch.from_numpy(index)].numpy()
 
 
-def _load(path: Path) -> dict[str, torch.Tensor]:
-    if not path.is_file():
-        raise CheckpointError(f"{path} is missing; the saved recommender is incomplete, re-run the training")
-    try:
-        return load_file(path)
-    except Exception as exc:  # safetensors raises its own error types for damaged files
-        raise CheckpointError(f"cannot read {path} ({exc}); the file is damaged, re-run the training") from exc
+KIND = Kind(
+    name="recommender",
+    summary="a recommender (Mult-VAE/DAE, AutoRec or two-tower). Recommend with `encoderlab recommend-predict "
+            "--model {path} --user ID`; in Python Recommender.from_dir(path).recommend(user)",
+    holds=lambda d: (d / INFO_FILE).is_file(),
+    load=lambda d: Recommender.from_dir(d),
+)
 
 
-__all__ = ["INFO_FILE", "Recommender", "RecommenderInfo", "recommender_dir"]
+__all__ = ["INFO_FILE", "KIND", "Recommender", "RecommenderInfo", "recommender_dir"]
