@@ -116,3 +116,12 @@ def test_bad_configs_and_columns(tmp_path, overrides, error, message):
     with pytest.raises(error, match=message):
         run(tmp_path / "bad", *overrides)
     assert not (tmp_path / "bad").exists()  # nothing left behind
+
+
+def test_same_config_and_seed_give_the_same_bits(tmp_path):
+    args = ("protocol=leave-last-out", "model.kind=two-tower", "model.latent_dim=8", "title=words", "epochs=1",
+            "batch_size=256", "baselines=false")
+    first, second = run(tmp_path / "a", *args), run(tmp_path / "b", *args)
+    assert first["test_ndcg@100"] == second["test_ndcg@100"]
+    weights = [(tmp_path / d / "final" / "model.safetensors").read_bytes() for d in ("a", "b")]
+    assert weights[0] == weights[1]
