@@ -17,6 +17,7 @@ def run_cli(*args):
     return exit_info.value.code
 
 
+@pytest.mark.slow
 def test_recommend_trains_then_recommend_predict_prints_unseen_items(tmp_path, capsys):
     out = tmp_path / "run"
     code = run_cli("recommend", f"data={SLICE / 'ml-100k.inter'}", "rating_column=rating", "protocol=strong",

@@ -53,7 +53,7 @@ def test_mult_vae_trains_on_sparse_rows_with_dropout():
         loss.backward()
         optimizer.step()
         first = first if first is not None else float(loss.detach())
-    assert float(loss) < 0.8 * first
+    assert loss.item() < 0.8 * first
     assert model.encode(**batch).shape == (6, 4) and model.item_vectors().shape == (40, 16)
 
 

@@ -28,6 +28,7 @@ def vae_run(tmp_path_factory):
     return out, metrics
 
 
+@pytest.mark.slow
 def test_mult_vae_run_reports_the_model_and_baselines_on_one_split(vae_run):
     out, metrics = vae_run
     for name in ("test", "popularity_test", "itemknn_test", "ease_test"):
@@ -42,6 +43,7 @@ def test_mult_vae_run_reports_the_model_and_baselines_on_one_split(vae_run):
     assert (out / "final" / "recommender.json").is_file() and (out / "metrics.json").is_file()
 
 
+@pytest.mark.slow
 def test_saved_recommender_reloads_and_recommends_the_same(vae_run, tmp_path):
     from encoderlab.artifacts.recommender import Recommender
     from encoderlab.data.interactions import strong_generalization
@@ -69,6 +71,7 @@ def test_saved_recommender_reloads_and_recommends_the_same(vae_run, tmp_path):
     assert rec.recommend_history(["1", "50"], top=3)[0][0] not in ("1", "50")
 
 
+@pytest.mark.slow
 def test_saved_recommender_names_bad_ids(vae_run):
     from encoderlab.artifacts.recommender import Recommender
 
