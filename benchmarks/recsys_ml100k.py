@@ -73,7 +73,12 @@ def main() -> None:
         print(top_n_table([("Mult-VAE", vae, ""), ("Mult-DAE", dae, ""), ("EASE", vae, "ease_"),
                            ("ItemKNN", vae, "itemknn_"), ("popularity", vae, "popularity_")]))
         print(f"\ntest users per split: {[r['test_users'] for r in vae]}; EASE lambda per split (chosen on "
-              f"validation): {[r['ease_lambda'] for r in vae]}\n")
+              f"validation): {[r['ease_lambda'] for r in vae]}")
+        for label, model in (("Mult-VAE", vae), ("Mult-DAE", dae)):
+            for other, prefix in (("EASE", "ease_"), ("ItemKNN", "itemknn_")):
+                diffs = [m["test_ndcg@100"] - r[f"{prefix}test_ndcg@100"] for m, r in zip(model, vae, strict=True)]
+                print(f"NDCG@100 {label} - {other} per split: {', '.join(f'{d:+.3f}' for d in diffs)}")
+        print()
         for s in SEEDS:
             print(f"    {command(f'multvae-strong-s{s}', runs)}\n    {command(f'multdae-strong-s{s}', runs)}")
     if "llo" in want:
@@ -89,7 +94,8 @@ def main() -> None:
         print(top_n_table([("two-tower, MiniLM titles", [tt], ""), ("two-tower, title words", [words], ""),
                            ("content kNN (features only)", [tt], "content_knn_"),
                            ("feature popularity", [tt], "feature_popularity_"),
-                           ("popularity (all 0: a fixed random order)", [tt], "popularity_")]))
+                           ("popularity (all 0: one fixed random order)", [tt], "popularity_"),
+                           ("random (a new order per user)", [tt], "random_")]))
         print(f"\ntest users: {tt['test_users']}\n")
         print(f"    {command('two-tower-cold', runs)}\n    {command('two-tower-cold-words', runs)}")
     if "rating" in want:

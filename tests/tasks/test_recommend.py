@@ -102,7 +102,7 @@ def test_two_tower_cold_start_run(tmp_path):
 
     metrics = run(tmp_path / "tt", "protocol=cold-start", "model.kind=two-tower", "model.latent_dim=16",
                   "title=words", "epochs=2", "batch_size=128", "model.id_dropout=0.5")
-    for name in ("test", "popularity_test", "feature_popularity_test", "content_knn_test"):
+    for name in ("test", "popularity_test", "random_test", "feature_popularity_test", "content_knn_test"):
         assert 0.0 <= metrics[f"{name}_ndcg@10"] <= 1.0
     rec = Recommender.from_dir(tmp_path / "tt")
     assert rec.encode(["1"], side="item").shape == (1, 16)

@@ -3,6 +3,7 @@ nearly so. Top-N baselines score a (users x items) input matrix of the users' hi
 held-out users); `BiasedMF` predicts ratings.
 
     Popularity(train).scores(x)          # item counts in training, the same for every user
+    RandomScores(n_items).scores(x)      # a fresh random ranking per user: chance level
     ItemKNN(train, k=100).scores(x)      # cosine item-item neighbourhoods (Sarwar et al. 2001)
     EASE(train, lam=500).scores(x)       # Steck 2019: B = I - P / diag(P), P = (X^T X + lam I)^-1, diag(B) = 0
     ContentKNN(item_bags).scores(x)      # features only: cosine of each item's features to the user's profile
@@ -40,6 +41,16 @@ class Popularity:
 
     def scores(self, x: SparseRows) -> np.ndarray:
         return np.tile(self.counts, (x.n_rows, 1))
+
+
+class RandomScores:
+    """A fresh random ranking per user (seeded): the chance level of a protocol."""
+
+    def __init__(self, n_items: int, seed: int = 0) -> None:
+        self.n_items, self.rng = n_items, np.random.default_rng(seed)
+
+    def scores(self, x: SparseRows) -> np.ndarray:
+        return self.rng.random((x.n_rows, self.n_items))
 
 
 class ItemKNN:
@@ -150,4 +161,4 @@ class BiasedMF:
         return np.clip(pred, *clip) if clip else pred
 
 
-__all__ = ["EASE", "BiasedMF", "ContentKNN", "FeaturePopularity", "ItemKNN", "Popularity"]
+__all__ = ["EASE", "BiasedMF", "ContentKNN", "FeaturePopularity", "ItemKNN", "Popularity", "RandomScores"]

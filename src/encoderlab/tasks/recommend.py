@@ -42,7 +42,15 @@ from ..data.interactions import (
 )
 from ..errors import ConfigError
 from ..evaluation.recommendation import TOP_N_METRICS, evaluate_top_n, mae, ndcg_at_k, rmse, top_k
-from ..evaluation.recommender_baselines import EASE, BiasedMF, ContentKNN, FeaturePopularity, ItemKNN, Popularity
+from ..evaluation.recommender_baselines import (
+    EASE,
+    BiasedMF,
+    ContentKNN,
+    FeaturePopularity,
+    ItemKNN,
+    Popularity,
+    RandomScores,
+)
 from ..models.recommender import (
     AutoRec,
     MultVAE,
@@ -311,6 +319,7 @@ def top_n_baselines(cfg: RecommendConfig, data: Interactions, split: TopNSplit) 
 
     report("popularity", Popularity(split.train, seed=cfg.split_seed))
     if split.protocol == "cold-start":
+        report("random", RandomScores(split.n_items, seed=cfg.split_seed))
         bags, _ = feature_bags(data.item_features, data.n_items, cfg.feature_min_count, text=True)
         if bags.n_cols:
             report("feature_popularity", FeaturePopularity(split.train, bags))
