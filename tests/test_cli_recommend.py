@@ -3,6 +3,7 @@
 import json
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from encoderlab.artifacts.registry import describe
@@ -37,3 +38,7 @@ def test_recommend_trains_then_recommend_predict_prints_unseen_items(tmp_path, c
     assert not seen & set(lines[0]["items"])
     assert run_cli("recommend-predict", "--model", str(out), "--user", "nobody") == 2
     assert "user 'nobody' is not in this model" in capsys.readouterr().err
+    (tmp_path / "items.txt").write_text("1\n50\n")
+    assert run_cli("recommend-encode", "--model", str(out), "--input", str(tmp_path / "items.txt"), "--side", "item",
+                   "--output", str(tmp_path / "items.npy")) in (0, None)
+    np.testing.assert_array_equal(np.load(tmp_path / "items.npy"), rec.encode(["1", "50"], side="item"))

@@ -150,3 +150,20 @@ def test_cold_start_items_never_reach_training(ml):
     assert split.train.col_counts()[cold].sum() == 0
     assert set(split.test_target.indices) <= set(split.test_candidates)
     assert split.test_input.nnz > 0 and not set(split.test_input.indices) & set(cold)
+
+
+def test_parquet_is_read_with_pyarrow_or_says_how(tmp_path):
+    import importlib.util
+
+    path = tmp_path / "clicks.parquet"
+    if importlib.util.find_spec("pyarrow") is None:
+        path.write_bytes(b"PAR1")
+        with pytest.raises(InputDataError, match=r"needs pyarrow \(pip install pyarrow\)"):
+            read_interactions(path, user_column="u", item_column="i")
+        return
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    pq.write_table(pa.table({"u": ["a", "b"], "i": [1, 2], "r": [4.0, 5.0]}), path)
+    data = read_interactions(path, user_column="u", item_column="i", rating_column="r")
+    assert data.user_ids == ["a", "b"] and data.rating.tolist() == [4.0, 5.0]

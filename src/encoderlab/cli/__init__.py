@@ -3,7 +3,7 @@
     encode.py     encode, similarity
     training.py   pretrain, finetune, autoencode, seq2seq, prune, distill
     predict.py    predict, evaluate, seq2seq-predict
-    recommend.py  recommend, recommend-predict
+    recommend.py  recommend, recommend-predict, recommend-encode
     deploy.py     export, bench
     analysis.py   robustness, report
 

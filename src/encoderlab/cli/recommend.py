@@ -62,3 +62,26 @@ def recommend_predict(
         items = rec.recommend_history(given, top=top)
         typer.echo(json.dumps({"history": given, "items": [i for i, _ in items],
                                "scores": [round(s, 5) for _, s in items]}))
+
+
+@app.command("recommend-encode")
+def recommend_encode(
+    model: Annotated[Path, typer.Option("--model", "-m", help="OUT_DIR of `encoderlab recommend` (or final/).")],
+    input: Annotated[Path, typer.Option("--input", "-i", help="A .txt file of ids, one per line.")],
+    output: Annotated[Path, typer.Option("--output", "-o", help="Where to write the (N, d) float32 .npy.")],
+    side: Annotated[str, typer.Option(help="user or item: whose ids the file holds.")] = "user",
+) -> None:
+    """Write the vectors of users or items (one id per line) as a .npy, in input order."""
+    from ..artifacts.recommender import Recommender
+    from ..files import atomic_save_npy
+
+    if output.suffix.lower() != ".npy":
+        raise InputDataError(f"--output {str(output)!r} must end in .npy")
+    if not input.is_file():
+        raise InputDataError(f"--input {str(input)!r} does not exist; give a .txt file with one id per line")
+    ids = [line.strip() for line in input.read_text(encoding="utf-8").splitlines() if line.strip()]
+    if not ids:
+        raise InputDataError(f"--input {str(input)!r} holds no ids; give one {side} id per line")
+    vectors = Recommender.from_dir(model).encode(ids, side=side)
+    atomic_save_npy(output, vectors)
+    typer.echo(f"wrote {vectors.shape[0]} x {vectors.shape[1]} {side} vectors to {output}", err=True)
