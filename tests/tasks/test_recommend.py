@@ -128,3 +128,32 @@ def test_same_config_and_seed_give_the_same_bits(tmp_path):
     assert first["test_ndcg@100"] == second["test_ndcg@100"]
     weights = [(tmp_path / d / "final" / "model.safetensors").read_bytes() for d in ("a", "b")]
     assert weights[0] == weights[1]
+
+
+def test_a_users_own_csv_files_with_features(tmp_path):
+    """The generic path: interactions .csv with its own column names, item features with '|'-separated genres
+    and a title column; implicit feedback (no rating column)."""
+    lines = (SLICE / "ml-100k.inter").read_text().splitlines()[1:]
+    (tmp_path / "clicks.csv").write_text("customer,product\n" + "".join(
+        f"c{u},p{i}\n" for u, i, rating, _ in (line.split("\t") for line in lines) if float(rating) >= 4))
+    items = (SLICE / "ml-100k.item").read_text().splitlines()[1:]
+    rows = [line.split("\t") for line in items]
+    (tmp_path / "products.csv").write_text("product,name,year,genres\n" + "".join(
+        f'p{i},"{title}",{year},{genres.replace(" ", "|")}\n' for i, title, year, genres in rows))
+    from encoderlab.data.interactions import read_interactions
+
+    data = read_interactions(tmp_path / "clicks.csv", user_column="customer", item_column="product",
+                             item_features=tmp_path / "products.csv", item_text_column="name")
+    toy = data.item_features.entity_tokens(data.item_ids.index("p1"))
+    assert {"genres=Animation", "genres=Comedy", "year=1995", "name~toy"} <= set(toy) and not data.explicit
+    metrics = run_task(train_recommender, RecommendConfig, None, [
+        f"data={tmp_path / 'clicks.csv'}", "user_column=customer", "item_column=product",
+        f"item_features={tmp_path / 'products.csv'}", "item_text_column=name", "protocol=cold-start",
+        "model.kind=two-tower", "model.latent_dim=8", "title=words", "epochs=1", "batch_size=128", "threads=1",
+        "progress=off", f"out_dir={tmp_path / 'run'}"])
+    assert metrics["test_users"] > 0 and 0 <= metrics["test_recall@20"] <= 1
+    assert "content_knn_test_recall@20" in metrics  # the features reached the baselines too
+    with pytest.raises(InputDataError, match="leave-last-out needs timestamps"):
+        run_task(train_recommender, RecommendConfig, None, [
+            f"data={tmp_path / 'clicks.csv'}", "user_column=customer", "item_column=product",
+            "protocol=leave-last-out", f"out_dir={tmp_path / 'run2'}"])
