@@ -1,6 +1,7 @@
 """The recommend task end to end on the bundled MovieLens slice: every protocol, its baselines, the saved
 Recommender reloading to the same numbers, and bad input."""
 
+import json
 from pathlib import Path
 
 import numpy as np
@@ -157,3 +158,28 @@ def test_a_users_own_csv_files_with_features(tmp_path):
         run_task(train_recommender, RecommendConfig, None, [
             f"data={tmp_path / 'clicks.csv'}", "user_column=customer", "item_column=product",
             "protocol=leave-last-out", f"out_dir={tmp_path / 'run2'}"])
+
+
+@pytest.mark.slow
+def test_registry_identifies_and_loads_the_run_and_damage_is_named(vae_run, tmp_path):
+    import shutil
+
+    from encoderlab.artifacts.recommender import Recommender
+    from encoderlab.artifacts.registry import identify, load
+    from encoderlab.errors import CheckpointError
+
+    out, _ = vae_run
+    assert identify(out).kind.name == identify(out / "final").kind.name == "recommender"
+    loaded = load(out)
+    assert isinstance(loaded, Recommender)
+    assert loaded.recommend("1", top=5) == Recommender.from_dir(out / "final").recommend("1", top=5)
+    damaged = tmp_path / "damaged"
+    shutil.copytree(out / "final", damaged)
+    info = json.loads((damaged / "recommender.json").read_text())
+    del info["item_ids"]
+    (damaged / "recommender.json").write_text(json.dumps(info))
+    with pytest.raises(CheckpointError, match="recommender.json has no item_ids"):
+        Recommender.from_dir(damaged)
+    (damaged / "recommender.json").write_text("{not json")
+    with pytest.raises(CheckpointError, match="recommender.json is not valid JSON"):
+        load(damaged)

@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import MISSING, asdict, dataclass, fields
 from pathlib import Path
 from typing import Any, Literal
 
@@ -65,6 +65,23 @@ class RecommenderInfo:
            global_mean: float | None = None) -> RecommenderInfo:
         return cls(cfg.kind, asdict(cfg), protocol, data.name, list(data.user_ids), list(data.item_ids), global_mean)
 
+    @classmethod
+    def from_dict(cls, raw: Any, where: str = INFO_FILE) -> RecommenderInfo:
+        """From recommender.json's content; a missing key or another format is a CheckpointError naming it."""
+        if not isinstance(raw, dict):
+            raise CheckpointError(f"{where} holds {type(raw).__name__}, not an object; re-run `encoderlab recommend`")
+        missing = [f.name for f in fields(cls) if f.default is MISSING and f.name not in raw]
+        if missing:
+            raise CheckpointError(f"{where} has no {', '.join(missing)}; re-run `encoderlab recommend`")
+        if raw.get("format_version", FORMAT_VERSION) != FORMAT_VERSION:
+            raise CheckpointError(f"{where} has format_version {raw['format_version']}; this encoderlab reads "
+                                  f"{FORMAT_VERSION}: re-run `encoderlab recommend` or update encoderlab")
+        names = {f.name for f in fields(cls)}
+        return cls(**{k: v for k, v in raw.items() if k in names})
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
 
 def recommender_dir(path: str | Path) -> Path | None:
     """`path` or its final/ directory, whichever holds recommender.json; None if neither does."""
@@ -72,6 +89,11 @@ def recommender_dir(path: str | Path) -> Path | None:
 
 
 class Recommender:
+    """A trained recommender with its id maps and every user's seen items: `recommend`, `score`, `predict`
+    (AutoRec), `encode` (user or item vectors), `recommend_history` (a new user, user-free models)."""
+
+    kind = "recommender"
+
     def __init__(self, model: nn.Module, info: RecommenderInfo, history: SparseRows) -> None:
         self.model = model.eval()
         self.info = info
@@ -87,14 +109,12 @@ class Recommender:
         if directory is None:
             raise CheckpointError(f"{str(path)!r} is not a recommender: no {INFO_FILE} in it or in its final/; pass "
                                   "the out_dir of a finished `encoderlab recommend` run")
+        where = directory / INFO_FILE
         try:
-            raw = json.loads((directory / INFO_FILE).read_text(encoding="utf-8"))
-            info = RecommenderInfo(**raw)
-        except (json.JSONDecodeError, TypeError) as exc:
-            raise CheckpointError(f"{directory / INFO_FILE} is damaged ({exc}); re-run the training") from exc
-        if info.format_version != FORMAT_VERSION:
-            raise CheckpointError(f"{directory / INFO_FILE} has format_version {info.format_version}; this "
-                                  f"encoderlab reads {FORMAT_VERSION}")
+            raw = json.loads(where.read_text(encoding="utf-8"))
+        except json.JSONDecodeError as exc:
+            raise CheckpointError(f"{where} is not valid JSON ({exc}); re-run `encoderlab recommend`") from exc
+        info = RecommenderInfo.from_dict(raw, str(where))
         model = build_recommender(from_dict(RecommenderConfig, info.model))
         model.load_state_dict(load_weights(directory / WEIGHTS_FILE))
         h = load_weights(directory / HISTORY_FILE)
@@ -108,12 +128,13 @@ class Recommender:
         h = self.history
         save_weights(directory / HISTORY_FILE, {"indptr": torch.from_numpy(h.indptr), "indices": torch.from_numpy(
             h.indices), "values": torch.from_numpy(h.values)})
-        atomic_write_json(directory / INFO_FILE, asdict(self.info))
+        atomic_write_json(directory / INFO_FILE, self.info.to_dict())
         return directory
 
     # ------------------------------------------------------------------ ids
     @property
-    def kind(self) -> str:
+    def model_kind(self) -> str:
+        """mult-vae, mult-dae, autorec or two-tower."""
         return self.info.kind
 
     def _user(self, user: str) -> int:
@@ -175,8 +196,8 @@ class Recommender:
     def predict(self, user: str, items: Sequence[str]) -> np.ndarray:
         """Predicted ratings (clipped to 1-5) of a rating model (AutoRec)."""
         if not isinstance(self.model, AutoRec):
-            raise InputDataError(f"predict() gives ratings; this {self.kind} model ranks items: use recommend() or "
-                                 "score()")
+            raise InputDataError(f"predict() gives ratings; this {self.model_kind} model ranks items: use "
+                                 "recommend() or score()")
         return np.clip(self.score(user, items), 1.0, 5.0)
 
     def _top(self, scores: np.ndarray, seen: np.ndarray, top: int) -> list[tuple[str, float]]:
@@ -200,7 +221,7 @@ class Recommender:
             raise InputDataError("the history is empty; give at least one item id")
         if not isinstance(self.model, MultVAE) and not (isinstance(self.model, AutoRec)
                                                         and self.model.cfg.autorec_side == "user"):
-            raise InputDataError(f"a {self.kind} model recommends for known users only; use recommend(user)")
+            raise InputDataError(f"a {self.model_kind} model recommends for known users only; use recommend(user)")
         row = SparseRows(np.array([0, len(chosen)]), chosen, np.ones(len(chosen), np.float32), len(self.item_index))
         return self._top(self._scores_from_history(row, None)[0], chosen, top)
 
@@ -240,7 +261,7 @@ KIND = Kind(
     summary="a recommender (Mult-VAE/DAE, AutoRec or two-tower). Recommend with `encoderlab recommend-predict "
             "--model {path} --user ID`; in Python Recommender.from_dir(path).recommend(user)",
     holds=lambda d: (d / INFO_FILE).is_file(),
-    load=lambda d: Recommender.from_dir(d),
+    load=Recommender.from_dir,
 )
 
 
