@@ -57,7 +57,7 @@ def test_saved_recommender_reloads_and_recommends_the_same(vae_run, tmp_path):
     cfg = RecommendConfig(data=str(SLICE / "ml-100k.inter"), rating_column="rating", timestamp_column="timestamp")
     split = strong_generalization(load_data(cfg), heldout=0.15, seed=0)
     inputs, targets, users, _ = split.evaluation("test")
-    again = evaluate_top_n(lambda rows: rec._scores_from_history(inputs.take(rows), users[rows]), inputs, targets)
+    again = evaluate_top_n(lambda rows: rec.scores_for(inputs.take(rows), users[rows]), inputs, targets)
     assert again["ndcg@100"] == pytest.approx(metrics["test_ndcg@100"], abs=1e-12)
     user = rec.info.user_ids[int(users[0])]
     top = rec.recommend(user, top=10)

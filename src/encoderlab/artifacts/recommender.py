@@ -88,6 +88,27 @@ def recommender_dir(path: str | Path) -> Path | None:
     return model_dir(path, INFO_FILE)
 
 
+@torch.no_grad()
+def score_rows(model: nn.Module, rows: SparseRows, users: np.ndarray | None,
+               item_vectors: torch.Tensor | None = None) -> np.ndarray:
+    """(B, I) scores from users' history rows: Mult-VAE/DAE logits, U-AutoRec reconstructions, or two-tower
+    cosines / temperature against every item (`item_vectors`, if already computed). The training task scores
+    its evaluation users with this too, so a saved model ranks exactly as it did in training."""
+    model.eval()
+    bags = rows.bags()
+    if isinstance(model, MultVAE):
+        return model(bags["indices"], bags["offsets"], torch.ones_like(bags["values"])).logits.numpy()
+    if isinstance(model, TwoTower):
+        if users is None:
+            raise InputDataError("a two-tower model encodes known users (it uses their features); pass a user id")
+        vectors = item_vectors if item_vectors is not None else model.all_items()
+        u = model.encode_users(torch.from_numpy(np.asarray(users)), bags["indices"], bags["offsets"])
+        return (u @ vectors.T).numpy()
+    if isinstance(model, AutoRec) and model.cfg.autorec_side == "user":
+        return model(**bags).numpy()
+    raise InputDataError(f"{type(model).__name__} does not score users from history rows")
+
+
 class Recommender:
     """A trained recommender with its id maps and every user's seen items: `recommend`, `score`, `predict`
     (AutoRec), `encode` (user or item vectors), `recommend_history` (a new user, user-free models)."""
@@ -156,23 +177,16 @@ class Recommender:
         return np.array([self.item_index[str(i)] for i in items], dtype=np.int64)
 
     # ------------------------------------------------------------------ scores
-    @torch.no_grad()
-    def _scores_from_history(self, rows: SparseRows, users: np.ndarray | None) -> np.ndarray:
-        """(B, I) scores of users given by history rows (and indices, for the two-tower's user features)."""
-        bags = rows.bags()
-        if isinstance(self.model, MultVAE):
-            return self.model(bags["indices"], bags["offsets"], torch.ones_like(bags["values"])).logits.numpy()
-        if isinstance(self.model, TwoTower):
+    def scores_for(self, rows: SparseRows, users: np.ndarray | None) -> np.ndarray:
+        """(B, I) scores of users given by history rows (and their indices, which the two-tower's user features
+        and I-AutoRec need; None for a new user)."""
+        if isinstance(self.model, AutoRec) and self.model.cfg.autorec_side == "item":
             if users is None:
-                raise InputDataError("a two-tower model encodes known users (it uses their features); pass a user id")
-            u = self.model.encode_users(torch.from_numpy(users), bags["indices"], bags["offsets"])
-            return (u @ self.model.all_items().T).numpy()
-        if self.model.cfg.autorec_side == "user":
-            return self.model(**bags).numpy()
-        if users is None:
-            raise InputDataError("I-AutoRec scores known users (a column of its item vectors); pass a user id")
-        return self._all_item_reconstructions()[:, users].T
+                raise InputDataError("I-AutoRec scores known users (a column of its item vectors); pass a user id")
+            return self._all_item_reconstructions()[:, users].T
+        return score_rows(self.model, rows, users)
 
+    @torch.no_grad()
     def _all_item_reconstructions(self) -> np.ndarray:
         """I-AutoRec: (I, U) every item's reconstructed rating vector (cached)."""
         if self._item_reconstructions is None:
@@ -188,7 +202,7 @@ class Recommender:
     def scores_of(self, user: str) -> np.ndarray:
         """(I,) the model's score of every item for a known user."""
         u = self._user(user)
-        return self._scores_from_history(self.history.take([u]), np.array([u]))[0]
+        return self.scores_for(self.history.take([u]), np.array([u]))[0]
 
     def score(self, user: str, items: Sequence[str]) -> np.ndarray:
         return self.scores_of(user)[self._items(items)]
@@ -223,7 +237,7 @@ class Recommender:
                                                         and self.model.cfg.autorec_side == "user"):
             raise InputDataError(f"a {self.model_kind} model recommends for known users only; use recommend(user)")
         row = SparseRows(np.array([0, len(chosen)]), chosen, np.ones(len(chosen), np.float32), len(self.item_index))
-        return self._top(self._scores_from_history(row, None)[0], chosen, top)
+        return self._top(self.scores_for(row, None)[0], chosen, top)
 
     # ------------------------------------------------------------------ vectors
     @torch.no_grad()
@@ -265,4 +279,4 @@ KIND = Kind(
 )
 
 
-__all__ = ["INFO_FILE", "KIND", "Recommender", "RecommenderInfo", "recommender_dir"]
+__all__ = ["INFO_FILE", "KIND", "Recommender", "RecommenderInfo", "recommender_dir", "score_rows"]

@@ -27,7 +27,7 @@ import torch
 from torch import nn
 from torch.utils.data import Dataset
 
-from ..artifacts.recommender import Recommender, RecommenderInfo
+from ..artifacts.recommender import Recommender, RecommenderInfo, score_rows
 from ..data.interactions import (
     FeatureTable,
     Interactions,
@@ -53,7 +53,6 @@ from ..evaluation.recommender_baselines import (
 )
 from ..models.recommender import (
     AutoRec,
-    MultVAE,
     RecommenderConfig,
     TwoTower,
     build_recommender,
@@ -252,26 +251,36 @@ def title_vectors(cfg: RecommendConfig, data: Interactions) -> torch.Tensor | No
     return torch.from_numpy(encoder.encode(titles, batch_size=128))
 
 
-def install_features(model: TwoTower, cfg: RecommendConfig, data: Interactions, train: SparseRows,
-                     titles: torch.Tensor | None) -> None:
+@dataclass
+class SideFeatures:
+    """The two-tower's inputs besides interactions: token bags per item and per user, title vectors."""
+
+    items: SparseRows
+    users: SparseRows
+    titles: torch.Tensor | None
+
+
+def side_features(cfg: RecommendConfig, data: Interactions) -> SideFeatures:
     items, _ = feature_bags(data.item_features, data.n_items, cfg.feature_min_count, text=cfg.title == "words")
     users, _ = feature_bags(data.user_features, data.n_users, cfg.feature_min_count, text=False)
-    counts = np.zeros(data.n_items) if train is None else train.col_counts()
+    return SideFeatures(items, users, title_vectors(cfg, data))
+
+
+def install_features(model: TwoTower, features: SideFeatures, train: SparseRows) -> None:
+    items, users = features.items, features.users
     model.set_features(item_token_indptr=torch.from_numpy(items.indptr), item_token_indices=torch.from_numpy(
         items.indices), user_token_indptr=torch.from_numpy(users.indptr),
-        user_token_indices=torch.from_numpy(users.indices), item_titles=titles,
-        item_counts=torch.from_numpy(counts))
+        user_token_indices=torch.from_numpy(users.indices), item_titles=features.titles,
+        item_counts=torch.from_numpy(train.col_counts()))
 
 
-def with_sizes(cfg: RecommendConfig, data: Interactions, titles: torch.Tensor | None) -> RecommenderConfig:
+def with_sizes(cfg: RecommendConfig, data: Interactions, features: SideFeatures | None) -> RecommenderConfig:
     """The model config with the data's sizes filled in."""
     sizes: dict[str, int] = {"n_items": data.n_items, "n_users": data.n_users}
-    if cfg.model.kind == "two-tower":
-        sizes["n_item_tokens"] = len(feature_bags(data.item_features, data.n_items, cfg.feature_min_count,
-                                                  text=cfg.title == "words")[1])
-        sizes["n_user_tokens"] = len(feature_bags(data.user_features, data.n_users, cfg.feature_min_count,
-                                                  text=False)[1])
-        sizes["title_dim"] = 0 if titles is None else titles.shape[1]
+    if features is not None:
+        sizes["n_item_tokens"] = features.items.n_cols
+        sizes["n_user_tokens"] = features.users.n_cols
+        sizes["title_dim"] = 0 if features.titles is None else features.titles.shape[1]
     for name, value in sizes.items():
         given = getattr(cfg.model, name)
         if given and given != value:
@@ -281,26 +290,12 @@ def with_sizes(cfg: RecommendConfig, data: Interactions, titles: torch.Tensor | 
 
 
 # ----------------------------------------------------------------------------------------------- scoring
-@torch.no_grad()
-def model_scores(model: nn.Module, inputs: SparseRows, users: np.ndarray, rows: np.ndarray,
-                 item_vectors: torch.Tensor | None = None) -> np.ndarray:
-    """(len(rows), I) scores of evaluation users from their input rows (Mult-*, two-tower)."""
-    model.eval()
-    bags = inputs.bags(rows)
-    if isinstance(model, MultVAE):
-        return model(bags["indices"], bags["offsets"], torch.ones_like(bags["values"])).logits.numpy()
-    assert isinstance(model, TwoTower)
-    vectors = item_vectors if item_vectors is not None else model.all_items()
-    u = model.encode_users(torch.from_numpy(users[rows]), bags["indices"], bags["offsets"])
-    return (u @ vectors.T).numpy()
-
-
 def evaluate_model(model: nn.Module, split: TopNSplit, which: str, batch_size: int) -> dict[str, float]:
     inputs, targets, users, candidates = split.evaluation(which)
     vectors = model.eval().all_items() if isinstance(model, TwoTower) else None
     with torch.no_grad():
-        return evaluate_top_n(lambda rows: model_scores(model, inputs, users, rows, vectors), inputs, targets,
-                              candidates, batch_size=batch_size)
+        return evaluate_top_n(lambda rows: score_rows(model, inputs.take(rows), users[rows], vectors), inputs,
+                              targets, candidates, batch_size=batch_size)
 
 
 def evaluate_baseline(scorer, split: TopNSplit, which: str, batch_size: int) -> dict[str, float]:
@@ -376,12 +371,12 @@ def train_recommender(cfg: RecommendConfig) -> dict[str, Any]:
     apply_threads(cfg.threads)
     data = load_data(cfg)
     split = make_split(cfg, data)
-    titles = title_vectors(cfg, data) if cfg.model.kind == "two-tower" else None
-    cfg = dataclasses.replace(cfg, model=with_sizes(cfg, data, titles))
+    features = side_features(cfg, data) if cfg.model.kind == "two-tower" else None
+    cfg = dataclasses.replace(cfg, model=with_sizes(cfg, data, features))
     model = build_recommender(cfg.model)
     if isinstance(split, RatingSplit):
         return _train_autorec(cfg, data, split, model)
-    return _train_top_n(cfg, data, split, model, titles)
+    return _train_top_n(cfg, data, split, model, features)
 
 
 def _fit(cfg: RecommendConfig, model: nn.Module, trainer: Trainer, save_final) -> tuple[dict[str, Any], nn.Module]:
@@ -408,10 +403,10 @@ def _history_for(data: Interactions, split: TopNSplit) -> SparseRows:
 
 
 def _train_top_n(cfg: RecommendConfig, data: Interactions, split: TopNSplit, model: nn.Module,
-                 titles: torch.Tensor | None) -> dict[str, Any]:
+                 features: SideFeatures | None) -> dict[str, Any]:
     trainer: Trainer | None = None
     if isinstance(model, TwoTower):
-        install_features(model, cfg, data, split.train, titles)
+        install_features(model, features, split.train)
         train_data = Positions(split.train.nnz, "train")
         collate = history_batch(split.train, split.train_users)
 
@@ -434,7 +429,7 @@ def _train_top_n(cfg: RecommendConfig, data: Interactions, split: TopNSplit, mod
         rows = batch["rows"].numpy()
         inputs, targets, users, candidates = split.evaluation("val")
         vectors = m.all_items() if isinstance(m, TwoTower) else None
-        scores = model_scores(m, inputs, users, rows, vectors)
+        scores = score_rows(m, inputs.take(rows), users[rows], vectors)
         top = top_k(scores, 100, inputs.take(rows), candidates)
         ndcg = ndcg_at_k(top, targets.take(rows), 100)
         valid = ~np.isnan(ndcg)
