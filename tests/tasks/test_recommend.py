@@ -95,6 +95,17 @@ def test_autorec_rating_run_and_predictions(tmp_path):
     rec = Recommender.from_dir(tmp_path / "ar")
     ratings = rec.predict("1", ["1", "2", "3"])
     assert ratings.shape == (3,) and ((1 <= ratings) & (ratings <= 5)).all()
+    # the reloaded model predicts the test ratings exactly as the run scored them
+    from encoderlab.data.interactions import rating_split
+    from encoderlab.evaluation.recommendation import rmse
+    from encoderlab.models.recommender import RecommenderConfig
+    from encoderlab.tasks.recommend import load_data
+
+    cfg = RecommendConfig(data=str(SLICE / "ml-100k.inter"), rating_column="rating", protocol="rating",
+                          model=RecommenderConfig(kind="autorec"))
+    test = rating_split(load_data(cfg), seed=0).test
+    table = np.clip(rec._all_item_reconstructions(), 1, 5)  # (items, users)
+    assert rmse(table[test.item, test.user], test.rating) == pytest.approx(metrics["test_rmse"], abs=1e-6)
 
 
 @pytest.mark.slow
