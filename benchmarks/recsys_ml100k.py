@@ -20,6 +20,8 @@ TOP_N = ("recall@20", "recall@50", "ndcg@10", "ndcg@100", "coverage@20")
 RUNS = {  # name -> (config, overrides)
     **{f"multvae-strong-s{s}": ("configs/ml100k-multvae.yaml", [f"split_seed={s}"]) for s in SEEDS},
     **{f"multdae-strong-s{s}": ("configs/ml100k-multdae.yaml", [f"split_seed={s}"]) for s in SEEDS},
+    **{f"two-tower-strong-s{s}": ("configs/ml100k-two-tower-cold.yaml", ["protocol=strong", f"split_seed={s}"])
+       for s in SEEDS},
     "multvae-llo": ("configs/ml100k-multvae.yaml", ["protocol=leave-last-out"]),
     "multdae-llo": ("configs/ml100k-multdae.yaml", ["protocol=leave-last-out"]),
     "autorec-rating": ("configs/ml100k-autorec.yaml", []),
@@ -70,8 +72,9 @@ def main() -> None:
         vae = [metrics(f"multvae-strong-s{s}", runs) for s in SEEDS]
         dae = [metrics(f"multdae-strong-s{s}", runs) for s in SEEDS]
         print(f"### Strong generalisation (held-out users), mean ± std over split seeds {SEEDS}\n")
-        print(top_n_table([("Mult-VAE", vae, ""), ("Mult-DAE", dae, ""), ("EASE", vae, "ease_"),
-                           ("ItemKNN", vae, "itemknn_"), ("popularity", vae, "popularity_")]))
+        towers = [metrics(f"two-tower-strong-s{s}", runs) for s in SEEDS]
+        print(top_n_table([("Mult-VAE", vae, ""), ("Mult-DAE", dae, ""), ("two-tower (MiniLM titles)", towers, ""),
+                           ("EASE", vae, "ease_"), ("ItemKNN", vae, "itemknn_"), ("popularity", vae, "popularity_")]))
         print(f"\ntest users per split: {[r['test_users'] for r in vae]}; EASE lambda per split (chosen on "
               f"validation): {[r['ease_lambda'] for r in vae]}")
         for label, model in (("Mult-VAE", vae), ("Mult-DAE", dae)):
@@ -80,7 +83,8 @@ def main() -> None:
                 print(f"NDCG@100 {label} - {other} per split: {', '.join(f'{d:+.3f}' for d in diffs)}")
         print()
         for s in SEEDS:
-            print(f"    {command(f'multvae-strong-s{s}', runs)}\n    {command(f'multdae-strong-s{s}', runs)}")
+            print(f"    {command(f'multvae-strong-s{s}', runs)}\n    {command(f'multdae-strong-s{s}', runs)}\n"
+                  f"    {command(f'two-tower-strong-s{s}', runs)}")
     if "llo" in want:
         vae, dae = metrics("multvae-llo", runs), metrics("multdae-llo", runs)
         print("\n### Leave-last-out (by time)\n")
