@@ -12,7 +12,7 @@ import torch.nn.functional as F
 from encoderlab import TextEncoder
 from encoderlab.artifacts.classifier import TextClassifier
 from encoderlab.cli import main
-from encoderlab.compression.distill import (
+from encoderlab.compression.distillation import (
     alternate_layers,
     block_outputs,
     embedding_distillation_loss,

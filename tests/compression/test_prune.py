@@ -12,7 +12,7 @@ from encoderlab.artifacts.classifier import TextClassifier
 from encoderlab.artifacts.finetuned import load_finetuned, save_finetuned
 from encoderlab.artifacts.text_encoder import TextEncoder
 from encoderlab.cli import main
-from encoderlab.compression.prune import (
+from encoderlab.compression.pruning import (
     choose_units,
     gated,
     magnitude_masks,

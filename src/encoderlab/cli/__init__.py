@@ -3,6 +3,7 @@
     encode.py     encode, similarity
     training.py   pretrain, finetune, autoencode, seq2seq, prune, distill
     predict.py    predict, evaluate, seq2seq-predict
+    recommend.py  recommend, recommend-predict, recommend-encode
     deploy.py     export, bench
     analysis.py   robustness, report
     serve.py      serve
@@ -18,7 +19,15 @@ import numpy as np
 import typer
 
 from ..errors import EncoderlabError
-from . import analysis, deploy, encode, predict, serve, training  # noqa: F401  (each registers its commands on `app`)
+from . import (  # noqa: F401  (each registers its commands on `app`)
+    analysis,
+    deploy,
+    encode,
+    predict,
+    recommend,
+    serve,
+    training,
+)
 from .common import app
 
 

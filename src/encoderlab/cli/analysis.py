@@ -31,7 +31,7 @@ def robustness(
 ) -> None:
     """Robustness to noise: the model's metrics as its input gets noisier (typos in text, Gaussian noise on
     arrays), level by level against the clean input."""
-    from ..evaluation.robustness import markdown_table
+    from ..evaluation.noise import markdown_table
     from ..tasks.robustness import evaluate_robustness
 
     parsed = None

@@ -1,4 +1,4 @@
-"""Distil a teacher encoder into a shallower student (see `encoderlab.compression.distill` for the method).
+"""Distil a teacher encoder into a shallower student (see `encoderlab.compression.distillation` for the method).
 
     encoderlab distill --config configs/distill-minilm.yaml            # sentence embeddings, teacher minilm
     encoderlab distill --config configs/distill-tweets.yaml            # a fine-tuned classifier, KL on logits
@@ -39,7 +39,7 @@ from ..artifacts.aliases import ALIASES, resolve_model_path
 from ..artifacts.classifier import TextClassifier, run_encoder
 from ..artifacts.finetuned import HEAD_CONFIG, HeadInfo, export_encoder, load_finetuned, read_head_info, save_finetuned
 from ..artifacts.text_encoder import TextEncoder
-from ..compression.distill import (
+from ..compression.distillation import (
     alternate_layers,
     block_outputs,
     check_layers,

@@ -5,7 +5,7 @@
 
 The recipe: load the classifier (the OUT_DIR of `encoderlab finetune`) and the data splits it was trained on
 (same seed, fractions and subsets, so the test split is the teacher run's); score it on the test split;
-prune a copy (`encoderlab.compression.prune`: magnitude masks, or heads / feed-forward neurons ranked by
+prune a copy (`encoderlab.compression.pruning`: magnitude masks, or heads / feed-forward neurons ranked by
 importance on training batches and physically removed); score it again; fine-tune it for `recovery_steps`
 on the training split with the shared Trainer (magnitude masks re-applied after every step); save OUT_DIR/final/
 as an ordinary fine-tuned model; reload that directory and score it; then time the original and the pruned
@@ -25,7 +25,7 @@ from typing import Any, Literal
 
 from ..artifacts.classifier import TextClassifier
 from ..artifacts.finetuned import HeadInfo, finetuned_dir, load_finetuned, save_finetuned
-from ..compression.prune import (
+from ..compression.pruning import (
     WeightMasks,
     check_sparsity,
     choose_units,

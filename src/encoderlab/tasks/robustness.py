@@ -1,4 +1,4 @@
-"""`encoderlab robustness`: how a trained model holds up as its input gets noisier (evaluation/robustness.py).
+"""`encoderlab robustness`: how a trained model holds up as its input gets noisier (evaluation/noise.py).
 
 The model decides what is measured:
 - a fine-tuned classifier (`encoderlab finetune` OUT_DIR): accuracy and macro-F1 on typo-ridden `data`
@@ -25,7 +25,7 @@ from ..artifacts.registry import detect
 from ..artifacts.seq2seq import Seq2SeqPredictor
 from ..artifacts.text_encoder import TextEncoder
 from ..errors import InputDataError
-from ..evaluation.robustness import (
+from ..evaluation.noise import (
     ARRAY_SIGMAS,
     TEXT_RATES,
     array_robustness,
