@@ -105,7 +105,7 @@ class Server(Client):
 @pytest.fixture(scope="session")
 def tiny_models(tmp_path_factory, minilm_dir) -> dict[str, Path]:
     """name -> directory: enc (text encoder), clf (classifier), pos (tagger), g2p (seq2seq run), ae (autoencoder
-    run on Shuttle rows)."""
+    run on Shuttle rows), rec (a Mult-DAE recommender run on the MovieLens slice)."""
     from encoderlab.artifacts.finetuned import HeadInfo, save_finetuned
     from encoderlab.interop.hf_bert import save_hf_bert
     from encoderlab.models.bert import BertConfig, BertModel
@@ -140,15 +140,22 @@ def tiny_models(tmp_path_factory, minilm_dir) -> dict[str, Path]:
         run_task(train_autoencoder, AutoencodeConfig, CONFIGS / "shuttle-anomaly.yaml",
                  [f"out_dir={root / 'ae'}", "max_steps=3", "eval_every=0", "progress=off", "threads=1",
                   "train_limit=500", "eval_limit=200", "warmup_steps=1"])
+        from encoderlab.cli import main
+
+        with contextlib.suppress(SystemExit):  # the MovieLens slice the recommender tests use
+            main(["recommend", f"data={ROOT / 'tests/data/ml100k-slice/ml-100k.inter'}", "rating_column=rating",
+                  "protocol=strong", "heldout=0.15", "model.kind=mult-dae", "model.hidden_dim=16",
+                  "model.latent_dim=8", "epochs=1", "batch_size=16", "threads=1", "progress=off",
+                  f"out_dir={root / 'rec'}"])
     finally:
         torch.set_num_threads(threads)
-    return {name: root / name for name in ("enc", "clf", "pos", "g2p", "ae")}
+    return {name: root / name for name in ("enc", "clf", "pos", "g2p", "ae", "rec")}
 
 
 @pytest.fixture(scope="module")
 def server(tiny_models):
     """minilm and one model of every other kind, default limits."""
-    args = ["--model", "minilm"] + [a for name in ("clf", "pos", "g2p", "ae")
+    args = ["--model", "minilm"] + [a for name in ("clf", "pos", "g2p", "ae", "rec")
                                      for a in ("--model", f"{name}={tiny_models[name]}")]
     running = Server(args)
     yield running

@@ -135,7 +135,7 @@ def test_the_official_openai_client_works_against_it(server, minilm, sentences):
     assert response.usage.prompt_tokens > 8
     floats = client.embeddings.create(model="minilm", input="one text", encoding_format="float")
     assert len(floats.data[0].embedding) == 384
-    assert [m.id for m in client.models.list().data] == ["minilm", "clf", "pos", "g2p", "ae"]
+    assert [m.id for m in client.models.list().data] == ["minilm", "clf", "pos", "g2p", "ae", "rec"]
     with pytest.raises(openai.NotFoundError):
         client.embeddings.create(model="nope", input="x")
 

@@ -65,6 +65,24 @@ def test_score_returns_anomaly_scores_codes_and_reconstructions(server, tiny_mod
     assert server.post("/v1/score", {"model": "ae", "input": [[[1, 2], [3]]]}).status == 422
 
 
+def test_recommend_returns_the_recommenders_top_items(server, tiny_models):
+    recommender = load(tiny_models["rec"])
+    user = recommender.info.user_ids[0]
+    reply = server.post("/v1/recommend", {"model": "rec", "user": user, "top": 5})
+    assert reply.status == 200, reply.body
+    expected = recommender.recommend(user, 5)
+    assert [row["item"] for row in reply.json()["data"]] == [item for item, _ in expected]
+    np.testing.assert_allclose([row["score"] for row in reply.json()["data"]], [s for _, s in expected], rtol=1e-5)
+    history = recommender.info.item_ids[:3]
+    by_history = server.post("/v1/recommend", {"model": "rec", "items": history, "top": 3})
+    assert [row["item"] for row in by_history.json()["data"]] == [i for i, _ in recommender.recommend_history(
+        history, 3)]
+    unknown = server.post("/v1/recommend", {"model": "rec", "user": "nobody-at-all"})
+    assert unknown.status == 422 and "nobody-at-all" in unknown.message
+    both = server.post("/v1/recommend", {"model": "rec", "user": user, "items": history})
+    assert both.status == 422 and "exactly one" in both.message
+
+
 def test_a_route_the_model_cannot_serve_says_which_one_it_can(server):
     reply = server.post("/v1/classify", {"model": "minilm", "input": "x"})
     assert reply.status == 400 and "text-encoder" in reply.message and "/v1/embeddings" in reply.message

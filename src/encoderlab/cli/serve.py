@@ -86,8 +86,8 @@ def serve(
     threads: Annotated[int | None, typer.Option(help="Inference threads (default: torch's, one per core).")] = None,
     drain_seconds: Annotated[float, typer.Option(help="On SIGTERM, time in-flight requests get to finish.")] = 30.0,
 ) -> None:
-    """Serve saved models over HTTP: POST /v1/embeddings (OpenAI's format), /v1/classify, /v1/tag,
-    /v1/generate, /v1/score, /v1/tokenize; GET /v1/models, /health, /ready, /metrics, / (a page to try them)."""
+    """Serve saved models over HTTP: POST /v1/embeddings (OpenAI's format), /v1/classify, /v1/tag, /v1/generate,
+    /v1/score, /v1/recommend, /v1/tokenize; GET /v1/models, /health, /ready, /metrics, / (a page to try them)."""
     import importlib.util
 
     from ..errors import EncoderlabError

@@ -3,7 +3,8 @@
     app = create_app({"minilm": TextEncoder.from_pretrained("minilm")}, ServeSettings())
     run(app, settings)            # uvicorn on settings.host:settings.port until SIGINT / SIGTERM
 
-Routes: POST /v1/embeddings (OpenAI's shape), /v1/tokenize, /v1/classify, /v1/tag, /v1/generate, /v1/score;
+Routes: POST /v1/embeddings (OpenAI's shape), /v1/tokenize, /v1/classify, /v1/tag, /v1/generate, /v1/score,
+/v1/recommend;
 GET /v1/models, /health, /ready, /metrics, /openapi.json, /docs and / (a page to try the models).
 """
 
@@ -36,6 +37,7 @@ from .schemas import (
     EmbeddingResponse,
     ErrorResponse,
     GenerateRequest,
+    RecommendRequest,
     ScoreRequest,
     TagRequest,
     TokenizeRequest,
@@ -45,7 +47,7 @@ from .settings import ServeSettings
 
 log = logging.getLogger("encoderlab.serve")
 ROUTE_OF_OPERATION = {"embed": "/v1/embeddings", "classify": "/v1/classify", "tag": "/v1/tag",
-                      "generate": "/v1/generate", "score": "/v1/score"}
+                      "generate": "/v1/generate", "score": "/v1/score", "recommend": "/v1/recommend"}
 ERRORS = {code: {"model": ErrorResponse} for code in (400, 401, 404, 413, 422, 429)}
 
 
@@ -141,7 +143,7 @@ def as_list(value: Any) -> list:
 
 def create_app(models: Mapping[str, Any], settings: ServeSettings | None = None) -> FastAPI:
     """The app serving `models` (name -> a loaded model: TextEncoder, TextClassifier, TokenTagger,
-    Seq2SeqPredictor or ArrayEncoder)."""
+    Seq2SeqPredictor, ArrayEncoder or Recommender)."""
     settings = settings or ServeSettings()
     if not models:
         raise EncoderlabError("serve needs at least one model; pass --model minilm or --model NAME=RUN_DIR")
@@ -322,6 +324,20 @@ def create_app(models: Mapping[str, Any], settings: ServeSettings | None = None)
                 row["reconstruction"] = r.reconstruction.tolist()
             data.append(row)
         return JSONResponse({"object": "list", "model": served.name, "data": data})
+
+    @app.post("/v1/recommend", summary="Top items for a user or a history (recommenders)", **guarded)
+    async def recommend(body: RecommendRequest) -> dict:
+        served = state.pick(body.model, "recommend")
+        if (body.user is None) == (body.items is None):
+            raise APIError(422, "send exactly one of `user` (a known user id) or `items` (a history of item ids)",
+                           "user", "invalid_request")
+        state.check_count(body.items or [])
+        [result] = await state.run(served, "recommend", [(body.user, body.items, body.top, body.exclude_seen)],
+                                   [1 + len(body.items or [])])
+        if isinstance(result, EncoderlabError):
+            raise APIError(422, str(result), "user" if body.user is not None else "items", "invalid_input")
+        return {"object": "list", "model": served.name,
+                "data": [{"item": item, "score": float(score)} for item, score in result]}
 
     return app
 

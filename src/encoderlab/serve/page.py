@@ -2,7 +2,7 @@
 
 Texts in, and per kind: the cosine-similarity matrix of their embeddings (text encoders), labels and
 probabilities (classifiers), tags (taggers), outputs (seq2seq), anomaly scores (autoencoders: one JSON array
-per line).
+per line), top items (recommenders: one user id per line).
 """
 
 PAGE = """<!doctype html>
@@ -29,7 +29,7 @@ The stock market fell sharply today.</textarea>
 "use strict";
 const $ = (id) => document.getElementById(id);
 const ROUTE = {"text-encoder": "/v1/embeddings", "classifier": "/v1/classify", "tagger": "/v1/tag",
-               "seq2seq": "/v1/generate", "autoencoder": "/v1/score"};
+               "seq2seq": "/v1/generate", "autoencoder": "/v1/score", "recommender": "/v1/recommend"};
 let models = {};
 
 function headers() {
@@ -65,7 +65,8 @@ async function loadModels() {
     const wanted = new URLSearchParams(location.search).get("model");  // /?model=NAME picks one
     if (wanted && models[wanted]) $("model").value = wanted;
     describe();
-    if (models[$("model").value].kind !== "autoencoder") await run();  // the example texts, at once
+    const kind = models[$("model").value].kind;
+    if (kind !== "autoencoder" && kind !== "recommender") await run();  // the example texts, at once
   } catch (e) { $("error").textContent = e.message; }
 }
 function describe() {
@@ -79,6 +80,17 @@ async function run() {
   const lines = $("texts").value.split("\\n").filter((l) => l.trim());
   if (!lines.length) { $("error").textContent = "type at least one input"; return; }
   try {
+    if (m.kind === "recommender") {  // one user id per line, one request each
+      const rows = [];
+      for (const user of lines) {
+        const top = await call("POST", ROUTE[m.kind], {model: m.id, user: user.trim(), top: 5});
+        rows.push([user, top.data.map((d) => d.item).join(", ")]);
+      }
+      const result = table(["user", "top items"], rows);
+      result.id = "result";
+      $("out").appendChild(result);
+      return;
+    }
     let input = lines;
     if (m.kind === "autoencoder") input = lines.map((l) => JSON.parse(l));
     const body = {model: m.id, input};

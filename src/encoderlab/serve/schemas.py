@@ -77,6 +77,14 @@ class ScoreRequest(Request):
     return_reconstruction: StrictBool = False
 
 
+class RecommendRequest(Request):
+    user: StrictStr | None = Field(None, description="A user of the training data: their top unseen items.")
+    items: list[StrictStr] | None = Field(None, description="A new user's history (item ids), for models that take "
+                                                            "one instead of a user id.")
+    top: StrictInt = Field(10, ge=1, le=1000)
+    exclude_seen: StrictBool = Field(True, description="Leave out the items the user already has.")
+
+
 class ErrorDetail(BaseModel):
     message: str
     type: str

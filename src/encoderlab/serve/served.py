@@ -22,6 +22,7 @@ from tokenizers import Tokenizer
 
 from ..artifacts.autoencoder import ArrayEncoder, anomaly_scores, batched
 from ..artifacts.classifier import TextClassifier, run_encoder
+from ..artifacts.recommender import Recommender
 from ..artifacts.seq2seq import Seq2SeqPredictor
 from ..artifacts.tagger import TokenTagger
 from ..artifacts.text_encoder import TextEncoder
@@ -355,6 +356,34 @@ class ServedAutoencoder(Served):
         return "score", [np.zeros(self.autoencoder.sample_shape, dtype=np.float32)]
 
 
+class ServedRecommender(Served):
+    kind = "recommender"
+
+    def __init__(self, name: str, recommender: Recommender):
+        super().__init__(name)
+        self.recommender = recommender
+        self.operations = {"recommend": self.recommend}
+
+    def describe(self) -> dict[str, Any]:
+        info = self.recommender.info
+        return {"model_kind": self.recommender.model_kind, "users": len(info.user_ids), "items": len(info.item_ids)}
+
+    def recommend(self, payloads: list[tuple[str | None, list[str] | None, int, bool]]) -> list:
+        """Inference thread: (item, score) lists; a request's own bad input (an unknown user, say) comes back as
+        its error, so it fails alone and not the batch it shared."""
+        out: list = []
+        for user, items, top, exclude_seen in payloads:
+            try:
+                out.append(self.recommender.recommend(user, top, exclude_seen) if user is not None else
+                           self.recommender.recommend_history(items or [], top))
+            except InputDataError as exc:
+                out.append(exc)
+        return out
+
+    def warmup(self) -> tuple[str, list]:
+        return "recommend", [(self.recommender.info.user_ids[0], None, 1, True)]
+
+
 def serve_model(name: str, model: Any, precision: str = "fp32", chunk: bool = False) -> Served:
     """A loaded model (what `artifacts.registry.load` returns) -> its served form."""
     if isinstance(model, TextEncoder):
@@ -367,4 +396,6 @@ def serve_model(name: str, model: Any, precision: str = "fp32", chunk: bool = Fa
         return ServedSeq2Seq(name, model)
     if isinstance(model, ArrayEncoder):
         return ServedAutoencoder(name, model)
+    if isinstance(model, Recommender):
+        return ServedRecommender(name, model)
     raise TypeError(f"no served form for {type(model).__name__}")
