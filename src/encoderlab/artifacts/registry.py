@@ -27,7 +27,8 @@ from ..errors import CheckpointError, EncoderlabError
 from .aliases import ALIASES, resolve_alias
 from .runs import FINAL_DIR, command_of
 
-KIND_MODULES: tuple[str, ...] = ("classifier", "tagger", "seq2seq", "autoencoder", "audio", "text_encoder")
+KIND_MODULES: tuple[str, ...] = ("classifier", "tagger", "seq2seq", "autoencoder", "recommender", "audio",
+                                 "text_encoder")
 """The modules of this package that define a `KIND`, in detection order."""
 
 
@@ -36,7 +37,7 @@ class Kind:
     """One kind of saved model."""
 
     name: str
-    """Short name: text-encoder, classifier, tagger, seq2seq, autoencoder, audio-classifier."""
+    """Short name: text-encoder, classifier, tagger, seq2seq, autoencoder, recommender, audio-classifier."""
     summary: str
     """What it is and which commands take it (error messages quote it)."""
     holds: Callable[[Path], bool]
