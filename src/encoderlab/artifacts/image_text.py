@@ -1,0 +1,144 @@
+"""`ImageTextEncoder`: a trained CLIP-style dual encoder, used on images and texts.
+
+    model = ImageTextEncoder.from_dir("runs/emoji-vit")           # the run directory or its final/
+    images = model.encode_images("photos/")                        # a folder, a CSV with an `image` column,
+    images = model.encode_images(["a.png", "b.png"])               # a list of paths, or (N, 3, H, W) pixels
+    texts = model.encode_texts(["grinning face", "red apple"])     # (N, d) unit vectors, same space
+    model.score(images, texts)                                     # (N_images, N_texts) cosine similarities
+    model.classify("photos/", ["Smileys & Emotion", "Flags"])      # zero-shot: the best label per image
+
+On disk (final/): `image_text.json` (this kind's marker: the DualEncoderConfig, the image size the model
+reads and the size of the training images), `model.safetensors` (image tower, projections, temperature)
+and `text/`: the text tower in the Hugging Face layout with its tokenizer.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from safetensors import SafetensorError
+from safetensors.torch import load_file
+from safetensors.torch import save as save_safetensors
+
+from ..config import from_dict, to_dict
+from ..data.images import image_paths, read_images
+from ..errors import CheckpointError, InputDataError
+from ..files import atomic_write_bytes, atomic_write_json
+from ..interop.hf_bert import load_hf_bert, save_hf_bert
+from ..models.dual_encoder import DualEncoder, DualEncoderConfig
+from ..tokenization import TextTokenizer
+
+INFO_FILE = "image_text.json"
+TEXT_DIR = "text"
+Images = str | Path | Sequence[str | Path] | np.ndarray
+
+
+@dataclass
+class ImageTextInfo:
+    """What image_text.json holds."""
+
+    model: dict[str, Any]
+    """The DualEncoderConfig."""
+    source_size: int | None
+    """Pixel size of the training images: inputs of another size are refused (None: any size, resized)."""
+    max_length: int
+    """Token limit of the text side."""
+    prompt: str = "{}"
+    """How a class name becomes a text for zero-shot classification ('{}' is replaced by the name)."""
+    kind: str = "image-text-dual-encoder"
+
+
+class ImageTextEncoder:
+    def __init__(self, model: DualEncoder, tokenizer: TextTokenizer, max_length: int = 32,
+                 source_size: int | None = None, prompt: str = "{}"):
+        self.model = model.eval()
+        self.tokenizer = tokenizer
+        self.max_length = max_length
+        self.source_size = source_size
+        self.prompt = prompt
+
+    def save(self, directory: str | Path) -> Path:
+        directory = Path(directory)
+        directory.mkdir(parents=True, exist_ok=True)
+        state = {k: v.contiguous() for k, v in self.model.state_dict().items() if not k.startswith("text.")}
+        atomic_write_bytes(directory / "model.safetensors", save_safetensors(state))
+        save_hf_bert(self.model.text, directory / TEXT_DIR)
+        self.tokenizer.save(directory / TEXT_DIR)
+        info = ImageTextInfo(to_dict(self.model.cfg), self.source_size, self.max_length, self.prompt)
+        atomic_write_json(directory / INFO_FILE, dataclasses.asdict(info))
+        return directory
+
+    @classmethod
+    def from_dir(cls, path: str | Path) -> ImageTextEncoder:
+        path = Path(path).expanduser()
+        directory = next((d for d in (path, path / "final") if (d / INFO_FILE).is_file()), None)
+        if directory is None:
+            raise CheckpointError(f"{str(path)!r} is not an image-text model: no {INFO_FILE} there or in its "
+                                  "final/; pass the out_dir of an image-text training run")
+        try:
+            info = ImageTextInfo(**json.loads((directory / INFO_FILE).read_text(encoding="utf-8")))
+            state = load_file(directory / "model.safetensors")
+        except (json.JSONDecodeError, TypeError, OSError, SafetensorError) as exc:
+            raise CheckpointError(f"{str(directory)!r} holds a damaged image-text model ({exc}); retrain it") from exc
+        text = load_hf_bert(directory / TEXT_DIR)
+        model = DualEncoder(from_dict(DualEncoderConfig, info.model), text)
+        model.load_state_dict(state | {f"text.{k}": v for k, v in text.state_dict().items()})
+        return cls(model, TextTokenizer.from_dir(directory / TEXT_DIR), info.max_length, info.source_size,
+                   info.prompt)
+
+    # ------------------------------------------------------------------------------------------- inputs
+    @property
+    def image_size(self) -> int:
+        return self.model.cfg.image.image_size
+
+    def pixels(self, images: Images) -> np.ndarray:
+        """A folder, a CSV of paths, a list of paths or an (N, 3, H, W) array -> checked (N, 3, size, size)."""
+        if isinstance(images, np.ndarray):
+            expected = (3, self.image_size, self.image_size)
+            if images.ndim != 4 or images.shape[1:] != expected:
+                raise InputDataError(f"images of shape {images.shape}: expected (N, {', '.join(map(str, expected))}) "
+                                     "pixels in [0, 1]; or pass image paths, a folder or a CSV of paths")
+            if images.size and (images.min() < 0 or images.max() > 1):
+                raise InputDataError("image pixels must be in [0, 1] (divide uint8 images by 255)")
+            return images.astype(np.float32, copy=False)
+        paths = image_paths(images) if isinstance(images, str | Path) else list(images)
+        return read_images(paths, self.image_size, self.source_size)
+
+    # ------------------------------------------------------------------------------------------- compute
+    @torch.inference_mode()
+    def encode_images(self, images: Images, batch_size: int = 128) -> np.ndarray:
+        """(N, d_embed) float32 unit vectors."""
+        x = self.pixels(images)
+        self.model.eval()
+        out = [self.model.encode_image(torch.from_numpy(x[i:i + batch_size])).numpy()
+               for i in range(0, len(x), batch_size)]
+        return np.concatenate(out) if out else np.zeros((0, self.model.cfg.d_embed), dtype=np.float32)
+
+    @torch.inference_mode()
+    def encode_texts(self, texts: Sequence[str], batch_size: int = 128) -> np.ndarray:
+        """(N, d_embed) float32 unit vectors."""
+        if isinstance(texts, str) or not all(isinstance(t, str) for t in texts):
+            raise InputDataError("texts must be a list of strings")
+        self.model.eval()
+        out = []
+        for i in range(0, len(texts), batch_size):
+            batch = self.tokenizer.pad(self.tokenizer.encode_ids([t.strip() for t in texts[i:i + batch_size]],
+                                                                 self.max_length))
+            out.append(self.model.encode_text(batch.input_ids, batch.attention_mask).numpy())
+        return np.concatenate(out) if out else np.zeros((0, self.model.cfg.d_embed), dtype=np.float32)
+
+    def score(self, images: Images | np.ndarray, texts: Sequence[str]) -> np.ndarray:
+        """(N_images, N_texts) cosine similarities."""
+        return self.encode_images(images) @ self.encode_texts(texts).T
+
+    def classify(self, images: Images, labels: Sequence[str]) -> list[str]:
+        """Zero-shot: for each image, the label whose prompt text is most similar."""
+        scores = self.score(images, [self.prompt.format(label) for label in labels])
+        return [labels[k] for k in scores.argmax(axis=1)]
