@@ -3,9 +3,9 @@
     python benchmarks/multimodal_clothing.py                 # runs into runs/mm-clothing/, prints the tables
     python benchmarks/multimodal_clothing.py --table-only    # only print the tables of finished runs
 
-Every neural run: configs/multimodal-clothing.yaml (minilm text side, a seeded 4,000-row training sample,
-1 epoch, 96 tokens, 1 thread), scored on the full test split (10 % of the 22,642 rows with text). The baselines
-are fitted on the same 4,000 rows, and once more on the full training split (18,114 rows). A finished run
+Every neural run: configs/multimodal-clothing.yaml (minilm text side, a seeded 2,000-row training sample,
+1 epoch, 64 tokens, 1 thread), scored on the full test split (10 % of the 22,642 rows with text). The
+baselines are fitted on the same 2,000 rows, and once more on the full training split (18,114 rows). A finished run
 (its metrics.json exists) is not run again.
 """
 

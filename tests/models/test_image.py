@@ -70,3 +70,5 @@ def test_dual_encoder_contrastive_step_improves_matching():
     images, texts = model.encode_image(pixels), model.encode_text(ids, mask)
     torch.testing.assert_close(images.norm(dim=-1), torch.ones(6))
     assert (images @ texts.T).argmax(1).tolist() == list(range(6))  # every image finds its own text
+    model.eval()  # precomputed features of the locked tower = the tower run inside forward
+    torch.testing.assert_close(model(pixels, ids, mask), model(pixels, text_features=model.text_features(ids, mask)))

@@ -77,8 +77,9 @@ def test_a_csv_of_pairs_trains_too(tmp_path, tiny_text):
     lines = ["image,text,category"] + [f"{p},picture {i},{'odd' if i % 2 else 'even'}"
                                        for i, p in enumerate(sorted(folder.iterdir()))]
     (tmp_path / "pairs.csv").write_text("\n".join(lines) + "\n", encoding="utf-8")
-    metrics = run(tmp_path, tiny_text, f"data={tmp_path / 'pairs.csv'}", "model.image.kind=cnn", "max_steps=2")
-    assert metrics["categories"] == 2 and metrics["chance_category_accuracy"] == 0.5
+    metrics = run(tmp_path, tiny_text, f"data={tmp_path / 'pairs.csv'}", "model.image.kind=cnn", "max_steps=2",
+                  "model.train_text=true")  # the text tower trains too: token ids go through it every step
+    assert metrics["text_trained"] and metrics["categories"] == 2 and metrics["chance_category_accuracy"] == 0.5
     (tmp_path / "bad.csv").write_text("path,caption\nx.png,y\n", encoding="utf-8")
     with pytest.raises(InputDataError, match=r"no column\(s\) \['image', 'text'\]"):
         run(tmp_path / "second", tiny_text, f"data={tmp_path / 'bad.csv'}")

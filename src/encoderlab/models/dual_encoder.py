@@ -56,18 +56,30 @@ class DualEncoder(nn.Module):
         """(B, 3, H, W) -> (B, d_embed) unit vectors."""
         return F.normalize(self.image_projection(self.image(pixels)), dim=-1)
 
-    def encode_text(self, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
-        """(B, T) ids and mask -> (B, d_embed) unit vectors."""
+    def text_features(self, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
+        """(B, T) ids and mask -> (B, C_text): the text tower's mean-pooled states, before the projection.
+        With a locked tower these never change, so training can compute them once (`forward(text_features=)`)."""
         with torch.set_grad_enabled(torch.is_grad_enabled() and self.cfg.train_text):
             if not self.cfg.train_text:
-                self.text.eval()  # a frozen tower also keeps its dropout off
-            hidden = pool(self.text(input_ids, attention_mask), attention_mask, "mean")  # (B, C_text)
-        return F.normalize(self.text_projection(hidden), dim=-1)
+                self.text.eval()  # a locked tower also keeps its dropout off
+            return pool(self.text(input_ids, attention_mask), attention_mask, "mean")
 
-    def forward(self, pixels: torch.Tensor, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
-        """-> (B, B) logits: scaled cosine similarity of image i and text j."""
+    def project_text(self, features: torch.Tensor) -> torch.Tensor:
+        """(B, C_text) pooled text states -> (B, d_embed) unit vectors."""
+        return F.normalize(self.text_projection(features), dim=-1)
+
+    def encode_text(self, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
+        """(B, T) ids and mask -> (B, d_embed) unit vectors."""
+        return self.project_text(self.text_features(input_ids, attention_mask))
+
+    def forward(self, pixels: torch.Tensor, input_ids: torch.Tensor | None = None,
+                attention_mask: torch.Tensor | None = None, text_features: torch.Tensor | None = None) -> torch.Tensor:
+        """-> (B, B) logits: scaled cosine similarity of image i and text j. The texts come as ids and mask, or
+        as precomputed `text_features` (B, C_text) of a locked text tower."""
+        if text_features is None:
+            text_features = self.text_features(input_ids, attention_mask)
         scale = self.logit_scale.clamp(max=math.log(100.0)).exp()
-        return scale * self.encode_image(pixels) @ self.encode_text(input_ids, attention_mask).T
+        return scale * self.encode_image(pixels) @ self.project_text(text_features).T
 
 
 def contrastive_loss(logits: torch.Tensor) -> torch.Tensor:

@@ -99,14 +99,16 @@ def load_pairs(data: str) -> tuple[ImageTextPairs, int | None]:
 
 
 class Pairs(Dataset):
-    def __init__(self, pixels: np.ndarray, ids: list[list[int]]):
-        self.pixels, self.ids = torch.from_numpy(pixels), ids
+    """Items: (pixels, token ids) or, with a locked text tower, (pixels, precomputed text features)."""
+
+    def __init__(self, pixels: np.ndarray, texts: list[list[int]] | torch.Tensor):
+        self.pixels, self.texts = torch.from_numpy(pixels), texts
 
     def __len__(self) -> int:
-        return len(self.ids)
+        return len(self.texts)
 
-    def __getitem__(self, i: int) -> tuple[torch.Tensor, list[int]]:
-        return self.pixels[i], self.ids[i]
+    def __getitem__(self, i: int) -> tuple[torch.Tensor, list[int] | torch.Tensor]:
+        return self.pixels[i], self.texts[i]
 
 
 def random_shift(pixels: torch.Tensor, shift: int) -> torch.Tensor:
@@ -118,8 +120,10 @@ def random_shift(pixels: torch.Tensor, shift: int) -> torch.Tensor:
 
 
 def make_collate(pad_id: int):
-    def collate(items: list[tuple[torch.Tensor, list[int]]]) -> dict[str, torch.Tensor]:
+    def collate(items: list[tuple[torch.Tensor, list[int] | torch.Tensor]]) -> dict[str, torch.Tensor]:
         pixels = torch.stack([p for p, _ in items])  # (B, 3, H, W)
+        if isinstance(items[0][1], torch.Tensor):
+            return {"pixels": pixels, "text_features": torch.stack([t for _, t in items])}  # (B, C_text)
         T = max(len(ids) for _, ids in items)
         input_ids = torch.full((len(items), T), pad_id, dtype=torch.long)
         mask = torch.zeros((len(items), T), dtype=torch.long)
@@ -131,19 +135,26 @@ def make_collate(pad_id: int):
     return collate
 
 
+def texts_of(batch: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    """The batch's text inputs as DualEncoder.forward keywords."""
+    if "text_features" in batch:
+        return {"text_features": batch["text_features"]}
+    return {"input_ids": batch["input_ids"], "attention_mask": batch["attention_mask"]}
+
+
 def make_loss_fn(shift: int):
     """The training loss; training batches (only) are shifted by up to `shift` pixels (augmentation)."""
 
     def loss_fn(model: nn.Module, batch: dict[str, torch.Tensor]) -> tuple[torch.Tensor, int]:
         pixels = random_shift(batch["pixels"], shift) if shift else batch["pixels"]
-        logits = model(pixels, batch["input_ids"], batch["attention_mask"])  # (B, B)
+        logits = model(pixels, **texts_of(batch))  # (B, B)
         return contrastive_loss(logits.float()), len(logits)
 
     return loss_fn
 
 
 def eval_fn(model: nn.Module, batch: dict[str, torch.Tensor]) -> dict[str, tuple[torch.Tensor, int]]:
-    logits = model(batch["pixels"], batch["input_ids"], batch["attention_mask"]).float()
+    logits = model(batch["pixels"], **texts_of(batch)).float()
     n = len(logits)
     hits = (logits.argmax(1) == torch.arange(n, device=logits.device)).float().mean()
     return {"loss": (contrastive_loss(logits), n), "batch_image_to_text_top1": (hits, n)}
@@ -212,7 +223,13 @@ def train_image_text(cfg: ImageTextConfig) -> dict[str, Any]:
     name_encoder = TextEncoder.from_pretrained(cfg.text_model)
 
     def dataset(split: ImageTextPairs, name: str) -> Pairs:
-        return Pairs(pixels[name], tokenizer.encode_ids([t.strip() for t in split.texts], cfg.max_length))
+        ids = tokenizer.encode_ids([t.strip() for t in split.texts], cfg.max_length)
+        if cfg.model.train_text:
+            return Pairs(pixels[name], ids)
+        with torch.no_grad():  # a locked text tower: every text's features once, not once per epoch
+            features = [model.text_features(batch.input_ids, batch.attention_mask)
+                        for batch in (tokenizer.pad(ids[i:i + 256]) for i in range(0, len(ids), 256))]
+        return Pairs(pixels[name], torch.cat(features))
 
     def save_final(trained: nn.Module, directory: Path) -> None:
         ImageTextEncoder(trained, tokenizer, cfg.max_length, source_size, cfg.category_prompt).save(directory)

@@ -81,6 +81,8 @@ class MultimodalConfig(TrainConfig):
     """Train on a seeded random sample of this many training rows (CPU budget); null = all."""
     eval_limit: int | None = None
     """Validate and test on seeded samples of this many rows each; null = all."""
+    val_limit: int | None = None
+    """Validate on a seeded sample of this many rows (the validation loss is only watched); null = eval_limit."""
     text_model: str = "minilm"
     """The text encoder to start from: an alias or a checkpoint directory (ignored for model.mode=tabular)."""
     max_length: int = 128
@@ -102,7 +104,7 @@ class MultimodalConfig(TrainConfig):
             raise ConfigError(f"max_length={self.max_length} must be >= 2 ([CLS] and [SEP] take two tokens)")
         if self.text_lr_scale < 0:
             raise ConfigError(f"text_lr_scale={self.text_lr_scale} must be >= 0 (0 freezes the text encoder)")
-        for name in ("train_limit", "eval_limit"):
+        for name in ("train_limit", "eval_limit", "val_limit"):
             value = getattr(self, name)
             if value is not None and value < 1:
                 raise ConfigError(f"{name}={value} must be at least 1, or null for all rows")
@@ -141,7 +143,8 @@ def prepare_data(cfg: MultimodalConfig) -> PreparedData:
     train, val, test = stratified_splits(rows, parse_fractions(cfg.split), cfg.split_seed)
     stats = {"rows": len(rows), "rows_in_table": len(next(iter(table.values()))), "train_rows": len(train)}
     train = seeded_sample(train, cfg.train_limit, cfg.split_seed)
-    val, test = seeded_sample(val, cfg.eval_limit, cfg.split_seed), seeded_sample(test, cfg.eval_limit, cfg.split_seed)
+    val = seeded_sample(val, cfg.val_limit or cfg.eval_limit, cfg.split_seed)
+    test = seeded_sample(test, cfg.eval_limit, cfg.split_seed)
     if min(len(val), len(test)) == 0:
         raise ConfigError(f"split={cfg.split} leaves no validation or test rows from {len(rows)} rows; "
                           "give both a larger fraction")
