@@ -140,8 +140,8 @@ def similarity(
 def _check_command_of(config: Path | None, resume: Path | None, command: str) -> None:
     """A --config file or --resume run of the other command of the pretrain / finetune pair: say which
     command it is for, instead of failing on the first config key this command does not know."""
+    from .artifacts.runs import command_of
     from .config import read_yaml
-    from .training.entrypoint import command_of
 
     for path, flag in ((config, "--config"), (None if resume is None else resume / "config.yaml", "--resume")):
         if path is None or not path.is_file():
@@ -325,8 +325,9 @@ def seq2seq_predict(
     beam_size: Annotated[int, typer.Option(help="Beam width; 1 = greedy decoding.")] = 1,
 ) -> None:
     """Print `source<TAB>output` for every source with a trained seq2seq run (see docs/seq2seq.md)."""
+    from .artifacts.seq2seq import seq2seq_dir
     from .config import read_yaml
-    from .tasks.seq2seq import predict_seq2seq, print_predictions, read_inputs, seq2seq_dir
+    from .tasks.seq2seq import predict_seq2seq, print_predictions, read_inputs
 
     run = seq2seq_dir(model)  # a pairs file is read by the column the run trained on
     column = read_yaml(run / "config.yaml").get("source_column", "source") if run is not None else None

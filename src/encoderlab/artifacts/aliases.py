@@ -62,7 +62,7 @@ def resolve_model_path(name_or_path: str | Path) -> Path:
                               f"{_what_else(path / 'final', key)}")
     if not (path / "config.json").is_file() and (path / "config.yaml").is_file():
         from ..config import read_yaml
-        from ..training.entrypoint import command_of
+        from .runs import command_of
 
         try:
             saved = read_yaml(path / "config.yaml")
@@ -78,7 +78,7 @@ def resolve_model_path(name_or_path: str | Path) -> Path:
 def _what_else(final: Path, key: str) -> str:
     """What a run's final/ holds when it is not a text encoder, and the command that takes it."""
     from ..tasks.autoencode import DATA_INFO_FILE
-    from ..tasks.seq2seq import VOCAB_FILE
+    from .seq2seq import VOCAB_FILE
 
     if (final / DATA_INFO_FILE).is_file():
         return (f"an autoencoder. Embed arrays with `encoderlab encode --model {key} --input samples.npy`; "

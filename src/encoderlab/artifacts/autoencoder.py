@@ -27,12 +27,12 @@ from ..errors import CheckpointError, InputDataError
 from ..models.vae import VAE
 from ..tasks.autoencode import DATA_INFO_FILE, AutoencodeConfig, anomaly_scores, batched, build_model
 from ..training.checkpoint import load_weights
-from ..training.entrypoint import trained_model_dir
+from .runs import model_dir
 
 
 def autoencoder_dir(path: str | Path) -> Path | None:
     """The directory holding an autoencoder's final weights, for a run dir or its final/ dir; else None."""
-    return trained_model_dir(path, DATA_INFO_FILE)
+    return model_dir(path, DATA_INFO_FILE)
 
 
 class ArrayEncoder:

@@ -26,6 +26,7 @@ from safetensors.torch import load_file
 from torch import nn
 
 from ..artifacts.aliases import resolve_model_path
+from ..artifacts.runs import model_dir
 from ..data.catalog import CATALOG
 from ..errors import CheckpointError, ConfigError
 from ..interop.hf_bert import load_hf_bert, save_hf_bert
@@ -35,7 +36,6 @@ from ..nn.lora import apply_lora, merge_lora
 from ..tokenization import TextTokenizer
 from ..training import TrainConfig
 from ..training.checkpoint import save_weights
-from ..training.entrypoint import trained_model_dir
 from ..training.optim import is_norm_module
 
 HEAD_CONFIG = "head.json"
@@ -240,7 +240,7 @@ def save_finetuned(model: EncoderWithHead, tokenizer: TextTokenizer, directory: 
 def finetuned_dir(path: str | Path) -> Path:
     """A fine-tuned model directory, given it or the run directory that holds it in final/."""
     path = Path(path).expanduser()
-    found = trained_model_dir(path, HEAD_CONFIG)
+    found = model_dir(path, HEAD_CONFIG)
     if found is not None:
         return found
     if not path.exists():

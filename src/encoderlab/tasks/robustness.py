@@ -19,6 +19,8 @@ from pathlib import Path
 
 import numpy as np
 
+from ..artifacts.runs import model_dir
+from ..artifacts.seq2seq import seq2seq_dir
 from ..errors import InputDataError
 from ..evaluation.robustness import (
     ARRAY_SIGMAS,
@@ -30,10 +32,8 @@ from ..evaluation.robustness import (
     transducer_robustness,
 )
 from ..files import atomic_write_json, file_in_the_way
-from ..training.entrypoint import trained_model_dir
 from ..training.metrics_log import LOG_FILE
 from .finetune import HEAD_CONFIG
-from .seq2seq import seq2seq_dir
 
 
 @dataclass
@@ -121,7 +121,7 @@ def _training_data_of(model: str | Path, data: str):
 
 
 def _has_head(directory: Path) -> bool:
-    return trained_model_dir(directory, HEAD_CONFIG) is not None
+    return model_dir(directory, HEAD_CONFIG) is not None
 
 
 def _classifier_rows(model, data, levels, max_examples, text_column, label_column, seed) -> tuple[list, str]:

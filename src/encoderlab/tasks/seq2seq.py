@@ -9,7 +9,7 @@ from the training split, train `models.recurrent.Seq2Seq` with the shared Traine
 cross-entropy over real target tokens), validate every `eval_every` steps with greedy decoding, and at the
 end score the test split with greedy decoding and beam search, next to the untrained model and a
 one-token-to-one-token baseline. `final/` holds the weights, the config and the vocabularies, so
-`Seq2SeqPredictor.from_run(OUT_DIR).predict(["hello"])` (or `predict_seq2seq`) turns new strings into outputs.
+`Seq2SeqPredictor.from_dir(OUT_DIR).predict(["hello"])` (or `predict_seq2seq`) turns new strings into outputs.
 
 Metrics (validation as eval_*, test as test_*), over distinct sources:
 - exact_match: the output equals one of the source's targets (CMUdict lists several pronunciations for
@@ -22,7 +22,6 @@ Metrics (validation as eval_*, test as test_*), over distinct sources:
 from __future__ import annotations
 
 import dataclasses
-import json
 import sys
 from collections import Counter
 from collections.abc import Sequence
@@ -34,20 +33,17 @@ import torch
 from torch import nn
 from torch.utils.data import Dataset
 
-from ..config import from_dict, read_yaml, save_config
+from ..artifacts.seq2seq import VOCAB_FILE, Seq2SeqPredictor, generate, pad
+from ..config import read_yaml, save_config
 from ..data.pairs import CMUDICT, Pairs, Tokenization, Vocabulary, load_pairs, split_by_source
 from ..data.records import parse_fractions
-from ..errors import CheckpointError, ConfigError, InputDataError
+from ..errors import ConfigError, InputDataError
 from ..files import atomic_write_json
 from ..models.recurrent import BOS, EOS, PAD, RecurrentConfig, Seq2Seq, sequence_loss
 from ..training import TrainConfig, Trainer, run_task
-from ..training.checkpoint import load_weights, save_weights
+from ..training.checkpoint import save_weights
 from ..training.distributed import unwrap
-from ..training.entrypoint import trained_model_dir
 from ..training.precision import apply_threads
-
-VOCAB_FILE = "vocab.json"
-"""Written next to the weights in OUT_DIR/final/: both vocabularies and the decoding settings."""
 
 
 @dataclass
@@ -184,14 +180,6 @@ class ReferenceDataset(Dataset):
         return self.items[i]
 
 
-def pad(rows: Sequence[Sequence[int]]) -> torch.Tensor:
-    """Right-pad id lists with PAD -> (B, max length) long tensor."""
-    out = torch.full((len(rows), max(len(r) for r in rows)), PAD, dtype=torch.long)
-    for i, row in enumerate(rows):
-        out[i, :len(row)] = torch.as_tensor(row, dtype=torch.long)
-    return out
-
-
 def collate(items: list[dict[str, Any]]) -> dict[str, Any]:
     """source (B, S); target_in = BOS + target and target_out = target + EOS, (B, T)."""
     batch = {"source": pad([it["source"] for it in items]),
@@ -272,26 +260,6 @@ def make_eval_fn(target_vocab: Vocabulary, max_output_length: int):
                 "token_error_rate": (scores.token_error_rate, scores.reference_tokens)}
 
     return eval_fn
-
-
-@torch.no_grad()
-def generate(model: Seq2Seq, sources: Sequence[Sequence[int]], max_output_length: int, beam_size: int = 1,
-             batch_size: int = 256) -> list[list[int]]:
-    """Output ids for every source id list; greedy for beam_size=1, else beam search."""
-    model.eval()
-    device = next(model.parameters()).device
-    order = sorted(range(len(sources)), key=lambda i: len(sources[i]))  # similar lengths: little padding
-    outputs: list[list[int]] = [[] for _ in sources]
-    for lo in range(0, len(order), batch_size):
-        chunk = order[lo:lo + batch_size]
-        source = pad([sources[i] for i in chunk]).to(device)
-        if beam_size == 1:
-            ids = model.greedy(source, max_output_length)
-        else:
-            ids = model.beam_search(source, max_output_length, beam_size)
-        for i, out in zip(chunk, ids, strict=True):
-            outputs[i] = out
-    return outputs
 
 
 def score_model(model: Seq2Seq, pairs: Pairs, data: Seq2SeqData, beam_size: int = 1,
@@ -400,55 +368,6 @@ def train_seq2seq(cfg: Seq2SeqConfig) -> dict[str, Any]:
     return metrics
 
 
-# ----------------------------------------------------------------------------------------------- using a run
-def seq2seq_dir(path: str | Path) -> Path | None:
-    """The directory holding a seq2seq model's final weights, for a run dir or its final/ dir; else None."""
-    return trained_model_dir(path, VOCAB_FILE)
-
-
-class Seq2SeqPredictor:
-    """A trained model with its vocabularies: strings in, strings out.
-
-        g2p = Seq2SeqPredictor.from_run("runs/seq2seq-g2p")
-        g2p.predict(["hello", "encoderlab"])          # ['HH AH L OW', ...]
-    """
-
-    def __init__(self, model: Seq2Seq, info: dict[str, Any]) -> None:
-        self.model = model.eval()
-        self.source_vocab = Vocabulary.from_dict(info["source"])
-        self.target_vocab = Vocabulary.from_dict(info["target"])
-        self.lowercase = bool(info["lowercase"])
-        self.max_output_length = int(info["max_output_length"])
-
-    @classmethod
-    def from_run(cls, path: str | Path, device: str = "cpu") -> Seq2SeqPredictor:
-        directory = seq2seq_dir(path)
-        if directory is None and not Path(path).expanduser().exists():
-            raise CheckpointError(f"{str(path)!r} does not exist; check the path (the out_dir of a finished "
-                                  "`encoderlab seq2seq` run)")
-        if directory is None:
-            raise CheckpointError(f"{str(path)!r} is not a seq2seq run: no final/{VOCAB_FILE}; pass the out_dir of "
-                                  "a finished `encoderlab seq2seq` run")
-        cfg = from_dict(Seq2SeqConfig, read_yaml(directory / "config.yaml"))
-        model = Seq2Seq(cfg.model)
-        model.load_state_dict(load_weights(directory / "model.safetensors", device))
-        return cls(model.to(device), json.loads((directory / VOCAB_FILE).read_text(encoding="utf-8")))
-
-    def predict(self, sources: Sequence[str], beam_size: int = 1, batch_size: int = 256) -> list[str]:
-        """One output string per source (targets' tokens joined by '' or ' ', as in the training data)."""
-        if isinstance(sources, str):
-            raise InputDataError("predict() takes a list of strings; wrap a single one: predict([text])")
-        ids = []
-        for i, text in enumerate(sources):
-            text = text.strip().lower() if self.lowercase else text.strip()
-            encoded = self.source_vocab.encode(text)
-            if not encoded:
-                raise InputDataError(f"input {i + 1} ({sources[i]!r}) is empty; every input needs at least one token")
-            ids.append(encoded)
-        outputs = generate(self.model, ids, self.max_output_length, beam_size, batch_size)
-        return [self.target_vocab.decode(out) for out in outputs]
-
-
 # ----------------------------------------------------------------------------------------------- CLI-facing
 def seq2seq_command(config: str | Path | None, overrides: Sequence[str] = (),
                     resume: str | Path | None = None) -> dict[str, Any]:
@@ -464,7 +383,7 @@ def seq2seq_command(config: str | Path | None, overrides: Sequence[str] = (),
 
 def predict_seq2seq(run_dir: str | Path, inputs: Sequence[str], beam_size: int = 1) -> list[str]:
     """Outputs of the run's final model for `inputs` (one string each)."""
-    return Seq2SeqPredictor.from_run(run_dir).predict(list(inputs), beam_size=beam_size)
+    return Seq2SeqPredictor.from_dir(run_dir).predict(list(inputs), beam_size=beam_size)
 
 
 def read_inputs(path: str | Path, column: str | None = None) -> list[str]:

@@ -57,21 +57,6 @@ def resolve_config(config_cls: type[C], config_path: str | Path | None, override
     return dataclasses.replace(cfg, out_dir=str(resume_dir), resume=True)
 
 
-def trained_model_dir(path: str | Path, marker: str) -> Path | None:
-    """Where a trained model is: `path` itself or the final/ directory of the run at `path`, whichever holds
-    `marker` (a file that kind of model always writes, e.g. head.json); None if neither does."""
-    path = Path(path).expanduser()
-    return next((candidate for candidate in (path, path / "final") if (candidate / marker).is_file()), None)
-
-
-def command_of(saved: Mapping[str, Any]) -> str | None:
-    """The command of the pretrain / finetune pair that a config (a --config file or a run's config.yaml) is
-    for: finetune configs name their task, pretrain configs have MLM keys; None for any other."""
-    if "task" in saved:
-        return "finetune"
-    return "pretrain" if "mask_prob" in saved or "tokenizer" in saved else None
-
-
 def with_absolute_paths(cfg: C) -> C:
     """`cfg` with every relative path that exists here (data=, init=, teacher=, …) made absolute, for the
     saved config.yaml: `--resume OUT_DIR` from another working directory must find the same files."""

@@ -1,0 +1,107 @@
+"""A trained seq2seq model (`encoderlab seq2seq`): strings in, strings out.
+
+    g2p = Seq2SeqPredictor.from_dir("runs/seq2seq-g2p")      # the run directory or its final/
+    g2p.predict(["hello", "encoderlab"])                     # ['HH AH L OW', ...]
+
+final/ holds model.safetensors, config.yaml (the run's config; its `model` section rebuilds the network) and
+vocab.json (both vocabularies, lowercasing, the longest output), which marks the directory as this kind.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from ..config import from_dict, read_yaml
+from ..data.pairs import Vocabulary
+from ..errors import CheckpointError, InputDataError
+from ..models.recurrent import PAD, RecurrentConfig, Seq2Seq
+from ..training.checkpoint import load_weights
+from .runs import model_dir
+
+VOCAB_FILE = "vocab.json"
+"""Written next to the weights in OUT_DIR/final/: both vocabularies and the decoding settings."""
+
+
+
+def pad(rows: Sequence[Sequence[int]]) -> torch.Tensor:
+    """Right-pad id lists with PAD -> (B, max length) long tensor."""
+    out = torch.full((len(rows), max(len(r) for r in rows)), PAD, dtype=torch.long)
+    for i, row in enumerate(rows):
+        out[i, :len(row)] = torch.as_tensor(row, dtype=torch.long)
+    return out
+
+
+
+@torch.no_grad()
+def generate(model: Seq2Seq, sources: Sequence[Sequence[int]], max_output_length: int, beam_size: int = 1,
+             batch_size: int = 256) -> list[list[int]]:
+    """Output ids for every source id list; greedy for beam_size=1, else beam search."""
+    model.eval()
+    device = next(model.parameters()).device
+    order = sorted(range(len(sources)), key=lambda i: len(sources[i]))  # similar lengths: little padding
+    outputs: list[list[int]] = [[] for _ in sources]
+    for lo in range(0, len(order), batch_size):
+        chunk = order[lo:lo + batch_size]
+        source = pad([sources[i] for i in chunk]).to(device)
+        if beam_size == 1:
+            ids = model.greedy(source, max_output_length)
+        else:
+            ids = model.beam_search(source, max_output_length, beam_size)
+        for i, out in zip(chunk, ids, strict=True):
+            outputs[i] = out
+    return outputs
+
+
+
+def seq2seq_dir(path: str | Path) -> Path | None:
+    """The directory holding a seq2seq model's final weights, for a run dir or its final/ dir; else None."""
+    return model_dir(path, VOCAB_FILE)
+
+
+class Seq2SeqPredictor:
+    """A trained model with its vocabularies: strings in, strings out.
+
+        g2p = Seq2SeqPredictor.from_dir("runs/seq2seq-g2p")
+        g2p.predict(["hello", "encoderlab"])          # ['HH AH L OW', ...]
+    """
+
+    def __init__(self, model: Seq2Seq, info: dict[str, Any]) -> None:
+        self.model = model.eval()
+        self.source_vocab = Vocabulary.from_dict(info["source"])
+        self.target_vocab = Vocabulary.from_dict(info["target"])
+        self.lowercase = bool(info["lowercase"])
+        self.max_output_length = int(info["max_output_length"])
+
+    @classmethod
+    def from_dir(cls, path: str | Path, device: str = "cpu") -> Seq2SeqPredictor:
+        directory = seq2seq_dir(path)
+        if directory is None and not Path(path).expanduser().exists():
+            raise CheckpointError(f"{str(path)!r} does not exist; check the path (the out_dir of a finished "
+                                  "`encoderlab seq2seq` run)")
+        if directory is None:
+            raise CheckpointError(f"{str(path)!r} is not a seq2seq run: no final/{VOCAB_FILE}; pass the out_dir of "
+                                  "a finished `encoderlab seq2seq` run")
+        model = Seq2Seq(from_dict(RecurrentConfig, read_yaml(directory / "config.yaml")["model"], "model."))
+        model.load_state_dict(load_weights(directory / "model.safetensors", device))
+        return cls(model.to(device), json.loads((directory / VOCAB_FILE).read_text(encoding="utf-8")))
+
+    def predict(self, sources: Sequence[str], beam_size: int = 1, batch_size: int = 256) -> list[str]:
+        """One output string per source (targets' tokens joined by '' or ' ', as in the training data)."""
+        if isinstance(sources, str):
+            raise InputDataError("predict() takes a list of strings; wrap a single one: predict([text])")
+        ids = []
+        for i, text in enumerate(sources):
+            text = text.strip().lower() if self.lowercase else text.strip()
+            encoded = self.source_vocab.encode(text)
+            if not encoded:
+                raise InputDataError(f"input {i + 1} ({sources[i]!r}) is empty; every input needs at least one token")
+            ids.append(encoded)
+        outputs = generate(self.model, ids, self.max_output_length, beam_size, batch_size)
+        return [self.target_vocab.decode(out) for out in outputs]
+
+    from_run = from_dir  # the name before the saved-model contract
