@@ -23,20 +23,17 @@ from typing import Any
 
 import numpy as np
 import torch
-from safetensors import SafetensorError
-from safetensors.torch import load_file
-from safetensors.torch import save as save_safetensors
 
 from ..config import from_dict, to_dict
 from ..data.images import image_paths, read_images
 from ..errors import CheckpointError, InputDataError
-from ..files import atomic_write_bytes, atomic_write_json
-from ..interop.hf_bert import load_hf_bert, save_hf_bert
+from ..files import atomic_write_json
 from ..models.dual_encoder import DualEncoder, DualEncoderConfig
 from ..tokenization import TextTokenizer
+from .runs import model_dir
+from .text_tower import load_state, load_text_tower, save_with_text_tower
 
 INFO_FILE = "image_text.json"
-TEXT_DIR = "text"
 Images = str | Path | Sequence[str | Path] | np.ndarray
 
 
@@ -66,32 +63,25 @@ class ImageTextEncoder:
 
     def save(self, directory: str | Path) -> Path:
         directory = Path(directory)
-        directory.mkdir(parents=True, exist_ok=True)
-        state = {k: v.contiguous() for k, v in self.model.state_dict().items() if not k.startswith("text.")}
-        atomic_write_bytes(directory / "model.safetensors", save_safetensors(state))
-        save_hf_bert(self.model.text, directory / TEXT_DIR)
-        self.tokenizer.save(directory / TEXT_DIR)
+        save_with_text_tower(self.model, self.tokenizer, directory)
         info = ImageTextInfo(to_dict(self.model.cfg), self.source_size, self.max_length, self.prompt)
         atomic_write_json(directory / INFO_FILE, dataclasses.asdict(info))
         return directory
 
     @classmethod
     def from_dir(cls, path: str | Path) -> ImageTextEncoder:
-        path = Path(path).expanduser()
-        directory = next((d for d in (path, path / "final") if (d / INFO_FILE).is_file()), None)
+        directory = model_dir(path, INFO_FILE)
         if directory is None:
             raise CheckpointError(f"{str(path)!r} is not an image-text model: no {INFO_FILE} there or in its "
                                   "final/; pass the out_dir of an image-text training run")
         try:
             info = ImageTextInfo(**json.loads((directory / INFO_FILE).read_text(encoding="utf-8")))
-            state = load_file(directory / "model.safetensors")
-        except (json.JSONDecodeError, TypeError, OSError, SafetensorError) as exc:
-            raise CheckpointError(f"{str(directory)!r} holds a damaged image-text model ({exc}); retrain it") from exc
-        text = load_hf_bert(directory / TEXT_DIR)
+        except (json.JSONDecodeError, TypeError) as exc:
+            raise CheckpointError(f"{str(directory / INFO_FILE)!r} is damaged ({exc}); retrain or restore it") from exc
+        text, tokenizer = load_text_tower(directory)
         model = DualEncoder(from_dict(DualEncoderConfig, info.model), text)
-        model.load_state_dict(state | {f"text.{k}": v for k, v in text.state_dict().items()})
-        return cls(model, TextTokenizer.from_dir(directory / TEXT_DIR), info.max_length, info.source_size,
-                   info.prompt)
+        model.load_state_dict(load_state(directory, text))
+        return cls(model, tokenizer, info.max_length, info.source_size, info.prompt)
 
     # ------------------------------------------------------------------------------------------- inputs
     @property

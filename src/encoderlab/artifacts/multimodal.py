@@ -27,20 +27,17 @@ from typing import Any
 import numpy as np
 import torch
 import torch.nn.functional as F
-from safetensors import SafetensorError
-from safetensors.torch import load_file
-from safetensors.torch import save as save_safetensors
 
 from ..config import from_dict, to_dict
 from ..data.tables import EncodedTable, TableFeatures, read_table, select_rows
 from ..errors import CheckpointError, InputDataError
-from ..files import atomic_write_bytes, atomic_write_json
-from ..interop.hf_bert import load_hf_bert, save_hf_bert
+from ..files import atomic_write_json
 from ..models.fusion import FusionClassifier, FusionConfig
 from ..tokenization import TextTokenizer
+from .runs import model_dir
+from .text_tower import load_state, load_text_tower, save_with_text_tower
 
 INFO_FILE = "multimodal.json"
-TEXT_DIR = "text"
 Rows = str | Path | Mapping[str, Sequence[Any]] | Sequence[Mapping[str, Any]]
 
 
@@ -87,12 +84,7 @@ class MultimodalClassifier:
     # ------------------------------------------------------------------------------------------- disk
     def save(self, directory: str | Path) -> Path:
         directory = Path(directory)
-        directory.mkdir(parents=True, exist_ok=True)
-        state = {k: v.contiguous() for k, v in self.model.state_dict().items() if not k.startswith("text.")}
-        atomic_write_bytes(directory / "model.safetensors", save_safetensors(state))
-        if self.model.text is not None:
-            save_hf_bert(self.model.text, directory / TEXT_DIR)
-            self.tokenizer.save(directory / TEXT_DIR)
+        save_with_text_tower(self.model, self.tokenizer, directory)
         info = MultimodalInfo(fusion=to_dict(self.model.cfg), features=self.features.to_dict(),
                               max_length=self.max_length)
         atomic_write_json(directory / INFO_FILE, dataclasses.asdict(info))
@@ -100,8 +92,7 @@ class MultimodalClassifier:
 
     @classmethod
     def from_dir(cls, path: str | Path) -> MultimodalClassifier:
-        path = Path(path).expanduser()
-        directory = next((d for d in (path, path / "final") if (d / INFO_FILE).is_file()), None)
+        directory = model_dir(path, INFO_FILE)
         if directory is None:
             raise CheckpointError(f"{str(path)!r} is not a multimodal model: no {INFO_FILE} there or in its final/; "
                                   "pass the out_dir of an `encoderlab multimodal` run")
@@ -110,18 +101,9 @@ class MultimodalClassifier:
         except (json.JSONDecodeError, TypeError) as exc:
             raise CheckpointError(f"{str(directory / INFO_FILE)!r} is damaged ({exc}); retrain or restore it") from exc
         cfg = from_dict(FusionConfig, info.fusion)
-        text = tokenizer = None
-        if cfg.uses_text:
-            text = load_hf_bert(directory / TEXT_DIR)
-            tokenizer = TextTokenizer.from_dir(directory / TEXT_DIR)
+        text, tokenizer = load_text_tower(directory) if cfg.uses_text else (None, None)
         model = FusionClassifier(cfg, text)
-        try:
-            state = load_file(directory / "model.safetensors")
-        except (OSError, SafetensorError) as exc:
-            raise CheckpointError(f"cannot read {str(directory / 'model.safetensors')!r}: {exc}") from exc
-        if text is not None:
-            state |= {f"text.{k}": v for k, v in text.state_dict().items()}
-        model.load_state_dict(state)
+        model.load_state_dict(load_state(directory, text))
         return cls(model, TableFeatures.from_dict(info.features), tokenizer, info.max_length)
 
     # ------------------------------------------------------------------------------------------- inputs
