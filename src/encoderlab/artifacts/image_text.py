@@ -14,8 +14,6 @@ and `text/`: the text tower in the Hugging Face layout with its tokenizer.
 
 from __future__ import annotations
 
-import dataclasses
-import json
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -26,12 +24,10 @@ import torch
 
 from ..config import from_dict, to_dict
 from ..data.images import image_paths, read_images
-from ..errors import CheckpointError, InputDataError
-from ..files import atomic_write_json
+from ..errors import InputDataError
 from ..models.dual_encoder import DualEncoder, DualEncoderConfig
 from ..tokenization import TextTokenizer
-from .runs import model_dir
-from .text_tower import load_state, load_text_tower, save_with_text_tower
+from .text_tower import load_state, load_text_tower, read_info, save_with_text_tower, write_info
 
 INFO_FILE = "image_text.json"
 Images = str | Path | Sequence[str | Path] | np.ndarray
@@ -65,19 +61,12 @@ class ImageTextEncoder:
         directory = Path(directory)
         save_with_text_tower(self.model, self.tokenizer, directory)
         info = ImageTextInfo(to_dict(self.model.cfg), self.source_size, self.max_length, self.prompt)
-        atomic_write_json(directory / INFO_FILE, dataclasses.asdict(info))
+        write_info(directory, INFO_FILE, info)
         return directory
 
     @classmethod
     def from_dir(cls, path: str | Path) -> ImageTextEncoder:
-        directory = model_dir(path, INFO_FILE)
-        if directory is None:
-            raise CheckpointError(f"{str(path)!r} is not an image-text model: no {INFO_FILE} there or in its "
-                                  "final/; pass the out_dir of an image-text training run")
-        try:
-            info = ImageTextInfo(**json.loads((directory / INFO_FILE).read_text(encoding="utf-8")))
-        except (json.JSONDecodeError, TypeError) as exc:
-            raise CheckpointError(f"{str(directory / INFO_FILE)!r} is damaged ({exc}); retrain or restore it") from exc
+        directory, info = read_info(path, INFO_FILE, ImageTextInfo, "an image-text model")
         text, tokenizer = load_text_tower(directory)
         model = DualEncoder(from_dict(DualEncoderConfig, info.model), text)
         model.load_state_dict(load_state(directory, text))

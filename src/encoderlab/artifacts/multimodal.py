@@ -18,7 +18,6 @@ fine-tuned text encoder in the Hugging Face layout with its tokenizer (itself us
 from __future__ import annotations
 
 import dataclasses
-import json
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -31,11 +30,9 @@ import torch.nn.functional as F
 from ..config import from_dict, to_dict
 from ..data.tables import EncodedTable, TableFeatures, read_table, select_rows
 from ..errors import CheckpointError, InputDataError
-from ..files import atomic_write_json
 from ..models.fusion import FusionClassifier, FusionConfig
 from ..tokenization import TextTokenizer
-from .runs import model_dir
-from .text_tower import load_state, load_text_tower, save_with_text_tower
+from .text_tower import load_state, load_text_tower, read_info, save_with_text_tower, write_info
 
 INFO_FILE = "multimodal.json"
 Rows = str | Path | Mapping[str, Sequence[Any]] | Sequence[Mapping[str, Any]]
@@ -87,19 +84,12 @@ class MultimodalClassifier:
         save_with_text_tower(self.model, self.tokenizer, directory)
         info = MultimodalInfo(fusion=to_dict(self.model.cfg), features=self.features.to_dict(),
                               max_length=self.max_length)
-        atomic_write_json(directory / INFO_FILE, dataclasses.asdict(info))
+        write_info(directory, INFO_FILE, info)
         return directory
 
     @classmethod
     def from_dir(cls, path: str | Path) -> MultimodalClassifier:
-        directory = model_dir(path, INFO_FILE)
-        if directory is None:
-            raise CheckpointError(f"{str(path)!r} is not a multimodal model: no {INFO_FILE} there or in its final/; "
-                                  "pass the out_dir of an `encoderlab multimodal` run")
-        try:
-            info = MultimodalInfo(**json.loads((directory / INFO_FILE).read_text(encoding="utf-8")))
-        except (json.JSONDecodeError, TypeError) as exc:
-            raise CheckpointError(f"{str(directory / INFO_FILE)!r} is damaged ({exc}); retrain or restore it") from exc
+        directory, info = read_info(path, INFO_FILE, MultimodalInfo, "a multimodal model")
         cfg = from_dict(FusionConfig, info.fusion)
         text, tokenizer = load_text_tower(directory) if cfg.uses_text else (None, None)
         model = FusionClassifier(cfg, text)

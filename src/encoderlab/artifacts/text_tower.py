@@ -4,7 +4,10 @@ encoder of its own, e.g. for `encoderlab encode`), every other weight to `model.
 
 from __future__ import annotations
 
+import dataclasses
+import json
 from pathlib import Path
+from typing import TypeVar
 
 import torch
 from safetensors import SafetensorError
@@ -12,11 +15,13 @@ from safetensors.torch import load_file
 from safetensors.torch import save as save_safetensors
 
 from ..errors import CheckpointError
-from ..files import atomic_write_bytes
+from ..files import atomic_write_bytes, atomic_write_json
 from ..interop.hf_bert import load_hf_bert, save_hf_bert
 from ..models.bert import BertModel
 from ..tokenization import TextTokenizer
+from .runs import model_dir
 
+I = TypeVar("I")
 TEXT_DIR = "text"
 WEIGHTS_FILE = "model.safetensors"
 
@@ -44,3 +49,20 @@ def load_state(directory: Path, text: BertModel | None) -> dict[str, torch.Tenso
     if text is not None:
         state |= {f"text.{k}": v for k, v in text.state_dict().items()}
     return state
+
+
+def write_info(directory: Path, info_file: str, info) -> None:
+    """The kind's metadata dataclass as directory/info_file (the file whose name marks the kind)."""
+    atomic_write_json(directory / info_file, dataclasses.asdict(info))
+
+
+def read_info(path: str | Path, info_file: str, info_cls: type[I], what: str) -> tuple[Path, I]:
+    """(the model directory: `path` or its final/, its metadata); errors say what was expected."""
+    directory = model_dir(path, info_file)
+    if directory is None:
+        raise CheckpointError(f"{str(path)!r} is not {what}: no {info_file} there or in its final/; pass the "
+                              "out_dir of the run that trained it")
+    try:
+        return directory, info_cls(**json.loads((directory / info_file).read_text(encoding="utf-8")))
+    except (json.JSONDecodeError, TypeError) as exc:
+        raise CheckpointError(f"{str(directory / info_file)!r} is damaged ({exc}); retrain or restore it") from exc
