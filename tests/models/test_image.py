@@ -7,15 +7,7 @@ from encoderlab.errors import ConfigError
 from encoderlab.models.bert import BertConfig, BertModel
 from encoderlab.models.dual_encoder import DualEncoder, DualEncoderConfig, contrastive_loss
 from encoderlab.models.image import ImageConfig, ImageEncoder
-
-
-@pytest.fixture(scope="module", autouse=True)
-def one_thread():
-    """Tiny models on a shared 2-core machine: one thread avoids OpenMP threads spinning against each other."""
-    previous = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(previous)
+from tasks.finetune_fixtures import one_thread  # noqa: F401  (tests/ is on the path: its conftest.py)
 
 
 @pytest.mark.parametrize("kind", ["cnn", "vit"])
