@@ -54,9 +54,11 @@ def test_baselines_score_the_same_test_split(tmp_path, tiny_text):
     pytest.importorskip("sklearn")
     metrics = run(tmp_path, tiny_text, "model.mode=tabular", "max_steps=2")
     baselines = metrics["baselines"]
-    assert set(baselines) == {"tfidf_onehot_logreg", "gbt_tabular_tfidf", "majority_class"}
+    assert set(baselines) == {"tfidf_onehot_logreg", "gbt_tabular_tfidf", "gbt_tabular_only", "majority_class"}
     assert baselines["majority_class"]["auroc"] == 0.5
     assert baselines["tfidf_onehot_logreg"]["n"] == metrics["test_n"]
+    text_metrics = run(tmp_path / "text", tiny_text, "model.mode=text", "max_steps=1", "baselines=false")
+    assert text_metrics["test_n"] == metrics["test_n"]  # every mode is scored on the same rows
     assert (tmp_path / "run" / "baselines.json").is_file()
 
 

@@ -84,15 +84,16 @@ def tfidf_onehot_logistic(train: EncodedTable, test: EncodedTable, seed: int = 0
 
 
 def boosted_trees_tfidf(train: EncodedTable, test: EncodedTable, seed: int = 0, svd_dims: int = 100,
-                        max_features: int = 50_000) -> np.ndarray:
-    """HistGradientBoosting on [categories | numbers | SVD(TF-IDF)]; -> (N_test, K) probabilities."""
+                        max_features: int = 50_000, use_text: bool = True) -> np.ndarray:
+    """HistGradientBoosting on [categories | numbers | SVD(TF-IDF)] (without the text part when use_text is
+    false: the tabular columns alone); -> (N_test, K) probabilities."""
     _sklearn()
     from sklearn.decomposition import TruncatedSVD
     from sklearn.ensemble import HistGradientBoostingClassifier
 
     parts_train = [train.categories.astype(np.float64), train.numbers.astype(np.float64)]
     parts_test = [test.categories.astype(np.float64), test.numbers.astype(np.float64)]
-    if any(train.texts):
+    if use_text and any(train.texts):
         a, b = _tfidf(train, test, max_features)
         svd = TruncatedSVD(n_components=min(svd_dims, a.shape[1] - 1), random_state=seed)
         parts_train.append(svd.fit_transform(a))

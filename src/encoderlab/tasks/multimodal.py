@@ -54,6 +54,7 @@ from ..training.optim import param_groups
 from ..training.precision import apply_threads
 
 BASELINES = {"tfidf_onehot_logreg": tfidf_onehot_logistic, "gbt_tabular_tfidf": boosted_trees_tfidf,
+             "gbt_tabular_only": lambda train, test, seed: boosted_trees_tfidf(train, test, seed, use_text=False),
              "majority_class": majority_class}
 
 
@@ -139,7 +140,8 @@ class PreparedData:
 def prepare_data(cfg: MultimodalConfig) -> PreparedData:
     spec = table_spec(cfg)
     table, source = load_table(cfg.data)
-    rows = select_rows(table, spec, source, drop_empty_text=cfg.model.uses_text and bool(spec.text_columns))
+    # rows without any text are dropped in every mode, so text-only, tabular-only and fusion share one test set
+    rows = select_rows(table, spec, source, drop_empty_text=bool(spec.text_columns))
     train, val, test = stratified_splits(rows, parse_fractions(cfg.split), cfg.split_seed)
     stats = {"rows": len(rows), "rows_in_table": len(next(iter(table.values()))), "train_rows": len(train)}
     train = seeded_sample(train, cfg.train_limit, cfg.split_seed)
