@@ -20,7 +20,8 @@ from ..config import from_dict, read_yaml
 from ..data.pairs import Vocabulary
 from ..errors import CheckpointError, InputDataError
 from ..models.recurrent import PAD, RecurrentConfig, Seq2Seq
-from ..training.checkpoint import load_weights
+from ..weights import load_weights
+from .registry import Kind
 from .runs import model_dir
 
 VOCAB_FILE = "vocab.json"
@@ -105,3 +106,11 @@ class Seq2SeqPredictor:
         return [self.target_vocab.decode(out) for out in outputs]
 
     from_run = from_dir  # the name before the saved-model contract
+
+
+KIND = Kind(
+    name="seq2seq",
+    summary="a seq2seq model. Use `encoderlab seq2seq-predict --model {path} SOURCE ...`; `robustness` takes it too",
+    holds=lambda d: (d / VOCAB_FILE).is_file(),
+    load=Seq2SeqPredictor.from_dir,
+)

@@ -33,7 +33,7 @@ from typing import Any, Literal
 
 import numpy as np
 
-from ..errors import InputDataError
+from ..errors import ConfigError, InputDataError
 
 ARRAY_SUFFIXES = (".npy", ".npz", ".csv")
 LABEL_COLUMNS = ("label", "labels", "y", "target", "class", "anomaly")
@@ -78,6 +78,9 @@ class Scaling:
             return cls("none", np.asarray(0.0), np.asarray(1.0))
         return cls("minmax", np.asarray(lo), np.asarray(hi - lo if hi > lo else 1.0))
 
+
+EVAL_BINARIZE_SEED = 123
+"""Seed of the one fixed binarisation of val/test (the training data is re-binarised every step)."""
 
 @dataclass
 class Split:
@@ -125,6 +128,35 @@ class ArrayData:
                 "scaling": self.scaling.to_dict(), "labels": self.labels}
         extra = {"columns": self.columns, "label_column": self.label_column, "class_names": self.class_names}
         return info | {k: v for k, v in extra.items() if v is not None}
+
+
+def prepare_arrays(source: str, label_column: str | None = None, normal_class: int | None = None,
+                   train_limit: int | None = None, eval_limit: int | None = None, binarize_images: bool = False
+                   ) -> ArrayData:
+    """An autoencoder run's data, as `encoderlab autoencode` prepares it: loaded (`load_arrays`), one normal class
+    kept for anomaly detection if asked, the first N samples kept if limited, and val/test binarised once with
+    a fixed seed for binarize=true."""
+    data = load_arrays(source, label_column)
+    if normal_class is not None:
+        data = one_class(data, normal_class)
+        for name, split in (("validation", data.val), ("test", data.test)):
+            n_anomalies = int(split.y.sum())
+            if n_anomalies == 0 or n_anomalies == len(split):
+                missing = "anomalies (labels other than" if n_anomalies == 0 else "normal samples (label"
+                raise InputDataError(f"{data.name}: the {name} split has no {missing} normal_class="
+                                     f"{normal_class}), so the detector cannot be scored; add samples of "
+                                     "both kinds (each class needs at least 3 rows to reach validation and test)")
+    if train_limit:
+        data.train = data.train.take(train_limit)
+    if eval_limit:
+        data.val, data.test = data.val.take(eval_limit), data.test.take(eval_limit)
+    if binarize_images:
+        if data.kind != "image":
+            raise ConfigError(f"binarize=true is for images in [0, 1]; {data.name} is a table")
+        data.val = Split(binarize(data.val.x, EVAL_BINARIZE_SEED), data.val.y)
+        data.test = Split(binarize(data.test.x, EVAL_BINARIZE_SEED + 1), data.test.y)
+    return data
+
 
 
 # ----------------------------------------------------------------------------------------------- validation

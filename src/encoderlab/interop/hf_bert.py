@@ -22,7 +22,7 @@ The families, all one post-LN encoder with learned absolute positions:
 Task-model checkpoints (`…ForMaskedLM`, `…ForSequenceClassification`) load too: the encoder's prefix
 (`bert.`, `roberta.`, `distilbert.`) is removed and the task head skipped.
 
-Structurally pruned models (`encoderlab.compression.prune`) keep this layout with smaller tensors:
+Structurally pruned models (`encoderlab.compression.pruning`) keep this layout with smaller tensors:
 - fewer heads in a block: config.json keeps `num_attention_heads` and lists the removed heads in
   `pruned_heads` ({"layer": [head, ...]}), the field `transformers` 4.x reads to prune on load. Saved
   weights hold the kept heads first, so we write the removed ones as the last indices of each layer.

@@ -48,6 +48,7 @@ from torch.utils.data import DataLoader, Dataset
 from ..config import save_config, to_dict
 from ..errors import CheckpointError, ConfigError, EncoderlabError
 from ..files import atomic_write_json
+from ..weights import save_weights
 from . import checkpoint as ckpt
 from .config import TrainConfig
 from .distributed import all_reduce_sum, broadcast_object, dist_info, no_grad_sync, unwrap, wrap_model
@@ -493,5 +494,5 @@ class Trainer:
 
     def _default_save_final(self, model: nn.Module, directory: Path) -> None:
         directory.mkdir(parents=True, exist_ok=True)
-        ckpt.save_weights(directory / "model.safetensors", model.state_dict())
+        save_weights(directory / "model.safetensors", model.state_dict())
         save_config(self.cfg, directory / "config.yaml")
