@@ -27,6 +27,7 @@ from ..data.images import image_paths, read_images
 from ..errors import InputDataError
 from ..models.dual_encoder import DualEncoder, DualEncoderConfig
 from ..tokenization import TextTokenizer
+from .registry import Kind
 from .text_tower import load_state, load_text_tower, read_info, save_with_text_tower, write_info
 
 INFO_FILE = "image_text.json"
@@ -121,3 +122,12 @@ class ImageTextEncoder:
         """Zero-shot: for each image, the label whose prompt text is most similar."""
         scores = self.score(images, [self.prompt.format(label) for label in labels])
         return [labels[k] for k in scores.argmax(axis=1)]
+
+
+KIND = Kind(
+    name="image-text",
+    summary="a CLIP-style image-text dual encoder. Embed images with `encoderlab multimodal-encode --model {path} "
+            "--input FOLDER_OR_CSV`, texts with --texts FILE; `multimodal-evaluate` scores retrieval",
+    holds=lambda d: (d / INFO_FILE).is_file(),
+    load=ImageTextEncoder.from_dir,
+)

@@ -32,6 +32,7 @@ from ..data.tables import EncodedTable, TableFeatures, read_table, select_rows
 from ..errors import CheckpointError, InputDataError
 from ..models.fusion import FusionClassifier, FusionConfig
 from ..tokenization import TextTokenizer
+from .registry import Kind
 from .text_tower import load_state, load_text_tower, read_info, save_with_text_tower, write_info
 
 INFO_FILE = "multimodal.json"
@@ -155,3 +156,12 @@ class MultimodalClassifier:
     def predict(self, rows: Rows | EncodedTable, batch_size: int = 64) -> list[str]:
         """The most probable label name of each row."""
         return [self.label_names[k] for k in self.predict_proba(rows, batch_size).argmax(1)]
+
+
+KIND = Kind(
+    name="multimodal",
+    summary="a text + tabular classifier. Predict with `encoderlab multimodal-predict --model {path} --input "
+            "rows.csv`; `multimodal-encode` and `multimodal-evaluate` take it too",
+    holds=lambda d: (d / INFO_FILE).is_file(),
+    load=MultimodalClassifier.from_dir,
+)

@@ -5,6 +5,7 @@
     predict.py    predict, evaluate, seq2seq-predict
     deploy.py     export, bench
     analysis.py   robustness, report
+    multimodal.py multimodal, image-text, multimodal-predict, multimodal-encode, multimodal-evaluate
 
 User errors (`EncoderlabError`) are printed as one clear line without a traceback, exit code 2.
 """
@@ -17,7 +18,7 @@ import numpy as np
 import typer
 
 from ..errors import EncoderlabError
-from . import analysis, deploy, encode, predict, training  # noqa: F401  (each registers its commands on `app`)
+from . import analysis, deploy, encode, multimodal, predict, training  # noqa: F401  (each registers its commands on `app`)
 from .common import app
 
 
