@@ -112,3 +112,20 @@ def majority_class(train: EncodedTable, test: EncodedTable, seed: int = 0) -> np
     k = int(train.labels.max()) + 1
     prior = np.bincount(train.labels, minlength=k) / len(train.labels)
     return np.tile(prior, (len(test), 1))
+
+
+def paired_bootstrap(labels: np.ndarray, probs_a: np.ndarray, probs_b: np.ndarray, label_names: Sequence[str],
+                     metric: str = "accuracy", n_resamples: int = 1000, seed: int = 0) -> dict[str, float]:
+    """metric(b) - metric(a) on the same rows, with a 95 % percentile interval from resampling the rows
+    (the same resample for both models, so their shared difficulty cancels)."""
+    labels = np.asarray(labels)
+    rng = np.random.default_rng(seed)
+    observed = (probability_metrics(labels, probs_b, label_names)[metric]
+                - probability_metrics(labels, probs_a, label_names)[metric])
+    diffs = []
+    for _ in range(n_resamples):
+        rows = rng.integers(0, len(labels), len(labels))
+        diffs.append(probability_metrics(labels[rows], probs_b[rows], label_names)[metric]
+                     - probability_metrics(labels[rows], probs_a[rows], label_names)[metric])
+    low, high = np.percentile(diffs, [2.5, 97.5])
+    return {"difference": float(observed), "low": float(low), "high": float(high)}

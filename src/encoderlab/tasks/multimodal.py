@@ -46,7 +46,7 @@ from ..evaluation.multimodal import (
     probability_metrics,
     tfidf_onehot_logistic,
 )
-from ..files import atomic_write_json
+from ..files import atomic_save_npy, atomic_write_json
 from ..models.fusion import FusionClassifier, FusionConfig
 from ..training import TrainConfig, Trainer
 from ..training.distributed import unwrap
@@ -224,12 +224,14 @@ def eval_fn(model: nn.Module, batch: dict[str, torch.Tensor]) -> dict[str, tuple
 
 
 # ----------------------------------------------------------------------------------------------- baselines
-def run_baselines(data: PreparedData, seed: int) -> dict[str, dict[str, Any]]:
-    """Each baseline fitted on the training rows, scored on the test rows (with its fit time)."""
+def run_baselines(data: PreparedData, seed: int, out_dir: Path) -> dict[str, dict[str, Any]]:
+    """Each baseline fitted on the training rows, scored on the test rows (with its fit time); its test
+    probabilities go to out_dir/test_probabilities_<name>.npy."""
     results = {}
     for name, fit in BASELINES.items():
         start = time.perf_counter()
         probs = fit(data.train, data.test, seed=seed)
+        atomic_save_npy(out_dir / f"test_probabilities_{name}.npy", probs)
         results[name] = probability_metrics(data.test.labels, probs, data.features.label_names)
         results[name]["fit_seconds"] = round(time.perf_counter() - start, 1)
     return results
@@ -258,13 +260,17 @@ def train_multimodal(cfg: MultimodalConfig) -> dict[str, Any]:
     result = trainer.fit()
     metrics: dict[str, Any] = dict(result.metrics)
     classifier = MultimodalClassifier(unwrap(trainer.model).cpu(), data.features, tokenizer, cfg.max_length)
-    test = probability_metrics(data.test.labels, classifier.predict_proba(data.test), data.features.label_names)
+    probs = classifier.predict_proba(data.test)
+    test = probability_metrics(data.test.labels, probs, data.features.label_names)
+    # per-row test outputs, for paired comparisons between runs (benchmarks/multimodal_clothing.py)
+    atomic_save_npy(Path(cfg.out_dir) / "test_probabilities.npy", probs)
+    atomic_save_npy(Path(cfg.out_dir) / "test_labels.npy", data.test.labels)
     metrics |= {f"test_{k}": v for k, v in test.items()}
     metrics |= {"mode": model.cfg.mode, "label_column": data.features.spec.label_column,
                 "classes": data.features.label_names, "train_rows_used": len(data.train),
                 "val_rows": len(data.val), **data.stats}
     if cfg.baselines:
-        baselines = run_baselines(data, cfg.seed)
+        baselines = run_baselines(data, cfg.seed, Path(cfg.out_dir))
         metrics["baselines"] = baselines
         atomic_write_json(Path(cfg.out_dir) / "baselines.json", baselines)
     return metrics
