@@ -36,6 +36,7 @@ def runs(out: Path) -> list[tuple[str, Path, list[str]]]:
         for mode in MODES:
             plan.append((short, out / f"{short}-{mode}", [f"label_column={column}", f"model.mode={mode}",
                                                           f"baselines={'true' if mode == 'tabular' else 'false'}"]))
+    for short, column in LABELS.items():  # the full-data runs last: the baselines on 18k rows are slow
         plan.append((short, out / f"{short}-tabular-full", [f"label_column={column}", "model.mode=tabular",
                                                             "train_limit=null", "baselines=true"]))
     return plan
