@@ -25,7 +25,8 @@ import torch
 from torch import nn
 
 from ..config import from_dict, read_yaml
-from ..data.arrays import ArrayData, Scaling, check_samples, prepare_arrays, read_csv_columns, read_samples
+from ..data.array_files import read_csv_columns, read_samples
+from ..data.arrays import ArrayData, Scaling, check_samples, prepare_arrays
 from ..errors import CheckpointError, InputDataError
 from ..models.autoencoder import Autoencoder, AutoencoderConfig, reconstruction_error
 from ..models.vae import VAE

@@ -27,8 +27,8 @@ from ..errors import CheckpointError, EncoderlabError
 from .aliases import ALIASES, resolve_alias
 from .runs import FINAL_DIR, command_of
 
-KIND_MODULES: tuple[str, ...] = ("classifier", "tagger", "seq2seq", "autoencoder", "multimodal", "image_text",
-                                 "text_encoder")
+KIND_MODULES: tuple[str, ...] = ("classifier", "tagger", "seq2seq", "autoencoder", "recommender", "multimodal",
+                                 "image_text", "text_encoder")
 """The modules of this package that define a `KIND`, in detection order."""
 
 

@@ -3,8 +3,10 @@
     encode.py     encode, similarity
     training.py   pretrain, finetune, autoencode, seq2seq, prune, distill
     predict.py    predict, evaluate, seq2seq-predict
+    recommend.py  recommend, recommend-predict, recommend-encode
     deploy.py     export, bench
     analysis.py   robustness, report
+    serve.py      serve
     multimodal.py multimodal, image-text, multimodal-predict, multimodal-encode, multimodal-evaluate
 
 User errors (`EncoderlabError`) are printed as one clear line without a traceback, exit code 2.
@@ -18,7 +20,16 @@ import numpy as np
 import typer
 
 from ..errors import EncoderlabError
-from . import analysis, deploy, encode, multimodal, predict, training  # noqa: F401  (each registers its commands on `app`)
+from . import (  # noqa: F401  (each registers its commands on `app`)
+    analysis,
+    deploy,
+    encode,
+    multimodal,
+    predict,
+    recommend,
+    serve,
+    training,
+)
 from .common import app
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 from typing import Annotated
 
@@ -16,7 +17,8 @@ from .common import ModelOption, app, check_options
 @app.command()
 def encode(
     input: Annotated[Path, typer.Option("--input", "-i", help=".txt (one text per line), .jsonl or .csv/.tsv file.")],
-    output: Annotated[Path, typer.Option("--output", "-o", help="Where to write the (N, d) float32 .npy.")],
+    output: Annotated[Path, typer.Option("--output", "-o", help="Where to write the (N, d) float32 .npy; a directory "
+                                         "(no .npy suffix) streams a corpus of any size into shards, resumably.")],
     model: ModelOption = "minilm",
     batch_size: Annotated[int, typer.Option(help="Texts per forward pass.")] = 32,
     pooling: Annotated[str | None, typer.Option(help="mean, cls or max (default: the checkpoint's).")] = None,
@@ -25,10 +27,14 @@ def encode(
     max_length: Annotated[int | None, typer.Option(help="Truncate texts to this many tokens.")] = None,
     text_field: Annotated[str, typer.Option(help="Field (.jsonl) or column (.csv/.tsv) holding the text.")] = "text",
     device: Annotated[str, typer.Option(help="cpu, cuda, mps …")] = "cpu",
+    shard_rows: Annotated[int, typer.Option(help="--output DIR: texts per shard (the unit of resuming).")] = 10_000,
 ) -> None:
     """Embed every text of a file and write the vectors, in input order, to a .npy file.
 
-    With an autoencoder run directory as --model, embeds the rows of a .npy / .npz / .csv file instead."""
+    With a directory as --output, the input is streamed: shards of --shard-rows texts are written as they are done,
+    a killed run continues where it stopped when run again, and under torchrun every rank takes its share; the
+    result is DIR/embeddings.npy. With an autoencoder run directory as --model, embeds the rows of a .npy / .npz /
+    .csv file instead."""
     from ..artifacts.registry import detect
 
     check_options(batch_size=batch_size, pooling=pooling, max_length=max_length)
@@ -39,12 +45,16 @@ def encode(
         raise InputDataError(f"--input {str(input)!r} holds arrays, which only an autoencoder run encodes, and "
                              f"--model {model!r} is not one; give the out_dir of `encoderlab autoencode` (or a "
                              ".txt/.jsonl of texts for a text encoder)")
+    if output.suffix == "" or output.is_dir():
+        return _encode_corpus(input, output, model, batch_size=batch_size, pooling=pooling, normalize=normalize,
+                              max_length=max_length, text_field=text_field, device=device, shard_rows=shard_rows)
     from ..artifacts.text_encoder import TextEncoder
     from ..data.text_input import read_texts
     from ..files import atomic_save_npy
 
     if output.suffix.lower() != ".npy":
-        raise InputDataError(f"--output {str(output)!r} must end in .npy")
+        raise InputDataError(f"--output {str(output)!r} must end in .npy (one array), or name a directory (no "
+                             "suffix) to stream the input into shards")
     texts = read_texts(input, text_field=text_field)
     if not texts:  # as predict: an empty input is a mistake (wrong file), not a (0, d) result
         raise InputDataError(f"input file {str(input)!r} is empty; give it at least one text")
@@ -53,6 +63,18 @@ def encode(
                              max_length=max_length, show_progress=len(texts) > 8 * batch_size)
     atomic_save_npy(output, vectors)
     typer.echo(f"wrote {vectors.shape[0]} x {vectors.shape[1]} embeddings to {output}", err=True)
+
+
+def _encode_corpus(input: Path, output: Path, model: str, shard_rows: int, **options) -> None:
+    """`encode --output DIR`: streamed, sharded, resumable, one share per torchrun rank (tasks/bulk_encode.py)."""
+    from ..tasks.bulk_encode import bulk_encode
+
+    result = bulk_encode(input, output, model, shard_rows=shard_rows, **options)
+    if int(os.environ.get("RANK", "0")) == 0:
+        done = f"{result.shards_encoded} shards encoded, {result.shards_skipped} already done"
+        if int(os.environ.get("WORLD_SIZE", "1")) > 1:
+            done = f"rank 0: {done}; the other ranks encoded the rest"
+        typer.echo(f"wrote {result.rows} x {result.dim} embeddings to {result.output} ({done})", err=True)
 
 
 def _encode_arrays(run_dir: Path, input: Path, output: Path, batch_size: int) -> None:

@@ -1,0 +1,97 @@
+"""The batching queue on its own: batches packed by the token budget from several requests, every caller's rows
+back in its own order, oversized requests split, no mixing without batching, and a full queue refusing."""
+
+from __future__ import annotations
+
+import asyncio
+from concurrent.futures import ThreadPoolExecutor
+
+import pytest
+
+from encoderlab.serve.batching import Batcher, QueueFull
+from encoderlab.serve.metrics import ServerMetrics
+
+
+def run_requests(requests: list[list[tuple[str, int]]], budget: int, batching: bool = True, max_queue: int = 100):
+    """Submit every request (payload, cost) at once -> (each request's results, the batches that ran)."""
+    batches: list[list[str]] = []
+
+    def work(payloads: list[str]) -> list[str]:
+        batches.append(list(payloads))
+        return [p.upper() for p in payloads]
+
+    async def main():
+        with ThreadPoolExecutor(1) as pool:
+            batcher = Batcher("m", work, pool, ServerMetrics(), budget, max_queue, batching)
+            batcher.start()
+            try:
+                return await asyncio.gather(*(batcher.submit([p for p, _ in r], [c for _, c in r])
+                                              for r in requests), return_exceptions=True)
+            finally:
+                await batcher.stop()
+
+    return asyncio.run(main()), batches
+
+
+REQUESTS = [[("a1", 4), ("a2", 4), ("a3", 4)], [("b1", 3)], [("c1", 2), ("c2", 9)]]
+COST = {p: c for r in REQUESTS for p, c in r}
+
+
+def test_requests_share_batches_within_the_token_budget_and_get_their_own_rows_back():
+    results, batches = run_requests(REQUESTS, budget=12)
+    assert results == [["A1", "A2", "A3"], ["B1"], ["C1", "C2"]]
+    assert sorted(p for b in batches for p in b) == sorted(COST)  # every item ran once
+    assert all(sum(COST[p] for p in b) <= 12 for b in batches)
+    assert any(len({p[0] for p in b}) > 1 for b in batches)  # requests shared a forward pass
+    assert batches[0] == ["a1", "a2", "a3"]  # arrival order: 12 tokens, full
+
+
+def test_an_item_over_the_budget_runs_alone_and_a_big_request_is_split():
+    results, batches = run_requests([[("x", 50)], [(f"y{i}", 5) for i in range(7)]], budget=10)
+    assert results[0] == ["X"] and results[1] == [f"Y{i}" for i in range(7)]
+    assert batches[0] == ["x"]
+    assert [len(b) for b in batches[1:]] == [2, 2, 2, 1]
+
+
+def test_without_batching_no_batch_mixes_requests():
+    results, batches = run_requests(REQUESTS, budget=100, batching=False)
+    assert results == [["A1", "A2", "A3"], ["B1"], ["C1", "C2"]]
+    assert [len({p[0] for p in b}) for b in batches] == [1, 1, 1]
+
+
+def test_a_full_queue_refuses_the_request_that_does_not_fit():
+    results, _ = run_requests([[("a", 1)] * 3, [("b", 1)] * 3], budget=100, max_queue=4)
+    assert results[0] == ["A"] * 3 and isinstance(results[1], QueueFull)
+    assert "queue holds 4" in str(results[1])
+
+
+def test_an_inference_error_reaches_every_caller_of_the_batch_and_the_queue_goes_on():
+    calls = []
+
+    def work(payloads):
+        calls.append(payloads)
+        if "boom" in payloads:
+            raise RuntimeError("kernel failed")
+        return payloads
+
+    async def main():
+        with ThreadPoolExecutor(1) as pool:
+            batcher = Batcher("m", work, pool, ServerMetrics(), 100, 100)
+            first = await asyncio.gather(batcher.submit(["ok", "boom"], [1, 1]), return_exceptions=True)
+            second = await batcher.submit(["fine"], [1])
+            await batcher.stop()
+            return first[0], second
+
+    error, later = asyncio.run(main())
+    assert isinstance(error, RuntimeError) and later == ["fine"]
+
+
+@pytest.mark.parametrize("budget", [0, -5])
+def test_settings_refuse_a_budget_below_one(budget):
+    from encoderlab.errors import ConfigError
+    from encoderlab.serve.settings import ServeSettings
+
+    with pytest.raises(ConfigError, match="max_batch_tokens"):
+        ServeSettings(max_batch_tokens=budget)
+    with pytest.raises(ConfigError, match="raise --max-queue"):
+        ServeSettings(max_texts=10, max_queue=5)
