@@ -28,14 +28,14 @@ from ..errors import InputDataError
 from ..models.dual_encoder import DualEncoder, DualEncoderConfig
 from ..tokenization import TextTokenizer
 from .registry import Kind
-from .text_tower import load_state, load_text_tower, read_info, save_with_text_tower, write_info
+from .text_tower import InfoFile, load_state, load_text_tower, read_info, save_with_text_tower, write_info
 
 INFO_FILE = "image_text.json"
 Images = str | Path | Sequence[str | Path] | np.ndarray
 
 
 @dataclass
-class ImageTextInfo:
+class ImageTextInfo(InfoFile):
     """What image_text.json holds."""
 
     model: dict[str, Any]
@@ -50,6 +50,11 @@ class ImageTextInfo:
 
 
 class ImageTextEncoder:
+    """A trained image-text dual encoder: images (a folder, a CSV of paths, paths or pixels) and texts into one
+    space of unit vectors; `encode` embeds images, `encode_texts` texts."""
+
+    kind = "image-text"
+
     def __init__(self, model: DualEncoder, tokenizer: TextTokenizer, max_length: int = 32,
                  source_size: int | None = None, prompt: str = "{}"):
         self.model = model.eval()
@@ -100,6 +105,10 @@ class ImageTextEncoder:
         out = [self.model.encode_image(torch.from_numpy(x[i:i + batch_size])).numpy()
                for i in range(0, len(x), batch_size)]
         return np.concatenate(out) if out else np.zeros((0, self.model.cfg.d_embed), dtype=np.float32)
+
+    def encode(self, images: Images, batch_size: int = 128) -> np.ndarray:
+        """The registry's `Encodes` operation: images -> (N, d_embed) unit vectors (texts: `encode_texts`)."""
+        return self.encode_images(images, batch_size)
 
     @torch.inference_mode()
     def encode_texts(self, texts: Sequence[str], batch_size: int = 128) -> np.ndarray:

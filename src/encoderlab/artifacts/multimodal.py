@@ -33,14 +33,14 @@ from ..errors import CheckpointError, InputDataError
 from ..models.fusion import FusionClassifier, FusionConfig
 from ..tokenization import TextTokenizer
 from .registry import Kind
-from .text_tower import load_state, load_text_tower, read_info, save_with_text_tower, write_info
+from .text_tower import InfoFile, load_state, load_text_tower, read_info, save_with_text_tower, write_info
 
 INFO_FILE = "multimodal.json"
 Rows = str | Path | Mapping[str, Sequence[Any]] | Sequence[Mapping[str, Any]]
 
 
 @dataclass
-class MultimodalInfo:
+class MultimodalInfo(InfoFile):
     """What multimodal.json holds."""
 
     fusion: dict[str, Any]
@@ -70,6 +70,11 @@ def collate_rows(ids: Sequence[Sequence[int]], categories: np.ndarray, numbers: 
 
 
 class MultimodalClassifier:
+    """A trained text + tabular classifier: table rows in (a path, {column: values} or records), label names,
+    class probabilities or fused vectors out."""
+
+    kind = "multimodal"
+
     def __init__(self, model: FusionClassifier, features: TableFeatures, tokenizer: TextTokenizer | None,
                  max_length: int = 128):
         self.model = model.eval()

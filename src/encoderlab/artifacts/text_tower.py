@@ -7,7 +7,7 @@ from __future__ import annotations
 import dataclasses
 import json
 from pathlib import Path
-from typing import TypeVar
+from typing import Any, TypeVar
 
 import torch
 from safetensors import SafetensorError
@@ -51,9 +51,28 @@ def load_state(directory: Path, text: BertModel | None) -> dict[str, torch.Tenso
     return state
 
 
-def write_info(directory: Path, info_file: str, info) -> None:
+class InfoFile:
+    """Mixin of the kinds' metadata dataclasses: `to_dict()`, and `from_dict()` naming a missing key."""
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_dict(cls, raw: Any, where: str) -> Any:
+        fields = dataclasses.fields(cls)
+        required = [f.name for f in fields if f.default is dataclasses.MISSING
+                    and f.default_factory is dataclasses.MISSING]
+        missing = [k for k in required if not isinstance(raw, dict) or k not in raw]
+        if missing:
+            raise CheckpointError(f"{where} has no {', '.join(missing)}: the file is damaged or from another tool; "
+                                  "retrain the model or restore the file")
+        names = {f.name for f in fields}
+        return cls(**{k: v for k, v in raw.items() if k in names})
+
+
+def write_info(directory: Path, info_file: str, info: InfoFile) -> None:
     """The kind's metadata dataclass as directory/info_file (the file whose name marks the kind)."""
-    atomic_write_json(directory / info_file, dataclasses.asdict(info))
+    atomic_write_json(directory / info_file, info.to_dict())
 
 
 def read_info(path: str | Path, info_file: str, info_cls: type[I], what: str) -> tuple[Path, I]:
@@ -62,7 +81,9 @@ def read_info(path: str | Path, info_file: str, info_cls: type[I], what: str) ->
     if directory is None:
         raise CheckpointError(f"{str(path)!r} is not {what}: no {info_file} there or in its final/; pass the "
                               "out_dir of the run that trained it")
+    where = str(directory / info_file)
     try:
-        return directory, info_cls(**json.loads((directory / info_file).read_text(encoding="utf-8")))
-    except (json.JSONDecodeError, TypeError) as exc:
-        raise CheckpointError(f"{str(directory / info_file)!r} is damaged ({exc}); retrain or restore it") from exc
+        raw = json.loads((directory / info_file).read_text(encoding="utf-8"))
+    except json.JSONDecodeError as exc:
+        raise CheckpointError(f"{where!r} is damaged ({exc}); retrain or restore it") from exc
+    return directory, info_cls.from_dict(raw, where)
