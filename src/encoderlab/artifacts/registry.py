@@ -28,7 +28,7 @@ from .aliases import ALIASES, resolve_alias
 from .runs import FINAL_DIR, command_of
 
 KIND_MODULES: tuple[str, ...] = ("classifier", "tagger", "seq2seq", "autoencoder", "recommender", "audio",
-                                 "text_encoder")
+                                 "multimodal", "image_text", "text_encoder")
 """The modules of this package that define a `KIND`, in detection order."""
 
 

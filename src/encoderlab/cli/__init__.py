@@ -8,6 +8,7 @@
     analysis.py   robustness, report
     serve.py      serve
     audio.py      audio, audio-predict, audio-encode, audio-export
+    multimodal.py multimodal, image-text, multimodal-predict, multimodal-encode, multimodal-evaluate
 
 User errors (`EncoderlabError`) are printed as one clear line without a traceback, exit code 2.
 """
@@ -25,6 +26,7 @@ from . import (  # noqa: F401  (each registers its commands on `app`)
     audio,
     deploy,
     encode,
+    multimodal,
     predict,
     recommend,
     serve,
