@@ -39,7 +39,7 @@ class Kind:
     name: str
     """Short name: text-encoder, classifier, tagger, seq2seq, autoencoder, recommender, audio-classifier."""
     summary: str
-    """What it is and which commands take it (error messages quote it)."""
+    """What it is and which commands take it (error messages quote it); `{path}` stands for the model's path."""
     holds: Callable[[Path], bool]
     """Whether a directory holds a model of this kind (looks at marker files only; loads nothing)."""
     load: Callable[[Path], Any]
@@ -129,7 +129,7 @@ def identify(path: str | Path) -> Detected:
         how = f"`encoderlab {command} --resume {key}`" if command else f"--resume {key} on the command that started it"
         raise CheckpointError(f"{key!r} is an encoderlab run that has not finished (no {FINAL_DIR}/ yet); continue "
                               f"it with {how}, or wait for it to end")
-    known = "; ".join(f"{k.name}: {k.summary}" for k in kinds())
+    known = "; ".join(f"{k.name}: {k.summary.format(path='PATH')}" for k in kinds())
     raise CheckpointError(f"{key!r} holds no saved model encoderlab knows. Known kinds — {known}")
 
 
@@ -143,4 +143,4 @@ def load(path: str | Path) -> Any:
 def describe(path: str | Path) -> str:
     """One line: what kind of saved model `path` holds and which commands take it."""
     found = identify(path)
-    return f"{found.kind.name} ({found.kind.summary})"
+    return f"{found.kind.name} ({found.kind.summary.format(path=path)})"
