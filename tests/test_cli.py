@@ -27,6 +27,7 @@ def test_encode_txt_matches_python_api(tmp_path, minilm):
     np.testing.assert_allclose(vectors, minilm.encode(SENTENCES), atol=1e-6)
 
 
+@pytest.mark.slow
 def test_encode_jsonl_through_python_dash_m(tmp_path, minilm):
     (tmp_path / "in.jsonl").write_text("".join(json.dumps({"text": s}) + "\n" for s in SENTENCES))
     result = subprocess.run(
@@ -124,6 +125,7 @@ def test_encode_a_csv_column(tmp_path, minilm):
     np.testing.assert_allclose(np.load(tmp_path / "out.npy"), minilm.encode(SENTENCES), atol=1e-6)
 
 
+@pytest.mark.slow
 def test_runs_without_out_dir_of_different_tasks_do_not_collide(tmp_path, minilm_dir, monkeypatch, capsys):
     """The README's commands leave out out_dir=: a pretrain after a fine-tune must not be told to --resume it."""
     from tasks.finetune_fixtures import write_tiny_encoder

@@ -29,6 +29,7 @@ def bpe(english, chinese):
 
 
 @pytest.mark.parametrize("name", ["wordpiece", "bpe"])
+@pytest.mark.slow
 def test_special_tokens_come_first_and_wrap_every_text(name, request):
     tok = request.getfixturevalue(name)
     assert [tok.tokenizer.token_to_id(t) for t in SPECIAL_TOKENS] == [0, 1, 2, 3, 4]

@@ -140,6 +140,7 @@ def test_embedding_and_hidden_state_losses(minilm):
 
 
 # ============================================================================ end to end
+@pytest.mark.slow
 def test_embedding_distillation_gets_closer_to_the_teacher_and_saves_a_normal_encoder(tmp_path, teacher_dir,
                                                                                       tweets_txt):
     out = tmp_path / "run"
@@ -173,6 +174,7 @@ def test_embedding_distillation_gets_closer_to_the_teacher_and_saves_a_normal_en
     assert info["layers"] == [1] and info["teacher"] == str(teacher_dir)
 
 
+@pytest.mark.slow
 def test_logit_distillation_saves_a_classifier_that_evaluate_and_predict_read(tmp_path, teacher_dir):
     teacher_run = tmp_path / "teacher"
     run_task(finetune_classifier, ClassifyConfig, None, [
@@ -214,6 +216,7 @@ def test_logit_distillation_saves_a_classifier_that_evaluate_and_predict_read(tm
 
 
 # ============================================================================ bad input
+@pytest.mark.slow
 def test_bad_input_is_one_clear_error(tmp_path, teacher_dir, tweets_txt, capsys):
     def run(*overrides):
         return run_task(distill, DistillConfig, None, [f"teacher={teacher_dir}", f"data={tweets_txt}",
@@ -258,6 +261,7 @@ def main_exit(argv):
     return code.value.code
 
 
+@pytest.mark.slow
 def test_a_teacher_given_as_final_keeps_its_own_test_file(tmp_path, teacher_dir):
     """A teacher trained with test_data= holds that file in head.json: distilling from its final/ copied away
     from its run (no config.yaml beside it) tests on that file, not on rows carved from the training file."""

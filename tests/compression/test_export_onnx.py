@@ -8,6 +8,7 @@ from encoderlab.cli import main
 ort = pytest.importorskip("onnxruntime")
 
 
+@pytest.mark.slow
 def test_cli_export_onnx_matches_pytorch_on_new_texts(tmp_path, minilm):
     with pytest.raises(SystemExit) as exit_info:
         main(["export", "--model", "minilm", "--format", "onnx", "--output", str(tmp_path / "onnx")])

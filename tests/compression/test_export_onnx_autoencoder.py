@@ -53,6 +53,7 @@ def test_table_autoencoder_takes_raw_rows_and_matches_encode_and_score(tmp_path)
     assert not (tmp_path / "onnx2").exists()
 
 
+@pytest.mark.slow
 def test_conv_vae_on_digits_and_bad_output(tmp_path):
     torch.set_num_threads(1)
     run_task(train_autoencoder, AutoencodeConfig, None,

@@ -145,6 +145,7 @@ def _small(tmp_path, teacher, **overrides) -> PruneConfig:
                           "importance_examples": 32, **overrides})
 
 
+@pytest.mark.slow
 def test_importance_ranks_a_dead_head_and_a_dead_neuron_last(teacher):
     model, tokenizer, meta = load_finetuned(teacher)
     attn, ffn = model.bert.blocks[1].attn, model.bert.blocks[0].ffn
@@ -183,6 +184,7 @@ def test_pruned_classifier_saves_and_reloads_with_identical_outputs(tmp_path, te
         assert torch.equal(encoder(ids.input_ids, ids.attention_mask), model.bert(ids.input_ids, ids.attention_mask))
 
 
+@pytest.mark.slow
 def test_magnitude_recovery_keeps_pruned_weights_at_zero(tmp_path, teacher):
     metrics = prune_classifier(_small(tmp_path, teacher, method="magnitude", sparsity=0.6, scope="layer"))
     original, _, _ = load_finetuned(teacher)
@@ -203,6 +205,7 @@ def test_magnitude_recovery_keeps_pruned_weights_at_zero(tmp_path, teacher):
         assert 0.0 <= metrics[key] <= 1.0
 
 
+@pytest.mark.slow
 def test_prune_command_end_to_end_and_reload_paths(tmp_path, teacher, capsys):
     out = tmp_path / "run"
     assert _cli("prune", f"model={teacher}", f"out_dir={out}", "method=heads+ffn", "sparsity=0.5", "recovery_steps=3",
@@ -263,6 +266,7 @@ def test_a_model_that_is_not_a_fine_tuned_classifier_is_refused(tmp_path, teache
     assert "error:" in err and str(encoder_dir) in err and "encoderlab finetune" in err
 
 
+@pytest.mark.slow
 def test_resume_continues_with_the_same_plan(tmp_path, teacher):
     out = tmp_path / "run"
     args = (f"model={teacher}", f"out_dir={out}", "method=ffn", "sparsity=0.5", "recovery_steps=2", "save_every=2",
@@ -276,6 +280,7 @@ def test_resume_continues_with_the_same_plan(tmp_path, teacher):
         "accuracy"]
 
 
+@pytest.mark.slow
 def test_recovery_data_with_some_of_the_classes_keeps_the_classifiers_label_ids(tmp_path, teacher):
     """A user's file with only 'neutral' and 'positive' numbers them 0 and 1 by itself; the classifier's ids are
     1 and 2. Labels are mapped by name, so recovery trains and scores against the right classes, and the

@@ -6,6 +6,8 @@ from encoderlab import ConfigError, InputDataError
 from encoderlab.compression.quantize import SmoothQuantLinear, embedding_agreement, quantize_int8
 from interop.varied_texts import varied_texts
 
+pytestmark = pytest.mark.slow  # the fixtures of this file take many seconds; `make test-fast` skips it
+
 TEXTS = varied_texts()
 CALIBRATION, HELD_OUT = TEXTS[::2], TEXTS[1::2]  # calibrate on one half, judge on the other
 

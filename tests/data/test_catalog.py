@@ -37,6 +37,7 @@ def test_splits_are_a_function_of_the_seed(bbc):
                                                                                      labels)
 
 
+@pytest.mark.slow
 def test_tweets_and_zh_reviews_drop_duplicates_and_conflicts():
     tweets = load_dataset("tweets-sentiment")
     assert tweets.train.label_names == ("negative", "neutral", "positive")
@@ -47,6 +48,7 @@ def test_tweets_and_zh_reviews_drop_duplicates_and_conflicts():
     assert len(texts) == len(set(texts))
 
 
+@pytest.mark.slow
 def test_peoples_daily_gives_tagged_sequences_and_raw_text():
     pd = load_dataset("peoples-daily-1998", split="0.9,0.1,0.0")
     assert isinstance(pd.train, TaggedSequences) and len(pd.test) == 0

@@ -19,6 +19,7 @@ sklearn_metrics = pytest.importorskip("sklearn.metrics")
 
 @settings(max_examples=150, deadline=None)
 @given(st.lists(st.tuples(st.integers(0, 1), st.integers(0, 6)), min_size=2, max_size=60))
+@pytest.mark.slow
 def test_auroc_and_ap_match_sklearn_with_ties(pairs):
     labels = np.array([p[0] for p in pairs])
     scores = np.array([p[1] for p in pairs], dtype=float)

@@ -12,6 +12,7 @@ from encoderlab.evaluation.classification import classification_report, confusio
 @settings(max_examples=60, deadline=None)
 @given(st.integers(2, 6).flatmap(lambda k: st.tuples(
     st.just(k), st.lists(st.tuples(st.integers(0, k - 1), st.integers(0, k - 1)), min_size=1, max_size=80))))
+@pytest.mark.slow
 def test_matches_scikit_learn(case):
     k, pairs = case
     y_true, y_pred = [a for a, _ in pairs], [b for _, b in pairs]

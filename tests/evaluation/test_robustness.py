@@ -62,6 +62,7 @@ def test_classifier_accuracy_is_read_against_the_clean_predictions(tweets):
     assert rows[0]["flipped"] == 0.0 and 0 < rows[1]["flipped"] < rows[2]["flipped"]
 
 
+@pytest.mark.slow
 def test_encoder_cosine_falls_with_typos_but_noisy_texts_still_find_their_own(minilm, tweets):
     texts = tweets[0][:40]
     torch.set_num_threads(1)
@@ -110,6 +111,7 @@ def test_max_examples_below_one_is_an_error_and_writes_nothing(tmp_path):
     assert (tmp_path / "a.csv").read_text() == "x\n1\n"
 
 
+@pytest.mark.slow
 def test_autoencoder_run_end_to_end(tmp_path):
     from encoderlab.cli import main
     from encoderlab.tasks.robustness import evaluate_robustness
@@ -141,6 +143,7 @@ def test_a_mistyped_model_path_is_named_as_such(tmp_path):
     assert not (tmp_path / "o").exists()
 
 
+@pytest.mark.slow
 def test_cli_on_a_users_text_file(tmp_path, capsys, tweets):
     from encoderlab.cli import main
 

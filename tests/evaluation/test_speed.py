@@ -40,6 +40,7 @@ def test_bf16_support_is_reported_in_words():
     assert isinstance(ok, bool) and ("bf16" in why)
 
 
+@pytest.mark.slow
 def test_bench_command_prints_a_table(capsys):
     with pytest.raises(SystemExit) as exit_info:
         main(["bench", "--batch-size", "4", "--repeats", "1", "--engines", "fp32,int8"])
@@ -69,6 +70,7 @@ def test_matmul_peak_runs_one_and_side_by_side_matmuls_and_keeps_the_thread_coun
         torch.set_num_threads(threads)
 
 
+@pytest.mark.slow
 def test_a_users_file_is_the_workload_and_every_engine_cuts_long_texts_alike(tmp_path, minilm_dir):
     """A small model (64 positions) on texts longer than that: all engines cut at the model's limit
     (transformers used to get 512 tokens and fail on position 64), and agree with encoderlab fp32."""
@@ -94,6 +96,7 @@ def test_a_users_file_is_the_workload_and_every_engine_cuts_long_texts_alike(tmp
 
 
 
+@pytest.mark.slow
 def test_bench_on_a_users_file(tmp_path, capsys):
     from encoderlab.data.catalog import load_dataset
 

@@ -16,6 +16,7 @@ def test_enough_varied_inputs(minilm):
 
 
 @torch.inference_mode()
+@pytest.mark.slow
 def test_last_hidden_states_match_transformers(minilm, hf_minilm):
     worst = 0.0
     for start in range(0, len(TEXTS), 16):
@@ -42,6 +43,7 @@ def test_reference_attention_path_also_matches_transformers(minilm, hf_minilm):
     assert (ours - ref)[real].abs().max().item() <= 1e-5
 
 
+@pytest.mark.slow
 def test_embeddings_match_sentence_transformers(minilm, minilm_dir):
     st = pytest.importorskip("sentence_transformers")
     reference = st.SentenceTransformer(str(minilm_dir), device="cpu")

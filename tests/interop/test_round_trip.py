@@ -10,6 +10,7 @@ from encoderlab import BertConfig, BertModel, CheckpointError, TextEncoder, load
 
 
 @torch.inference_mode()
+@pytest.mark.slow
 def test_minilm_export_loads_in_transformers_with_same_outputs(minilm, hf_minilm, tmp_path):
     transformers = pytest.importorskip("transformers")
     out = minilm.save_pretrained(tmp_path / "exported")
@@ -24,6 +25,7 @@ def test_minilm_export_loads_in_transformers_with_same_outputs(minilm, hf_minilm
                                             "attention_mask": batch.attention_mask}).pooler_output, reference)
 
 
+@pytest.mark.slow
 def test_exported_directory_reloads_as_text_encoder(minilm, tmp_path):
     out = minilm.save_pretrained(tmp_path / "exported")
     again = TextEncoder.from_pretrained(out)

@@ -106,6 +106,7 @@ def test_sparsity_penalty_shrinks_codes():
     assert norms[0.05] < 0.5 * norms[0.0]
 
 
+@pytest.mark.slow
 def test_small_autoencoder_beats_mean_image_and_pca_on_held_out_digits():
     """A real, small learning test: 3,000 training digits, 500 steps, scored on 1,000 unseen test digits."""
     mnist = load_mnist()

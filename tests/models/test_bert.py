@@ -53,6 +53,7 @@ def test_padding_tokens_do_not_change_real_outputs():
     torch.testing.assert_close(model(padded_ids, padded_mask)[:, :6], alone, atol=1e-5, rtol=1e-5)
 
 
+@pytest.mark.slow
 def test_learns_to_copy_a_token_through_attention():
     """A real learning check: predict the first token's id at every position (needs attention to work)."""
     torch.manual_seed(0)

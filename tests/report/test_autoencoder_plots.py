@@ -34,6 +34,7 @@ def test_latent_projection(dim, n, tmp_path):
     assert plots.plot_latent(codes, None, tmp_path / "latent.png").read_bytes()[:4] == PNG
 
 
+@pytest.mark.slow
 def test_every_plot_writes_a_png(tmp_path):
     rng = np.random.default_rng(0)
     codes, labels = rng.normal(size=(100, 5)), rng.integers(0, 10, 100)

@@ -13,6 +13,8 @@ from encoderlab.errors import InputDataError
 from encoderlab.report.html_report import build_report, read_run
 from tasks.finetune_fixtures import one_thread, tweet_rows, write_csv, write_tiny_encoder  # noqa: F401
 
+pytestmark = pytest.mark.slow  # the fixtures of this file take many seconds; `make test-fast` skips it
+
 IMAGE = re.compile(r"data:image/png;base64,([A-Za-z0-9+/=]+)' alt='([^']*)'")
 
 

@@ -16,6 +16,8 @@ from encoderlab.errors import ConfigError, InputDataError
 from encoderlab.tasks.autoencode import AutoencodeConfig, train_autoencoder
 from encoderlab.training import run_task
 
+pytestmark = pytest.mark.slow  # the fixtures of this file take many seconds; `make test-fast` skips it
+
 torch.set_num_threads(1)
 CONFIGS = Path(__file__).resolve().parents[2] / "configs"
 QUICK = ["progress=off", "eval_every=0", "batch_size=64", "warmup_steps=20"]

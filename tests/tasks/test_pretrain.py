@@ -12,6 +12,8 @@ from encoderlab.cli import main
 from encoderlab.config import load_config
 from encoderlab.tasks.pretrain import ModelSpec, PretrainConfig, pretrain_mlm
 
+pytestmark = pytest.mark.slow  # the fixtures of this file take many seconds; `make test-fast` skips it
+
 CONFIG = Path(__file__).resolve().parents[2] / "configs" / "pretrain-tiny-en.yaml"
 TINY = ["data=bbc-news", "max_documents=120", "max_steps=60", "batch_size=8", "max_seq_len=64",
         "tokenizer.vocab_size=2000", "eval_every=30", "max_eval_sequences=32", "warmup_steps=5", "save_every=0",

@@ -17,6 +17,7 @@ def tiny(tmp_path_factory, minilm_dir):
     return write_tiny_encoder(tmp_path_factory.mktemp("tiny") / "enc", minilm_dir)
 
 
+@pytest.mark.slow
 def test_pos_tagging_trains_saves_and_predicts_every_word(tmp_path, tiny):
     cfg = TagConfig(init=str(tiny), mode="full", out_dir=str(tmp_path / "run"), max_train_examples=48,
                     max_eval_examples=16, max_test_examples=16, max_length=64, batch_size=16, epochs=1, lr=1e-3,
@@ -49,6 +50,7 @@ def test_user_tag_file_errors(tmp_path, tiny):
         finetune_tagger(TagConfig(data=str(tmp_path / "empty.txt"), init=str(tiny), out_dir=str(tmp_path / "r")))
 
 
+@pytest.mark.slow
 def test_user_word_tag_file_evaluate_from_elsewhere_and_bad_predict_input(tmp_path, tiny, monkeypatch, capsys):
     lines = ["the/DET big/ADJ cat/NOUN sat/VERB", "a/DET small/ADJ dog/NOUN ran/VERB", "the/DET dog/NOUN sat/VERB"]
     (tmp_path / "tags.txt").write_text("\n".join(lines * 10) + "\n", encoding="utf-8")
@@ -99,6 +101,7 @@ def test_conll_and_jsonl_tagging_files_read_like_word_tag_lines(tmp_path):
         read_tagged_file(tmp_path / "x.csv")
 
 
+@pytest.mark.slow
 def test_evaluate_a_tagger_on_an_empty_or_unknown_split(tmp_path, tiny, capsys):
     (tmp_path / "tags.txt").write_text("the/DET cat/NOUN sat/VERB\na/DET dog/NOUN ran/VERB\n" * 10, encoding="utf-8")
     finetune_tagger(TagConfig(data=str(tmp_path / "tags.txt"), init=str(tiny), out_dir=str(tmp_path / "run"),

@@ -39,6 +39,7 @@ def test_invalid_values_say_what_to_change(override, message):
         resolve_config(TrainConfig, None, ["warmup_steps=10", override])
 
 
+@pytest.mark.slow
 def test_run_task_writes_config_final_and_metrics(tmp_path):
     out = tmp_path / "run"
     metrics = run_task(train_iris, IrisConfig, None, [f"out_dir={out}", "epochs=20", "batch_size=16",
@@ -86,6 +87,7 @@ def test_a_run_failing_on_its_input_leaves_no_directory_but_keeps_an_existing_on
 
 
 
+@pytest.mark.slow
 def test_resume_from_another_working_directory_finds_the_same_data(tmp_path, monkeypatch):
     """config.yaml keeps data= as an absolute path; it used to keep 'flowers.csv', which --resume from any
     other directory could not find."""

@@ -16,6 +16,7 @@ def train_losses(cfg) -> list[float]:
     return [r["loss"] for r in read_log(cfg.out_dir) if "loss" in r]
 
 
+@pytest.mark.slow
 def test_learns_iris(iris_cfg):
     result = make_trainer(iris_cfg(epochs=30, eval_every=50)).fit()
     assert result.step == 30 * (120 // 16)
