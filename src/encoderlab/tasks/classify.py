@@ -429,13 +429,21 @@ def calibration_texts(classifier: TextClassifier, n: int = 256) -> list[str]:
     return list(seeded_subset(records, n, classifier.info.seed).texts)
 
 
-def load_classifier(model: str | Path, precision: str = "fp32") -> TextClassifier:
-    """A saved classifier, in fp32 or with its encoder quantized to int8 (calibrated on its training texts)."""
+def load_classifier(model: str | Path, precision: str = "fp32", long_text: str | None = None,
+                    window: int | None = None, stride: int | None = None) -> TextClassifier:
+    """A saved classifier, in fp32 or with its encoder quantized to int8 (calibrated on its training texts),
+    reading long texts as it was trained to unless `long_text` / `window` / `stride` say otherwise."""
     classifier = TextClassifier.from_dir(model)
+    if long_text is not None or window is not None or stride is not None:
+        classifier.read_long_texts(long_text, window, stride)
     if precision == "int8":
         from ..compression.quantize import quantize_int8
 
-        return quantize_int8(classifier, calibration_texts(classifier))
+        quantized = quantize_int8(classifier, calibration_texts(classifier))
+        # quantize_int8 rebuilds the classifier from its model and head.json: carry over how it reads long texts
+        quantized.long_text, quantized.window_pool = classifier.long_text, classifier.window_pool
+        quantized.max_length = classifier.max_length
+        return quantized
     if precision != "fp32":
         raise ConfigError(f"precision={precision!r} is unknown; choose fp32 or int8")
     return classifier
@@ -443,9 +451,11 @@ def load_classifier(model: str | Path, precision: str = "fp32") -> TextClassifie
 
 def evaluate_classifier(model: str | Path, data: str, split: str = "auto", output_dir: str | Path | None = None,
                         text_column: str | None = None, label_column: str | None = None,
-                        max_examples: int | None = None, precision: str = "fp32") -> tuple[ClassificationReport, Path]:
-    """Score a fine-tuned classifier on `data`; write eval_<name>.json and its confusion-matrix PNG."""
-    classifier = load_classifier(model, precision)
+                        max_examples: int | None = None, precision: str = "fp32", long_text: str | None = None,
+                        window: int | None = None, stride: int | None = None) -> tuple[ClassificationReport, Path]:
+    """Score a fine-tuned classifier on `data`; write eval_<name>.json and its confusion-matrix PNG. Long texts
+    are read as the model was trained to (head.json), unless long_text / window / stride say otherwise."""
+    classifier = load_classifier(model, precision, long_text, window, stride)
     records, split = evaluation_records(classifier, data, split, text_column, label_column)
     records = seeded_subset(records, max_examples, classifier.info.seed)
     report = classifier_report(classifier, records)
@@ -453,7 +463,8 @@ def evaluate_classifier(model: str | Path, data: str, split: str = "auto", outpu
     directory = Path(output_dir) if output_dir else Path(model) / "evaluations"
     suffix = "" if precision == "fp32" else f"_{precision}"
     path = report.save(directory, f"eval_{name}_{split}{suffix}",
-                       extra={"model": str(model), "data": data, "split": split, "precision": precision})
+                       extra={"model": str(model), "data": data, "split": split, "precision": precision,
+                              "long_text": classifier.long_text.to_dict()})
     return report, path
 
 
@@ -469,14 +480,16 @@ def read_prediction_inputs(path: str | Path, text_column: str = "text") -> list[
 
 
 def predict_file(model: str | Path, input_path: str | Path, output_path: str | Path, text_column: str = "text",
-                 batch_size: int = 64, precision: str = "fp32") -> int:
+                 batch_size: int = 64, precision: str = "fp32", long_text: str | None = None,
+                 window: int | None = None, stride: int | None = None) -> int:
     """Write one JSON line per input text: text, predicted label and every class probability; or, for an
-    output ending in .csv / .tsv, one row per text with the columns text, label, prob_<class>..."""
+    output ending in .csv / .tsv, one row per text with the columns text, label, prob_<class>...
+    Long texts are read as the model was trained to, unless long_text / window / stride say otherwise."""
     import io
 
     from ..files import atomic_write_text
 
-    classifier = load_classifier(model, precision)
+    classifier = load_classifier(model, precision, long_text, window, stride)
     texts = read_prediction_inputs(input_path, text_column)
     probs = classifier.predict_proba(texts, batch_size)
     suffix = Path(output_path).suffix.lower()
