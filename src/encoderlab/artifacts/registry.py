@@ -27,7 +27,7 @@ from ..errors import CheckpointError, EncoderlabError
 from .aliases import ALIASES, resolve_alias
 from .runs import FINAL_DIR, command_of
 
-KIND_MODULES: tuple[str, ...] = ("classifier", "tagger", "seq2seq", "autoencoder", "text_encoder")
+KIND_MODULES: tuple[str, ...] = ("classifier", "tagger", "seq2seq", "autoencoder", "recommender", "text_encoder")
 """The modules of this package that define a `KIND`, in detection order."""
 
 

@@ -3,6 +3,7 @@
     encode.py     encode, similarity
     training.py   pretrain, finetune, autoencode, seq2seq, prune, distill
     predict.py    predict, evaluate, seq2seq-predict
+    recommend.py  recommend, recommend-predict, recommend-encode
     deploy.py     export, bench
     analysis.py   robustness, report
 
@@ -17,7 +18,7 @@ import numpy as np
 import typer
 
 from ..errors import EncoderlabError
-from . import analysis, deploy, encode, predict, training  # noqa: F401  (each registers its commands on `app`)
+from . import analysis, deploy, encode, predict, recommend, training  # noqa: F401  (each registers its commands on `app`)
 from .common import app
 
 
