@@ -331,7 +331,9 @@ class ClassifyTask:
         before = {"unknown_piece_rate": round(unknown_piece_rate(tokenizer, [ids for text in train_windows
                                                                               for ids in text], cfg.init, cfg.data), 4),
                   "train_windows": sum(len(text) for text in train_windows),
-                  "train_windows_per_text_max": max((len(text) for text in train_windows), default=0)}
+                  "train_windows_per_text_max": max((len(text) for text in train_windows), default=0),
+                  "window_pool_parameters": sum(p.numel() for p in window_pool.parameters())}  # beyond the counts of
+        # trainable_parameters, which were taken before the window pooling existed
         if not val_windows and (cfg.eval_every or cfg.patience):
             raise ConfigError("eval_every/patience need validation data; give split= a validation fraction or "
                               "validation_data=")
