@@ -332,8 +332,8 @@ class ClassifyTask:
                                                                               for ids in text], cfg.init, cfg.data), 4),
                   "train_windows": sum(len(text) for text in train_windows),
                   "train_windows_per_text_max": max((len(text) for text in train_windows), default=0),
-                  "window_pool_parameters": sum(p.numel() for p in window_pool.parameters())}  # beyond the counts of
-        # trainable_parameters, which were taken before the window pooling existed
+                  # trainable_parameters is counted before the window pooling exists: its weights come on top
+                  "window_pool_parameters": sum(p.numel() for p in window_pool.parameters())}
         if not val_windows and (cfg.eval_every or cfg.patience):
             raise ConfigError("eval_every/patience need validation data; give split= a validation fraction or "
                               "validation_data=")
