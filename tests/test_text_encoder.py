@@ -184,3 +184,42 @@ def test_auto_shards_split_only_batches_worth_it(minilm_dir, monkeypatch):
         assert threading.get_ident() not in {ident for ident, _ in seen}
     finally:
         torch.set_num_threads(threads)
+
+
+LONG = ("The committee met on Tuesday to discuss the budget. Members argued about the cost of new roads, the "
+        "schools and the hospital, and in the end they agreed to delay the vote until the spring. ") * 3
+
+
+def test_chunked_encoding_reads_the_whole_text(minilm):
+    from encoderlab.artifacts.text_encoder import text_windows
+    from encoderlab.nn.windows import LongText
+
+    short = ["short", "mid size text", ""]
+    # a text that fits in one window gets exactly the truncated vector
+    np.testing.assert_array_equal(minilm.encode(short + [LONG], max_length=32, long_text="chunk")[:3],
+                                  minilm.encode(short, max_length=32))
+    chunked = minilm.encode([LONG, "short"], max_length=32, long_text="chunk", stride=20, shards=1)
+    windows, counts = text_windows(minilm.tokenizer, [LONG], LongText("chunk", 32, 20))
+    assert counts[0] == len(windows) > 3 and all(len(w) <= 32 for w in windows)
+    batch = minilm.tokenizer.pad(windows)
+    with torch.inference_mode():
+        hidden = minilm(batch.input_ids, batch.attention_mask)
+    mask = batch.attention_mask[..., None].float()
+    per_window = torch.nn.functional.normalize((hidden * mask).sum(1) / mask.sum(1), dim=1)
+    expected = torch.nn.functional.normalize(per_window.mean(0), dim=0)
+    np.testing.assert_allclose(chunked[0], expected.numpy(), atol=1e-5)
+    truncated = minilm.encode([LONG], max_length=32)[0]
+    assert float(chunked[0] @ truncated) < 0.999  # reading on changes the vector
+    maxed = minilm.encode([LONG], max_length=32, long_text="chunk", stride=20, window_pooling="max", shards=1)[0]
+    np.testing.assert_allclose(maxed, torch.nn.functional.normalize(per_window.amax(0), dim=0).numpy(), atol=1e-5)
+
+
+def test_chunked_encoding_options_are_checked(minilm):
+    from encoderlab.errors import ConfigError
+
+    with pytest.raises(ConfigError, match="stride=31 must be between 1 and window - 2 = 30"):
+        minilm.encode([LONG], max_length=32, long_text="chunk", stride=31)
+    with pytest.raises(ConfigError, match="long_text='pages' is unknown"):
+        minilm.encode([LONG], long_text="pages")
+    with pytest.raises(ValueError, match="needs learned weights"):
+        minilm.encode([LONG], long_text="chunk", window_pooling="attention")

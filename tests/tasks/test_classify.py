@@ -10,7 +10,7 @@ from safetensors.torch import load_file
 from encoderlab.artifacts.classifier import TextClassifier
 from encoderlab.artifacts.finetuned import HeadInfo, load_finetuned, save_finetuned
 from encoderlab.cli import main
-from encoderlab.errors import InputDataError
+from encoderlab.errors import CheckpointError, ConfigError, InputDataError
 from encoderlab.models.heads import EncoderWithHead, SequenceClassificationHead
 from encoderlab.nn.lora import LoRALinear
 from encoderlab.tasks.classify import ClassifyConfig, evaluate_classifier, finetune_classifier
@@ -344,3 +344,106 @@ def test_wrong_label_or_text_column_is_suspected_aloud(tmp_path, tiny):
     with pytest.raises(InputDataError, match=r"of its 40 rows, \d+ repeat an earlier text and \d+ have a text that "
                                              r"occurs with different labels \(is the text column the right one\?\)"):
         finetune_classifier(_cfg(tmp_path, tiny, path, text_column="label", label_column="id"))
+
+
+# ---------------------------------------------------------------------------- long texts (long_text=chunk)
+LONG_TEXTS = ["great phone, love it",
+              "The minister said the budget would cut taxes for small firms and raise spending on schools. " * 4,
+              "The band's new album went straight to number one, and the tour sold out in a day. " * 6, ""]
+
+
+def test_chunked_classifier_reloads_and_predicts_the_same(tmp_path, tiny):
+    from encoderlab.artifacts.classifier import LONG_TEXT_KEY, save_window_pool
+    from encoderlab.artifacts.text_encoder import text_windows
+    from encoderlab.models.windowed import WindowedClassifier
+    from encoderlab.nn.windows import LongText, WindowPool
+
+    torch.manual_seed(0)
+    encoder, tokenizer, _ = load_encoder(str(tiny))
+    model = WindowedClassifier(encoder, SequenceClassificationHead(32, 3, "mean", 0.1), WindowPool("attention", 32))
+    torch.nn.init.normal_(model.window_pool.score.weight)  # a trained attention: windows weigh differently
+    torch.nn.init.normal_(model.head.out.weight)
+    model.eval()
+    reading = LongText("chunk", window=24, stride=16, pooling="attention")
+    windows, counts = text_windows(tokenizer, LONG_TEXTS, reading)
+    assert counts[0] == 1 and counts[1] > 3 and counts[2] > 3 and counts[3] == 1
+    batch = tokenizer.pad(windows)
+    with torch.no_grad():
+        expected = model(batch.input_ids, batch.attention_mask, torch.tensor(counts)).softmax(-1).numpy()
+    info = HeadInfo(task="sequence-classification", max_length=24, label_names=["a", "b", "c"], pooling="mean",
+                    extra={LONG_TEXT_KEY: reading.to_dict()})
+    save_finetuned(EncoderWithHead(encoder, model.head), tokenizer, tmp_path / "final", info)
+    save_window_pool(model.window_pool, tmp_path / "final")
+    classifier = TextClassifier.from_dir(tmp_path)
+    assert classifier.long_text == reading
+    np.testing.assert_allclose(classifier.predict_proba(LONG_TEXTS, batch_size=4), expected, atol=1e-5)
+    chunked_vectors = classifier.encode(LONG_TEXTS)
+    # texts that fit in one window: exactly what truncation gives them
+    classifier.read_long_texts("truncate")
+    truncated = classifier.predict_proba(LONG_TEXTS)
+    np.testing.assert_allclose(truncated[[0, 3]], expected[[0, 3]], atol=1e-6)
+    np.testing.assert_array_equal(classifier.encode(LONG_TEXTS)[[0, 3]], chunked_vectors[[0, 3]])
+    assert np.abs(truncated[1:3] - expected[1:3]).max() > 1e-3  # the long ones are read differently
+    # a damaged save says what is missing
+    (tmp_path / "final" / "window_pool.safetensors").unlink()
+    with pytest.raises(CheckpointError, match="window_pooling=attention but window_pool.safetensors is missing"):
+        TextClassifier.from_dir(tmp_path)
+
+
+@pytest.mark.slow
+def test_finetune_with_chunking_trains_saves_and_predicts_whole_texts(tmp_path, tiny):
+    out = tmp_path / "run"
+    cfg = ClassifyConfig(data="bbc-news", init=str(tiny), mode="full", out_dir=str(out), long_text="chunk",
+                         window=32, stride=24, window_pooling="attention", lr=1e-3,
+                         **{**SMALL, "max_train_examples": 32, "max_eval_examples": 16, "max_test_examples": 16,
+                            "batch_size": 8})
+    metrics = finetune_classifier(cfg)
+    assert metrics["train_windows"] > 5 * 32  # whole articles, not their first 32 pieces
+    assert json.loads((out / "final" / "head.json").read_text())["long_text"] == {
+        "mode": "chunk", "window": 32, "stride": 24, "pooling": "attention"}
+    before = load_file(str(tiny / "model.safetensors"))
+    after = load_file(str(out / "final" / "model.safetensors"))
+    assert any(not torch.equal(before[k], after[k]) for k in before)  # the encoder trained through the windows
+    assert load_file(str(out / "final" / "window_pool.safetensors"))["score.weight"].abs().sum() > 0
+    # evaluate and predict read the saved model's way without being told
+    report, path = evaluate_classifier(out, "bbc-news", max_examples=16)
+    assert report.accuracy == pytest.approx(metrics["test_accuracy"])
+    assert json.loads(path.read_text())["long_text"]["mode"] == "chunk"
+    texts = tmp_path / "texts.txt"
+    texts.write_text("\n".join(t for t in LONG_TEXTS if t) + "\n", encoding="utf-8")
+    with pytest.raises(SystemExit) as code:
+        main(["predict", "--model", str(out), "--input", str(texts), "--output", str(tmp_path / "p.jsonl")])
+    assert code.value.code in (0, None)
+    chunked = [json.loads(line)["probabilities"] for line in (tmp_path / "p.jsonl").read_text().splitlines()]
+    classifier = TextClassifier.from_dir(out)
+    probs = classifier.predict_proba([t for t in LONG_TEXTS if t])
+    np.testing.assert_allclose([list(row.values()) for row in chunked], probs, atol=1e-6)
+    with pytest.raises(SystemExit) as code:
+        main(["predict", "--model", str(out), "--input", str(texts), "--output", str(tmp_path / "t.jsonl"),
+              "--long-text", "truncate"])
+    assert code.value.code in (0, None)
+    truncated = [json.loads(line)["probabilities"] for line in (tmp_path / "t.jsonl").read_text().splitlines()]
+    assert truncated[0] == chunked[0] and truncated[1] != chunked[1]  # short text the same, long ones not
+
+
+@pytest.mark.parametrize(("overrides", "message"), [
+    ({"long_text": "chunk", "window": 3}, "window=3 is too short"),
+    ({"long_text": "chunk", "stride": 200}, r"stride=200 must be between 1 and window - 2 = 126"),
+    ({"long_text": "chunk", "window": 64, "stride": 0}, "stride=0 must be between 1 and window - 2 = 62"),
+    ({"window": 256}, "only apply to long_text=chunk; add long_text=chunk"),
+    ({"long_text": "pages"}, "long_text='pages' is unknown"),
+])
+def test_bad_long_text_settings_are_config_errors(overrides, message):
+    with pytest.raises(ConfigError, match=message):
+        ClassifyConfig(data="bbc-news", out_dir="unused", **overrides)
+
+
+def test_long_text_settings_are_checked_against_the_encoder_and_the_task(tmp_path, tiny):
+    from encoderlab.tasks.tag import TagConfig
+
+    with pytest.raises(ConfigError, match="long_text=chunk is for task=classify and task=embed"):
+        TagConfig(data="peoples-daily-1998", out_dir="unused", long_text="chunk")
+    cfg = ClassifyConfig(data=str(write_csv(tmp_path / "t.csv", tweet_rows(40))), init=str(tiny),
+                         out_dir=str(tmp_path / "run"), long_text="chunk", window=100, progress="off")
+    with pytest.raises(ConfigError, match="window=100 is longer than the encoder's 64 positions"):
+        finetune_classifier(cfg)

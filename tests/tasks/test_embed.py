@@ -134,3 +134,44 @@ def test_labels_objective_takes_bad_rows_warn_as_its_error_says(tmp_path, tiny):
         train_embeddings(EmbedConfig(out_dir=str(tmp_path / "a"), **cfg))
     metrics = train_embeddings(EmbedConfig(out_dir=str(tmp_path / "b"), bad_rows="warn", **cfg))
     assert metrics["train_examples"] > 0
+
+
+@pytest.mark.slow
+def test_chunked_pairs_train_on_whole_articles_as_encode_reads_them(tmp_path, tiny):
+    from encoderlab.artifacts.text_encoder import text_windows
+    from encoderlab.data.catalog import load_dataset
+    from encoderlab.models.heads import EncoderWithHead, ProjectionHead
+    from encoderlab.nn.windows import LongText, WindowPool
+    from encoderlab.tasks.embed import _embed_collate, text_vectors
+
+    articles = load_dataset("bbc-news").train.texts[:80]
+    path = tmp_path / "headline_article.jsonl"  # headline -> the rest of the article, hundreds of pieces long
+    path.write_text("".join(json.dumps({"anchor": a.split("\n")[0], "positive": a.split("\n", 1)[1]}) + "\n"
+                            for a in articles), encoding="utf-8")
+    cfg = EmbedConfig(data=str(path), init=str(tiny), mode="full", out_dir=str(tmp_path / "run"), split="0.75,0.25,0",
+                      max_length=32, long_text="chunk", stride=24, batch_size=10, epochs=3, lr=1e-3, progress="off",
+                      log_every=2)
+    metrics = train_embeddings(cfg)
+    assert metrics["long_text"] == {"mode": "chunk", "window": 32, "stride": 24, "pooling": "mean"}
+    losses = [json.loads(line)["loss"] for line in (tmp_path / "run" / "log.jsonl").read_text().splitlines()
+              if "loss" in json.loads(line)]
+    assert losses[-1] < 0.8 * losses[0]  # it learns through the pooled windows (20 held-out pairs are too few
+    assert 0.0 <= metrics["validation_recall_at_1"] <= 1.0  # for recall to show it reliably on a tiny model)
+    # the vectors training pooled are the vectors encode(long_text="chunk") gives with the saved encoder
+    encoder = TextEncoder.from_pretrained(tmp_path / "run" / "final")
+    texts = [articles[0], "A short headline"]
+    windows, counts = text_windows(encoder.tokenizer, texts, LongText("chunk", 32, 24))
+    assert counts[0] > 10 and counts[1] == 1
+    items = [{"text": windows[:counts[0]]}, {"text": windows[counts[0]:]}]
+    model = EncoderWithHead(encoder.bert, ProjectionHead(32, None, "mean", normalize=True)).eval()
+    with torch.no_grad():
+        trained_view = text_vectors(model, _embed_collate(encoder.tokenizer, 32)(items), "text", WindowPool("mean"))
+    encoded = encoder.encode(texts, max_length=32, long_text="chunk", stride=24)
+    np.testing.assert_allclose(trained_view.numpy(), encoded, atol=1e-5)
+
+
+def test_attention_over_windows_is_for_classifiers(tmp_path, bbc_pairs):
+    from encoderlab.errors import ConfigError
+
+    with pytest.raises(ConfigError, match="window_pooling=attention learns weights of a classifier's head"):
+        EmbedConfig(data=str(bbc_pairs), out_dir=str(tmp_path), long_text="chunk", window_pooling="attention")

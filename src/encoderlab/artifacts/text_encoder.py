@@ -29,6 +29,7 @@ from ..interop.hf_bert import load_hf_bert, save_hf_bert
 from ..models.bert import BertModel
 from ..nn.pooling import POOLINGS, pool
 from ..nn.prepacked_linear import has_forward_hooks, prepack_linears
+from ..nn.windows import LongText, WindowPool, split_windows
 from ..sharding import MIN_SHARD_TOKENS, deal_rows, run_parts
 from ..tokenization import TextTokenizer
 from .aliases import resolve_model_path
@@ -91,6 +92,29 @@ def check_texts(texts: Sequence[str] | str) -> list[str]:
                 "or remove it"
             )
     return list(texts)
+
+
+def special_affixes(tokenizer: TextTokenizer) -> tuple[int, int]:
+    """How many special tokens the tokenizer puts before and after a text's pieces ([CLS] x [SEP]: (1, 1))."""
+    specials = tokenizer.tokenizer.encode("a").special_tokens_mask
+    n_prefix = next((i for i, special in enumerate(specials) if not special), len(specials))
+    n_suffix = next((i for i, special in enumerate(reversed(specials)) if not special), 0)
+    return n_prefix, n_suffix
+
+
+def text_windows(tokenizer: TextTokenizer, texts: Sequence[str], long_text: LongText) -> tuple[list[list[int]],
+                                                                                                 list[int]]:
+    """Every text's windows of token ids (nn/windows.py), text after text, and how many windows each text has.
+    A text that fits in one window gives exactly its truncated ids (`tokenizer.encode_ids(texts, window)`)."""
+    if not long_text.chunked:
+        return tokenizer.encode_ids(list(texts), long_text.window), [1] * len(texts)
+    n_prefix, n_suffix = special_affixes(tokenizer)
+    windows, counts = [], []
+    for encoding in tokenizer.tokenizer.encode_batch(list(texts)):  # whole texts: TextTokenizer never truncates
+        split = split_windows(encoding.ids, long_text, n_prefix, n_suffix)
+        windows.extend(split)
+        counts.append(len(split))
+    return windows, counts
 
 
 class TextEncoder(nn.Module):
@@ -179,12 +203,20 @@ class TextEncoder(nn.Module):
     def encode(self, texts: Sequence[str], batch_size: int = 32, pooling: str | None = None,
                normalize: bool | None = None, max_length: int | None = None,
                show_progress: bool | None = None, precision: str = "fp32",
-               shards: int | Literal["auto"] = "auto") -> np.ndarray:
+               shards: int | Literal["auto"] = "auto", long_text: str = "truncate", stride: int | None = None,
+               window_pooling: str = "mean") -> np.ndarray:
         """Embed `texts` -> float32 array (N, d) in input order.
 
         Texts are sorted by token count so each batch pads little, then put back in order. Texts longer
         than `max_length` tokens (default: the checkpoint's max_seq_length) are truncated. precision="bf16"
         runs the encoder under bf16 autocast (fast where the hardware has native bf16; fp32 is exact).
+
+        long_text="chunk" reads long texts whole instead: each is cut into windows of `max_length` pieces that
+        start `stride` pieces apart (default: 3/4 of a window; nn/windows.py), every window is embedded like a
+        short text (pooled, normalised if `normalize`), and a text's window vectors are pooled into one by
+        `window_pooling` (mean or max; then normalised again if `normalize`). All windows of all texts are
+        batched together, so this is one call whatever the lengths. A text that fits in one window gets exactly
+        the vector truncation gives it.
 
         shards: CPU only. Each batch is dealt into this many parts of equal work that run side by side, one
         thread each, torch's intra-op threads divided among them. One batch split across threads inside
@@ -207,6 +239,12 @@ class TextEncoder(nn.Module):
             raise ValueError(f"batch_size must be >= 1, got {batch_size}")
         normalize = self.normalize if normalize is None else normalize
         max_length = min(max_length or self.max_seq_length, self.bert.cfg.max_positions)
+        reading = None  # truncate: the path every release had
+        if long_text != "truncate":
+            reading = LongText(long_text, max_length, stride, window_pooling)  # type: ignore[arg-type]
+        if reading is not None and reading.pooling == "attention":
+            raise ValueError("window_pooling='attention' needs learned weights (a fine-tuned classifier has them); "
+                             "a text encoder pools windows by 'mean' or 'max'")
         device = self.device
         most_shards = self.resolve_shards(shards, device)
         if not texts:
@@ -214,9 +252,12 @@ class TextEncoder(nn.Module):
 
         # sentence-transformers strips each text (and lower-cases it if its config says so) before tokenising
         prepared = [t.strip().lower() if self.do_lower_case else t.strip() for t in texts]
-        ids = self.tokenizer.encode_ids(prepared, max_length)
+        if reading is None:
+            ids, counts = self.tokenizer.encode_ids(prepared, max_length), [1] * len(texts)
+        else:  # one id list per window, text after text
+            ids, counts = text_windows(self.tokenizer, prepared, reading)
         order = np.argsort([-len(seq) for seq in ids], kind="stable")
-        batches = [order[start:start + batch_size] for start in range(0, len(texts), batch_size)]
+        batches = [order[start:start + batch_size] for start in range(0, len(ids), batch_size)]
 
         def shards_for(rows: np.ndarray) -> int:
             if shards != "auto":
@@ -224,7 +265,7 @@ class TextEncoder(nn.Module):
             return min(most_shards, max(1, sum(len(ids[i]) for i in rows) // MIN_SHARD_TOKENS))
 
         parts = [part for rows in batches for part in deal_rows(rows, shards_for(rows))]  # batch by batch
-        out = np.empty((len(texts), self.dim), dtype=np.float32)
+        out = np.empty((len(ids), self.dim), dtype=np.float32)
         if show_progress is None:
             show_progress = len(batches) > 8 and sys.stderr.isatty()
 
@@ -245,12 +286,19 @@ class TextEncoder(nn.Module):
         if switch:
             self.eval()
         try:
-            with tqdm(total=len(texts), desc="encode", unit="text", disable=not show_progress) as progress:
+            with tqdm(total=len(ids), desc="encode", unit="text" if reading is None else "window",
+                      disable=not show_progress) as progress:
                 run_parts(embed, parts, most_shards, on_done=lambda rows: progress.update(len(rows)))
         finally:
             if switch:
                 self.train(was_training)
-        return out
+        if len(ids) == len(texts):  # one window per text: nothing to pool
+            return out
+        pooled = WindowPool(window_pooling)(torch.from_numpy(out), counts)  # (N, C)
+        if normalize:
+            several = torch.tensor(counts) > 1  # a one-window text keeps its vector bit for bit
+            pooled[several] = F.normalize(pooled[several], p=2, dim=1)
+        return pooled.numpy()
 
     def resolve_shards(self, shards: int | str = "auto", device: torch.device | None = None) -> int:
         """encode's `shards` argument -> the number of parts each batch is dealt into on `device` (default:

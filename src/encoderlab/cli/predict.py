@@ -11,6 +11,19 @@ import typer
 from ..errors import InputDataError
 from .common import PrecisionOption, app, check_options, fp32_only
 
+LongTextOption = Annotated[str | None, typer.Option(
+    "--long-text", help="truncate (the first --window pieces) or chunk (all of a text, in overlapping windows); "
+                        "default: as the model was trained (head.json).")]
+WindowOption = Annotated[int | None, typer.Option(help="Word pieces per window (default: the model's).")]
+StrideOption = Annotated[int | None, typer.Option(help="--long-text chunk: pieces between window starts, at most "
+                                                       "window - 2 (default: 3/4 of a window).")]
+
+
+def sentences_only(long_text: str | None, window: int | None, stride: int | None) -> None:
+    if long_text is not None or window is not None or stride is not None:
+        raise InputDataError("--long-text, --window and --stride are for classifiers; a tagger reads one sentence "
+                             "per line")
+
 
 @app.command()
 def predict(
@@ -21,21 +34,26 @@ def predict(
     text_column: Annotated[str, typer.Option(help="Text field (.jsonl) or column (.csv).")] = "text",
     batch_size: Annotated[int, typer.Option(help="Texts per forward pass.")] = 64,
     precision: PrecisionOption = "fp32",
+    long_text: LongTextOption = None,
+    window: WindowOption = None,
+    stride: StrideOption = None,
 ) -> None:
     """Predict a label and class probabilities (or per-token tags) for every text of a file."""
     from ..artifacts.registry import detect
 
-    check_options(batch_size=batch_size)
+    check_options(batch_size=batch_size, window=window, stride=stride)
     found = detect(model)  # a tagger, else a classifier (which says what else `model` is)
     if found is not None and found.kind.name == "tagger":
         from ..tasks.tag import predict_tags_file
 
         fp32_only(precision, "tagging")
+        sentences_only(long_text, window, stride)
         n = predict_tags_file(model, input, output, text_column=text_column, batch_size=batch_size)
     else:
         from ..tasks.classify import predict_file
 
-        n = predict_file(model, input, output, text_column=text_column, batch_size=batch_size, precision=precision)
+        n = predict_file(model, input, output, text_column=text_column, batch_size=batch_size, precision=precision,
+                         long_text=long_text, window=window, stride=stride)
     typer.echo(f"wrote {n} predictions to {output}", err=True)
 
 
@@ -52,22 +70,26 @@ def evaluate(
     = None,
     max_examples: Annotated[int | None, typer.Option(help="Score a seeded subset of this many rows.")] = None,
     precision: PrecisionOption = "fp32",
+    long_text: LongTextOption = None,
+    window: WindowOption = None,
+    stride: StrideOption = None,
 ) -> None:
     """Accuracy, macro-F1, per-class precision/recall and the confusion matrix of a fine-tuned model."""
     from ..artifacts.registry import detect
 
-    check_options(max_examples=max_examples)
+    check_options(max_examples=max_examples, window=window, stride=stride)
     found = detect(model)  # a tagger, else a classifier (which says what else `model` is)
     if found is not None and found.kind.name == "tagger":
         from ..tasks.tag import evaluate_tagger
 
         fp32_only(precision, "tagging")
+        sentences_only(long_text, window, stride)
         report, path = evaluate_tagger(model, data, split, output_dir, max_examples=max_examples)
     else:
         from ..tasks.classify import evaluate_classifier
 
         report, path = evaluate_classifier(model, data, split, output_dir, text_column, label_column, max_examples,
-                                           precision=precision)
+                                           precision=precision, long_text=long_text, window=window, stride=stride)
     scored = json.loads(path.read_text(encoding="utf-8")).get("split")
     what = {"all": "every row of", "test": "the held-out test rows of"}.get(scored, f"the {scored} rows of")
     typer.echo(f"{what} {data}:")  # which rows: --split auto picks the test split only for the training data

@@ -45,10 +45,13 @@ def finetune(overrides: Overrides = None, config: ConfigFile = None, resume: Res
     encoderlab finetune data=reviews.csv text_column=review label_column=stars
     encoderlab finetune task=tag data=tags.conll init=runs/pretrain mode=lora
     encoderlab finetune task=embed data=pairs.jsonl init=minilm
+    encoderlab finetune data=emails.csv long_text=chunk window_pooling=attention
     \b
     Main keys: task=classify|tag|embed  data=FILE|catalog name
     text_column= label_column=  init=minilm|random|RUN_DIR
     mode=full|frozen|lora  out_dir=  epochs=  max_steps=  lr=  threads=
+    long_text=truncate|chunk (read whole texts in overlapping windows)
+    window= stride= window_pooling=mean|max|attention
     (an unknown key is an error that lists every valid one)"""
     from ..training import run_task
 

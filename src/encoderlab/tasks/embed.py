@@ -29,11 +29,12 @@ import torch
 import torch.nn.functional as F
 
 from ..artifacts.finetuned import export_encoder
-from ..artifacts.text_encoder import TextEncoder
+from ..artifacts.text_encoder import TextEncoder, text_windows
 from ..data.records import Splits
 from ..errors import ConfigError, InputDataError
 from ..files import atomic_write_json
 from ..models.heads import ProjectionHead
+from ..nn.windows import WindowPool
 from ..training import Trainer
 from .classify import ClassifyConfig, load_labelled_splits
 from .finetune import Encoder, FinetuneConfig, HeldOut, run_finetune
@@ -73,6 +74,9 @@ class EmbedConfig(FinetuneConfig):
             raise ConfigError(f"scale={self.scale} must be positive (e.g. 20)")
         if self.batch_size < 2:
             raise ConfigError("contrastive training needs batch_size >= 2: the other rows are the negatives")
+        if self.window_pooling == "attention":
+            raise ConfigError("window_pooling=attention learns weights of a classifier's head; sentence embeddings "
+                              "pool windows by mean or max")
         if self.mode == "frozen":  # the embedding head has no weights: a frozen encoder leaves nothing to train
             raise ConfigError("task=embed trains the encoder itself, so mode=frozen would train nothing; use "
                               "mode=full or mode=lora")
@@ -156,16 +160,33 @@ def supervised_contrastive_loss(embeddings: torch.Tensor, labels: torch.Tensor, 
 
 # ============================================================================ the task
 def _embed_collate(tokenizer, max_length: int):
+    """Texts -> `<key>_ids` / `<key>_mask`; with long_text=chunk an item's text is its list of windows: all
+    windows of the batch are padded together and `<key>_counts` says how many belong to each text."""
     def collate(items):
         out = {}
         for key in items[0]:
             if key == "label":
                 out["labels"] = torch.tensor([item["label"] for item in items])
                 continue
-            batch = tokenizer.pad([item[key] for item in items])
+            chunked = bool(items[0][key]) and isinstance(items[0][key][0], list)
+            windows = [w for item in items for w in item[key]] if chunked else [item[key] for item in items]
+            batch = tokenizer.pad(windows)
             out[f"{key}_ids"], out[f"{key}_mask"] = batch.input_ids, batch.attention_mask
+            if chunked:
+                out[f"{key}_counts"] = torch.tensor([len(item[key]) for item in items])
         return out
     return collate
+
+
+def text_vectors(model, batch: dict[str, torch.Tensor], key: str, window_pool: WindowPool) -> torch.Tensor:
+    """(B, D) unit vectors of the batch's `key` texts; chunked texts pool their windows' unit vectors and are
+    normalised again, as TextEncoder.encode(long_text="chunk") does (a one-window text is its window's vector)."""
+    z = model(batch[f"{key}_ids"], batch[f"{key}_mask"]).float()  # (W, D), unit rows
+    counts = batch.get(f"{key}_counts")
+    if counts is None:
+        return z
+    pooled = window_pool(z, counts)  # (B, D)
+    return torch.where((counts > 1)[:, None], F.normalize(pooled, p=2, dim=-1), pooled)
 
 
 def recall_at_1(queries: np.ndarray, keys: np.ndarray) -> float:
@@ -196,10 +217,15 @@ class EmbedTask:
         return ProjectionHead(d_model, None, cfg.pooling, normalize=True)
 
     def make_trainer(self, cfg: EmbedConfig, encoder: Encoder, data: HeldOut) -> tuple[Trainer, dict[str, Any]]:
-        tokenizer, max_length = encoder.tokenizer, encoder.max_length
+        tokenizer, max_length, reading = encoder.tokenizer, encoder.max_length, encoder.reading
+        window_pool = WindowPool(reading.pooling)
 
-        def ids(texts: list[str]) -> list[list[int]]:
-            return tokenizer.encode_ids([t.strip() for t in texts], max_length)
+        def ids(texts: list[str]) -> list:
+            if not reading.chunked:
+                return tokenizer.encode_ids([t.strip() for t in texts], max_length)
+            flat, counts = text_windows(tokenizer, [t.strip() for t in texts], reading)  # each text: its windows
+            starts = np.cumsum([0, *counts]).tolist()
+            return [flat[a:b] for a, b in zip(starts[:-1], starts[1:], strict=True)]
 
         if cfg.objective == "pairs":
             def items(pairs):
@@ -207,16 +233,16 @@ class EmbedTask:
                                                                      ids([p for _, p in pairs]), strict=True)]
 
             def loss_fn(m, batch):
-                a = m(batch["anchor_ids"], batch["anchor_mask"])
-                p = m(batch["positive_ids"], batch["positive_mask"])
-                return multiple_negatives_ranking_loss(a.float(), p.float(), cfg.scale), len(a)
+                a = text_vectors(m, batch, "anchor", window_pool)
+                p = text_vectors(m, batch, "positive", window_pool)
+                return multiple_negatives_ranking_loss(a, p, cfg.scale), len(a)
         else:
             def items(records):
                 return [{"text": i, "label": y} for i, y in zip(ids(records.texts), records.labels, strict=True)]
 
             def loss_fn(m, batch):
-                z = m(batch["text_ids"], batch["text_mask"])
-                return supervised_contrastive_loss(z.float(), batch["labels"], cfg.scale), len(z)
+                z = text_vectors(m, batch, "text", window_pool)
+                return supervised_contrastive_loss(z, batch["labels"], cfg.scale), len(z)
 
         def save_final(trained, directory: Path) -> None:
             TextEncoder(export_encoder(trained), tokenizer, pooling=cfg.pooling, normalize=True,
@@ -234,8 +260,14 @@ class EmbedTask:
     def score(self, cfg: EmbedConfig, final_dir: Path, data: HeldOut) -> dict[str, Any]:
         # Held-out retrieval with the saved encoder, loaded as a user would.
         saved = TextEncoder.from_pretrained(final_dir)
-        return {f"validation_{metric_name(cfg)}": quality(cfg, saved, data.validation), "objective": cfg.objective,
-                "train_examples": len(data.train)}
+        metrics = {f"validation_{metric_name(cfg)}": quality(cfg, saved, data.validation), "objective": cfg.objective,
+                   "train_examples": len(data.train)}
+        if cfg.long_text == "chunk":  # the saved encoder is plain sentence-transformers: say how to read with it
+            reading = cfg.reading(saved.bert.cfg.max_positions)
+            metrics["long_text"] = reading.to_dict()
+            metrics["encode_with"] = (f"TextEncoder.encode(texts, long_text='chunk', max_length={reading.window}, "
+                                      f"stride={reading.stride}, window_pooling='{reading.pooling}')")
+        return metrics
 
 
 def metric_name(cfg: EmbedConfig) -> str:
@@ -243,11 +275,19 @@ def metric_name(cfg: EmbedConfig) -> str:
 
 
 def quality(cfg: EmbedConfig, encoder: TextEncoder, validation) -> float | None:
-    """Held-out recall@1 of the pairs, or same-label@1 of the labelled texts (None without enough of them)."""
+    """Held-out recall@1 of the pairs, or same-label@1 of the labelled texts (None without enough of them),
+    with long texts read as the run trained on them."""
+    def encode(texts: list[str]) -> np.ndarray:
+        if cfg.long_text == "truncate":
+            return encoder.encode(texts)
+        reading = cfg.reading(encoder.bert.cfg.max_positions)
+        return encoder.encode(texts, max_length=reading.window, long_text="chunk", stride=reading.stride,
+                              window_pooling=reading.pooling)
+
     if cfg.objective == "pairs":
-        return recall_at_1(encoder.encode([a for a, _ in validation]),
-                           encoder.encode([p for _, p in validation])) if validation else None
-    return same_label_at_1(encoder.encode(validation.texts), validation.labels) if len(validation) > 1 else None
+        return recall_at_1(encode([a for a, _ in validation]), encode([p for _, p in validation])) if validation \
+            else None
+    return same_label_at_1(encode(validation.texts), validation.labels) if len(validation) > 1 else None
 
 
 def train_embeddings(cfg: EmbedConfig) -> dict[str, Any]:

@@ -26,6 +26,7 @@ from ..data.records import Splits, seeded_subset
 from ..data.references import same_data
 from ..errors import ConfigError, InputDataError
 from ..models.heads import EncoderWithHead
+from ..nn.windows import LongText, LongTextMode, WindowPooling
 from ..tokenization import TextTokenizer
 from ..training import TrainConfig, Trainer, TrainResult
 from ..training.encoder_setup import DEFAULT_LR, MODES, LoRASpec, Mode, load_encoder, prepare_mode
@@ -53,6 +54,16 @@ class FinetuneConfig(TrainConfig):
     """Truncate inputs to this many word pieces ([CLS] and [SEP] included)."""
     head_dropout: float = 0.1
     """Dropout before the head's linear layer."""
+    long_text: LongTextMode = "truncate"
+    """Texts longer than max_length: truncate (read the first max_length pieces) or chunk (read all of every
+    text in overlapping windows of `window` pieces, pool the windows; classify and embed; nn/windows.py)."""
+    window: int | None = None
+    """long_text=chunk: word pieces per window, special tokens included; null: max_length."""
+    stride: int | None = None
+    """long_text=chunk: word pieces between the starts of neighbouring windows (at most window - 2); null:
+    three quarters of a window's content, so neighbours share a quarter."""
+    window_pooling: WindowPooling = "mean"
+    """long_text=chunk: how a text's window vectors become one: mean, max, or attention (classify only)."""
     # ------------------------------------------------------------------ the data (every task)
     data: str = ""
     """The training data: a catalog dataset or a file (what each task reads: see its `data` default)."""
@@ -94,10 +105,28 @@ class FinetuneConfig(TrainConfig):
             raise ConfigError(f"head_dropout={self.head_dropout} must be in [0, 1)")
         if not self.init:
             raise ConfigError("init is empty; use init=minilm, init=random or init=RUN_DIR")
+        self.reading()  # bad long_text / window / stride / window_pooling fail here, before any work
+        if self.long_text == "chunk" and getattr(self, "task", None) == "tag":
+            raise ConfigError("long_text=chunk is for task=classify and task=embed; a tagger reads sentences, "
+                              "drop long_text (or split long lines into sentences)")
+        if self.long_text == "truncate" and (self.window is not None or self.stride is not None
+                                             or self.window_pooling != "mean"):
+            raise ConfigError("window, stride and window_pooling only apply to long_text=chunk; add "
+                              "long_text=chunk or drop them")
         for name in SUBSET_FIELDS:
             value = getattr(self, name)
             if value is not None and value < 1:
                 raise ConfigError(f"{name}={value} must be at least 1, or null for all")
+
+    def reading(self, max_positions: int | None = None) -> LongText:
+        """How the run reads long texts; `max_positions` (the encoder's) caps the window, as it caps max_length."""
+        window = self.window or self.max_length
+        if max_positions is not None and window > max_positions:
+            if self.window is not None:
+                raise ConfigError(f"window={self.window} is longer than the encoder's {max_positions} positions; "
+                                  f"use window={max_positions} or less")
+            window = max_positions
+        return LongText(self.long_text, window, self.stride, self.window_pooling)
 
 
 # ============================================================================ the recipe
@@ -112,6 +141,8 @@ class Encoder:
     """The config's max_length, capped at the encoder's positions."""
     source: str
     """Where its weights came from (head.json's `init`)."""
+    reading: LongText
+    """How long texts are read (truncate at max_length, or chunk into windows), the window capped likewise."""
 
 
 @dataclass
@@ -160,7 +191,8 @@ def run_finetune(cfg: FinetuneConfig, task: FinetuneTask) -> dict[str, Any]:
     bert, tokenizer, source = load_encoder(cfg.init, cfg.random_like)
     model = EncoderWithHead(bert, task.make_head(cfg, bert.cfg.d_model, data.splits))
     counts = prepare_mode(model, cfg.mode, cfg.lora)
-    encoder = Encoder(model, tokenizer, min(cfg.max_length, bert.cfg.max_positions), source)
+    encoder = Encoder(model, tokenizer, min(cfg.max_length, bert.cfg.max_positions), source,
+                      cfg.reading(bert.cfg.max_positions))
     trainer, before = task.make_trainer(cfg, encoder, data)
     train_started = time.perf_counter()
     result: TrainResult = trainer.fit()
