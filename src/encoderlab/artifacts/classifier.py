@@ -35,7 +35,6 @@ from .text_encoder import check_texts, text_windows
 
 WINDOW_POOL_WEIGHTS = "window_pool.safetensors"
 """The learned attention over a text's windows (long_text=chunk with window_pooling=attention)."""
-LONG_TEXT_KEY = "long_text"
 """head.json's key for how the classifier reads long texts (LongText.to_dict()); absent: truncate."""
 
 
@@ -91,7 +90,7 @@ class TextClassifier:
         self.model, self.tokenizer, self.info = model.eval(), tokenizer, info
         self.label_names: tuple[str, ...] = tuple(info.label_names)
         self.max_length = info.max_length
-        self.long_text = LongText.from_dict(info.extra.get(LONG_TEXT_KEY), info.max_length)
+        self.long_text = LongText.from_dict(info.long_text, info.max_length)
         """How texts longer than max_length are read: head.json's `long_text` (absent: truncate)."""
         self.window_pool = (window_pool or WindowPool(self.long_text.pooling, model.bert.cfg.d_model)).eval()
 
@@ -100,7 +99,7 @@ class TextClassifier:
         model, tokenizer, info = load_finetuned(path)
         if info.task != "sequence-classification":
             raise InputDataError(f"{str(path)!r} is a {info.task} model (a tagger), not a text classifier")
-        long_text = LongText.from_dict(info.extra.get(LONG_TEXT_KEY), info.max_length)
+        long_text = LongText.from_dict(info.long_text, info.max_length)
         return cls(model, tokenizer, info, load_window_pool(finetuned_dir(path), long_text, model.bert.cfg.d_model))
 
     def read_long_texts(self, mode: str | None = None, window: int | None = None, stride: int | None = None) -> None:

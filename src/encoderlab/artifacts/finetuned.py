@@ -72,6 +72,9 @@ class HeadInfo:
     """prune: method, sparsity, scope, recovery steps, teacher."""
     distilled: dict[str, Any] | None = None
     """distill mode=logits: teacher, layers, temperature, kd_weight."""
+    long_text: dict[str, Any] | None = None
+    """Classifiers trained with long_text=chunk: window, stride and window pooling (`LongText.to_dict()`, read
+    by artifacts/classifier.py); None reads texts truncated to max_length."""
     extra: dict[str, Any] = field(default_factory=dict)
     """Keys of a head.json this version does not know (kept, and written back)."""
 

@@ -26,7 +26,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ..artifacts.classifier import LONG_TEXT_KEY, TextClassifier, run_encoder, save_window_pool
+from ..artifacts.classifier import TextClassifier, run_encoder, save_window_pool
 from ..artifacts.finetuned import HeadInfo, save_finetuned
 from ..artifacts.text_encoder import text_windows
 from ..data.catalog import load_dataset
@@ -285,7 +285,7 @@ class ClassifyTask:
                         validation_data=data_reference(cfg.validation_data),
                         test_data=data_reference(cfg.test_data), text_column=cfg.text_column,
                         label_column=cfg.label_column,
-                        extra={LONG_TEXT_KEY: encoder.reading.to_dict()} if encoder.reading.chunked else {})
+                        long_text=encoder.reading.to_dict() if encoder.reading.chunked else None)
         if encoder.reading.chunked:
             return self.make_windowed_trainer(cfg, encoder, data, info)
         train_ids = tokenizer.encode_ids([t.strip() for t in data.train.texts], max_length)
