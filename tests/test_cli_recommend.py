@@ -36,6 +36,8 @@ def test_recommend_trains_then_recommend_predict_prints_unseen_items(tmp_path, c
     rec = Recommender.from_dir(out)
     seen = {rec.info.item_ids[i] for i in rec.history.row(rec.user_index["1"])[0]}
     assert not seen & set(lines[0]["items"])
+    assert run_cli("predict", "--model", str(out), "--user", "1", "--user", "2", "--top", "5") in (0, None)
+    assert [json.loads(line) for line in capsys.readouterr().out.splitlines()] == lines  # the generic command too
     assert run_cli("recommend-predict", "--model", str(out), "--user", "nobody") == 2
     assert "user 'nobody' is not in this model" in capsys.readouterr().err
     (tmp_path / "items.txt").write_text("1\n50\n")

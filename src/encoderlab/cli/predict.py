@@ -28,9 +28,14 @@ def sentences_only(long_text: str | None, window: int | None, stride: int | None
 @app.command()
 def predict(
     model: Annotated[Path, typer.Option("--model", "-m", help="OUT_DIR of `encoderlab finetune` (or its final/).")],
-    input: Annotated[Path, typer.Option("--input", "-i", help=".txt (one text per line), .jsonl or .csv.")],
-    output: Annotated[Path, typer.Option("--output", "-o", help="Where to write one JSON line per input (.jsonl), "
-                                                                "or a table with a .csv / .tsv name.")],
+    input: Annotated[Path | None, typer.Option("--input", "-i", help=".txt (one text per line), .jsonl or .csv.")]
+    = None,
+    output: Annotated[Path | None, typer.Option("--output", "-o", help="Where to write one JSON line per input "
+                                                                       "(.jsonl), or a table with a .csv / .tsv "
+                                                                       "name.")] = None,
+    user: Annotated[list[str] | None, typer.Option("--user", "-u", help="Recommenders: a user id (repeatable); "
+                                                   "prints the top items.")] = None,
+    top: Annotated[int, typer.Option(help="Recommenders: how many items.")] = 10,
     text_column: Annotated[str, typer.Option(help="Text field (.jsonl) or column (.csv).")] = "text",
     batch_size: Annotated[int, typer.Option(help="Texts per forward pass.")] = 64,
     precision: PrecisionOption = "fp32",
@@ -38,11 +43,20 @@ def predict(
     window: WindowOption = None,
     stride: StrideOption = None,
 ) -> None:
-    """Predict a label and class probabilities (or per-token tags) for every text of a file."""
+    """Predict a label and class probabilities (or per-token tags) for every text of a file; with a recommender
+    run and --user, print each user's top items."""
     from ..artifacts.registry import detect
 
     check_options(batch_size=batch_size, window=window, stride=stride)
-    found = detect(model)  # a tagger, else a classifier (which says what else `model` is)
+    found = detect(model)  # a tagger, a recommender, else a classifier (which says what else `model` is)
+    if found is not None and found.kind.name == "recommender":
+        from .recommend import recommend_predict
+
+        return recommend_predict(model, user=user, history=None, top=top, include_seen=False)
+    if user:
+        raise InputDataError(f"--user is for recommenders; --model {model} is not one (give --input and --output)")
+    if input is None or output is None:
+        raise InputDataError("give --input FILE (the texts) and --output FILE (.jsonl, .csv or .tsv)")
     if found is not None and found.kind.name == "tagger":
         from ..tasks.tag import predict_tags_file
 
