@@ -189,3 +189,19 @@ def test_registry_and_cli_use_the_saved_model(trained, tmp_path, capsys):
     np.testing.assert_allclose(np.load(tmp_path / "vectors.npy"), clf.encode(files), atol=1e-6)
     assert run_cli("audio-predict", "--model", str(tmp_path), *files) == 2
     assert "not an audio classifier" in capsys.readouterr().err
+
+
+@pytest.mark.slow
+def test_the_generic_encode_command_takes_an_audio_run(trained, tmp_path):
+    """`encoderlab encode --model AUDIO_RUN --input files.txt` dispatches on the saved kind."""
+    from encoderlab.cli import main
+
+    out, _, _ = trained
+    paths = sorted(CLIPS.glob("*/*.flac"))[:3]
+    listing = tmp_path / "files.txt"
+    listing.write_text("\n".join(str(p.resolve()) for p in paths) + "\n")
+    try:
+        main(["encode", "--model", str(out), "--input", str(listing), "--output", str(tmp_path / "v.npy")])
+    except SystemExit as exc:
+        assert exc.code in (0, None)
+    np.testing.assert_allclose(np.load(tmp_path / "v.npy"), AudioClassifier.from_dir(out).encode(paths), atol=1e-6)

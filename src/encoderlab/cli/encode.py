@@ -33,14 +33,27 @@ def encode(
 
     With a directory as --output, the input is streamed: shards of --shard-rows texts are written as they are done,
     a killed run continues where it stopped when run again, and under torchrun every rank takes its share; the
-    result is DIR/embeddings.npy. With an autoencoder run directory as --model, embeds the rows of a .npy / .npz /
-    .csv file instead."""
+    result is DIR/embeddings.npy. The saved model decides what --input holds: an autoencoder run embeds the rows of
+    a .npy / .npz / .csv file, an audio run the files a .txt lists (or one audio file), a multimodal run the rows
+    of a table, an image-text run a folder (or .csv) of images."""
     from ..artifacts.registry import detect
 
     check_options(batch_size=batch_size, pooling=pooling, max_length=max_length)
     found = detect(model)
     if found is not None and found.kind.name == "autoencoder":  # dispatch: autoencoder runs take arrays, not texts
         return _encode_arrays(Path(model), input, output, batch_size=max(batch_size, 256))
+    if found is not None and found.kind.name == "audio-classifier":  # a .txt listing audio files, or one file
+        from .audio import audio_encode
+
+        return audio_encode([input], Path(model), output, batch_size=batch_size)
+    if found is not None and found.kind.name in ("multimodal", "image-text"):  # table rows, or images
+        from .multimodal import multimodal_encode
+
+        return multimodal_encode(Path(model), output, input=input, texts=None)
+    if found is not None and found.kind.name == "recommender":
+        raise InputDataError(f"--model {model} is a recommender: its vectors are per user or per item; use "
+                             f"`encoderlab recommend-encode --model {model} --input ids.txt --side user|item "
+                             f"--output {output}`")
     if input.suffix.lower() in (".npy", ".npz"):
         raise InputDataError(f"--input {str(input)!r} holds arrays, which only an autoencoder run encodes, and "
                              f"--model {model!r} is not one; give the out_dir of `encoderlab autoencode` (or a "
