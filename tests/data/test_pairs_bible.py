@@ -22,11 +22,18 @@ def test_notes_become_a_space_and_markup_vanishes():
             '<w>the</w> <w>heavens</w>. <div eID="gen25" type="x-p"/>')
     assert clean_verse(osis) == "In the beginning, God created the heavens."
     assert clean_verse("<q who=\"Jesus\">A &amp; B</q>  ") == "A & B"
+    psalm = ('<title canonical="true" type="psalm">A Psalm by David.</title> <l/>Yahweh, how'
+             '<title type="x-gen">Not the text</title> many!')
+    assert clean_verse(psalm) == "A Psalm by David. Yahweh, how many!"
+    assert clean_verse('saints. Amen. <chapter eID="Rev.22"/> <div sID="g1" type="glossary"/> Abba Father') == \
+        "saints. Amen."
 
 
 def test_verses_align_by_reference_and_keep_their_chapter():
-    spanish = {("Gen", 1, 1): "EN el principio", ("Gen", 1, 2): "Y la tierra", ("Tob", 1, 1): "solo en uno"}
-    english = {("Gen", 1, 2): "The earth", ("Gen", 1, 1): "In the beginning"}
+    spanish = {("Gen", 1, 1): "EN el principio", ("Gen", 1, 2): "Y la tierra", ("Tob", 1, 1): "solo en uno",
+               ("Rom", 14, 23): "Mas el que hace diferencia, si comiere, es condenado"}
+    english = {("Gen", 1, 2): "The earth", ("Gen", 1, 1): "In the beginning",
+               ("Rom", 14, 23): "But he who doubts is condemned if he eats. " * 5}  # + three more verses
     assert align(spanish, english) == [("Gen.1", "EN el principio", "In the beginning"),
                                        ("Gen.1", "Y la tierra", "The earth")]
 

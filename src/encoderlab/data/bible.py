@@ -12,8 +12,13 @@ read one file.
 Reading: `clean=False` and every `<note>…</note>` (translators' footnotes, WEB) replaced by a space, then
 the remaining markup (`<w lemma=…>`, `<q>`, `<div/>`) dropped and whitespace collapsed. pysword's own
 `clean=True` deletes the notes without a space and glues the neighbouring words together ("God<note>…
-</note>created" -> "Godcreated"). Verses are aligned by book, chapter and verse number (the WEB's
-deuterocanonical books and verses only one side has are left out, as are empty verses).
+</note>created" -> "Godcreated"). Section headings that are not part of the text (`<title>` without
+canonical="true") go too; a psalm's superscription is canonical and both Bibles have it in verse 1, so it
+stays. The WEB appends its glossary to the last verse of Revelation: everything from the glossary's `<div>`
+on is dropped. Verses are aligned by book, chapter and verse number (the WEB's deuterocanonical books and
+verses only one side has are left out, as are empty verses), and a pair whose one side is more than
+`MAX_LENGTH_RATIO` times longer than the other (in characters, beyond 60) is left out: the two Bibles number
+a few passages differently (the WEB follows NRSVA versification, e.g. Romans 16:25-27 also at 14:23).
 
 Every pair carries its chapter ("Gen.1") as its group, and `split_by_source` keeps a group together:
 neighbouring verses of one chapter, which share names and phrasing, never sit on both sides of a split.
@@ -40,14 +45,24 @@ PAIRS_FILE = "bible-es-en.tsv"
 GENERIC_PATH = ("or use your own pairs: data=pairs.tsv source_column=... target_column=... "
                 "(a .csv / .tsv / .jsonl file, docs/seq2seq.md)")
 
+MAX_LENGTH_RATIO = 3.0
+
+_GLOSSARY = re.compile(r"<div\b[^>]*type=\"glossary\".*", re.S)
 _NOTE = re.compile(r"<note\b.*?</note>", re.S)
+_HEADING = re.compile(r"<title\b(?![^>]*canonical=\"true\")[^>]*>.*?</title>", re.S)
 _TAG = re.compile(r"<[^>]+>")
 
 
 def clean_verse(osis: str) -> str:
-    """OSIS markup -> plain text: notes become a space, other tags vanish, whitespace is collapsed."""
-    text = _TAG.sub("", _NOTE.sub(" ", osis))
-    return " ".join(html.unescape(text).split())
+    """OSIS markup -> plain text: notes and headings become a space, other tags vanish, whitespace is
+    collapsed; an appended glossary is cut off."""
+    text = _HEADING.sub(" ", _NOTE.sub(" ", _GLOSSARY.sub("", osis)))
+    return " ".join(html.unescape(_TAG.sub("", text)).split())
+
+
+def similar_lengths(a: str, b: str) -> bool:
+    short, long = sorted((len(a), len(b)))
+    return long <= 60 or long <= MAX_LENGTH_RATIO * short
 
 
 def fetch_modules(cache: Path = CACHE) -> Path:
@@ -95,8 +110,10 @@ def read_module_verses(root: Path, module: str) -> dict[tuple[str, int, int], st
 
 def align(source: dict[tuple[str, int, int], str],
           target: dict[tuple[str, int, int], str]) -> list[tuple[str, str, str]]:
-    """(chapter "Gen.1", source verse, target verse) for every reference both sides have, in canon order."""
-    return [(f"{ref[0]}.{ref[1]}", text, target[ref]) for ref, text in source.items() if ref in target]
+    """(chapter "Gen.1", source verse, target verse) for every reference both sides have, in canon order,
+    where the two are of similar length (`similar_lengths`)."""
+    return [(f"{ref[0]}.{ref[1]}", text, target[ref]) for ref, text in source.items()
+            if ref in target and similar_lengths(text, target[ref])]
 
 
 def load_bible_pairs(cache: Path = CACHE):
