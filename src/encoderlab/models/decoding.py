@@ -1,7 +1,8 @@
 """Greedy decoding and batched beam search over any autoregressive decoder, written once for every
 sequence-to-sequence family (the recurrent `Seq2Seq`, `TransformerSeq2Seq`).
 
-A model provides two things: a start state for a batch of sources, and a step
+A model provides two things (and gets `greedy` / `beam_search` methods from `Generates`): a start state for
+a batch of sources, `start(source (B, S))`, and a step
 
     step(tokens (B,), state) -> (logits (B, V), next state)
 
@@ -116,3 +117,20 @@ def beam_search_decode(step: Step, state: DecoderState, batch_size: int, max_len
     best = ranked.argmax(-1)  # without a penalty: 0, topk is sorted
     chosen = history.view(B, K, -1)[torch.arange(B, device=device), best]  # (B, steps)
     return [until_eos(row) for row in chosen.tolist()]
+
+
+class Generates:
+    """`greedy` and `beam_search` for a model with `start(source)` and `step(tokens, state)`."""
+
+    @torch.no_grad()
+    def greedy(self, source: torch.Tensor, max_length: int) -> list[list[int]]:
+        """Batched greedy decoding: the most likely token at every step, until EOS or `max_length` tokens.
+        Returns the token ids of each output, without BOS/EOS."""
+        return greedy_decode(self.step, self.start(source), source.shape[0], max_length, source.device)
+
+    @torch.no_grad()
+    def beam_search(self, source: torch.Tensor, max_length: int, beam_size: int = 5,
+                    length_penalty: float = 0.0) -> list[list[int]]:
+        """Batched beam search with GNMT's length penalty; with beam_size=1 exactly greedy decoding."""
+        return beam_search_decode(self.step, self.start(source), source.shape[0], max_length, source.device,
+                                  beam_size, length_penalty)

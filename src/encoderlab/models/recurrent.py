@@ -27,7 +27,7 @@ from torch import nn
 from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
 
 from ..errors import ConfigError, InputDataError
-from .decoding import BOS, EOS, PAD, SPECIAL_TOKENS, UNK, beam_search_decode, greedy_decode
+from .decoding import BOS, EOS, PAD, SPECIAL_TOKENS, UNK, Generates
 
 __all__ = ["BOS", "EOS", "PAD", "SPECIAL_TOKENS", "UNK", "RecurrentConfig", "RecurrentEncoder", "Seq2Seq",
            "sequence_loss"]
@@ -295,9 +295,9 @@ class AttentionDecoder(nn.Module):
 
 
 # ----------------------------------------------------------------------------------------------- the model
-class Seq2Seq(nn.Module):
+class Seq2Seq(Generates, nn.Module):
     """RecurrentEncoder + Bridge + AttentionDecoder. `forward` is teacher-forced; `greedy` and
-    `beam_search` generate."""
+    `beam_search` (models.decoding.Generates) generate."""
 
     def __init__(self, cfg: RecurrentConfig) -> None:
         super().__init__()
@@ -324,19 +324,6 @@ class Seq2Seq(nn.Module):
     def step(self, tokens: torch.Tensor, state: DecoderState) -> tuple[torch.Tensor, DecoderState]:
         """One decoding step: previous tokens (B,) -> logits (B, V) and the next state."""
         return self.decoder.step(tokens, state)
-
-    @torch.no_grad()
-    def greedy(self, source: torch.Tensor, max_length: int) -> list[list[int]]:
-        """Batched greedy decoding (models.decoding): the most likely token at every step, until EOS or
-        `max_length` tokens. Returns the token ids of each output, without BOS/EOS."""
-        return greedy_decode(self.step, self.start(source), source.shape[0], max_length, source.device)
-
-    @torch.no_grad()
-    def beam_search(self, source: torch.Tensor, max_length: int, beam_size: int = 5,
-                    length_penalty: float = 0.0) -> list[list[int]]:
-        """Batched beam search (models.decoding); with beam_size=1 exactly greedy decoding."""
-        return beam_search_decode(self.step, self.start(source), source.shape[0], max_length, source.device,
-                                  beam_size, length_penalty)
 
 
 # ----------------------------------------------------------------------------------------------- objective

@@ -29,7 +29,7 @@ from ..errors import CheckpointError, ConfigError, InputDataError
 from ..nn import FeedForward, MultiHeadSelfAttention, TextEmbeddings, padding_mask_to_bias
 from ..nn.mlp import ACTIVATIONS
 from .bert import BertConfig, BertModel
-from .decoding import PAD, SPECIAL_TOKENS, beam_search_decode, greedy_decode
+from .decoding import PAD, SPECIAL_TOKENS, Generates
 
 
 @dataclass
@@ -198,7 +198,7 @@ class TransformerState:
 
 
 # ----------------------------------------------------------------------------------------------- the model
-class TransformerSeq2Seq(nn.Module):
+class TransformerSeq2Seq(Generates, nn.Module):
     """BertModel encoder + Transformer decoder with tied output embeddings. `forward` is teacher-forced;
     `greedy` and `beam_search` generate with cached keys and values."""
 
@@ -276,16 +276,6 @@ class TransformerSeq2Seq(nn.Module):
         """One decoding step with the cache: tokens (B,) -> logits (B, V) and the next state."""
         logits, state = self.decode(tokens[:, None], state)
         return logits[:, 0], state
-
-    @torch.no_grad()
-    def greedy(self, source: torch.Tensor, max_length: int) -> list[list[int]]:
-        return greedy_decode(self.step, self.start(source), source.shape[0], max_length, source.device)
-
-    @torch.no_grad()
-    def beam_search(self, source: torch.Tensor, max_length: int, beam_size: int = 5,
-                    length_penalty: float = 0.0) -> list[list[int]]:
-        return beam_search_decode(self.step, self.start(source), source.shape[0], max_length, source.device,
-                                  beam_size, length_penalty)
 
     def num_parameters(self) -> int:
         return sum(p.numel() for p in self.parameters())
