@@ -320,6 +320,10 @@ class Seq2Seq(Generates, nn.Module):
         """source (B, S), target_in (B, T) = BOS + target, both right-padded -> logits (B, T, V)."""
         return self.decoder(target_in, self.start(source))
 
+    def sentence_vectors(self, source: torch.Tensor) -> torch.Tensor:
+        """source (B, S) -> (B, D): the encoder's sequence vector (`RecurrentConfig.pooling`)."""
+        return self.encoder(source).pooled
+
     # ------------------------------------------------------------------ generation
     def step(self, tokens: torch.Tensor, state: DecoderState) -> tuple[torch.Tensor, DecoderState]:
         """One decoding step: previous tokens (B,) -> logits (B, V) and the next state."""

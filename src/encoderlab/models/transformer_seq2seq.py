@@ -239,6 +239,11 @@ class TransformerSeq2Seq(Generates, nn.Module):
         hidden = self.encoder(source, mask)  # (B, S, C); ragged batches run packed
         return hidden, padding_mask_to_bias(mask, hidden.dtype)
 
+    def sentence_vectors(self, source: torch.Tensor) -> torch.Tensor:
+        """source (B, S) -> (B, C): the encoder output averaged over the real tokens."""
+        hidden, _ = self.encode(source)  # zeros at padding
+        return hidden.sum(1) / (source != PAD).sum(1, keepdim=True).to(hidden.dtype)
+
     def start(self, source: torch.Tensor) -> TransformerState:
         """Encode and precompute every block's cross-attention keys/values: the decoding state before step 0."""
         hidden, memory_bias = self.encode(source)
