@@ -15,10 +15,10 @@ import argparse
 
 import torch
 
+from encoderlab.artifacts.classifier import TextClassifier
 from encoderlab.artifacts.text_encoder import TextEncoder
 from encoderlab.data.catalog import load_dataset
 from encoderlab.evaluation.speed import measure, real_text_workloads
-from encoderlab.tasks.classify import TextClassifier
 
 
 def main() -> None:

@@ -105,3 +105,65 @@ def test_pad_id_is_found_without_tokenizer_config(tmp_path):
     assert TextTokenizer.from_dir(tmp_path).pad_id == 1
     bpe.enable_padding(pad_id=3, pad_token="<unk>")  # a tokenizer.json that says what it pads with wins
     assert TextTokenizer(bpe).pad_id == 3
+
+
+# ---------------------------------------------------------------------------- determinism
+# Trains the three kinds of vocabulary on the same real corpus and prints each tokenizer.json's sha256. Run
+# in fresh processes: `tokenizers` seeds its hash maps per process, which is what used to change the result.
+TRAIN_AND_HASH = """
+import hashlib
+from encoderlab.data.catalog import load_text_splits
+from encoderlab.tokenization import TokenizerConfig, train_tokenizer
+
+english = load_text_splits("tweets-sentiment,bbc-news", split="0.9,0.1,0.0").train.texts[:6000]
+chinese = load_text_splits("peoples-daily-1998", split="0.9,0.1,0.0").train.texts[:3000]
+for name, texts, cfg in [("wordpiece", english, TokenizerConfig(kind="wordpiece", vocab_size=6000)),
+                         ("bpe", english, TokenizerConfig(kind="bpe", vocab_size=6000, lowercase=False)),
+                         ("char", chinese, TokenizerConfig(kind="wordpiece", vocab_size=4000, chinese_chars=True,
+                                                           limit_alphabet=2500))]:
+    print(name, hashlib.sha256(train_tokenizer(texts, cfg).tokenizer.to_str().encode()).hexdigest())
+"""
+
+
+@pytest.mark.slow
+def test_training_gives_byte_identical_tokenizer_json_in_every_process_and_thread_count():
+    import os
+    import subprocess
+    import sys
+
+    runs = []
+    for threads, parallel in (("1", "false"), ("2", "true"), ("2", "true")):
+        env = dict(os.environ, RAYON_NUM_THREADS=threads, TOKENIZERS_PARALLELISM=parallel)
+        out = subprocess.run([sys.executable, "-c", TRAIN_AND_HASH], env=env, capture_output=True, text=True,
+                             check=True).stdout
+        runs.append(dict(line.split() for line in out.splitlines()))
+    assert set(runs[0]) == {"wordpiece", "bpe", "char"}
+    assert runs[1] == runs[0] and runs[2] == runs[0]
+
+
+def test_text_order_does_not_change_the_tokenizer(english):
+    cfg = TokenizerConfig(kind="wordpiece", vocab_size=2000)
+    first = train_tokenizer(english[:1500], cfg).tokenizer.to_str()
+    assert train_tokenizer(english[:1500][::-1], cfg).tokenizer.to_str() == first
+
+
+def test_the_alphabet_cut_keeps_the_most_frequent_characters_and_breaks_ties_by_code_point():
+    from collections import Counter
+
+    from encoderlab.tokenization import keep_alphabet
+
+    words = Counter({"aab": 3, "c": 2, "d": 2, "bd": 1})  # a: 6, b: 4, c: 2, d: 3
+    assert keep_alphabet(words, 4) == words
+    assert keep_alphabet(words, 3) == Counter({"aab": 3, "d": 2, "bd": 1})  # c (2) goes
+    assert keep_alphabet(Counter({"x": 1, "y": 1, "z": 1}), 2) == Counter({"x": 1, "y": 1})  # a tie: x, y stay
+    tok = train_tokenizer(["aab c d bd"] * 5, TokenizerConfig(vocab_size=40, limit_alphabet=3, min_frequency=1))
+    assert tok.tokenizer.encode("c", add_special_tokens=False).tokens == ["[UNK]"]
+    assert tok.tokenizer.encode("bd", add_special_tokens=False).tokens in (["bd"], ["b", "##d"])
+
+
+def test_continuation_pieces_are_ordinary_tokens(wordpiece):
+    """WordPiece's `##x` pieces are registered before training to fix their ids; they must not end up special
+    (a special token is never masked, and would be split out of text as a whole)."""
+    assert wordpiece.special_ids() == [0, 1, 2, 3, 4]
+    assert wordpiece.tokenizer.encode("##s", add_special_tokens=False).tokens == ["#", "#", "s"]
+    assert any(t.startswith("##") for t in wordpiece.tokenizer.encode("unhappiness").tokens)

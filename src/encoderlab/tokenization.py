@@ -9,6 +9,7 @@ a checkpoint with only `vocab.txt` gets a BERT WordPiece tokenizer built from it
 from __future__ import annotations
 
 import json
+from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
@@ -22,6 +23,10 @@ from .errors import CheckpointError, ConfigError, InputDataError
 from .files import atomic_write_bytes, atomic_write_text
 
 TOKENIZER_FILES = ("tokenizer.json", "vocab.txt", "tokenizer_config.json", "special_tokens_map.json")
+# transformers' special-token roles -> the token texts that fill them, BERT's first, then RoBERTa's
+SPECIAL_TOKEN_NAMES = {"pad_token": ("[PAD]", "<pad>"), "unk_token": ("[UNK]", "<unk>"), "cls_token": ("[CLS]", "<s>"),
+                       "sep_token": ("[SEP]", "</s>"), "mask_token": ("[MASK]", "<mask>"), "bos_token": ("<s>",),
+                       "eos_token": ("</s>",)}
 
 
 @dataclass
@@ -116,22 +121,37 @@ class TextTokenizer:
         """Ids of every special (added) token: these are never masked and never predicted."""
         return sorted(self.tokenizer.get_added_tokens_decoder())
 
+    def special_tokens_map(self) -> dict[str, str]:
+        """transformers' names of the special tokens in this vocabulary: BERT's ([PAD], [CLS], ...) where it has
+        them, else RoBERTa's (<pad>, <s>, ...)."""
+        found = {}
+        for role, names in SPECIAL_TOKEN_NAMES.items():
+            present = [name for name in names if self.tokenizer.token_to_id(name) is not None]
+            if present:
+                found[role] = present[0]
+        return found
+
+    def _write_tokenizer_config(self, directory: Path, model_max_length: int | None) -> None:
+        """tokenizer_config.json + special_tokens_map.json naming `PreTrainedTokenizerFast`: transformers then
+        reads tokenizer.json as is, whatever config.json's model_type (a roformer directory would otherwise get
+        RoFormerTokenizer, which needs rjieba and splits Chinese with jieba)."""
+        specials = self.special_tokens_map()
+        atomic_write_text(directory / "special_tokens_map.json", json.dumps(specials, indent=2) + "\n")
+        limit = {} if model_max_length is None else {"model_max_length": model_max_length}
+        atomic_write_text(directory / "tokenizer_config.json", json.dumps(
+            {"tokenizer_class": "PreTrainedTokenizerFast", **limit, **specials}, indent=2) + "\n")
+
     def save_trained(self, directory: str | Path, model_max_length: int = 512) -> None:
         """tokenizer.json + tokenizer_config.json + special_tokens_map.json, readable by `transformers`' fast
         tokenizer (PreTrainedTokenizerFast) and by `TextTokenizer.from_dir`."""
         directory = Path(directory)
         directory.mkdir(parents=True, exist_ok=True)
         atomic_write_text(directory / "tokenizer.json", self.tokenizer.to_str())
-        specials = {"pad_token": "[PAD]", "unk_token": "[UNK]", "cls_token": "[CLS]", "sep_token": "[SEP]",
-                    "mask_token": "[MASK]"}
-        specials = {k: v for k, v in specials.items() if self.tokenizer.token_to_id(v) is not None}
-        atomic_write_text(directory / "special_tokens_map.json", json.dumps(specials, indent=2) + "\n")
-        atomic_write_text(directory / "tokenizer_config.json", json.dumps(
-            {"tokenizer_class": "PreTrainedTokenizerFast", "model_max_length": model_max_length, **specials},
-            indent=2) + "\n")
+        self._write_tokenizer_config(directory, model_max_length)
 
     def save(self, directory: str | Path) -> None:
-        """Copy the tokenizer files this tokenizer came from (or write tokenizer.json) into `directory`."""
+        """Copy the tokenizer files this tokenizer came from (or write tokenizer.json) into `directory`, with a
+        tokenizer_config.json (written as in `save_trained` when the source had none)."""
         directory = Path(directory)
         directory.mkdir(parents=True, exist_ok=True)
         copied = False
@@ -143,6 +163,8 @@ class TextTokenizer:
                     copied = copied or name in ("tokenizer.json", "vocab.txt")
         if not copied:
             atomic_write_text(directory / "tokenizer.json", self.tokenizer.to_str())
+        if not (directory / "tokenizer_config.json").is_file():
+            self._write_tokenizer_config(directory, model_max_length=None)
 
 
 # ============================================================================ training a tokenizer
@@ -185,10 +207,9 @@ class TokenizerConfig:
             raise ConfigError(f"tokenizer.min_frequency={self.min_frequency} must be >= 1")
 
 
-def build_untrained_tokenizer(cfg: TokenizerConfig):
-    """A `tokenizers.Tokenizer` pipeline (normaliser, pre-tokeniser, model, post-processor, decoder) and its
-    trainer, both still empty."""
-    from tokenizers import Regex, decoders, models, normalizers, pre_tokenizers, processors, trainers
+def build_untrained_tokenizer(cfg: TokenizerConfig) -> Tokenizer:
+    """A `tokenizers.Tokenizer` pipeline (normaliser, pre-tokeniser, decoder) around an empty model."""
+    from tokenizers import Regex, decoders, models, normalizers, pre_tokenizers
 
     strip = cfg.lowercase if cfg.strip_accents is None else cfg.strip_accents
     if cfg.kind == "wordpiece":
@@ -197,9 +218,6 @@ def build_untrained_tokenizer(cfg: TokenizerConfig):
                                                           strip_accents=strip, lowercase=cfg.lowercase)
         tokenizer.pre_tokenizer = pre_tokenizers.BertPreTokenizer()
         tokenizer.decoder = decoders.WordPiece(prefix="##")
-        trainer = trainers.WordPieceTrainer(vocab_size=cfg.vocab_size, min_frequency=cfg.min_frequency,
-                                            special_tokens=list(SPECIAL_TOKENS), limit_alphabet=cfg.limit_alphabet,
-                                            continuing_subword_prefix="##", show_progress=False)
     else:
         tokenizer = Tokenizer(models.BPE())  # byte-level: every byte is in the vocabulary, so no [UNK]
         steps = [normalizers.NFC()]
@@ -212,23 +230,88 @@ def build_untrained_tokenizer(cfg: TokenizerConfig):
         tokenizer.pre_tokenizer = pre_tokenizers.Sequence(
             splits + [pre_tokenizers.ByteLevel(add_prefix_space=False, use_regex=True)])
         tokenizer.decoder = decoders.ByteLevel()
+    return tokenizer
+
+
+# Why training goes through word counts, and registers WordPiece's continuation pieces itself:
+# `tokenizers.trainers.WordPieceTrainer` creates the `##x` pieces while iterating over a hash map whose order
+# is seeded per process, so their ids change from run to run, and merges of equal count are ranked by those
+# ids (huggingface/tokenizers#1794). Two trainings on the same corpus gave vocabularies that differed in a few
+# entries, shifting hundreds of ids after them, whatever RAYON_NUM_THREADS said. It also cuts the alphabet
+# (limit_alphabet) with an unstable sort, so equally rare characters are kept or dropped at random. Here the
+# words are counted, the alphabet is cut in a fixed order and every `##x` piece the words need is registered
+# up front, sorted: the Rust trainer then never assigns an id in hash order.
+def count_words(tokenizer: Tokenizer, texts: list[str]) -> Counter[str]:
+    """How often each pre-token occurs in `texts` after `tokenizer`'s normaliser and pre-tokeniser: the word
+    counts a `tokenizers` trainer learns from."""
+    normalizer, pre_tokenizer = tokenizer.normalizer, tokenizer.pre_tokenizer
+    counts: Counter[str] = Counter()
+    for text in texts:
+        counts.update(word for word, _ in pre_tokenizer.pre_tokenize_str(normalizer.normalize_str(text)))
+    return counts
+
+
+def keep_alphabet(words: Counter[str], limit: int) -> Counter[str]:
+    """The words made only of the `limit` most frequent characters (ties broken by code point). A word that
+    holds a dropped character is dropped whole: WordPiece encodes such a word as [UNK] anyway."""
+    chars: Counter[str] = Counter()
+    for word, count in words.items():
+        for char in word:
+            chars[char] += count
+    if len(chars) <= limit:
+        return words
+    kept = {char for char, _ in sorted(chars.items(), key=lambda item: (-item[1], item[0]))[:limit]}
+    return Counter({word: count for word, count in words.items() if kept.issuperset(word)})
+
+
+def _train_on_counts(model, words: Counter[str], trainer) -> Tokenizer:
+    """A bare `Tokenizer(model)` trained on `words`, each fed exactly `count` times through a whitespace split
+    (pre-tokens never hold whitespace) and no normaliser (they are normalised already)."""
+    from tokenizers import pre_tokenizers
+
+    bare = Tokenizer(model)
+    bare.pre_tokenizer = pre_tokenizers.WhitespaceSplit()
+    batches = (" ".join([word] * count) for word, count in sorted(words.items()))
+    bare.train_from_iterator(batches, trainer=trainer, length=len(words))
+    return bare
+
+
+def train_model(words: Counter[str], cfg: TokenizerConfig):
+    """A WordPiece or BPE `tokenizers` model trained on word counts; its vocabulary starts with SPECIAL_TOKENS."""
+    from tokenizers import models, pre_tokenizers, trainers
+
+    if cfg.kind == "bpe":  # byte-level: ids are the sorted byte alphabet, then merges; nothing in hash order
         trainer = trainers.BpeTrainer(vocab_size=cfg.vocab_size, min_frequency=cfg.min_frequency,
                                       special_tokens=list(SPECIAL_TOKENS), show_progress=False,
                                       initial_alphabet=pre_tokenizers.ByteLevel.alphabet())
-    return tokenizer, trainer, processors
+        return _train_on_counts(models.BPE(), words, trainer).model
+    words = keep_alphabet(words, cfg.limit_alphabet)
+    continuations = sorted({"##" + char for word in words for char in word[1:]})
+    trainer = trainers.WordPieceTrainer(vocab_size=cfg.vocab_size, min_frequency=cfg.min_frequency,
+                                        special_tokens=[*SPECIAL_TOKENS, *continuations],
+                                        continuing_subword_prefix="##", show_progress=False)
+    trained = _train_on_counts(models.WordPiece(unk_token="[UNK]"), words, trainer)
+    # the pieces were special tokens only to fix their ids; in the model they are ordinary entries
+    return models.WordPiece(trained.get_vocab(), unk_token="[UNK]", continuing_subword_prefix="##")
 
 
 def train_tokenizer(texts, cfg: TokenizerConfig | None = None) -> TextTokenizer:
     """Train a WordPiece or byte-level BPE tokenizer on an iterable of texts.
 
-    Encodings get BERT's template: `[CLS] A [SEP]` (and `[CLS] A [SEP] B [SEP]` for pairs, segment 1 for B).
+    Deterministic: the same texts and config give the same tokenizer.json in every process, whatever
+    RAYON_NUM_THREADS or TOKENIZERS_PARALLELISM say, and in any order of the texts (training reads word
+    counts). Encodings get BERT's template: `[CLS] A [SEP]` (and `[CLS] A [SEP] B [SEP]` for pairs, segment
+    1 for B).
     """
+    from tokenizers import processors
+
     cfg = cfg or TokenizerConfig()
     texts = [t for t in texts if t and t.strip()]
     if not texts:
         raise InputDataError("cannot train a tokenizer on an empty corpus; give it at least one non-blank text")
-    tokenizer, trainer, processors = build_untrained_tokenizer(cfg)
-    tokenizer.train_from_iterator(texts, trainer=trainer, length=len(texts))
+    tokenizer = build_untrained_tokenizer(cfg)
+    tokenizer.model = train_model(count_words(tokenizer, texts), cfg)
+    tokenizer.add_special_tokens(list(SPECIAL_TOKENS))
     cls_id, sep_id = tokenizer.token_to_id("[CLS]"), tokenizer.token_to_id("[SEP]")
     tokenizer.post_processor = processors.TemplateProcessing(
         single="[CLS] $A [SEP]", pair="[CLS] $A [SEP] $B:1 [SEP]:1",

@@ -10,8 +10,9 @@ import torch
 import torch.nn.functional as F
 
 from encoderlab import TextEncoder
+from encoderlab.artifacts.classifier import TextClassifier
 from encoderlab.cli import main
-from encoderlab.compression.distill import (
+from encoderlab.compression.distillation import (
     alternate_layers,
     block_outputs,
     embedding_distillation_loss,
@@ -24,7 +25,7 @@ from encoderlab.compression.quantize import embedding_agreement
 from encoderlab.data.catalog import load_dataset
 from encoderlab.errors import CheckpointError, ConfigError, EncoderlabError, InputDataError
 from encoderlab.models.heads import EncoderWithHead, SequenceClassificationHead
-from encoderlab.tasks.classify import ClassifyConfig, TextClassifier, evaluate_classifier, finetune_classifier
+from encoderlab.tasks.classify import ClassifyConfig, evaluate_classifier, finetune_classifier
 from encoderlab.tasks.distill import DistillConfig, distill
 from encoderlab.training import run_task
 from interop.varied_texts import varied_texts

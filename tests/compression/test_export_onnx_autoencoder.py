@@ -36,7 +36,7 @@ def test_table_autoencoder_takes_raw_rows_and_matches_encode_and_score(tmp_path)
               "batch_size=16", f"out_dir={tmp_path / 'run'}", *QUICK])
     session, info = exported(tmp_path / "run", tmp_path / "onnx")
     assert info["inputs"]["input"] == ["batch", 4] and info["outputs"] == ["code", "reconstruction", "score"]
-    ae = ArrayEncoder.from_run(tmp_path / "run")
+    ae = ArrayEncoder.from_dir(tmp_path / "run")
     raw = ae.read_samples(tmp_path / "flowers.csv")[::7]  # raw centimetres: the scaling is inside the graph
     code, reconstruction, score = session.run(None, {"input": raw})
     np.testing.assert_allclose(code, ae.encode(raw), atol=1e-5)
@@ -62,7 +62,7 @@ def test_conv_vae_on_digits_and_bad_output(tmp_path):
     assert info["max_rel_score"] <= 1e-4  # the BCE score used to come out NaN from onnxruntime
     # the parity numbers are relative differences (the CLI says so); their keys used to say max_abs_
     assert not [k for k in info if k.startswith("max_abs")] and info["max_rel_code"] <= info["tolerance"]
-    ae = ArrayEncoder.from_run(tmp_path / "vae")
+    ae = ArrayEncoder.from_dir(tmp_path / "vae")
     digits = ae.scaling.invert(load_mnist().test.x[:5])  # held-out digits, in the units the run read them
     code, _, score = session.run(None, {"input": digits.astype(np.float32)})
     np.testing.assert_allclose(code, ae.encode(digits), atol=1e-5)

@@ -8,9 +8,11 @@ import json
 import pytest
 import torch
 
+from encoderlab.artifacts.classifier import TextClassifier
+from encoderlab.artifacts.finetuned import load_finetuned, save_finetuned
 from encoderlab.artifacts.text_encoder import TextEncoder
 from encoderlab.cli import main
-from encoderlab.compression.prune import (
+from encoderlab.compression.pruning import (
     choose_units,
     gated,
     magnitude_masks,
@@ -22,8 +24,7 @@ from encoderlab.compression.prune import (
 from encoderlab.errors import CheckpointError, ConfigError, InputDataError
 from encoderlab.interop.hf_bert import save_hf_bert
 from encoderlab.models.bert import BertConfig, BertModel
-from encoderlab.tasks.classify import ClassifyConfig, TextClassifier, finetune_classifier, loss_fn, make_collate
-from encoderlab.tasks.finetune import load_finetuned, save_finetuned
+from encoderlab.tasks.classify import ClassifyConfig, finetune_classifier, loss_fn, make_collate
 from encoderlab.tasks.prune import (
     PruneConfig,
     data_splits,
@@ -187,7 +188,7 @@ def test_magnitude_recovery_keeps_pruned_weights_at_zero(tmp_path, teacher):
     original, _, _ = load_finetuned(teacher)
     masks = magnitude_masks(original.bert, 0.6, scope="layer")
     recovered, _, meta = load_finetuned(tmp_path / "pruned")
-    assert meta["pruning"]["method"] == "magnitude" and metrics["step"] == 4
+    assert meta.pruning["method"] == "magnitude" and metrics["step"] == 4
     linears = dict(recovered.bert.named_modules())
     originals = dict(original.bert.named_modules())
     for name, mask in masks.masks.items():
@@ -283,13 +284,13 @@ def test_recovery_data_with_some_of_the_classes_keeps_the_classifiers_label_ids(
     data = write_csv(tmp_path / "mine.csv", rows, header=("tweet", "sentiment"))
     gold = dict(rows)
     meta = load_finetuned(teacher)[2]
-    assert list(meta["label_names"]) == ["negative", "neutral", "positive"]
+    assert meta.label_names == ["negative", "neutral", "positive"]
     cfg = _small(tmp_path, teacher, data=str(data), text_column="tweet", label_column="sentiment", recovery_steps=1)
     data_cfg = recovery_data_config(cfg, teacher_data_config(teacher / "final", meta))
-    for part in data_splits(data_cfg, list(meta["label_names"]), "tweets.csv"):
+    for part in data_splits(data_cfg, meta.label_names, "tweets.csv"):
         assert len(part) and all(part.label_names[y] == gold[t] for t, y in zip(part.texts, part.labels, strict=True))
     metrics = prune_classifier(cfg)
-    test = data_splits(data_cfg, list(meta["label_names"]), "tweets.csv")[2]
+    test = data_splits(data_cfg, meta.label_names, "tweets.csv")[2]
     predicted = TextClassifier.from_pretrained(teacher).predict(test.texts)
     expected = sum(p == gold[t] for p, t in zip(predicted, test.texts, strict=True)) / len(test)
     assert metrics["test_accuracy_before"] == pytest.approx(expected)

@@ -80,7 +80,8 @@ def one_thread():
 
 
 def test_int8_classifier_keeps_its_predictions(minilm_classifier):
-    from encoderlab.tasks.classify import TextClassifier, calibration_texts, evaluation_records, load_classifier
+    from encoderlab.artifacts.classifier import TextClassifier
+    from encoderlab.tasks.classify import calibration_texts, evaluation_records, load_classifier
 
     fp32 = TextClassifier.from_pretrained(minilm_classifier)
     int8 = load_classifier(minilm_classifier, precision="int8")

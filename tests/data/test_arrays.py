@@ -7,7 +7,7 @@ import pickle
 import numpy as np
 import pytest
 
-from encoderlab.data import arrays
+from encoderlab.data import array_files, arrays
 from encoderlab.data.arrays import binarize, load_arrays, load_user_arrays, one_class
 from encoderlab.errors import InputDataError
 
@@ -195,27 +195,27 @@ def test_image_folder_with_class_subfolders(tmp_path):
     data = load_arrays(str(tmp_path / "pets"))
     assert data.kind == "image" and data.sample_shape == (3, 6, 5) and data.scaling.kind == "divide"
     assert data.class_names == ["cats", "dogs"] and sorted(np.unique(data.train.y)) == [0, 1]
-    x, y, names = arrays.read_image_folder(tmp_path / "pets")
+    x, y, names = array_files.read_image_folder(tmp_path / "pets")
     np.testing.assert_array_equal(x[:10], cats.transpose(0, 3, 1, 2))  # pixels exact, channels first
     assert y.tolist() == [0] * 10 + [1] * 10 and names == ["cats", "dogs"]
-    assert arrays.read_samples(tmp_path / "pets" / "dogs" / "03.png").shape == (1, 3, 6, 5)
+    assert array_files.read_samples(tmp_path / "pets" / "dogs" / "03.png").shape == (1, 3, 6, 5)
 
 
 def test_flat_grey_image_folder_and_its_errors(tmp_path):
     grey = _save_images(tmp_path / "g", 12, (7, 9))
-    x = arrays.read_samples(tmp_path / "g")
+    x = array_files.read_samples(tmp_path / "g")
     assert x.shape == (12, 7, 9) and x.dtype == np.uint8
     np.testing.assert_array_equal(x, grey)
     assert load_user_arrays(tmp_path / "g").sample_shape == (1, 7, 9)
     _save_images(tmp_path / "g" / "sub", 1, (7, 9))
     with pytest.raises(InputDataError, match="mixes images in class sub-folders with loose images"):
-        arrays.read_samples(tmp_path / "g")
+        array_files.read_samples(tmp_path / "g")
     _save_images(tmp_path / "h", 2, (7, 9))
     _save_images(tmp_path / "h" / "x", 1, (8, 9))
     (tmp_path / "h" / "00.png").unlink(), (tmp_path / "h" / "01.png").unlink()
     _save_images(tmp_path / "h" / "y", 1, (7, 9))
     with pytest.raises(InputDataError, match=r"is 9x7 pixels but .* is 9x8; resize the images to one size"):
-        arrays.read_samples(tmp_path / "h")
+        array_files.read_samples(tmp_path / "h")
     (tmp_path / "empty").mkdir()
     with pytest.raises(InputDataError, match="holds no images"):
         load_arrays(str(tmp_path / "empty"))

@@ -13,7 +13,6 @@ from encoderlab.data.mlm import (
     MLMMasker,
     PackedSequences,
     TokenFile,
-    length_bucketed_batches,
     pad_items,
     write_token_file,
 )
@@ -138,16 +137,3 @@ def test_held_out_masks_are_fixed(tokenizer, tokens):
 def test_mask_prob_must_be_a_fraction(tokenizer):
     with pytest.raises(ConfigError, match="mask_prob=1.5"):
         masker_for(tokenizer, mask_prob=1.5)
-
-
-def test_length_bucketing_pads_less_and_covers_everything():
-    lengths = np.random.default_rng(0).integers(5, 128, 1000)
-    batches = length_bucketed_batches(lengths, 16, seed=0)
-    assert sorted(i for b in batches for i in b) == list(range(1000))
-
-    def padding(bs):
-        return sum(max(lengths[b]) * len(b) - lengths[b].sum() for b in bs)
-
-    shuffled = np.random.default_rng(0).permutation(1000)
-    random_batches = [shuffled[i:i + 16] for i in range(0, 1000, 16)]
-    assert padding(batches) < 0.1 * padding(random_batches)

@@ -11,7 +11,7 @@ import torch
 from encoderlab.data.arrays import load_mnist
 from encoderlab.data.catalog import load_dataset
 from encoderlab.errors import InputDataError
-from encoderlab.evaluation.robustness import (
+from encoderlab.evaluation.noise import (
     add_typos,
     array_robustness,
     classifier_robustness,

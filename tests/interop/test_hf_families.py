@@ -10,11 +10,18 @@ import torch
 from safetensors.torch import load_file, save_file
 
 from encoderlab import BertConfig, BertModel, CheckpointError, ConfigError, TextEncoder, load_hf_bert, save_hf_bert
-from encoderlab.interop.hf_bert import load_hf_bert_mlm, save_hf_bert_mlm
+from encoderlab.interop.hf_bert import EncoderlabOnlyWarning, load_hf_bert_mlm, save_hf_bert_mlm
 from encoderlab.models.bert import BertForMaskedLM
 from encoderlab.tokenization import TextTokenizer
 
-from .tiny_families import MAX_POSITIONS, bbc_sentences, build_distilbert, build_roberta
+from .tiny_families import (
+    MAX_POSITIONS,
+    bbc_sentences,
+    build_distilbert,
+    build_roberta,
+    padded_batches,
+    worst_difference,
+)
 from .varied_texts import varied_texts
 
 transformers = pytest.importorskip("transformers")
@@ -47,27 +54,6 @@ def family(request, tmp_path_factory, sentences, minilm_dir):
     return request.param, directory, hf
 
 
-def _batches(directory, texts, side, size=16):
-    tokenizer = transformers.AutoTokenizer.from_pretrained(str(directory))
-    tokenizer.padding_side = side
-    for start in range(0, len(texts), size):
-        batch = tokenizer(texts[start:start + size], padding=True, truncation=True, max_length=MAX_POSITIONS,
-                          return_tensors="pt")
-        yield batch["input_ids"], batch["attention_mask"]
-
-
-def _worst_difference(model, hf, batches) -> float:
-    """Max-abs difference on real tokens between `model` (ours, or a transformers model) and `hf`."""
-    worst = 0.0
-    with torch.inference_mode():
-        for ids, mask in batches:
-            expected = hf(input_ids=ids, attention_mask=mask).last_hidden_state
-            got = model(ids, mask)
-            got = getattr(got, "last_hidden_state", got)
-            worst = max(worst, (got - expected)[mask.bool()].abs().max().item())
-    return worst
-
-
 # ---------------------------------------------------------------------------------------- parity
 @pytest.mark.parametrize("side", ["right", "left"])
 @pytest.mark.parametrize("unpad", [True, False])
@@ -75,7 +61,7 @@ def test_last_hidden_states_match_transformers(family, texts, side, unpad):
     model_type, directory, hf = family
     ours = load_hf_bert(directory)
     ours.cfg.unpad = unpad  # packed (padding-free) or padded path
-    worst = _worst_difference(ours, hf, _batches(directory, texts, side))
+    worst = worst_difference(ours, hf, padded_batches(directory, texts, side))
     assert worst <= 1e-5, f"{model_type}, {side}-padded, unpad={unpad}: max-abs difference {worst:.2e}"
 
 
@@ -84,7 +70,7 @@ def test_reference_attention_path_matches_transformers(family, texts):
     ours = load_hf_bert(directory)
     for block in ours.blocks:
         block.attn.fused = False
-    assert _worst_difference(ours, hf, _batches(directory, texts[:48], "left")) <= 1e-5
+    assert worst_difference(ours, hf, padded_batches(directory, texts[:48], "left")) <= 1e-5
 
 
 def test_the_config_says_what_each_family_is(family):
@@ -104,7 +90,7 @@ def test_positions_equal_the_references_for_both_paddings(family, texts):
     model_type, directory, hf = family
     ours = load_hf_bert(directory)
     for side in ("right", "left"):
-        ids, mask = next(_batches(directory, texts[30:60], side, size=30))
+        ids, mask = next(padded_batches(directory, texts[30:60], side, size=30))
         assert not mask.all()
         if model_type == "distilbert":
             expected = hf.embeddings.position_ids[:, :ids.size(1)]
@@ -134,7 +120,7 @@ def _sentence_transformers_or_manual(directory, hf, texts):
         return model.encode(texts, batch_size=16, convert_to_numpy=True)
     rows = []
     with torch.inference_mode():
-        for ids, mask in _batches(directory, texts, "right"):
+        for ids, mask in padded_batches(directory, texts, "right"):
             hidden = hf(input_ids=ids, attention_mask=mask).last_hidden_state
             mean = (hidden * mask[..., None]).sum(1) / mask.sum(1, keepdim=True)
             rows.append(torch.nn.functional.normalize(mean, dim=1).numpy())
@@ -176,7 +162,7 @@ def test_saved_back_in_its_own_layout_loads_in_transformers(family, texts, tmp_p
     reloaded = transformers.AutoModel.from_pretrained(str(tmp_path / "out")).eval()
     assert type(reloaded).__name__ == HF_CLASSES[model_type]
     for side in ("right", "left"):
-        assert _worst_difference(reloaded, hf, _batches(directory, texts[:48], side)) <= 1e-5
+        assert worst_difference(reloaded, hf, padded_batches(directory, texts[:48], side)) <= 1e-5
     again = load_hf_bert(tmp_path / "out")
     assert again.cfg == ours.cfg
     for name, tensor in ours.state_dict().items():
@@ -191,7 +177,7 @@ def test_text_encoder_save_pretrained_round_trips(family, texts, tmp_path):
     np.testing.assert_allclose(TextEncoder.from_pretrained(out).encode(texts[:30]), encoder.encode(texts[:30]),
                                atol=1e-6)
     reloaded = transformers.AutoModel.from_pretrained(str(out)).eval()
-    assert _worst_difference(reloaded, hf, _batches(directory, texts[:32], "left")) <= 1e-5
+    assert worst_difference(reloaded, hf, padded_batches(directory, texts[:32], "left")) <= 1e-5
 
 
 # ---------------------------------------------------------------------------------------- task-model checkpoints
@@ -208,8 +194,8 @@ def test_masked_lm_checkpoints_load_their_encoder(model_type, tmp_path, sentence
     assert any(k.startswith(prefix) for k in load_file(tmp_path / "model.safetensors"))
     ours = load_hf_bert(tmp_path)
     assert not ours.cfg.pooler
-    assert _worst_difference(ours, encoder, _batches(tmp_path, sentences[:32], "left")) <= 1e-5
-    with pytest.raises(CheckpointError, match="masked-LM heads import from BERT checkpoints only"):
+    assert worst_difference(ours, encoder, padded_batches(tmp_path, sentences[:32], "left")) <= 1e-5
+    with pytest.raises(CheckpointError, match="masked-LM heads import from BERT and RoFormer checkpoints only"):
         load_hf_bert_mlm(tmp_path)
 
 
@@ -237,7 +223,7 @@ def tiny_roberta(tmp_path):
 def test_unsupported_model_type_names_the_supported_ones(tiny_roberta):
     _edit_config(tiny_roberta, model_type="deberta-v2")
     with pytest.raises(CheckpointError, match=r"model_type='deberta-v2' is not a BERT checkpoint.*"
-                                              r"\['bert', 'distilbert', 'roberta', 'xlm-roberta'\]"):
+                                              r"\['bert', 'distilbert', 'roberta', 'roformer', 'xlm-roberta'\]"):
         load_hf_bert(tiny_roberta)
 
 
@@ -321,7 +307,8 @@ def test_bert_without_token_types_saves_as_encoderlab_bert(tmp_path):
     """transformers' BERT always adds a token-type embedding, so a BERT-layout model without one is ours."""
     torch.manual_seed(0)
     model = BertModel(BertConfig(vocab_size=50, d_model=16, n_layers=1, n_heads=2, d_ff=32, n_segments=0)).eval()
-    save_hf_bert(model, tmp_path)
+    with pytest.warns(EncoderlabOnlyWarning, match=r"no token-type embeddings \(n_segments=0\)"):
+        save_hf_bert(model, tmp_path)
     config = json.loads((tmp_path / "config.json").read_text())
     assert config["model_type"] == "encoderlab-bert" and config["type_vocab_size"] == 0
     loaded = load_hf_bert(tmp_path)
@@ -336,7 +323,8 @@ def test_bert_with_roberta_numbering_round_trips_as_encoderlab_bert(tmp_path):
     cfg = BertConfig(vocab_size=50, d_model=16, n_layers=1, n_heads=2, d_ff=32, max_positions=12, pad_token_id=1,
                      position_numbering="non_padding", position_offset=2, norm_position="pre")
     model = BertModel(cfg).eval()
-    save_hf_bert(model, tmp_path)
+    with pytest.warns(EncoderlabOnlyWarning, match="pre-LN .*RoBERTa's position numbering"):
+        save_hf_bert(model, tmp_path)
     config = json.loads((tmp_path / "config.json").read_text())
     assert config["model_type"] == "encoderlab-bert" and config["max_position_embeddings"] == 14
     assert (config["encoderlab_position_numbering"], config["encoderlab_position_offset"]) == ("non_padding", 2)
@@ -371,7 +359,7 @@ def test_onnx_export_keeps_each_familys_positions(family, texts, tmp_path):
     encoder = TextEncoder.from_pretrained(directory)
     export_onnx(encoder, tmp_path / "model.onnx")
     session = ort.InferenceSession(str(tmp_path / "model.onnx"), providers=["CPUExecutionProvider"])
-    ids, mask = next(_batches(directory, texts[:24], "right", size=24))
+    ids, mask = next(padded_batches(directory, texts[:24], "right", size=24))
     hidden, _ = session.run(None, {"input_ids": ids.numpy(), "attention_mask": mask.numpy()})
     with torch.inference_mode():
         expected = hf(input_ids=ids, attention_mask=mask).last_hidden_state

@@ -66,16 +66,19 @@ def test_pytorch_model_bin_is_loaded_too(tmp_path):
         torch.testing.assert_close(loaded.state_dict()[name], tensor)
 
 
-@pytest.mark.parametrize("variant", [dict(positions="rotary"), dict(positions="sinusoidal"),
-                                     dict(norm_position="pre"), dict(ffn_kind="glu"),
+@pytest.mark.parametrize("variant", [dict(positions="sinusoidal"), dict(norm_position="pre"), dict(ffn_kind="glu"),
                                      dict(positions="rotary", norm_position="pre", ffn_kind="glu")])
-def test_architectures_bert_cannot_express_round_trip_as_encoderlab_bert(tmp_path, variant):
-    """Saved in BERT's layout under model_type "encoderlab-bert": encoderlab reloads the same model exactly;
-    transformers refuses it instead of loading a BERT that computes something else."""
+def test_architectures_no_family_can_express_round_trip_as_encoderlab_bert(tmp_path, variant):
+    """Saved in BERT's layout under model_type "encoderlab-bert" (with a warning): encoderlab reloads the same
+    model exactly; transformers refuses it instead of loading a BERT that computes something else. (Rotary
+    positions alone are RoFormer's: tests/interop/test_hf_roformer.py.)"""
+    from encoderlab.interop.hf_bert import EncoderlabOnlyWarning
+
     transformers = pytest.importorskip("transformers")
     torch.manual_seed(0)
     model = BertModel(BertConfig(vocab_size=50, d_model=16, n_layers=2, n_heads=2, d_ff=32, **variant)).eval()
-    save_hf_bert(model, tmp_path)
+    with pytest.warns(EncoderlabOnlyWarning, match="encoderlab-bert"):
+        save_hf_bert(model, tmp_path)
     config = json.loads((tmp_path / "config.json").read_text())
     assert config["model_type"] == "encoderlab-bert"
     assert all(config[f"encoderlab_{name}"] == getattr(model.cfg, name) for name in variant)
@@ -168,7 +171,10 @@ def test_pruned_model_round_trips_and_transformers_refuses_it_loudly(tmp_path):
     cfg = BertConfig(vocab_size=99, d_model=32, n_layers=2, n_heads=4, d_ff=64, max_positions=16,
                      layer_heads=[2, 4], layer_d_ff=[64, 20])
     model = BertModel(cfg).eval()
-    save_hf_bert(model, tmp_path)
+    from encoderlab.interop.hf_bert import EncoderlabOnlyWarning
+
+    with pytest.warns(EncoderlabOnlyWarning, match="fewer heads in some blocks .* and per-block feed-forward widths"):
+        save_hf_bert(model, tmp_path)
     config = json.loads((tmp_path / "config.json").read_text())
     assert config["num_attention_heads"] == 4 and config["pruned_heads"] == {"0": [2, 3]}
     assert config["intermediate_size"] == 64 and config["encoderlab_intermediate_sizes"] == [64, 20]

@@ -1,6 +1,7 @@
-"""Tiny random DistilBERT / RoBERTa / XLM-RoBERTa checkpoints built with `transformers` itself, with real
-tokenizers: minilm's WordPiece for DistilBERT, a byte-level BPE trained on BBC news with RoBERTa's
-`<s> … </s>` post-processor for the RoBERTa family. Nothing is downloaded."""
+"""Tiny random DistilBERT / RoBERTa / XLM-RoBERTa / RoFormer checkpoints built with `transformers` itself, with
+real tokenizers: minilm's WordPiece for DistilBERT, a byte-level BPE trained on BBC news with RoBERTa's
+`<s> … </s>` post-processor for the RoBERTa family, a WordPiece trained on BBC news by encoderlab for RoFormer.
+Nothing is downloaded."""
 
 from __future__ import annotations
 
@@ -35,12 +36,14 @@ def bbc_sentences(n: int = 600) -> list[str]:
 
 
 def perturb_(model: torch.nn.Module, seed: int = 0) -> None:
-    """Move every parameter off its initial value (LayerNorms start at 1/0, biases at 0) so that a swapped or
-    missing tensor in a key map changes the outputs."""
+    """Move every trainable parameter off its initial value (LayerNorms start at 1/0, biases at 0) so that a
+    swapped or missing tensor in a key map changes the outputs. Frozen tables (RoFormer's rotary sinusoids,
+    DistilBERT's sinusoidal positions) are fixed functions of the config, not weights: they stay."""
     generator = torch.Generator().manual_seed(seed)
     with torch.no_grad():
         for p in model.parameters():
-            p.add_(torch.randn(p.shape, generator=generator) * 0.05)
+            if p.requires_grad:
+                p.add_(torch.randn(p.shape, generator=generator) * 0.05)
 
 
 def write_sentence_transformers_files(directory: Path) -> None:
@@ -109,3 +112,54 @@ def build_distilbert(directory: Path, wordpiece_dir: Path, task_model: bool = Fa
     cfg = transformers.DistilBertConfig(**{**dict(vocab_size=30522, dim=32, n_layers=2, n_heads=2, hidden_dim=37,
                                                   max_position_embeddings=MAX_POSITIONS), **overrides})
     return save_random_model(cfg, directory, task_model, seed)
+
+
+def build_wordpiece_tokenizer(directory: Path, sentences: list[str], vocab_size: int = 600) -> None:
+    """A WordPiece trained here on `sentences` and saved as `encoderlab pretrain` saves its tokenizer
+    (tokenizer.json + a tokenizer_config.json naming PreTrainedTokenizerFast)."""
+    from encoderlab.tokenization import TokenizerConfig, train_tokenizer
+
+    tokenizer = train_tokenizer(sentences, TokenizerConfig(vocab_size=vocab_size))
+    tokenizer.save_trained(directory, model_max_length=MAX_POSITIONS)
+
+
+def build_roformer(directory: Path, sentences: list[str], task_model: bool = False, seed: int = 0, **overrides):
+    """A 2-layer RoFormer (rotary positions, post-LN, as `encoderlab pretrain` trains by default) with a
+    WordPiece trained on `sentences`; -> the transformers model, in eval mode."""
+    import transformers
+
+    torch.manual_seed(seed)
+    directory.mkdir(parents=True, exist_ok=True)
+    build_wordpiece_tokenizer(directory, sentences)
+    vocab = json.loads((directory / "tokenizer.json").read_text())["model"]["vocab"]
+    cfg = transformers.RoFormerConfig(**{**dict(vocab_size=len(vocab), hidden_size=32, num_hidden_layers=2,
+                                                num_attention_heads=2, intermediate_size=37,
+                                                max_position_embeddings=MAX_POSITIONS, layer_norm_eps=1e-5),
+                                         **overrides})
+    return save_random_model(cfg, directory, task_model, seed)
+
+
+def padded_batches(directory: Path, texts: list[str], side: str, size: int = 16):
+    """(input_ids, attention_mask) batches of `texts` from the directory's own tokenizer, as transformers'
+    AutoTokenizer pads them on `side` ("right" or "left")."""
+    import transformers
+
+    tokenizer = transformers.AutoTokenizer.from_pretrained(str(directory))
+    tokenizer.padding_side = side
+    for start in range(0, len(texts), size):
+        batch = tokenizer(texts[start:start + size], padding=True, truncation=True, max_length=MAX_POSITIONS,
+                          return_tensors="pt")
+        yield batch["input_ids"], batch["attention_mask"]
+
+
+def worst_difference(model, reference, batches) -> float:
+    """Max-abs difference of the last hidden states on real tokens between `model` (ours, or a transformers
+    model) and the transformers `reference`."""
+    worst = 0.0
+    with torch.inference_mode():
+        for ids, mask in batches:
+            expected = reference(input_ids=ids, attention_mask=mask).last_hidden_state
+            got = model(ids, mask)
+            got = getattr(got, "last_hidden_state", got)
+            worst = max(worst, (got - expected)[mask.bool()].abs().max().item())
+    return worst

@@ -48,7 +48,7 @@ def test_mlp_autoencoder_run_beats_the_mean_image_and_writes_everything(ae_run):
 
 
 def test_array_encoder_api_and_encode_cli(ae_run, tmp_path):
-    ae = ArrayEncoder.from_run(ae_run)
+    ae = ArrayEncoder.from_dir(ae_run)
     digits = load_mnist().test.x[:7]  # (7, 1, 28, 28)
     codes = ae.encode(digits)
     assert codes.shape == (7, 10) and codes.dtype == np.float32
@@ -83,7 +83,7 @@ def test_vae_run_reports_importance_sampled_nll(tmp_path):
     assert 90 < metrics["test_nll"] < 784 * np.log(2)  # learned something, on a believable scale (nats)
     assert metrics["test_nll"] <= metrics["test_neg_elbo"] + 1.0  # the importance bound is the tighter one
     assert (tmp_path / "vae" / "samples.png").is_file()
-    assert ArrayEncoder.from_run(tmp_path / "vae").sample(4).shape == (4, 1, 28, 28)
+    assert ArrayEncoder.from_dir(tmp_path / "vae").sample(4).shape == (4, 1, 28, 28)
 
 
 def test_shuttle_anomaly_run(tmp_path):
@@ -145,7 +145,7 @@ def test_user_csv_end_to_end(tmp_path):
                         "model.latent_dim=3", "max_steps=300", "lr=3e-3", *QUICK])  # output/loss: the defaults
     assert metrics["test_mse"] < 0.2 * metrics["mean_test_mse"]  # a 3-d code captures rank-3 data
     assert "test_bce" not in metrics  # a standardised table gets an identity output and MSE, not sigmoid + BCE
-    codes = ArrayEncoder.from_run(tmp_path / "run").encode(x[:4].astype(np.float32))  # raw units in
+    codes = ArrayEncoder.from_dir(tmp_path / "run").encode(x[:4].astype(np.float32))  # raw units in
     assert codes.shape == (4, 3)
 
 
@@ -169,7 +169,7 @@ def test_encode_a_csv_by_the_training_column_names(tmp_path):
              [f"data={tmp_path / 't.csv'}", "label_column=outcome", f"out_dir={tmp_path / 'run'}",
               "model.hidden=[8]", "model.latent_dim=2", "max_steps=5", "plots=false", *QUICK, "batch_size=16",
               "warmup_steps=0"])
-    ae = ArrayEncoder.from_run(tmp_path / "run")
+    ae = ArrayEncoder.from_dir(tmp_path / "run")
     expected = ae.encode(x.astype(np.float32))
     shuffled = ["id,f3,outcome,f1,f2"] + [f"{i},{r[2]:.6f},{i % 2},{r[0]:.6f},{r[1]:.6f}" for i, r in enumerate(x)]
     (tmp_path / "new.csv").write_text("\n".join(shuffled) + "\n")
@@ -193,7 +193,7 @@ def test_images_scaled_the_other_way_are_refused(tmp_path):
     run_task(train_autoencoder, AutoencodeConfig, None,
              [f"data={tmp_path / 'rgb.npy'}", f"out_dir={tmp_path / 'run'}", "model.kind=conv", "model.hidden=[4]",
               "model.latent_dim=2", "max_steps=3", "plots=false", *QUICK, "batch_size=8", "warmup_steps=0"])
-    ae = ArrayEncoder.from_run(tmp_path / "run")
+    ae = ArrayEncoder.from_dir(tmp_path / "run")
     assert ae.encode(raw).shape == (40, 2) and ae.encode(raw.astype(np.float32)).shape == (40, 2)  # 0-255 floats
     with pytest.raises(InputDataError, match=r"float pixels in \[0, 1\], but the model was trained on uint8"):
         ae.encode(raw / 255.0)  # already scaled: dividing by 255 again would encode near-black images
@@ -204,7 +204,7 @@ def test_images_scaled_the_other_way_are_refused(tmp_path):
               "max_steps=1", "plots=false", "baselines=false", *QUICK, "batch_size=2", "warmup_steps=0"])
     with pytest.raises(InputDataError, match=r"pixel values up to 25\d, but the model was trained on images in "
                                              r"\[0, 1\]"):
-        ArrayEncoder.from_run(tmp_path / "run2").encode((digits * 255).round().astype(np.uint8))
+        ArrayEncoder.from_dir(tmp_path / "run2").encode((digits * 255).round().astype(np.uint8))
 
 
 def test_a_code_as_wide_as_the_sample_is_flagged(tmp_path, capsys):

@@ -7,20 +7,14 @@ import pytest
 import torch
 from safetensors.torch import load_file
 
+from encoderlab.artifacts.classifier import TextClassifier
+from encoderlab.artifacts.finetuned import HeadInfo, load_finetuned, save_finetuned
 from encoderlab.cli import main
 from encoderlab.errors import InputDataError
 from encoderlab.models.heads import EncoderWithHead, SequenceClassificationHead
 from encoderlab.nn.lora import LoRALinear
-from encoderlab.tasks.classify import ClassifyConfig, TextClassifier, evaluate_classifier, finetune_classifier
-from encoderlab.tasks.finetune import (
-    FinetuneConfig,
-    LoRASpec,
-    layerwise_param_groups,
-    load_encoder,
-    load_finetuned,
-    prepare_mode,
-    save_finetuned,
-)
+from encoderlab.tasks.classify import ClassifyConfig, evaluate_classifier, finetune_classifier
+from encoderlab.training.encoder_setup import LoRASpec, layerwise_param_groups, load_encoder, prepare_mode
 
 from .finetune_fixtures import one_thread, tweet_rows, write_csv, write_tiny_encoder  # noqa: F401 (autouse fixture)
 
@@ -48,8 +42,7 @@ def test_saved_model_loads_back_and_predicts_identically(tmp_path, tiny, mode):
     torch.manual_seed(0)
     encoder, tokenizer, _ = load_encoder(str(tiny))
     model = EncoderWithHead(encoder, SequenceClassificationHead(32, 3, "mean", 0.1))
-    cfg = FinetuneConfig(mode=mode, out_dir=str(tmp_path), lora=LoRASpec(rank=2))
-    counts = prepare_mode(model, cfg)
+    counts = prepare_mode(model, mode, LoRASpec(rank=2))
     if mode == "lora":
         assert any(isinstance(m, LoRALinear) for m in model.modules())
         for m in model.modules():  # a trained adapter: B != 0, so merging actually changes the weights
@@ -67,8 +60,8 @@ def test_saved_model_loads_back_and_predicts_identically(tmp_path, tiny, mode):
     ids, mask = _ids(texts, tokenizer)
     with torch.no_grad():
         expected = model(ids, mask).softmax(-1).numpy()
-    save_finetuned(model, tokenizer, tmp_path / "final", {"task": "sequence-classification", "max_length": 32,
-                                                          "label_names": ["a", "b", "c"], "pooling": "mean"})
+    save_finetuned(model, tokenizer, tmp_path / "final", HeadInfo(task="sequence-classification", max_length=32,
+                                                                  label_names=["a", "b", "c"], pooling="mean"))
     assert not [k for k in load_file(str(tmp_path / "final" / "model.safetensors")) if "lora" in k]
     classifier = TextClassifier.from_pretrained(tmp_path)  # the run dir works as well as final/
     np.testing.assert_allclose(classifier.predict_proba(texts), expected, atol=1e-5)

@@ -49,7 +49,7 @@ def test_run_directory_and_final_model(run):
     encoder = TextEncoder.from_pretrained(run / "final")
     assert encoder.encode(["Shares rose sharply on Monday."]).shape == (1, 128)
     saved = json.loads((run / "final" / "config.json").read_text())
-    assert saved["model_type"] == "encoderlab-bert" and saved["encoderlab_positions"] == "rotary"  # the config's
+    assert saved["model_type"] == "roformer" and saved["architectures"] == ["RoFormerForMaskedLM"]  # rotary, post-LN
 
 
 def test_learned_positions_give_a_checkpoint_in_bert_layout(tmp_path):

@@ -4,9 +4,10 @@ import json
 
 import pytest
 
+from encoderlab.artifacts.tagger import TokenTagger
 from encoderlab.cli import main
 from encoderlab.errors import InputDataError
-from encoderlab.tasks.tag import TagConfig, TokenTagger, finetune_tagger
+from encoderlab.tasks.tag import TagConfig, finetune_tagger
 
 from .finetune_fixtures import one_thread, write_tiny_encoder  # noqa: F401 (autouse fixture)
 

@@ -22,7 +22,8 @@ from ..data.pairs import Vocabulary
 from ..errors import CheckpointError, InputDataError
 from ..models.recurrent import PAD, RecurrentConfig, Seq2Seq
 from ..models.transformer_seq2seq import TransformerSeq2Seq, TransformerSeq2SeqConfig
-from ..training.checkpoint import load_weights
+from ..weights import load_weights
+from .registry import Kind
 from .runs import model_dir
 
 VOCAB_FILE = "vocab.json"
@@ -127,3 +128,11 @@ class Seq2SeqPredictor:
         return [self.target_vocab.decode(out) for out in outputs]
 
     from_run = from_dir  # the name before the saved-model contract
+
+
+KIND = Kind(
+    name="seq2seq",
+    summary="a seq2seq model. Use `encoderlab seq2seq-predict --model {path} SOURCE ...`; `robustness` takes it too",
+    holds=lambda d: (d / VOCAB_FILE).is_file(),
+    load=Seq2SeqPredictor.from_dir,
+)

@@ -32,6 +32,7 @@ from ..nn.prepacked_linear import has_forward_hooks, prepack_linears
 from ..sharding import MIN_SHARD_TOKENS, deal_rows, run_parts
 from ..tokenization import TextTokenizer
 from .aliases import resolve_model_path
+from .registry import Kind
 
 ST_POOLING_FLAGS = {"pooling_mode_cls_token": "cls", "pooling_mode_mean_tokens": "mean",
                     "pooling_mode_max_tokens": "max"}
@@ -93,6 +94,16 @@ def check_texts(texts: Sequence[str] | str) -> list[str]:
 
 
 class TextEncoder(nn.Module):
+    """A BERT-family encoder, its tokenizer and a pooling recipe: texts -> sentence embeddings.
+
+    `encode` is the fast inference path (length-sorted batches, padding-free attention, CPU shards, optional
+    bf16); `forward` returns the last hidden states for training. Loads Hugging Face checkpoints (bert,
+    distilbert, roberta, xlm-roberta), our own runs and aliases; saves in the Hugging Face + sentence-transformers
+    layout.
+    """
+
+    kind = "text-encoder"
+
     def __init__(self, bert: BertModel, tokenizer: TextTokenizer, pooling: str = "mean", normalize: bool = True,
                  max_seq_length: int | None = None, do_lower_case: bool = False):
         super().__init__()
@@ -122,6 +133,11 @@ class TextEncoder(nn.Module):
         defaults = sentence_transformers_defaults(directory)
         model = cls(bert, tokenizer, **defaults).eval()  # inference by default: dropout off
         return model.to(device) if device is not None else model
+
+    @classmethod
+    def from_dir(cls, path: str | Path, device: str | torch.device | None = None) -> TextEncoder:
+        """The saved-model contract's name for `from_pretrained`."""
+        return cls.from_pretrained(path, device)
 
     def save_pretrained(self, directory: str | Path) -> Path:
         """Hugging Face layout (config.json, model.safetensors, tokenizer) + sentence-transformers files."""
@@ -257,3 +273,12 @@ class TextEncoder(nn.Module):
         norms = np.linalg.norm(vectors, axis=1, keepdims=True)
         unit = vectors / np.maximum(norms, 1e-12)
         return unit @ unit.T
+
+
+KIND = Kind(
+    name="text-encoder",
+    summary="a text encoder. Embed texts with `encoderlab encode --model {path} --input texts.txt`; `similarity`, "
+            "`export`, `bench`, `robustness` and `finetune init=` take it too",
+    holds=lambda d: (d / "config.json").is_file(),
+    load=TextEncoder.from_pretrained,
+)

@@ -10,7 +10,6 @@ than the tolerance.
 
 from __future__ import annotations
 
-import json
 import tempfile
 import warnings
 from dataclasses import asdict, dataclass
@@ -20,11 +19,9 @@ import numpy as np
 import torch
 from torch import nn
 
-from ..artifacts.autoencoder import ArrayEncoder, autoencoder_dir
-from ..config import from_dict, read_yaml
+from ..artifacts.autoencoder import ArrayEncoder, anomaly_score
 from ..errors import EncoderlabError, InputDataError
 from ..files import atomic_write_bytes, atomic_write_json
-from ..tasks.autoencode import DATA_INFO_FILE
 from .export_onnx import MAX_OPSET, MIN_OPSET, check_output_dir, require_onnxruntime
 
 OUTPUTS = ("code", "reconstruction", "score")
@@ -47,8 +44,6 @@ class _TraceableAutoencoder(nn.Module):
 
     def __init__(self, encoder: ArrayEncoder):
         super().__init__()
-        from ..tasks.autoencode import anomaly_score
-
         self.model = encoder.model.eval()
         self.score_fn = anomaly_score
         # Scaling holds scalars (images) or one value per column (tables); both broadcast over (B, *sample).
@@ -62,19 +57,16 @@ class _TraceableAutoencoder(nn.Module):
         return code, reconstruction, self.score_fn(self.model, x)
 
 
-def held_out_samples(run_dir: str | Path, n: int = 64) -> np.ndarray:
+def held_out_samples(encoder: ArrayEncoder, n: int = 64) -> np.ndarray:
     """Up to `n` raw samples of the run's own test split (or validation), to check the export on."""
-    from ..tasks.autoencode import AutoencodeConfig, prepare_data
-
-    directory = autoencoder_dir(run_dir)
-    cfg = from_dict(AutoencodeConfig, read_yaml(directory / "config.yaml"))
+    source = str(encoder.run_config().get("data", ""))
     try:
-        data = prepare_data(cfg)
+        data = encoder.training_data()
     except InputDataError as exc:  # the parity check needs the run's own held-out samples
-        if cfg.data in str(exc) and not Path(cfg.data).expanduser().exists():
-            raise InputDataError(f"{run_dir}: the export is checked on its held-out samples, read from its "
-                                 f"training data {cfg.data!r}, which is not there (moved, deleted, or a relative "
-                                 "path and another working directory); run from where it was trained") from None
+        if source in str(exc) and not Path(source).expanduser().exists():
+            raise InputDataError(f"{encoder.directory}: the export is checked on its held-out samples, read from its "
+                                 f"training data {source!r}, which is not there (moved, deleted, or a relative path "
+                                 "and another working directory); run from where it was trained") from None
         raise
     x = data.test.x if len(data.test) else data.val.x
     return data.scaling.invert(x[:n])
@@ -88,9 +80,9 @@ def export_autoencoder_onnx(run_dir: str | Path, path: str | Path, opset: int = 
     path = Path(path)
     if not MIN_OPSET <= opset <= MAX_OPSET:
         raise InputDataError(f"opset {opset} is not supported; use --opset {MIN_OPSET}-{MAX_OPSET} (default 17)")
-    encoder = ArrayEncoder.from_run(run_dir)
+    encoder = ArrayEncoder.from_dir(run_dir)
     module = _TraceableAutoencoder(encoder).eval()
-    samples = (held_out_samples(run_dir) if samples is None else np.asarray(samples)).astype(np.float32)
+    samples = (held_out_samples(encoder) if samples is None else np.asarray(samples)).astype(np.float32)
     example = torch.from_numpy(samples[:2])
     with tempfile.TemporaryDirectory() as tmp, warnings.catch_warnings():
         warnings.simplefilter("ignore")  # tracer warnings about Python ints are expected and harmless here
@@ -119,10 +111,10 @@ def export_autoencoder_onnx_dir(run_dir: str | Path, directory: str | Path, **kw
     directory = Path(directory)
     check_output_dir(directory, "model.onnx + onnx_export.json")
     report = export_autoencoder_onnx(run_dir, directory / "model.onnx", **kwargs)
-    info = json.loads((autoencoder_dir(run_dir) / DATA_INFO_FILE).read_text(encoding="utf-8"))  # the data's shape
+    info = ArrayEncoder.from_dir(run_dir).info  # the data's shape and columns
     atomic_write_json(directory / "onnx_export.json", {
-        **asdict(report), "inputs": {"input": ["batch", *info["sample_shape"]]}, "outputs": list(OUTPUTS),
+        **asdict(report), "inputs": {"input": ["batch", *info.sample_shape]}, "outputs": list(OUTPUTS),
         "input_units": "raw samples as the run read them (float32), scaled inside the graph",
-        "columns": info.get("columns"),
+        "columns": info.columns,
     })
     return report

@@ -12,7 +12,7 @@ pair sums cannot saturate.
 
     quantized = quantize_int8(encoder, calibration_texts)      # a new TextEncoder; the original is untouched
     report = embedding_agreement(encoder, quantized, held_out_texts)
-    int8_classifier = quantize_int8(TextClassifier.from_pretrained("runs/x"), training_texts)  # heads stay fp32
+    int8_classifier = quantize_int8(TextClassifier.from_dir("runs/x"), training_texts)  # heads stay fp32
 """
 
 from __future__ import annotations
@@ -24,19 +24,17 @@ import warnings
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, TypeVar
+from typing import TypeVar
 
 import numpy as np
 import torch
 from torch import nn
 
+from ..artifacts.classifier import TextClassifier
 from ..artifacts.text_encoder import TextEncoder
 from ..errors import ConfigError, InputDataError
 
-if TYPE_CHECKING:
-    from ..tasks.classify import TextClassifier
-
-Quantizable = TypeVar("Quantizable", TextEncoder, "TextClassifier")
+Quantizable = TypeVar("Quantizable", TextEncoder, TextClassifier)
 
 
 @functools.cache
@@ -149,10 +147,8 @@ def quantize_int8(model: Quantizable, calibration_texts: Sequence[str], alpha: f
 def _cpu_copy(model: Quantizable) -> Quantizable:
     if isinstance(model, TextEncoder):
         return copy.deepcopy(model).cpu().eval()
-    from ..tasks.classify import TextClassifier
-
     if isinstance(model, TextClassifier):
-        return TextClassifier(copy.deepcopy(model.model).cpu(), model.tokenizer, copy.deepcopy(model.meta))
+        return TextClassifier(copy.deepcopy(model.model).cpu(), model.tokenizer, copy.deepcopy(model.info))
     raise ConfigError(f"int8 quantization takes a TextEncoder or a TextClassifier, not {type(model).__name__}")
 
 

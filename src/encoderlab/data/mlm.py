@@ -4,7 +4,7 @@
    token, for whole-word masking); every document ends with [SEP], the document separator.
 2. `PackedSequences` cuts that stream into [CLS] + (max_seq_len - 1) tokens, so no position is padding and a
    sequence may span documents (RoBERTa's FULL-SENTENCES packing). `DocumentSequences` instead keeps one
-   document (chunk) per sequence: variable lengths, to be batched by length (`length_bucketed_batches`).
+   document (chunk) per sequence: variable lengths, batched by length (the Trainer's `lengths=`).
 3. `MLMMasker` picks `mask_prob` of the real, non-special tokens (or whole words) of a batch afresh every
    time it is called (dynamic masking, Liu et al., 2019, RoBERTa) and replaces 80% of them with [MASK],
    10% with a random token and keeps 10%. `MLMCollator` pads a list of sequences and masks them; it returns
@@ -128,7 +128,7 @@ class PackedSequences(Dataset):
 
 class DocumentSequences(Dataset):
     """One sequence per document (documents longer than L are cut into chunks): [CLS] chunk [SEP].
-    Lengths vary, so batches should be formed by length (see `length_bucketed_batches`)."""
+    Lengths vary, so batches are formed by length (the Trainer's `lengths=`, training/sampler.py)."""
 
     def __init__(self, tokens: TokenFile, max_seq_len: int, cls_id: int, limit: int | None = None):
         self.tokens, self.cls_id = tokens, cls_id
@@ -154,22 +154,6 @@ class DocumentSequences(Dataset):
         ids = np.concatenate([[self.cls_id], self.tokens.ids[lo:hi], [self.tokens.sep_id]]).astype(np.int64)
         words = np.concatenate([[1], self.tokens.word_starts[lo:hi], [1]]).astype(np.uint8)
         return {"input_ids": ids, "word_starts": words}
-
-
-def length_bucketed_batches(lengths: Sequence[int], batch_size: int, seed: int = 0,
-                            bucket_batches: int = 50) -> list[list[int]]:
-    """Batches of similar length: shuffle, sort each window of `bucket_batches` batches by length, cut it into
-    batches, shuffle the batches. Padding nearly vanishes while the order stays random."""
-    rng = np.random.default_rng(seed)
-    order = rng.permutation(len(lengths))
-    lengths = np.asarray(lengths)
-    batches = []
-    window = batch_size * bucket_batches
-    for lo in range(0, len(order), window):
-        chunk = order[lo:lo + window]
-        chunk = chunk[np.argsort(lengths[chunk], kind="stable")]
-        batches += [chunk[i:i + batch_size].tolist() for i in range(0, len(chunk), batch_size)]
-    return [batches[i] for i in rng.permutation(len(batches))]
 
 
 class SortedByLength(Dataset):

@@ -15,11 +15,17 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from ..errors import InputDataError
 from ..files import atomic_write_json
+
+if TYPE_CHECKING:
+    from ..artifacts.classifier import TextClassifier
+    from ..artifacts.tagger import TokenTagger
+    from ..data.records import LabelledTexts, TaggedSequences
 
 
 def confusion_matrix(y_true: Sequence[int], y_pred: Sequence[int], n_classes: int) -> np.ndarray:
@@ -138,3 +144,29 @@ def classification_report(y_true: Sequence[int], y_pred: Sequence[int],
     """All the metrics of one evaluation; `label_names[k]` names class id k."""
     names = tuple(str(n) for n in label_names)
     return ClassificationReport(names, confusion_matrix(y_true, y_pred, len(names)))
+
+
+# ============================================================================ saved models
+def classifier_report(classifier: TextClassifier, records: LabelledTexts, batch_size: int = 64) -> ClassificationReport:
+    """A saved classifier's metrics on labelled records whose label ids index its label_names."""
+    probs = classifier.predict_proba(records.texts, batch_size)
+    return classification_report(records.labels, probs.argmax(-1).tolist(), classifier.label_names)
+
+
+def tagger_report(tagger: TokenTagger, records: TaggedSequences) -> tuple[ClassificationReport, int]:
+    """A saved tagger's per-word report (its accuracy is the token accuracy) over the scored words, and the
+    number of words cut off by max_length (not scored)."""
+    index = {name: i for i, name in enumerate(tagger.tag_names)}
+    unseen = sorted({records.tag_names[t] for tags in records.tags for t in tags} - set(index))
+    if unseen:
+        raise InputDataError(f"{records.source}: tags {unseen[:5]} never occur in the training data, so the model "
+                             f"cannot predict them; it knows {list(tagger.tag_names)}")
+    y_true, y_pred, truncated = [], [], 0
+    for gold, predicted in zip(records.tags, tagger.predict_ids(records.tokens), strict=True):
+        for g, p in zip(gold, predicted, strict=True):
+            if p is None:
+                truncated += 1
+                continue
+            y_true.append(index[records.tag_names[g]])
+            y_pred.append(p)
+    return classification_report(y_true, y_pred, tagger.tag_names), truncated

@@ -6,9 +6,10 @@ an explicit template table per family (`LAYOUTS`) and every shape is checked; no
 guessing. `save_hf_bert` writes the checkpoint's own layout back (`BertConfig.hf_model_type`), so
 `transformers.AutoModel.from_pretrained` loads our model as the class it came from.
 `save_hf_bert_mlm` / `load_hf_bert_mlm` do the same for `BertForMaskedLM` (encoder under `bert.`, the MLM
-head under `cls.predictions.`), the layout `transformers.BertForMaskedLM.from_pretrained` reads.
+head under `cls.predictions.`), the layout `transformers.BertForMaskedLM.from_pretrained` reads, and for
+`RoFormerForMaskedLM` (encoder under `roformer.`, the same head).
 
-The families, all one post-LN encoder with learned absolute positions:
+The families, all one post-LN encoder with learned absolute positions (but RoFormer, below):
 - `bert`: the reference layout (`HF_TO_OURS`, config names in `HF_CONFIG_FIELDS`).
 - `roberta` and `xlm-roberta` (Liu et al., 2019; Conneau et al., 2020; the same network): BERT's tensor and
   config names, `type_vocab_size` 1, and positions numbered over the non-padding tokens from
@@ -20,9 +21,9 @@ The families, all one post-LN encoder with learned absolute positions:
   `sinusoidal_pos_embds` stores its sinusoid table in the weights, so it loads as a learned table holding
   those values (same outputs) and saves back with `sinusoidal_pos_embds: false`.
 Task-model checkpoints (`…ForMaskedLM`, `…ForSequenceClassification`) load too: the encoder's prefix
-(`bert.`, `roberta.`, `distilbert.`) is removed and the task head skipped.
+(`bert.`, `roberta.`, `distilbert.`, `roformer.`) is removed and the task head skipped.
 
-Structurally pruned models (`encoderlab.compression.prune`) keep this layout with smaller tensors:
+Structurally pruned models (`encoderlab.compression.pruning`) keep this layout with smaller tensors:
 - fewer heads in a block: config.json keeps `num_attention_heads` and lists the removed heads in
   `pruned_heads` ({"layer": [head, ...]}), the field `transformers` 4.x reads to prune on load. Saved
   weights hold the kept heads first, so we write the removed ones as the last indices of each layer.
@@ -30,22 +31,35 @@ Structurally pruned models (`encoderlab.compression.prune`) keep this layout wit
 - narrower feed-forward blocks: BERT has one `intermediate_size`; we keep it and add the per-layer widths
   as `encoderlab_intermediate_sizes`. No `transformers` version loads these weights; encoderlab does.
 
-Encoders BERT cannot express (rotary or sinusoidal positions, pre-LN, a GLU feed-forward, no token types,
-RoBERTa's position numbering under hf_model_type 'bert') are saved in the same layout with
-`model_type: "encoderlab-bert"`, so `transformers` refuses them instead of silently computing something
-else. config.json adds `encoderlab_positions`, `encoderlab_norm_position` and `encoderlab_ffn_kind` (and
-`encoderlab_position_numbering` / `encoderlab_position_offset` when not BERT's); the weights add the
-tensors of `EXTENSION_TO_OURS` and, without learned positions, have no position table.
+Rotary post-LN MLP encoders (what `encoderlab pretrain` trains by default) are saved as `roformer` (Su et
+al., 2021, "RoFormer: Enhanced Transformer with Rotary Position Embedding"), which `transformers.RoFormerModel`
+computes: BERT's tensor names under `roformer.` in task models, no position table but the sinusoid table
+`encoder.embed_positions.weight` transformers keeps, and no pooler. RoFormer rotates interleaved pairs of
+dimensions (2i, 2i+1) where `nn.rotary` rotates the halves (i, i + d_head/2), so the query and key rows of
+each head are permuted on save and back on load (`interleave_rotary_rows`); scores and outputs are unchanged.
+A pooler, which RoFormerModel lacks, is kept under BERT's names (transformers ignores it); an encoder without
+token types gets a one-row table of zeros (RoFormer always adds one, and adding zeros changes nothing).
+
+Encoders no Hugging Face family can express (sinusoidal positions, pre-LN, a GLU feed-forward, no token
+types or RoBERTa's position numbering with learned positions under hf_model_type 'bert') are saved in BERT's
+layout with `model_type: "encoderlab-bert"`, so `transformers` refuses them instead of silently computing
+something else, and saving one says so (`EncoderlabOnlyWarning`). config.json adds `encoderlab_positions`,
+`encoderlab_norm_position` and `encoderlab_ffn_kind` (and `encoderlab_position_numbering` /
+`encoderlab_position_offset` when not BERT's); the weights add the tensors of `EXTENSION_TO_OURS` and, without
+learned positions, have no position table. Rotary encoderlab-bert checkpoints written before the RoFormer
+layout (half-split rows, no sinusoid table) still load, and save back as roformer.
 """
 
 from __future__ import annotations
 
 import json
 import re
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import torch
 from safetensors import SafetensorError
 from safetensors.torch import load_file, save
@@ -182,10 +196,23 @@ LAYOUTS: dict[str, HFLayout] = {
     "roberta": HFLayout("RoBERTa", "RobertaModel", "roberta.", HF_TO_OURS, ROBERTA_IGNORED),
     "xlm-roberta": HFLayout("XLM-RoBERTa", "XLMRobertaModel", "roberta.", HF_TO_OURS, ROBERTA_IGNORED),
 }
+# ---------------------------------------------------------------------------- RoFormer
+# BERT's names without the position table; the pooler stays in the map as our extension (RoFormerModel has none).
+ROFORMER = "roformer"
+ROFORMER_TO_OURS = {hf: ours for hf, ours in HF_TO_OURS.items() if hf != "embeddings.position_embeddings.weight"}
+ROFORMER_SINUSOIDS = "encoder.embed_positions.weight"  # transformers' fixed table of rotary angles, not learned
+LAYOUTS[ROFORMER] = HFLayout("RoFormer", "RoFormerModel", "roformer.", ROFORMER_TO_OURS, re.compile(
+    r"^(encoder\.embed_positions\.weight|cls\..*|classifier\..*|qa_outputs\..*|sequence_summary\..*)$"))
+
 ROBERTA_FAMILY = {"roberta", "xlm-roberta"}
 BERT_FAMILY = set(LAYOUTS)
 EXAMPLES = ("bert-base-uncased, all-MiniLM-L6-v2, distilbert-base-uncased, all-distilroberta-v1, "
-            "xlm-roberta-base")
+            "xlm-roberta-base, roformer_chinese_base")
+
+
+class EncoderlabOnlyWarning(UserWarning):
+    """A model was saved in a form that encoderlab loads but `transformers` / sentence-transformers do not (all
+    of it, or a part such as a pooler), because no Hugging Face family computes it."""
 
 
 def _expand(hf: str, ours: str, n_layers: int) -> list[tuple[str, str]]:
@@ -194,12 +221,12 @@ def _expand(hf: str, ours: str, n_layers: int) -> list[tuple[str, str]]:
     return [(hf.format(i), ours.format(i)) for i in range(n_layers)]
 
 
-def key_map(cfg: BertConfig, pooler: bool = True) -> dict[str, str]:
-    """The full HF-name -> our-name map for a model of config `cfg` (with or without a pooler), in the
-    layout of cfg.hf_model_type."""
-    templates = dict(LAYOUTS[cfg.hf_model_type].templates)
+def key_map(cfg: BertConfig, pooler: bool = True, layout: str | None = None) -> dict[str, str]:
+    """The full HF-name -> our-name map for a model of config `cfg` (with or without a pooler), in `layout`
+    (a key of LAYOUTS; default: the one `saved_layout(cfg)` writes)."""
+    templates = dict(LAYOUTS[layout or saved_layout(cfg)].templates)
     if cfg.positions != "learned":
-        del templates["embeddings.position_embeddings.weight"]
+        templates.pop("embeddings.position_embeddings.weight", None)
     if cfg.n_segments == 0:
         templates.pop("embeddings.token_type_embeddings.weight", None)
     if cfg.norm_position == "pre":
@@ -267,6 +294,9 @@ def _bert_config_from_hf(hf: dict[str, Any], source: str, model_type: str) -> di
     if model_type == ENCODERLAB_MODEL_TYPE:
         kwargs.update({name: hf[f"encoderlab_{name}"] for name in (*ARCHITECTURE_FIELDS, *POSITION_FIELDS)
                        if f"encoderlab_{name}" in hf})
+    elif model_type == ROFORMER:
+        _check_roformer_config(hf, source)
+        kwargs["positions"] = "rotary"  # hf_model_type stays 'bert': saved_layout writes it back as roformer
     else:
         kwargs["hf_model_type"] = model_type
     if model_type in ROBERTA_FAMILY:  # fairseq's numbering: real tokens from pad_token_id + 1
@@ -280,6 +310,18 @@ def _bert_config_from_hf(hf: dict[str, Any], source: str, model_type: str) -> di
                                   f"for a token after the first {offset} rows (pad_token_id + 1)")
         kwargs["max_positions"] -= offset
     return kwargs
+
+
+def _check_roformer_config(hf: dict[str, Any], source: str) -> None:
+    """Refuse the RoFormer options our encoder does not compute."""
+    if hf.get("rotary_value"):
+        raise CheckpointError(f"{source}: rotary_value=true rotates the values too; encoderlab's rotary attention "
+                              "rotates queries and keys only, so this RoFormer cannot be imported")
+    embedding_size = hf.get("embedding_size")
+    if embedding_size is not None and embedding_size != hf.get("hidden_size", 768):
+        raise CheckpointError(f"{source}: embedding_size={embedding_size} differs from hidden_size="
+                              f"{hf.get('hidden_size')}, so RoFormer projects its embeddings (embeddings_project); "
+                              "encoderlab imports RoFormers whose embeddings are as wide as the encoder")
 
 
 def _distilbert_config_from_hf(hf: dict[str, Any], source: str) -> dict[str, Any]:
@@ -326,6 +368,10 @@ def config_to_hf(cfg: BertConfig) -> dict[str, Any]:
         hf = {name: getattr(cfg, ours) for name, ours in DISTILBERT_CONFIG_FIELDS.items()}
         hf.update(model_type="distilbert", architectures=[LAYOUTS["distilbert"].architecture], activation=hf_act,
                   sinusoidal_pos_embds=False)
+    elif saved_layout(cfg) == ROFORMER:
+        hf = {name: getattr(cfg, ours) for name, ours in HF_CONFIG_FIELDS.items()}
+        hf.update(model_type=ROFORMER, architectures=[LAYOUTS[ROFORMER].architecture], hidden_act=hf_act,
+                  embedding_size=cfg.d_model, rotary_value=False, type_vocab_size=max(cfg.n_segments, 1))
     else:
         hf = {name: getattr(cfg, ours) for name, ours in HF_CONFIG_FIELDS.items()}
         hf["max_position_embeddings"] = cfg.max_positions + cfg.position_offset  # rows of the table
@@ -344,6 +390,58 @@ def config_to_hf(cfg: BertConfig) -> dict[str, Any]:
     if cfg.layer_d_ff is not None and any(f != cfg.d_ff for f in cfg.layer_d_ff):
         hf[PER_LAYER_D_FF] = list(cfg.layer_d_ff)
     return hf
+
+
+def is_roformer(cfg: BertConfig) -> bool:
+    """Whether `transformers.RoFormerModel` computes this config: rotary positions, post-LN, an MLP feed-forward
+    (BertConfig already ties rotary positions to column numbering)."""
+    return (cfg.hf_model_type == "bert" and cfg.positions == "rotary" and cfg.norm_position == "post"
+            and cfg.ffn_kind == "mlp")
+
+
+def saved_layout(cfg: BertConfig) -> str:
+    """The LAYOUTS entry `save_hf_bert` writes for `cfg`: its own family, roformer, or (for encoderlab-bert)
+    BERT's names."""
+    return ROFORMER if is_roformer(cfg) else cfg.hf_model_type
+
+
+def encoderlab_only_variants(cfg: BertConfig) -> list[str]:
+    """The architecture choices of `cfg` that no Hugging Face family computes, in words (empty: it saves as
+    bert, distilbert, roberta, xlm-roberta or roformer)."""
+    if is_plain_bert(cfg) or is_roformer(cfg):
+        return []
+    words = {("positions", "sinusoidal"): "sinusoidal positions (positions='sinusoidal')",
+             ("norm_position", "pre"): "pre-LN (norm_position='pre')",
+             ("ffn_kind", "glu"): "a GLU feed-forward (ffn_kind='glu')"}
+    variants = [text for (field, value), text in words.items() if getattr(cfg, field) == value]
+    if cfg.n_segments == 0:
+        variants.append("no token-type embeddings (n_segments=0)")
+    if cfg.position_numbering != "column":
+        variants.append("RoBERTa's position numbering under hf_model_type='bert'")
+    return variants
+
+
+def warn_if_encoderlab_only(cfg: BertConfig, pooler: bool, directory: Path) -> None:
+    """Say at save time (EncoderlabOnlyWarning) what of the model only encoderlab will load, and why."""
+    variants = encoderlab_only_variants(cfg)
+    if variants:
+        warnings.warn(f"{str(directory)!r}: this encoder has {', '.join(variants)}, which no Hugging Face family "
+                      f"computes; it is saved as model_type {ENCODERLAB_MODEL_TYPE!r}, which encoderlab loads and "
+                      "transformers / sentence-transformers refuse. Post-LN encoders with an MLP feed-forward and "
+                      "learned or rotary positions are saved as bert / roformer, which they load",
+                      EncoderlabOnlyWarning, stacklevel=3)
+    pruned = []
+    if cfg.layer_heads is not None and any(k < cfg.n_heads for k in cfg.layer_heads):
+        pruned.append("fewer heads in some blocks (pruned_heads; transformers 5 dropped head pruning)")
+    if cfg.layer_d_ff is not None and any(f != cfg.d_ff for f in cfg.layer_d_ff):
+        pruned.append(f"per-block feed-forward widths ({PER_LAYER_D_FF})")
+    if pruned:
+        warnings.warn(f"{str(directory)!r}: this pruned encoder has {' and '.join(pruned)}, which transformers 5 "
+                      "refuses with a size mismatch; encoderlab loads it", EncoderlabOnlyWarning, stacklevel=3)
+    if pooler and is_roformer(cfg):
+        warnings.warn(f"{str(directory)!r}: RoFormerModel has no pooler, so transformers ignores this encoder's "
+                      "pooler.dense.* tensors (encoderlab loads them; the last hidden states are the same)",
+                      EncoderlabOnlyWarning, stacklevel=3)
 
 
 def is_plain_bert(cfg: BertConfig) -> bool:
@@ -385,21 +483,47 @@ def read_hf_state_dict(directory: Path, prefix: str = "bert.") -> dict[str, torc
     return renamed
 
 
+# ---------------------------------------------------------------------------- RoFormer's rotary layout
+def interleave_rotary_rows(n_rows: int, d_head: int) -> torch.Tensor:
+    """Row order (n_rows,) taking a query/key projection from our half-split rotary layout to RoFormer's
+    interleaved one: within each head, RoFormer row 2i is our row i and row 2i+1 our row i + d_head/2 (the
+    pair that nn.rotary rotates together). `weight[order]` saves; `weight[order.argsort()]` loads."""
+    half = d_head // 2
+    within = torch.arange(d_head).view(2, half).t().reshape(-1)  # (d_head,): 0, h, 1, h+1, ...
+    heads = torch.arange(n_rows // d_head)[:, None] * d_head  # (n_heads, 1)
+    return (heads + within).reshape(-1)
+
+
+def roformer_sinusoids(n_positions: int, d_head: int) -> torch.Tensor:
+    """(n_positions, d_head) float32: sin of every rotary angle, then cos, computed in float64 as
+    `transformers.RoFormerSinusoidalPositionalEmbedding.create_weight` does."""
+    angles = np.arange(n_positions)[:, None] / np.power(10000, 2 * np.arange(d_head // 2)[None] / d_head)
+    return torch.from_numpy(np.concatenate([np.sin(angles), np.cos(angles)], axis=1)).float()
+
+
+def _rotary_rows(hf_name: str) -> bool:
+    """Whether a tensor holds query or key rows, which RoFormer orders by its interleaved rotary pairs."""
+    return re.fullmatch(r"encoder\.layer\.\d+\.attention\.self\.(query|key)\.(weight|bias)", hf_name) is not None
+
+
+# ---------------------------------------------------------------------------- load and save
 def load_hf_bert(directory: str | Path) -> BertModel:
     """Build our BertModel from a Hugging Face BERT-family checkpoint directory (bert, distilbert, roberta,
-    xlm-roberta or encoderlab-bert), with strict key and shape checks."""
+    xlm-roberta, roformer or encoderlab-bert), with strict key and shape checks."""
     directory = Path(directory)
     if not directory.is_dir():
         raise CheckpointError(f"model directory {str(directory)!r} does not exist; check the path "
                               "or use the alias 'minilm' for the bundled all-MiniLM-L6-v2")
-    cfg = config_from_hf(read_hf_config(directory), source=str(directory / "config.json"))
-    layout = LAYOUTS[cfg.hf_model_type]
+    hf_config = read_hf_config(directory)
+    cfg = config_from_hf(hf_config, source=str(directory / "config.json"))
+    layout_name = ROFORMER if hf_config.get("model_type") == ROFORMER else cfg.hf_model_type
+    layout = LAYOUTS[layout_name]
     hf_state = read_hf_state_dict(directory, layout.prefix)
     has_pooler = "pooler.dense.weight" in hf_state
     cfg.pooler = has_pooler
     model = BertModel(cfg)
     ours = model.state_dict()
-    mapping = key_map(cfg, pooler=has_pooler)
+    mapping = key_map(cfg, pooler=has_pooler, layout=layout_name)
 
     missing = [hf for hf in mapping if hf not in hf_state]
     if missing:
@@ -409,6 +533,8 @@ def load_hf_bert(directory: str | Path) -> BertModel:
     if unexpected:
         raise CheckpointError(f"{str(directory)!r}: weights hold {len(unexpected)} tensors that a {layout.name} "
                               f"encoder with {cfg.n_layers} layers does not have, e.g. {unexpected[:3]}")
+    if layout_name == ROFORMER and ROFORMER_SINUSOIDS in hf_state:
+        _check_roformer_sinusoids(hf_state[ROFORMER_SINUSOIDS], cfg, directory)
     converted = {}
     for hf_name, our_name in mapping.items():
         tensor = hf_state[hf_name]
@@ -417,27 +543,50 @@ def load_hf_bert(directory: str | Path) -> BertModel:
                 f"{str(directory)!r}: {hf_name} has shape {tuple(tensor.shape)} but config.json implies "
                 f"{tuple(ours[our_name].shape)}; config.json and the weights do not belong together"
             )
+        if layout_name == ROFORMER and _rotary_rows(hf_name):  # interleaved pairs -> our half-split
+            tensor = tensor[interleave_rotary_rows(tensor.shape[0], cfg.d_head).argsort()]
         converted[our_name] = tensor.to(ours[our_name].dtype)
     model.load_state_dict(converted, strict=True)
     return model.eval()
 
 
+def _check_roformer_sinusoids(table: torch.Tensor, cfg: BertConfig, directory: Path) -> None:
+    """transformers rotates by the stored table: it must hold the angles nn.rotary computes (base 10000)."""
+    expected = roformer_sinusoids(table.shape[0], cfg.d_head)
+    if table.shape != expected.shape or not torch.allclose(table.float(), expected, atol=1e-5):
+        raise CheckpointError(f"{str(directory)!r}: {ROFORMER_SINUSOIDS} ({tuple(table.shape)}) is not RoFormer's "
+                              f"sinusoid table for head width {cfg.d_head} with base 10000; encoderlab's rotary "
+                              "positions would rotate by other angles than transformers does")
+
+
 def hf_state_dict(model: BertModel) -> dict[str, torch.Tensor]:
-    """Our weights under the Hugging Face names of model.cfg.hf_model_type."""
-    if model.pooler is not None and model.cfg.hf_model_type == "distilbert":
+    """Our weights under the Hugging Face names of `saved_layout(model.cfg)` (RoFormer: query/key rows in its
+    interleaved rotary order, plus its sinusoid table, and a zero token-type row if we have no token types)."""
+    cfg = model.cfg
+    if model.pooler is not None and cfg.hf_model_type == "distilbert":
         raise ConfigError("this encoder has a pooler, which DistilBERT does not; build it with pooler=False, "
                           "or set hf_model_type='bert' to save it as BERT")
     ours = model.state_dict()
-    return {hf: ours[name].detach().contiguous().cpu()
-            for hf, name in key_map(model.cfg, pooler=model.pooler is not None).items()}
+    state = {hf: ours[name].detach().contiguous().cpu()
+             for hf, name in key_map(cfg, pooler=model.pooler is not None).items()}
+    if saved_layout(cfg) == ROFORMER:
+        for hf_name, tensor in state.items():
+            if _rotary_rows(hf_name):
+                state[hf_name] = tensor[interleave_rotary_rows(tensor.shape[0], cfg.d_head)].contiguous()
+        state[ROFORMER_SINUSOIDS] = roformer_sinusoids(cfg.max_positions, cfg.d_head)
+        if cfg.n_segments == 0:  # RoFormer always adds a token-type row: zeros add nothing
+            state["embeddings.token_type_embeddings.weight"] = torch.zeros(1, cfg.d_model)
+    return state
 
 
 def save_hf_bert(model: BertModel, directory: str | Path) -> Path:
-    """Write config.json + model.safetensors in the Hugging Face layout of model.cfg.hf_model_type (BERT
-    unless imported from another family), atomically, file by file."""
+    """Write config.json + model.safetensors in the Hugging Face layout of `saved_layout(model.cfg)`: the
+    family the model was imported from, else BERT, RoFormer for rotary post-LN MLP encoders, or
+    encoderlab-bert (with an EncoderlabOnlyWarning), atomically, file by file."""
     directory = Path(directory)
     hf_config = config_to_hf(model.cfg)
     weights = hf_state_dict(model)  # both checked before anything is written
+    warn_if_encoderlab_only(model.cfg, model.pooler is not None, directory)
     directory.mkdir(parents=True, exist_ok=True)
     atomic_write_bytes(directory / "model.safetensors", save(weights, metadata={"format": "pt"}))
     atomic_write_json(directory / "config.json", hf_config)
@@ -457,18 +606,25 @@ HF_MLM_HEAD: dict[str, str] = {
 TIED_HF_KEYS = ("cls.predictions.decoder.weight", "cls.predictions.decoder.bias")
 
 
+MLM_ARCHITECTURES = {"bert": "BertForMaskedLM", ROFORMER: "RoFormerForMaskedLM"}
+
+
 def save_hf_bert_mlm(model: BertForMaskedLM, directory: str | Path) -> Path:
-    """config.json + model.safetensors in `transformers.BertForMaskedLM` layout (encoder and MLM head)."""
+    """config.json + model.safetensors in `transformers.BertForMaskedLM` layout (encoder under `bert.` and MLM
+    head), or `RoFormerForMaskedLM` (under `roformer.`, the same head) for a rotary post-LN MLP encoder."""
     if model.cfg.hf_model_type != "bert":
         raise ConfigError(f"hf_model_type={model.cfg.hf_model_type!r}: the masked-LM head is saved in BERT's layout "
                           "only; save the encoder with save_hf_bert, or use hf_model_type='bert'")
     directory = Path(directory)
-    directory.mkdir(parents=True, exist_ok=True)
     hf_config = config_to_hf(model.cfg)
-    architecture = "BertForMaskedLM" if is_plain_bert(model.cfg) else "EncoderlabBertForMaskedLM"
-    hf_config.update(architectures=[architecture], tie_word_embeddings=True)
+    layout = saved_layout(model.cfg)
+    loadable = is_plain_bert(model.cfg) or is_roformer(model.cfg)
+    hf_config.update(architectures=[MLM_ARCHITECTURES[layout] if loadable else "EncoderlabBertForMaskedLM"],
+                     tie_word_embeddings=True)
     ours = model.state_dict()
-    state = {f"bert.{hf}": tensor for hf, tensor in hf_state_dict(model.bert).items()}
+    state = {f"{LAYOUTS[layout].prefix}{hf}": tensor for hf, tensor in hf_state_dict(model.bert).items()}
+    warn_if_encoderlab_only(model.cfg, model.bert.pooler is not None, directory)
+    directory.mkdir(parents=True, exist_ok=True)
     state.update({hf: ours[name].detach().contiguous().cpu() for hf, name in HF_MLM_HEAD.items()})
     atomic_write_bytes(directory / "model.safetensors", save(state, metadata={"format": "pt"}))
     atomic_write_json(directory / "config.json", hf_config)
@@ -476,13 +632,16 @@ def save_hf_bert_mlm(model: BertForMaskedLM, directory: str | Path) -> Path:
 
 
 def load_hf_bert_mlm(directory: str | Path) -> BertForMaskedLM:
-    """Our BertForMaskedLM from a Hugging Face BertForMaskedLM checkpoint (strict keys and shapes)."""
+    """Our BertForMaskedLM from a Hugging Face BertForMaskedLM or RoFormerForMaskedLM checkpoint (strict keys
+    and shapes)."""
     directory = Path(directory)
     encoder = load_hf_bert(directory)
     if encoder.cfg.hf_model_type != "bert":
         raise CheckpointError(f"{str(directory)!r} is a {LAYOUTS[encoder.cfg.hf_model_type].name} checkpoint; "
-                              "masked-LM heads import from BERT checkpoints only. Load the encoder with load_hf_bert")
-    hf_state = read_hf_state_dict(directory)  # "bert." already stripped
+                              "masked-LM heads import from BERT and RoFormer checkpoints only. Load the encoder "
+                              "with load_hf_bert")
+    roformer = read_hf_config(directory).get("model_type") == ROFORMER
+    hf_state = read_hf_state_dict(directory, LAYOUTS[ROFORMER if roformer else "bert"].prefix)
     missing = [k for k in HF_MLM_HEAD if k not in hf_state]
     if missing:
         raise CheckpointError(f"{str(directory)!r} has no MLM head (missing {missing[:2]}); it is an encoder-only "

@@ -11,7 +11,7 @@ sequences of similar length, each padded only to its own longest member.
 
 With rotary positions (nn/rotary.py) queries and keys are rotated by their positions before attending.
 
-A block may keep fewer heads than d_model / d_head (structured pruning, `encoderlab.compression.prune`):
+A block may keep fewer heads than d_model / d_head (structured pruning, `encoderlab.compression.pruning`):
 then queries, keys and values are n_heads·d_head wide, narrower than the residual stream d_model.
 """
 

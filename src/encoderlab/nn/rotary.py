@@ -10,7 +10,8 @@ Nothing here is learned; values are never rotated.
     angles = rotary(positions)                 # positions (...,) -> cos, sin (..., d_head)
     q, k = apply_rotary(q, angles), apply_rotary(k, angles)
 
-The half-split layout (not interleaved pairs) is the one of GPT-NeoX and Hugging Face's Llama/RoFormer ports.
+The half-split layout (not interleaved pairs) is the one of GPT-NeoX and Hugging Face's Llama port; RoFormer
+pairs neighbouring dimensions instead, so interop/hf_bert.py permutes query/key rows when it saves in RoFormer's layout.
 """
 
 from __future__ import annotations

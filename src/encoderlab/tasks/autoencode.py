@@ -27,13 +27,13 @@ import torch.nn.functional as F
 from torch import nn
 from torch.utils.data import Dataset
 
+from ..artifacts.autoencoder import DATA_INFO_FILE, AutoencoderInfo, anomaly_scores, batched, build_model
 from ..config import save_config
-from ..data.arrays import ArrayData, Split, binarize, load_arrays, one_class
-from ..errors import ConfigError, InputDataError
+from ..data.arrays import ArrayData, prepare_arrays
+from ..errors import ConfigError
 from ..evaluation.anomaly import anomaly_report, best_f1_threshold
 from ..files import atomic_write_json
 from ..models.autoencoder import (
-    Autoencoder,
     AutoencoderConfig,
     autoencoder_loss,
     corrupt,
@@ -42,15 +42,10 @@ from ..models.autoencoder import (
 )
 from ..models.vae import VAE
 from ..training import TrainConfig, Trainer
-from ..training.checkpoint import save_weights
 from ..training.distributed import unwrap
 from ..training.metrics_log import read_log
 from ..training.precision import apply_threads
-
-DATA_INFO_FILE = "autoencoder.json"
-"""Written next to the weights in OUT_DIR/final/: the data's name, sample shape and scaling."""
-EVAL_BINARIZE_SEED = 123
-"""Seed of the one fixed binarisation of val/test (the training data is re-binarised every step)."""
+from ..weights import save_weights
 
 
 @dataclass
@@ -142,26 +137,8 @@ class Samples(Dataset):
 
 def prepare_data(cfg: AutoencodeConfig) -> ArrayData:
     """Load, make it one-class if asked, apply the limits and the fixed val/test binarisation."""
-    data = load_arrays(cfg.data, cfg.label_column or None)
-    if cfg.normal_class is not None:
-        data = one_class(data, cfg.normal_class)
-        for name, split in (("validation", data.val), ("test", data.test)):
-            n_anomalies = int(split.y.sum())
-            if n_anomalies == 0 or n_anomalies == len(split):
-                missing = "anomalies (labels other than" if n_anomalies == 0 else "normal samples (label"
-                raise InputDataError(f"{data.name}: the {name} split has no {missing} normal_class="
-                                     f"{cfg.normal_class}), so the detector cannot be scored; add samples of "
-                                     "both kinds (each class needs at least 3 rows to reach validation and test)")
-    if cfg.train_limit:
-        data.train = data.train.take(cfg.train_limit)
-    if cfg.eval_limit:
-        data.val, data.test = data.val.take(cfg.eval_limit), data.test.take(cfg.eval_limit)
-    if cfg.binarize:
-        if data.kind != "image":
-            raise ConfigError(f"binarize=true is for images in [0, 1]; {data.name} is a table")
-        data.val = Split(binarize(data.val.x, EVAL_BINARIZE_SEED), data.val.y)
-        data.test = Split(binarize(data.test.x, EVAL_BINARIZE_SEED + 1), data.test.y)
-    return data
+    return prepare_arrays(cfg.data, cfg.label_column or None, cfg.normal_class, cfg.train_limit, cfg.eval_limit,
+                          cfg.binarize)
 
 
 def with_input_shape(model_cfg: AutoencoderConfig, shape: tuple[int, ...]) -> AutoencoderConfig:
@@ -177,10 +154,6 @@ def with_input_shape(model_cfg: AutoencoderConfig, shape: tuple[int, ...]) -> Au
                           "[0, 1], but table columns are standardised (mean 0, std 1); remove both (tables "
                           "default to output=identity, reconstruction=mse)")
     return resolved
-
-
-def build_model(model_cfg: AutoencoderConfig) -> Autoencoder | VAE:
-    return VAE(model_cfg) if model_cfg.variational else Autoencoder(model_cfg)
 
 
 # ----------------------------------------------------------------------------------------------- losses
@@ -224,29 +197,6 @@ def eval_fn(model: nn.Module, x: torch.Tensor) -> dict[str, tuple[torch.Tensor, 
 
 
 # ----------------------------------------------------------------------------------------------- scoring
-@torch.no_grad()
-def batched(fn, x: np.ndarray, batch_size: int = 1000) -> np.ndarray:
-    """Apply a tensor -> tensor function to `x` in batches; returns a NumPy array."""
-    outs = [fn(torch.from_numpy(np.ascontiguousarray(x[i:i + batch_size]))).cpu().numpy()
-            for i in range(0, len(x), batch_size)]
-    return np.concatenate(outs)
-
-
-def anomaly_score(model: nn.Module, x: torch.Tensor) -> torch.Tensor:
-    """Higher = more anomalous, per sample (B,): the reconstruction error (mean over elements), or for a VAE
-    the negative ELBO evaluated at the posterior mean (deterministic: -log p(x|mu) + KL)."""
-    if isinstance(model, VAE):
-        q = model.posterior(x)
-        return -model.log_likelihood(model.decoder(q.mu), x) + q.kl_to_prior()
-    return reconstruction_error(model(x).logits, x, model.cfg)
-
-
-def anomaly_scores(model: nn.Module, x: np.ndarray) -> np.ndarray:
-    """`anomaly_score` of every sample of `x` (model scale), in batches."""
-    model.eval()
-    return batched(lambda xb: anomaly_score(model, xb), x)
-
-
 EXACT_PCA_MAX = 1024
 """Exact PCA up to this many dimensions (or samples); beyond both, randomized subspace iteration."""
 
@@ -357,7 +307,7 @@ def train_autoencoder(cfg: AutoencodeConfig) -> dict[str, float]:
         directory.mkdir(parents=True, exist_ok=True)
         save_weights(directory / "model.safetensors", trained.state_dict())
         save_config(cfg, directory / "config.yaml")
-        atomic_write_json(directory / DATA_INFO_FILE, data.info())
+        atomic_write_json(directory / DATA_INFO_FILE, AutoencoderInfo.of(data).to_dict())
 
     trainer: Trainer | None = None
     trainer = Trainer(cfg, model, Samples(data.train.x), loss_fn=make_loss_fn(cfg, lambda: trainer.step),

@@ -2,7 +2,7 @@
 
     encoderlab finetune --config configs/finetune-tweets.yaml init=minilm mode=lora
     finetune_classifier(ClassifyConfig(data="bbc-news", init="minilm", mode="frozen", out_dir="runs/x"))
-    clf = TextClassifier.from_pretrained("runs/x");  clf.predict_proba(["some text"])   # (1, K)
+    clf = TextClassifier.from_dir("runs/x");  clf.predict_proba(["some text"])   # (1, K)
 
 The recipe: load and split the data (seeded, stratified); tokenise every text once; put a
 SequenceClassificationHead on the encoder; train with the shared Trainer (mode=frozen caches the pooled
@@ -16,39 +16,28 @@ from __future__ import annotations
 import csv
 import json
 import sys
-import time
 from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
 
-import numpy as np
 import torch
 import torch.nn.functional as F
+from torch import nn
 
-from ..artifacts.text_encoder import check_texts
-from ..data.catalog import CATALOG, load_dataset
+from ..artifacts.classifier import TextClassifier, run_encoder
+from ..artifacts.finetuned import HeadInfo, save_finetuned
+from ..data.catalog import load_dataset
 from ..data.records import LabelledTexts, Splits, seeded_subset
+from ..data.references import data_reference, is_catalog_name, same_data
 from ..errors import ConfigError, InputDataError
-from ..evaluation.classification import ClassificationReport, classification_report
+from ..evaluation.classification import ClassificationReport, classifier_report
 from ..models.heads import EncoderWithHead, SequenceClassificationHead
-from ..nn.prepacked_linear import prepack_linears
 from ..tokenization import TextTokenizer
 from ..training import Trainer
-from ..training.precision import apply_threads
-from .finetune import (
-    FinetuneConfig,
-    data_reference,
-    evaluation_split,
-    load_encoder,
-    load_finetuned,
-    optimizer_groups,
-    prepare_mode,
-    same_data,
-    save_finetuned,
-    unknown_piece_rate,
-)
+from ..training.encoder_setup import optimizer_groups, unknown_piece_rate
+from .finetune import Encoder, FinetuneConfig, HeldOut, evaluation_split, run_finetune
 
 
 @dataclass
@@ -58,27 +47,15 @@ class ClassifyConfig(FinetuneConfig):
     out_dir: str = "runs/classify"
     """Run directory (one per task by default, so a pretrain run is never offered as a classifier to resume)."""
     data: str = "tweets-sentiment"
-    """A catalog dataset (tweets-sentiment, bbc-news, zh-reviews-sentiment) or a .csv / .jsonl file."""
+    """A catalog dataset (tweets-sentiment, bbc-news, zh-reviews-sentiment), a .csv / .tsv / .jsonl file, or a
+    folder of class sub-folders of .txt files."""
     validation_data: str = ""
     """A separate .csv / .jsonl validation file; then `data` is used whole for training."""
     test_data: str = ""
     """A separate .csv / .jsonl test file; then `data` is used whole for training."""
-    split: str = "0.8,0.1,0.1"
-    """train,validation,test fractions of `data` (seeded, stratified by label) when no separate files are given."""
-    text_column: str = "text"
-    """Column (.csv) or field (.jsonl) holding the text."""
-    label_column: str = "label"
-    """Column (.csv) or field (.jsonl) holding the label."""
     bad_rows: Literal["error", "warn"] = "error"
     """A .csv row with an empty text or label or the wrong number of cells: error (listing them), or warn and
     skip them."""
-    max_train_examples: int | None = None
-    """Train on a seeded random subset of this many examples (null: all)."""
-    max_eval_examples: int | None = None
-    """Validate on a seeded subset of this many validation examples (null: all)."""
-    max_test_examples: int | None = None
-    """Report test metrics on a seeded subset of this many test examples (null: the whole test split; the
-    TF-IDF baseline script takes the same option and so scores the same subset)."""
     pooling: Literal["cls", "mean"] = "mean"
     """How the head pools token states: the [CLS] state or the mean over real tokens."""
     cache_features: bool = True
@@ -86,10 +63,6 @@ class ClassifyConfig(FinetuneConfig):
 
     def __post_init__(self) -> None:
         super().__post_init__()
-        for name in ("max_train_examples", "max_eval_examples", "max_test_examples"):
-            value = getattr(self, name)
-            if value is not None and value < 2:
-                raise ConfigError(f"{name}={value} must be >= 2, or null for all")
         if not self.data:
             raise ConfigError("data is empty; name a catalog dataset (data=tweets-sentiment) or a .csv/.jsonl file")
 
@@ -118,12 +91,8 @@ def _where(source: str, column: str, rows: dict[str, int], label: str) -> str:
     return f"{source}, column {column!r}" + (f", row {row}" if row is not None else "")
 
 
-def _is_catalog(name: str) -> bool:
-    return name in CATALOG and not Path(name).exists()
-
-
 def _load_file(path: str, cfg: ClassifyConfig, split: str) -> Splits[LabelledTexts]:
-    label = None if _is_catalog(path) else cfg.label_column
+    label = None if is_catalog_name(path) else cfg.label_column
     splits = load_dataset(path, split=split, seed=cfg.seed, text_field=cfg.text_column, label_field=label,
                           bad_rows=cfg.bad_rows)
     if splits.train.labels is None:
@@ -153,7 +122,7 @@ def check_enough_per_class(records: LabelledTexts, label_column: str, minimum: i
     wrong_column = len(records) >= 10 and len(records.label_names) > len(records) / 2
     hint = (f" ({len(records.label_names)} different labels in {len(records)} rows: is label_column={label_column} "
             "the right column?)") if wrong_column else ""
-    rows = {} if _is_catalog(records.source) else label_rows(records.source, label_column)
+    rows = {} if is_catalog_name(records.source) else label_rows(records.source, label_column)
     name = records.label_names[rare[0]]
     raise InputDataError(
         f"{_where(records.source, label_column, rows, name)}: class {name!r} has only {counts[rare[0]]} "
@@ -169,7 +138,7 @@ def relabel(records: LabelledTexts, label_names: Sequence[str], label_column: st
     index = {name: i for i, name in enumerate(label_names)}
     unseen = [name for name in records.label_names if name not in index]
     if unseen:
-        rows = {} if _is_catalog(records.source) else label_rows(records.source, label_column)
+        rows = {} if is_catalog_name(records.source) else label_rows(records.source, label_column)
         raise InputDataError(
             f"{_where(records.source, label_column, rows, unseen[0])}: label {unseen[0]!r} never occurs in the "
             f"training data ({trained_on}), so the model cannot predict it; it knows {list(label_names)}. Remove "
@@ -250,139 +219,79 @@ def collate_features(items: list[tuple[torch.Tensor, int]]) -> dict[str, torch.T
     return {"features": torch.stack([f for f, _ in items]), "labels": torch.tensor([y for _, y in items])}
 
 
-@torch.no_grad()
-def run_encoder(fn, ids: list[list[int]], tokenizer: TextTokenizer, batch_size: int = 64) -> torch.Tensor:
-    """fn(input_ids, mask) -> (B, ...) over every sequence, batched by length; rows come back in input order."""
-    order = np.argsort([-len(seq) for seq in ids], kind="stable")
-    outputs: list[torch.Tensor] = []
-    for start in range(0, len(ids), batch_size):
-        batch = tokenizer.pad([ids[i] for i in order[start:start + batch_size]])
-        outputs.append(fn(batch.input_ids, batch.attention_mask).float())
-    if not outputs:
-        return torch.zeros(0)
-    stacked = torch.cat(outputs)
-    result = torch.empty_like(stacked)
-    result[torch.from_numpy(order)] = stacked
-    return result
-
-
-# ============================================================================ the saved model
-class TextClassifier:
-    """A fine-tuned classifier directory, loaded: texts -> class probabilities."""
-
-    def __init__(self, model: EncoderWithHead, tokenizer: TextTokenizer, meta: dict[str, Any]):
-        prepack_linears(model)  # CPU fp32 inference on oneDNN-packed weights (nn/prepacked_linear.py)
-        self.model, self.tokenizer, self.meta = model.eval(), tokenizer, meta
-        self.label_names: tuple[str, ...] = tuple(meta["label_names"])
-        self.max_length = int(meta["max_length"])
-
-    @classmethod
-    def from_pretrained(cls, path: str | Path) -> TextClassifier:
-        model, tokenizer, meta = load_finetuned(path)
-        if meta.get("task") != "sequence-classification":
-            raise InputDataError(f"{str(path)!r} is a {meta.get('task')} model, not a text classifier")
-        return cls(model, tokenizer, meta)
-
-    def encode_ids(self, texts: Sequence[str]) -> list[list[int]]:
-        return self.tokenizer.encode_ids([t.strip() for t in check_texts(texts)], self.max_length)
-
-    def predict_proba(self, texts: Sequence[str], batch_size: int = 64) -> np.ndarray:
-        """(N, K) float32 probabilities; column k is label_names[k]."""
-        texts = check_texts(texts)
-        if not texts:
-            return np.zeros((0, len(self.label_names)), dtype=np.float32)
-        logits = run_encoder(self.model, self.encode_ids(texts), self.tokenizer, batch_size)
-        return logits.softmax(-1).numpy().astype(np.float32)
-
-    def predict(self, texts: Sequence[str], batch_size: int = 64) -> list[str]:
-        return [self.label_names[k] for k in self.predict_proba(texts, batch_size).argmax(-1)]
-
-    def evaluate(self, records: LabelledTexts, batch_size: int = 64) -> ClassificationReport:
-        """Metrics on labelled records whose label ids index this model's label_names."""
-        probs = self.predict_proba(records.texts, batch_size)
-        return classification_report(records.labels, probs.argmax(-1).tolist(), self.label_names)
-
-
 # ============================================================================ the task
+class ClassifyTask:
+    """task=classify in the fine-tuning recipe (tasks/finetune.py)."""
+
+    def load_splits(self, cfg: ClassifyConfig) -> Splits[LabelledTexts]:
+        splits = load_labelled_splits(cfg)
+        dropped = splits.stats.get("duplicates_dropped", 0) + splits.stats.get("conflicting_label_rows_dropped", 0)
+        if dropped and not is_catalog_name(cfg.data):  # a user's row count never shrinks silently
+            print(f"note: {cfg.data}: {splits.stats['rows']} rows, of which {splits.stats['duplicates_dropped']} "
+                  f"repeat an earlier text and {splits.stats['conflicting_label_rows_dropped']} carry a text that "
+                  f"occurs with two different labels; both kinds are left out ({splits.stats['kept']} rows used)",
+                  file=sys.stderr)
+        return splits
+
+    def make_head(self, cfg: ClassifyConfig, d_model: int, splits: Splits[LabelledTexts]) -> nn.Module:
+        return SequenceClassificationHead(d_model, len(splits.train.label_names), cfg.pooling, cfg.head_dropout)
+
+    def make_trainer(self, cfg: ClassifyConfig, encoder: Encoder, data: HeldOut) -> tuple[Trainer, dict[str, Any]]:
+        model, tokenizer, max_length = encoder.model, encoder.tokenizer, encoder.max_length
+        info = HeadInfo(task="sequence-classification", label_names=list(data.splits.train.label_names),
+                        max_length=max_length, pooling=cfg.pooling, head_dropout=cfg.head_dropout,
+                        init=encoder.source, mode=cfg.mode,
+                        lora={"rank": cfg.lora.rank, "alpha": cfg.lora.alpha, "targets": list(cfg.lora.targets),
+                              "merged": True} if cfg.mode == "lora" else None,
+                        data=data_reference(cfg.data), split=cfg.split, seed=cfg.seed,
+                        validation_data=data_reference(cfg.validation_data),
+                        test_data=data_reference(cfg.test_data), text_column=cfg.text_column,
+                        label_column=cfg.label_column)
+        train_ids = tokenizer.encode_ids([t.strip() for t in data.train.texts], max_length)
+        before = {"unknown_piece_rate": round(unknown_piece_rate(tokenizer, train_ids, cfg.init, cfg.data), 4)}
+        val_ids = tokenizer.encode_ids([t.strip() for t in data.validation.texts], max_length)
+        if not val_ids and (cfg.eval_every or cfg.patience):
+            raise ConfigError("eval_every/patience need validation data; give split= a validation fraction or "
+                              "validation_data=")
+        if cfg.mode == "frozen" and cfg.cache_features:
+            # The encoder never changes: pool its states once (dropout off), then train the head on the vectors.
+            bert, head = model.bert.eval(), model.head
+
+            def features(ids: list[list[int]]) -> torch.Tensor:
+                return run_encoder(lambda x, m: head.pool(bert(x, m), m), ids, tokenizer)  # (N, C)
+
+            train_set = list(zip(features(train_ids), data.train.labels, strict=True))
+            eval_set = list(zip(features(val_ids), data.validation.labels, strict=True)) if val_ids else None
+            trainer = Trainer(cfg, head, train_set, loss_fn=cached_loss_fn, collate_fn=collate_features,
+                              eval_data=eval_set, eval_fn=cached_eval_fn,
+                              save_final=lambda h, d: save_finetuned(EncoderWithHead(bert, h), tokenizer, d, info))
+            return trainer, before
+        trainer = Trainer(cfg, model, TokenisedTexts(train_ids, data.train.labels), loss_fn=loss_fn,
+                          collate_fn=make_collate(tokenizer),
+                          eval_data=TokenisedTexts(val_ids, data.validation.labels) if val_ids else None,
+                          eval_fn=eval_fn, save_final=lambda m, d: save_finetuned(m, tokenizer, d, info),
+                          param_groups=optimizer_groups(cfg.layer_lr_decay, cfg.weight_decay))
+        return trainer, before
+
+    def score(self, cfg: ClassifyConfig, final_dir: Path, data: HeldOut) -> dict[str, Any]:
+        classifier = TextClassifier.from_dir(final_dir)
+        metrics: dict[str, Any] = {}
+        for split_name, records in (("validation", data.validation), ("test", data.test)):
+            if len(records):
+                report = classifier_report(classifier, records)
+                report.save(Path(cfg.out_dir), f"eval_{split_name}", extra={"model": str(final_dir),
+                                                                            "split": split_name, "data": cfg.data})
+                metrics[f"{split_name}_accuracy"] = report.accuracy
+                metrics[f"{split_name}_macro_f1"] = report.macro_f1
+        metrics.update({f"data_{key}": value for key, value in data.splits.stats.items()})
+        metrics.update({"train_examples": len(data.train), "validation_examples": len(data.validation),
+                        "test_examples": len(data.test), "label_names": list(data.splits.train.label_names)})
+        return metrics
+
+
 def finetune_classifier(cfg: ClassifyConfig) -> dict[str, Any]:
     """Train, save OUT_DIR/final/, reload it and evaluate it; returns the metrics for metrics.json."""
-    started = time.perf_counter()
-    apply_threads(cfg.threads)
-    out_dir = Path(cfg.out_dir)
-    splits = load_labelled_splits(cfg)
-    dropped = splits.stats.get("duplicates_dropped", 0) + splits.stats.get("conflicting_label_rows_dropped", 0)
-    if dropped and not _is_catalog(cfg.data):  # a user's row count never shrinks silently (counts in metrics.json)
-        print(f"note: {cfg.data}: {splits.stats['rows']} rows, of which {splits.stats['duplicates_dropped']} "
-              f"repeat an earlier text and {splits.stats['conflicting_label_rows_dropped']} carry a text that occurs "
-              f"with two different labels; both kinds are left out ({splits.stats['kept']} rows used)",
-              file=sys.stderr)
-    train = seeded_subset(splits.train, cfg.max_train_examples, cfg.seed)
-    validation = seeded_subset(splits.validation, cfg.max_eval_examples, cfg.seed)
-    test = seeded_subset(splits.test, cfg.max_test_examples, cfg.seed)
-    names = splits.train.label_names
-
-    encoder, tokenizer, source = load_encoder(cfg.init, cfg.random_like)
-    max_length = min(cfg.max_length, encoder.cfg.max_positions)
-    head = SequenceClassificationHead(encoder.cfg.d_model, len(names), cfg.pooling, cfg.head_dropout)
-    model = EncoderWithHead(encoder, head)
-    counts = prepare_mode(model, cfg)
-    meta = {"task": "sequence-classification", "label_names": list(names), "pooling": cfg.pooling,
-            "max_length": max_length, "head_dropout": cfg.head_dropout, "init": source, "mode": cfg.mode,
-            "lora": {"rank": cfg.lora.rank, "alpha": cfg.lora.alpha, "targets": list(cfg.lora.targets),
-                     "merged": True} if cfg.mode == "lora" else None,
-            "data": data_reference(cfg.data), "split": cfg.split, "seed": cfg.seed,
-            "validation_data": data_reference(cfg.validation_data), "test_data": data_reference(cfg.test_data),
-            "text_column": cfg.text_column, "label_column": cfg.label_column}
-
-    train_ids = tokenizer.encode_ids([t.strip() for t in train.texts], max_length)
-    counts["unknown_piece_rate"] = round(unknown_piece_rate(tokenizer, train_ids, cfg.init, cfg.data), 4)
-    val_ids = tokenizer.encode_ids([t.strip() for t in validation.texts], max_length)
-    eval_data = TokenisedTexts(val_ids, validation.labels) if val_ids else None
-    if eval_data is None and (cfg.eval_every or cfg.patience):
-        raise ConfigError("eval_every/patience need validation data; give split= a validation fraction or "
-                          "validation_data=")
-
-    if cfg.mode == "frozen" and cfg.cache_features:
-        # The encoder never changes: pool its states once (dropout off), then train the head on the vectors.
-        encoder.eval()
-
-        def features(ids: list[list[int]]) -> torch.Tensor:
-            return run_encoder(lambda x, m: head.pool(encoder(x, m), m), ids, tokenizer)  # (N, C)
-
-        train_set = list(zip(features(train_ids), train.labels, strict=True))
-        eval_set = list(zip(features(val_ids), validation.labels, strict=True)) if val_ids else None
-
-        def save_final(trained_head: SequenceClassificationHead, directory: Path) -> None:
-            save_finetuned(EncoderWithHead(encoder, trained_head), tokenizer, directory, meta)
-
-        trainer = Trainer(cfg, head, train_set, loss_fn=cached_loss_fn, collate_fn=collate_features,
-                          eval_data=eval_set, eval_fn=cached_eval_fn, save_final=save_final)
-    else:
-        trainer = Trainer(cfg, model, TokenisedTexts(train_ids, train.labels), loss_fn=loss_fn,
-                          collate_fn=make_collate(tokenizer), eval_data=eval_data, eval_fn=eval_fn,
-                          save_final=lambda m, d: save_finetuned(m, tokenizer, d, meta),
-                          param_groups=optimizer_groups(cfg))
-    train_started = time.perf_counter()
-    result = trainer.fit()
-    train_seconds = time.perf_counter() - train_started
-
-    # Every reported number comes from the saved directory, loaded back as a user would load it.
-    classifier = TextClassifier.from_pretrained(result.final_dir)
-    metrics: dict[str, Any] = dict(result.metrics)
-    for split_name, records in (("validation", validation), ("test", test)):
-        if len(records):
-            report = classifier.evaluate(records)
-            report.save(out_dir, f"eval_{split_name}", extra={"model": str(result.final_dir), "split": split_name,
-                                                               "data": cfg.data})
-            metrics[f"{split_name}_accuracy"] = report.accuracy
-            metrics[f"{split_name}_macro_f1"] = report.macro_f1
-    metrics.update(counts)
-    metrics.update({f"data_{key}": value for key, value in splits.stats.items()})
-    metrics.update({"train_examples": len(train), "validation_examples": len(validation),
-                    "test_examples": len(test), "label_names": list(names), "init": source,
-                    "mode": cfg.mode, "train_seconds": round(train_seconds, 1),
-                    "seconds": round(time.perf_counter() - started, 1), "final_dir": str(result.final_dir)})
-    return metrics
+    return run_finetune(cfg, ClassifyTask())
 
 
 # ============================================================================ evaluate / predict commands
@@ -393,47 +302,45 @@ def evaluation_records(classifier: TextClassifier, data: str, split: str = "auto
     split=auto: the held-out test split when `data` is what the model was trained on (same split fractions
     and seed), otherwise every row of `data`. split=train|validation|test|all picks explicitly.
     """
-    meta = classifier.meta
-    text_column = text_column or meta.get("text_column", "text")
-    label_column = label_column or meta.get("label_column", "label")
-    split = evaluation_split(split, data, meta)
-    if split in ("validation", "test") and same_data(data, meta.get("data")) and (
-            meta.get("validation_data") or meta.get("test_data")):
-        held_out = meta.get("test_data") or meta.get("validation_data")
+    info = classifier.info
+    text_column = text_column or info.text_column
+    label_column = label_column or info.label_column
+    split = evaluation_split(split, data, info.data)
+    if split in ("validation", "test") and same_data(data, info.data) and (info.validation_data or info.test_data):
+        held_out = info.test_data or info.validation_data
         raise InputDataError(f"data {data!r} is this model's training data, every row of it (its held-out rows came "
                              f"from {held_out!r}); evaluate on --data {held_out}, or pass --split all to score the "
                              "training rows")
-    fractions = meta.get("split", "0.8,0.1,0.1") if split != "all" else "1,0,0"
-    label = None if _is_catalog(data) else label_column
-    splits = load_dataset(data, split=fractions, seed=int(meta.get("seed", 0)), text_field=text_column,
+    fractions = info.split if split != "all" else "1,0,0"
+    label = None if is_catalog_name(data) else label_column
+    splits = load_dataset(data, split=fractions, seed=info.seed, text_field=text_column,
                           label_field=label, options=("--text-column", "--label-column"), skip_option=None)
     records = splits.train if split == "all" else getattr(splits, split)
     if records.labels is None:
         raise InputDataError(f"data {data!r} has no labels to evaluate against; give a file with a "
                              f"{label_column!r} column (or name it with --label-column)")
     if not len(records):
-        if split != "all" and same_data(data, meta.get("data")):
+        if split != "all" and same_data(data, info.data):
             raise InputDataError(f"data {data!r} has no {split} rows: the model was trained with split={fractions}; "
                                  "evaluate on another file (or on --split validation if that has rows)")
         raise InputDataError(f"data {data!r} has no rows in split {split!r}; use --split all")
-    return relabel(records, classifier.label_names, label_column, str(meta.get("data"))), split
+    return relabel(records, classifier.label_names, label_column, info.data), split
 
 
 def calibration_texts(classifier: TextClassifier, n: int = 256) -> list[str]:
     """A seeded sample of the classifier's own training texts: what int8 calibration should see."""
-    meta = classifier.meta
-    data = str(meta.get("data"))
-    if not _is_catalog(data) and not Path(data).exists():
+    data = classifier.info.data
+    if not is_catalog_name(data) and not Path(data).exists():
         raise InputDataError(f"--precision int8 calibrates on the model's training data, {data!r}, which is not "
                              "there any more (models trained before encoderlab recorded absolute paths name it "
                              "relative to where the run started: run from that directory); or use fp32")
     records, _ = evaluation_records(classifier, data, "train")
-    return list(seeded_subset(records, n, int(meta.get("seed", 0))).texts)
+    return list(seeded_subset(records, n, classifier.info.seed).texts)
 
 
 def load_classifier(model: str | Path, precision: str = "fp32") -> TextClassifier:
     """A saved classifier, in fp32 or with its encoder quantized to int8 (calibrated on its training texts)."""
-    classifier = TextClassifier.from_pretrained(model)
+    classifier = TextClassifier.from_dir(model)
     if precision == "int8":
         from ..compression.quantize import quantize_int8
 
@@ -449,9 +356,9 @@ def evaluate_classifier(model: str | Path, data: str, split: str = "auto", outpu
     """Score a fine-tuned classifier on `data`; write eval_<name>.json and its confusion-matrix PNG."""
     classifier = load_classifier(model, precision)
     records, split = evaluation_records(classifier, data, split, text_column, label_column)
-    records = seeded_subset(records, max_examples, int(classifier.meta.get("seed", 0)))
-    report = classifier.evaluate(records)
-    name = Path(data).stem if not _is_catalog(data) else data
+    records = seeded_subset(records, max_examples, classifier.info.seed)
+    report = classifier_report(classifier, records)
+    name = Path(data).stem if not is_catalog_name(data) else data
     directory = Path(output_dir) if output_dir else Path(model) / "evaluations"
     suffix = "" if precision == "fp32" else f"_{precision}"
     path = report.save(directory, f"eval_{name}_{split}{suffix}",

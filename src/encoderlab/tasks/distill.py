@@ -1,4 +1,4 @@
-"""Distil a teacher encoder into a shallower student (see `encoderlab.compression.distill` for the method).
+"""Distil a teacher encoder into a shallower student (see `encoderlab.compression.distillation` for the method).
 
     encoderlab distill --config configs/distill-minilm.yaml            # sentence embeddings, teacher minilm
     encoderlab distill --config configs/distill-tweets.yaml            # a fine-tuned classifier, KL on logits
@@ -15,7 +15,7 @@ mode=logits: the teacher is a fine-tuned classifier (the OUT_DIR of `encoderlab 
 is a shallower copy of its encoder with a copy of its head, trained on the teacher's own training split
 (same data, split, seed and subset sizes, read from the teacher's head.json and config.yaml) with KL at a
 temperature mixed with cross-entropy on the gold labels. OUT_DIR/final/ is a normal fine-tuned model:
-`encoderlab evaluate/predict` and `TextClassifier.from_pretrained` use it unchanged.
+`encoderlab evaluate/predict` and `TextClassifier.from_dir` use it unchanged.
 
 The teacher's targets (pooled embeddings or logits, teacher in eval mode) are computed once before
 training; only hidden-state distillation runs the teacher at every step. Every reported number is
@@ -26,6 +26,7 @@ parameter counts; and the speed of both, side by side in this process, on the sa
 
 from __future__ import annotations
 
+import dataclasses
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -35,8 +36,10 @@ import numpy as np
 import torch
 
 from ..artifacts.aliases import ALIASES, resolve_model_path
+from ..artifacts.classifier import TextClassifier, run_encoder
+from ..artifacts.finetuned import HEAD_CONFIG, HeadInfo, export_encoder, load_finetuned, read_head_info, save_finetuned
 from ..artifacts.text_encoder import TextEncoder
-from ..compression.distill import (
+from ..compression.distillation import (
     alternate_layers,
     block_outputs,
     check_layers,
@@ -50,6 +53,7 @@ from ..config import read_yaml
 from ..data.catalog import load_text_splits
 from ..data.records import LabelledTexts, seeded_subset
 from ..errors import CheckpointError, ConfigError, InputDataError
+from ..evaluation.classification import classifier_report
 from ..evaluation.speed import measure, real_text_workloads
 from ..files import atomic_write_json
 from ..models.bert import BertModel
@@ -59,8 +63,7 @@ from ..tokenization import TextTokenizer
 from ..training import TrainConfig, Trainer
 from ..training.distributed import unwrap
 from ..training.precision import apply_threads
-from .classify import ClassifyConfig, TextClassifier, load_labelled_splits, relabel, run_encoder
-from .finetune import HEAD_CONFIG, export_encoder, finetuned_meta, load_finetuned, save_finetuned
+from .classify import ClassifyConfig, load_labelled_splits, relabel
 
 DISTILL_INFO = "distillation.json"  # written next to the student's weights: where it came from
 
@@ -169,7 +172,7 @@ def classifier_teacher_dir(teacher: str) -> Path:
     path = Path(teacher).expanduser()
     for candidate in (path, path / "final"):
         if (candidate / HEAD_CONFIG).is_file():
-            task = finetuned_meta(candidate).get("task")
+            task = read_head_info(candidate).task
             if task != "sequence-classification":
                 raise CheckpointError(f"teacher={teacher!r} is a {task} model; mode=logits distils text "
                                       "classifiers (task=classify runs of `encoderlab finetune`)")
@@ -235,28 +238,27 @@ def _text_splits(cfg: DistillConfig) -> tuple[list[str], list[str], list[str]]:
     return train.texts, validation.texts, test.texts
 
 
-def _labelled_splits(cfg: DistillConfig, meta: dict[str, Any], run: dict[str, Any]):
+def _labelled_splits(cfg: DistillConfig, info: HeadInfo, run: dict[str, Any]):
     """The teacher's own train / validation / test records (its data, split, seed and subset sizes)."""
-    data = cfg.data or meta.get("data") or run.get("data")
+    data = cfg.data or info.data or run.get("data")
     if not data:
         raise ConfigError("the teacher's head.json does not say what it was trained on; give data= (a labelled "
                           "catalog name or .csv/.jsonl)")
     classify_cfg = ClassifyConfig(
-        data=data, split=str(meta.get("split", run.get("split", "0.8,0.1,0.1"))), seed=int(meta.get("seed", 0)),
-        text_column=cfg.text_column or meta.get("text_column", "text"),
-        label_column=cfg.label_column or meta.get("label_column", "label"),
+        data=data, split=info.split, seed=info.seed, text_column=cfg.text_column or info.text_column,
+        label_column=cfg.label_column or info.label_column,
         # the teacher's own held-out files: in its run's config.yaml, or in head.json when given its final/
-        validation_data=(run.get("validation_data") or meta.get("validation_data") or "") if not cfg.data else "",
-        test_data=(run.get("test_data") or meta.get("test_data") or "") if not cfg.data else "", out_dir=cfg.out_dir)
+        validation_data=(run.get("validation_data") or info.validation_data) if not cfg.data else "",
+        test_data=(run.get("test_data") or info.test_data) if not cfg.data else "", out_dir=cfg.out_dir)
     splits = load_labelled_splits(classify_cfg)
-    names = list(meta["label_names"])
+    names = info.label_names
     limits = {name: getattr(cfg, name) if getattr(cfg, name) is not None else run.get(name)
               for name in ("max_train_examples", "max_eval_examples", "max_test_examples")}
     parts = []
     for records, limit in ((splits.train, limits["max_train_examples"]),
                            (splits.validation, limits["max_eval_examples"]),
                            (splits.test, limits["max_test_examples"])):
-        records = relabel(records, names, classify_cfg.label_column, str(meta.get("data")))
+        records = relabel(records, names, classify_cfg.label_column, info.data)
         parts.append(seeded_subset(records, limit, classify_cfg.seed))
     if not len(parts[2]):
         raise InputDataError(f"data {data!r} has no test split to compare student and teacher on; give it one")
@@ -388,15 +390,15 @@ def _distill_embeddings(cfg: DistillConfig, started: float) -> dict[str, Any]:
 
 def _distill_logits(cfg: DistillConfig, started: float) -> dict[str, Any]:
     teacher_dir = classifier_teacher_dir(cfg.teacher)
-    teacher_model, tokenizer, meta = load_finetuned(teacher_dir)
+    teacher_model, tokenizer, teacher_info = load_finetuned(teacher_dir)
     run = teacher_run_config(teacher_dir)
-    data, (train, validation, test) = _labelled_splits(cfg, meta, run)
-    max_length = min(cfg.max_length or int(meta["max_length"]), teacher_model.bert.cfg.max_positions)
+    data, (train, validation, test) = _labelled_splits(cfg, teacher_info, run)
+    max_length = min(cfg.max_length or teacher_info.max_length, teacher_model.bert.cfg.max_positions)
     head: SequenceClassificationHead = teacher_model.head
 
     student, layers = student_from(teacher_model.bert, cfg)
-    student_head = SequenceClassificationHead(student.cfg.d_model, len(meta["label_names"]), head.pooling,
-                                              float(meta.get("head_dropout", 0.1)))
+    student_head = SequenceClassificationHead(student.cfg.d_model, len(teacher_info.label_names), head.pooling,
+                                              teacher_info.head_dropout)
     student_head.load_state_dict(head.state_dict())
     model = EncoderWithHead(student, student_head)
 
@@ -413,19 +415,19 @@ def _distill_logits(cfg: DistillConfig, started: float) -> dict[str, Any]:
 
     info = {"mode": "logits", "teacher": str(teacher_dir), "layers": layers, "temperature": cfg.temperature,
             "kd_weight": cfg.kd_weight}
-    student_meta = {**meta, "max_length": max_length, "mode": "full", "init": f"distilled from {teacher_dir}",
-                    "distilled": info}
+    student_info = dataclasses.replace(teacher_info, max_length=max_length, mode="full",
+                                       init=f"distilled from {teacher_dir}", distilled=info)
 
     def save_final(trained: EncoderWithHead, directory: Path) -> None:
-        save_finetuned(trained, tokenizer, directory, student_meta)
+        save_finetuned(trained, tokenizer, directory, student_info)
         atomic_write_json(directory / DISTILL_INFO, info)
 
-    teacher_classifier = TextClassifier(teacher_model, tokenizer, meta)
-    initial = TextClassifier(EncoderWithHead(student, student_head), tokenizer, student_meta).evaluate(test)
+    teacher_classifier = TextClassifier(teacher_model, tokenizer, teacher_info)
+    initial = classifier_report(TextClassifier(EncoderWithHead(student, student_head), tokenizer, student_info), test)
     result, train_seconds = _train(cfg, model, teacher_model.bert, train_items, validation_items, tokenizer, layers,
                                    objective, save_final)
 
-    saved = TextClassifier.from_pretrained(result.final_dir)
+    saved = TextClassifier.from_dir(result.final_dir)
     out_dir = Path(cfg.out_dir)
     metrics: dict[str, Any] = dict(result.metrics)
     metrics.update({"mode": "logits", "teacher": str(teacher_dir), "layers": layers,
@@ -433,13 +435,13 @@ def _distill_logits(cfg: DistillConfig, started: float) -> dict[str, Any]:
                     "teacher_parameters": sum(p.numel() for p in teacher_model.parameters()),
                     "student_parameters": sum(p.numel() for p in saved.model.parameters()),
                     "data": data, "train_examples": len(train), "validation_examples": len(validation),
-                    "test_examples": len(test), "label_names": list(meta["label_names"]),
+                    "test_examples": len(test), "label_names": teacher_info.label_names,
                     "initial_student_test_accuracy": initial.accuracy})
     for split_name, records in (("validation", validation), ("test", test)):
         if not len(records):
             continue
         for who, classifier in (("student", saved), ("teacher", teacher_classifier)):
-            report = classifier.evaluate(records)
+            report = classifier_report(classifier, records)
             if who == "student":  # the same files `encoderlab finetune` writes for its model
                 report.save(out_dir, f"eval_{split_name}", extra={"model": str(result.final_dir),
                                                                   "split": split_name, "data": data})

@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import csv
 import json
-import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
@@ -29,15 +28,15 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from ..artifacts.finetuned import export_encoder
 from ..artifacts.text_encoder import TextEncoder
-from ..data.records import seeded_subset
+from ..data.records import Splits
 from ..errors import ConfigError, InputDataError
 from ..files import atomic_write_json
-from ..models.heads import EncoderWithHead, ProjectionHead
+from ..models.heads import ProjectionHead
 from ..training import Trainer
-from ..training.precision import apply_threads
 from .classify import ClassifyConfig, load_labelled_splits
-from .finetune import FinetuneConfig, export_encoder, load_encoder, prepare_mode
+from .finetune import Encoder, FinetuneConfig, HeldOut, run_finetune
 
 
 @dataclass
@@ -51,16 +50,15 @@ class EmbedConfig(FinetuneConfig):
     data: str = ""
     """objective=pairs: a .jsonl or .csv of pairs; objective=labels: a catalog dataset or labelled .csv/.jsonl."""
     anchor_column: str = "anchor"
+    """objective=pairs: the column (.csv) or field (.jsonl) of the anchor text."""
     positive_column: str = "positive"
-    text_column: str = "text"
-    label_column: str = "label"
+    """objective=pairs: the column or field of the text that belongs with the anchor."""
     bad_rows: Literal["error", "warn"] = "error"
     """objective=labels: a .csv row with an empty text or label: error (listing them), or warn and skip."""
     split: str = "0.9,0.1,0.0"
     """train,validation,test fractions (seeded); validation gives the held-out recall@1."""
-    max_train_examples: int | None = None
-    max_eval_examples: int | None = None
     pooling: Literal["mean", "cls"] = "mean"
+    """How the saved encoder pools token states into one vector."""
     scale: float = 20.0
     """Inverse temperature of the cosine similarities (sentence-transformers uses 20)."""
     best_metric: str = "eval_loss"
@@ -182,73 +180,78 @@ def same_label_at_1(vectors: np.ndarray, labels: list[int]) -> float:
     return float((np.asarray(labels)[sims.argmax(1)] == np.asarray(labels)).mean())
 
 
-def train_embeddings(cfg: EmbedConfig) -> dict[str, Any]:
-    started = time.perf_counter()
-    apply_threads(cfg.threads)
-    encoder, tokenizer, source = load_encoder(cfg.init, cfg.random_like)
-    max_length = min(cfg.max_length, encoder.cfg.max_positions)
-    model = EncoderWithHead(encoder, ProjectionHead(encoder.cfg.d_model, None, cfg.pooling, normalize=True))
-    counts = prepare_mode(model, cfg)
+class EmbedTask:
+    """task=embed in the fine-tuning recipe (tasks/finetune.py): the head has no weights, the encoder learns."""
 
-    def ids(texts: list[str]) -> list[list[int]]:
-        return tokenizer.encode_ids([t.strip() for t in texts], max_length)
-
-    if cfg.objective == "pairs":
-        train_pairs, val_pairs = split_pairs(read_pairs(cfg.data, cfg.anchor_column, cfg.positive_column),
-                                             cfg.split, cfg.seed)
-        train_pairs = train_pairs[:cfg.max_train_examples] if cfg.max_train_examples else train_pairs
-        val_pairs = val_pairs[:cfg.max_eval_examples] if cfg.max_eval_examples else val_pairs
-
-        def items(pairs):
-            return [{"anchor": a, "positive": p} for a, p in zip(ids([a for a, _ in pairs]),
-                                                                 ids([p for _, p in pairs]), strict=True)]
-
-        train_items, val_items = items(train_pairs), items(val_pairs)
-
-        def loss_fn(m, batch):
-            a = m(batch["anchor_ids"], batch["anchor_mask"])
-            p = m(batch["positive_ids"], batch["positive_mask"])
-            return multiple_negatives_ranking_loss(a.float(), p.float(), cfg.scale), len(a)
-    else:
-        splits = load_labelled_splits(ClassifyConfig(data=cfg.data, split=cfg.split, seed=cfg.seed,
-                                                     text_column=cfg.text_column, label_column=cfg.label_column,
-                                                     bad_rows=cfg.bad_rows, out_dir=cfg.out_dir))
-        train = seeded_subset(splits.train, cfg.max_train_examples, cfg.seed)
-        validation = seeded_subset(splits.validation, cfg.max_eval_examples, cfg.seed)
-        train_items = [{"text": i, "label": y} for i, y in zip(ids(train.texts), train.labels, strict=True)]
-        val_items = [{"text": i, "label": y} for i, y in zip(ids(validation.texts), validation.labels, strict=True)]
-
-        def loss_fn(m, batch):
-            z = m(batch["text_ids"], batch["text_mask"])
-            return supervised_contrastive_loss(z.float(), batch["labels"], cfg.scale), len(z)
-
-    def save_final(trained: EncoderWithHead, directory: Path) -> None:
-        TextEncoder(export_encoder(trained), tokenizer, pooling=cfg.pooling, normalize=True,
-                    max_seq_length=max_length).save_pretrained(directory)
-
-    def quality(text_encoder: TextEncoder) -> float | None:
+    def load_splits(self, cfg: EmbedConfig) -> Splits:
         if cfg.objective == "pairs":
-            return recall_at_1(text_encoder.encode([a for a, _ in val_pairs]),
-                               text_encoder.encode([p for _, p in val_pairs])) if val_pairs else None
-        return same_label_at_1(text_encoder.encode(validation.texts), validation.labels) if len(validation) > 1 \
-            else None
+            train, validation = split_pairs(read_pairs(cfg.data, cfg.anchor_column, cfg.positive_column), cfg.split,
+                                            cfg.seed)
+            return Splits(train, validation, [])
+        return load_labelled_splits(ClassifyConfig(data=cfg.data, split=cfg.split, seed=cfg.seed,
+                                                   text_column=cfg.text_column, label_column=cfg.label_column,
+                                                   bad_rows=cfg.bad_rows, out_dir=cfg.out_dir))
 
-    metric_name = "recall_at_1" if cfg.objective == "pairs" else "same_label_at_1"
-    initial = quality(TextEncoder(encoder, tokenizer, pooling=cfg.pooling, normalize=True, max_seq_length=max_length))
-    trainer = Trainer(cfg, model, train_items, loss_fn=loss_fn, collate_fn=_embed_collate(tokenizer, max_length),
-                      eval_data=val_items or None, save_final=save_final)
-    train_started = time.perf_counter()
-    result = trainer.fit()
-    train_seconds = time.perf_counter() - train_started
+    def make_head(self, cfg: EmbedConfig, d_model: int, splits: Splits) -> ProjectionHead:
+        return ProjectionHead(d_model, None, cfg.pooling, normalize=True)
 
-    # Held-out retrieval with the saved encoder, loaded as a user would.
-    saved = TextEncoder.from_pretrained(result.final_dir)
-    metrics: dict[str, Any] = dict(result.metrics)
-    metrics[f"initial_validation_{metric_name}"] = initial
-    metrics[f"validation_{metric_name}"] = quality(saved)
-    metrics.update(counts)
-    metrics.update({"objective": cfg.objective, "train_examples": len(train_items), "init": source,
-                    "mode": cfg.mode, "train_seconds": round(train_seconds, 1),
-                    "seconds": round(time.perf_counter() - started, 1), "final_dir": str(result.final_dir)})
+    def make_trainer(self, cfg: EmbedConfig, encoder: Encoder, data: HeldOut) -> tuple[Trainer, dict[str, Any]]:
+        tokenizer, max_length = encoder.tokenizer, encoder.max_length
+
+        def ids(texts: list[str]) -> list[list[int]]:
+            return tokenizer.encode_ids([t.strip() for t in texts], max_length)
+
+        if cfg.objective == "pairs":
+            def items(pairs):
+                return [{"anchor": a, "positive": p} for a, p in zip(ids([a for a, _ in pairs]),
+                                                                     ids([p for _, p in pairs]), strict=True)]
+
+            def loss_fn(m, batch):
+                a = m(batch["anchor_ids"], batch["anchor_mask"])
+                p = m(batch["positive_ids"], batch["positive_mask"])
+                return multiple_negatives_ranking_loss(a.float(), p.float(), cfg.scale), len(a)
+        else:
+            def items(records):
+                return [{"text": i, "label": y} for i, y in zip(ids(records.texts), records.labels, strict=True)]
+
+            def loss_fn(m, batch):
+                z = m(batch["text_ids"], batch["text_mask"])
+                return supervised_contrastive_loss(z.float(), batch["labels"], cfg.scale), len(z)
+
+        def save_final(trained, directory: Path) -> None:
+            TextEncoder(export_encoder(trained), tokenizer, pooling=cfg.pooling, normalize=True,
+                        max_seq_length=max_length).save_pretrained(directory)
+
+        untrained = TextEncoder(encoder.model.bert, tokenizer, pooling=cfg.pooling, normalize=True,
+                                max_seq_length=max_length)
+        before = {f"initial_validation_{metric_name(cfg)}": quality(cfg, untrained, data.validation)}
+        val_items = items(data.validation)
+        trainer = Trainer(cfg, encoder.model, items(data.train), loss_fn=loss_fn,
+                          collate_fn=_embed_collate(tokenizer, max_length), eval_data=val_items or None,
+                          save_final=save_final)
+        return trainer, before
+
+    def score(self, cfg: EmbedConfig, final_dir: Path, data: HeldOut) -> dict[str, Any]:
+        # Held-out retrieval with the saved encoder, loaded as a user would.
+        saved = TextEncoder.from_pretrained(final_dir)
+        return {f"validation_{metric_name(cfg)}": quality(cfg, saved, data.validation), "objective": cfg.objective,
+                "train_examples": len(data.train)}
+
+
+def metric_name(cfg: EmbedConfig) -> str:
+    return "recall_at_1" if cfg.objective == "pairs" else "same_label_at_1"
+
+
+def quality(cfg: EmbedConfig, encoder: TextEncoder, validation) -> float | None:
+    """Held-out recall@1 of the pairs, or same-label@1 of the labelled texts (None without enough of them)."""
+    if cfg.objective == "pairs":
+        return recall_at_1(encoder.encode([a for a, _ in validation]),
+                           encoder.encode([p for _, p in validation])) if validation else None
+    return same_label_at_1(encoder.encode(validation.texts), validation.labels) if len(validation) > 1 else None
+
+
+def train_embeddings(cfg: EmbedConfig) -> dict[str, Any]:
+    """Train, save OUT_DIR/final/ (a sentence-transformers-layout encoder), reload it and score it."""
+    metrics = run_finetune(cfg, EmbedTask())
     atomic_write_json(Path(cfg.out_dir) / "eval_validation.json", metrics)
     return metrics

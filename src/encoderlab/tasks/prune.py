@@ -5,7 +5,7 @@
 
 The recipe: load the classifier (the OUT_DIR of `encoderlab finetune`) and the data splits it was trained on
 (same seed, fractions and subsets, so the test split is the teacher run's); score it on the test split;
-prune a copy (`encoderlab.compression.prune`: magnitude masks, or heads / feed-forward neurons ranked by
+prune a copy (`encoderlab.compression.pruning`: magnitude masks, or heads / feed-forward neurons ranked by
 importance on training batches and physically removed); score it again; fine-tune it for `recovery_steps`
 on the training split with the shared Trainer (magnitude masks re-applied after every step); save OUT_DIR/final/
 as an ordinary fine-tuned model; reload that directory and score it; then time the original and the pruned
@@ -23,7 +23,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
 
-from ..compression.prune import (
+from ..artifacts.classifier import TextClassifier
+from ..artifacts.finetuned import HeadInfo, finetuned_dir, load_finetuned, save_finetuned
+from ..compression.pruning import (
     WeightMasks,
     check_sparsity,
     choose_units,
@@ -38,6 +40,7 @@ from ..compression.prune import (
 from ..config import load_config, read_yaml
 from ..data.records import LabelledTexts, seeded_subset
 from ..errors import ConfigError
+from ..evaluation.classification import classifier_report
 from ..files import atomic_write_json
 from ..models.heads import EncoderWithHead
 from ..tokenization import TextTokenizer
@@ -45,7 +48,6 @@ from ..training import TrainConfig, Trainer
 from ..training.precision import apply_threads
 from .classify import (
     ClassifyConfig,
-    TextClassifier,
     TokenisedTexts,
     eval_fn,
     load_labelled_splits,
@@ -53,7 +55,6 @@ from .classify import (
     make_collate,
     relabel,
 )
-from .finetune import finetuned_dir, load_finetuned, save_finetuned
 
 Method = Literal["magnitude", "heads", "ffn", "heads+ffn"]
 PLAN_FILE = "pruning.json"
@@ -116,27 +117,27 @@ class PruneConfig(TrainConfig):
 
 
 # ============================================================================ the teacher and its data
-def teacher_data_config(directory: Path, meta: dict[str, Any]) -> ClassifyConfig:
+def teacher_data_config(directory: Path, info: HeadInfo) -> ClassifyConfig:
     """The data settings the classifier in `directory` was trained with: recorded by a previous prune run, or
     its run's config.yaml, or (a bare model directory) head.json's data, split and seed."""
-    if isinstance(meta.get("data_config"), dict):
-        return ClassifyConfig(**meta["data_config"])
+    if info.data_config:
+        return ClassifyConfig(**info.data_config)
     run_config = directory.parent / "config.yaml"
     if directory.name == "final" and run_config.is_file():
         saved = read_yaml(run_config)
         if saved.get("task", "classify") == "classify" and "init" in saved:
             return load_config(ClassifyConfig, None, (), base={k: saved[k] for k in DATA_KEYS if k in saved})
-    return ClassifyConfig(**{k: meta[k] for k in ("data", "split", "seed", "text_column", "label_column")
-                             if meta.get(k) is not None})
+    return ClassifyConfig(data=info.data or ClassifyConfig.data, split=info.split, seed=info.seed,
+                          text_column=info.text_column, label_column=info.label_column)
 
 
-def load_teacher(path: str) -> tuple[EncoderWithHead, TextTokenizer, dict[str, Any], Path]:
+def load_teacher(path: str) -> tuple[EncoderWithHead, TextTokenizer, HeadInfo, Path]:
     directory = finetuned_dir(path)
-    model, tokenizer, meta = load_finetuned(directory)
-    if meta.get("task") != "sequence-classification":
-        raise ConfigError(f"model={path!r} is a {meta.get('task')} model; `encoderlab prune` prunes text "
+    model, tokenizer, info = load_finetuned(directory)
+    if info.task != "sequence-classification":
+        raise ConfigError(f"model={path!r} is a {info.task} model; `encoderlab prune` prunes text "
                           "classifiers (the OUT_DIR of `encoderlab finetune` with task=classify)")
-    return model, tokenizer, meta, directory
+    return model, tokenizer, info, directory
 
 
 def recovery_data_config(cfg: PruneConfig, data_cfg: ClassifyConfig) -> ClassifyConfig:
@@ -167,7 +168,7 @@ def data_splits(data_cfg: ClassifyConfig, label_names: list[str], trained_on: st
 def _scores(classifier: TextClassifier, records: LabelledTexts) -> dict[str, float]:
     if not len(records):
         return {}
-    report = classifier.evaluate(records)
+    report = classifier_report(classifier, records)
     return {"accuracy": report.accuracy, "macro_f1": report.macro_f1}
 
 
@@ -249,14 +250,14 @@ def prune_classifier(cfg: PruneConfig) -> dict[str, Any]:
     started = time.perf_counter()
     apply_threads(cfg.threads)
     out_dir = Path(cfg.out_dir)
-    teacher, tokenizer, meta, teacher_dir = load_teacher(cfg.model)
-    teacher_data = teacher_data_config(teacher_dir, meta)
+    teacher, tokenizer, info, teacher_dir = load_teacher(cfg.model)
+    teacher_data = teacher_data_config(teacher_dir, info)
     data_cfg = recovery_data_config(cfg, teacher_data)
-    train, validation, test = data_splits(data_cfg, list(meta["label_names"]), teacher_data.data)
-    max_length = int(meta["max_length"])
+    train, validation, test = data_splits(data_cfg, info.label_names, teacher_data.data)
+    max_length = info.max_length
     train_ids = tokenizer.encode_ids([t.strip() for t in train.texts], max_length)
     val_ids = tokenizer.encode_ids([t.strip() for t in validation.texts], max_length)
-    before_clf = TextClassifier(teacher, tokenizer, meta)
+    before_clf = TextClassifier(teacher, tokenizer, info)
 
     student = copy.deepcopy(teacher)
     plan_path = out_dir / PLAN_FILE
@@ -268,14 +269,14 @@ def prune_classifier(cfg: PruneConfig) -> dict[str, Any]:
         masks = apply_plan(cfg, student, plan)
         plan["size_before"] = size_report(teacher)
         plan["test_before"] = _scores(before_clf, test)
-        plan["test_pruned"] = _scores(TextClassifier(student, tokenizer, meta), test)
+        plan["test_pruned"] = _scores(TextClassifier(student, tokenizer, info), test)
         plan["sparsity_pruned"] = weight_sparsity(student.bert)
         atomic_write_json(plan_path, plan)
 
-    new_meta = {**meta, "init": str(teacher_dir), "mode": "full",
-                "data_config": {k: getattr(data_cfg, k) for k in DATA_KEYS},
-                "pruning": {"method": cfg.method, "sparsity": cfg.sparsity, "scope": cfg.scope,
-                            "recovery_steps": cfg.recovery_steps, "teacher": str(teacher_dir)}}
+    new_info = dataclasses.replace(
+        info, init=str(teacher_dir), mode="full", data_config={k: getattr(data_cfg, k) for k in DATA_KEYS},
+        pruning={"method": cfg.method, "sparsity": cfg.sparsity, "scope": cfg.scope,
+                 "recovery_steps": cfg.recovery_steps, "teacher": str(teacher_dir)})
     train_metrics: dict[str, Any] = {}
     train_seconds = 0.0
     if cfg.recovery_steps > 0:
@@ -283,7 +284,7 @@ def prune_classifier(cfg: PruneConfig) -> dict[str, Any]:
         eval_data = TokenisedTexts(val_ids, validation.labels) if val_ids else None
         trainer = Trainer(cfg, student, TokenisedTexts(train_ids, train.labels), loss_fn=loss_fn,
                           collate_fn=make_collate(tokenizer), eval_data=eval_data, eval_fn=eval_fn,
-                          save_final=lambda m, d: save_finetuned(m, tokenizer, d, new_meta))
+                          save_final=lambda m, d: save_finetuned(m, tokenizer, d, new_info))
         if masks is not None:
             masks.keep_during_training(student.bert, trainer.optimizer)
         train_started = time.perf_counter()
@@ -291,10 +292,10 @@ def prune_classifier(cfg: PruneConfig) -> dict[str, Any]:
         train_seconds = time.perf_counter() - train_started
         train_metrics, final_dir = dict(result.metrics), result.final_dir
     else:
-        final_dir = save_finetuned(student, tokenizer, out_dir / "final", new_meta)
+        final_dir = save_finetuned(student, tokenizer, out_dir / "final", new_info)
 
     # Every "after" number comes from the saved directory, loaded back as a user would load it.
-    after_clf = TextClassifier.from_pretrained(final_dir)
+    after_clf = TextClassifier.from_dir(final_dir)
     metrics: dict[str, Any] = {"method": cfg.method, "scope": cfg.scope, "sparsity_requested": cfg.sparsity,
                                "recovery_steps": cfg.recovery_steps, **train_metrics}
     size_before, size_after = plan["size_before"], size_report(after_clf.model)
@@ -311,7 +312,7 @@ def prune_classifier(cfg: PruneConfig) -> dict[str, Any]:
         for name, value in scores.items():
             metrics[f"test_{name}_{stage}"] = value
     if len(test):
-        report = after_clf.evaluate(test)
+        report = classifier_report(after_clf, test)
         report.save(out_dir, "eval_test", extra={"model": str(final_dir), "split": "test", "data": data_cfg.data})
         metrics["test_accuracy"], metrics["test_macro_f1"] = report.accuracy, report.macro_f1
     if cfg.speed_repeats:

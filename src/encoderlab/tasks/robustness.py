@@ -1,4 +1,4 @@
-"""`encoderlab robustness`: how a trained model holds up as its input gets noisier (evaluation/robustness.py).
+"""`encoderlab robustness`: how a trained model holds up as its input gets noisier (evaluation/noise.py).
 
 The model decides what is measured:
 - a fine-tuned classifier (`encoderlab finetune` OUT_DIR): accuracy and macro-F1 on typo-ridden `data`
@@ -19,10 +19,13 @@ from pathlib import Path
 
 import numpy as np
 
-from ..artifacts.runs import model_dir
-from ..artifacts.seq2seq import seq2seq_dir
+from ..artifacts.autoencoder import ArrayEncoder, anomaly_scores, batched
+from ..artifacts.classifier import TextClassifier
+from ..artifacts.registry import detect
+from ..artifacts.seq2seq import Seq2SeqPredictor
+from ..artifacts.text_encoder import TextEncoder
 from ..errors import InputDataError
-from ..evaluation.robustness import (
+from ..evaluation.noise import (
     ARRAY_SIGMAS,
     TEXT_RATES,
     array_robustness,
@@ -33,7 +36,6 @@ from ..evaluation.robustness import (
 )
 from ..files import atomic_write_json, file_in_the_way
 from ..training.metrics_log import LOG_FILE
-from .finetune import HEAD_CONFIG
 
 
 @dataclass
@@ -77,20 +79,19 @@ def evaluate_robustness(model: str | Path, data: str | None = None, levels: list
                              "(the JSON and the plot are written into it)")
     if max_examples is not None and max_examples < 1:
         raise InputDataError(f"--max-examples {max_examples}: give at least 1 (the number of rows to score)")
-    from ..artifacts.autoencoder import autoencoder_dir
-    from ..tasks.finetune import finetuned_meta
-
-    if autoencoder_dir(model) is not None:
+    found = detect(model)
+    saved = found.kind.name if found is not None else "text-encoder"  # else TextEncoder says what is wrong
+    if saved == "autoencoder":
         kind, noise = "autoencoder", "Gaussian noise sigma on the model's scale"
         rows, name = _autoencoder_rows(model, data, levels or list(ARRAY_SIGMAS), max_examples, seed)
-    elif seq2seq_dir(model) is not None:
+    elif saved == "seq2seq":
         kind, noise = "seq2seq", "typo rate (fraction of source characters hit)"
         rows, name = _seq2seq_rows(model, data, levels or list(TEXT_RATES), max_examples, text_column, label_column,
                                    seed)
-    elif Path(model).is_dir() and _has_head(Path(model)):
-        if finetuned_meta(model).get("task") == "token-classification":
-            raise InputDataError(f"{model} is a token tagger; robustness covers text classifiers, text encoders, "
-                                 "seq2seq runs and autoencoders (use `encoderlab evaluate` for a tagger)")
+    elif saved == "tagger":
+        raise InputDataError(f"{model} is a token tagger; robustness covers text classifiers, text encoders, "
+                             "seq2seq runs and autoencoders (use `encoderlab evaluate` for a tagger)")
+    elif saved == "classifier":
         kind, noise = "classifier", "typo rate (fraction of characters hit)"
         rows, name = _classifier_rows(model, data, levels or list(TEXT_RATES), max_examples, text_column,
                                       label_column, seed)
@@ -120,16 +121,12 @@ def _training_data_of(model: str | Path, data: str):
         raise
 
 
-def _has_head(directory: Path) -> bool:
-    return model_dir(directory, HEAD_CONFIG) is not None
-
-
 def _classifier_rows(model, data, levels, max_examples, text_column, label_column, seed) -> tuple[list, str]:
     from ..data.records import seeded_subset
-    from .classify import TextClassifier, evaluation_records
+    from .classify import evaluation_records
 
-    classifier = TextClassifier.from_pretrained(model)
-    data = data or classifier.meta.get("data")
+    classifier = TextClassifier.from_dir(model)
+    data = data or classifier.info.data
     if not data:
         raise InputDataError(f"{model}: say which labelled data to use with --data (a catalog name or a .csv/.jsonl)")
     records, split = evaluation_records(classifier, str(data), "auto", text_column, label_column)
@@ -141,16 +138,16 @@ def _classifier_rows(model, data, levels, max_examples, text_column, label_colum
 
 def _encoder_rows(model, data, levels, max_examples, text_column, seed) -> tuple[list, str]:
     from ..artifacts.aliases import ALIASES
-    from ..artifacts.text_encoder import TextEncoder
     from ..data.catalog import load_dataset
-    from .classify import _is_catalog, read_prediction_inputs
+    from ..data.references import is_catalog_name
+    from .classify import read_prediction_inputs
 
     if not data:
         if not Path(model).expanduser().exists() and str(model).lower() not in ALIASES:
             TextEncoder.from_pretrained(model)  # raises: not a directory, not an alias; check the path
         raise InputDataError("a text encoder needs texts to perturb: pass --data (a .txt/.jsonl/.csv file, or a "
                              "catalog name such as bbc-news)")
-    if _is_catalog(data):
+    if is_catalog_name(data):
         texts = list(load_dataset(data).test.texts)
     else:
         texts = read_prediction_inputs(data, text_column or "text")
@@ -163,27 +160,22 @@ def _encoder_rows(model, data, levels, max_examples, text_column, seed) -> tuple
 
 
 def _autoencoder_rows(model, data, levels, max_examples, seed) -> tuple[list, str]:
-    from ..artifacts.autoencoder import ArrayEncoder, autoencoder_dir
-    from ..config import from_dict, read_yaml
-    from .autoencode import AutoencodeConfig, anomaly_scores, batched, prepare_data
-
-    encoder = ArrayEncoder.from_run(model)
+    encoder = ArrayEncoder.from_dir(model)
     labels: np.ndarray | None = None
     if data:
         x = encoder.prepare(encoder.read_samples(data), where=str(data))
     else:  # the run's own held-out test split, prepared exactly as in training
-        cfg = from_dict(AutoencodeConfig, read_yaml(autoencoder_dir(model) / "config.yaml"))
-        with _training_data_of(model, cfg.data):
-            prepared = prepare_data(cfg)
+        with _training_data_of(model, str(encoder.run_config().get("data", ""))):
+            prepared = encoder.training_data()
         x = prepared.test.x
         labels = prepared.test.y if prepared.labels == "anomaly" else None
     if max_examples is not None and len(x) > max_examples:
         keep = np.sort(np.random.default_rng(seed).permutation(len(x))[:max_examples])
         x, labels = x[keep], None if labels is None else labels[keep]
     net = encoder.model
-    rows = array_robustness(lambda z: batched(net.reconstruct, z), x, encoder.info.get("kind") == "image",
+    rows = array_robustness(lambda z: batched(net.reconstruct, z), x, encoder.info.kind == "image",
                             levels, score=lambda z: anomaly_scores(net, z), anomaly_labels=labels, seed=seed)
-    return rows, _data_name(data, f"{_data_name(str(encoder.info.get('name') or 'data'), 'data')}_test")
+    return rows, _data_name(data, f"{_data_name(encoder.info.name or 'data', 'data')}_test")
 
 
 def _seq2seq_rows(model, data, levels, max_examples, text_column, label_column, seed) -> tuple[list, str]:
@@ -192,10 +184,10 @@ def _seq2seq_rows(model, data, levels, max_examples, text_column, label_column, 
     reference, token edits to the closest one."""
     from ..config import from_dict, read_yaml
     from ..data.pairs import Pairs, load_pairs
-    from .seq2seq import Seq2SeqConfig, Seq2SeqPredictor, SequenceScores, prepare_data, sample_sources
+    from .seq2seq import Seq2SeqConfig, SequenceScores, prepare_data, sample_sources
 
-    predictor = Seq2SeqPredictor.from_run(model)
-    cfg = from_dict(Seq2SeqConfig, read_yaml(seq2seq_dir(model) / "config.yaml"))
+    predictor = Seq2SeqPredictor.from_dir(model)
+    cfg = from_dict(Seq2SeqConfig, read_yaml(detect(model).directory / "config.yaml"))
     if data:
         pairs = load_pairs(data, text_column or cfg.source_column, label_column or cfg.target_column,
                            stress=cfg.stress, options=("--text-column", "--label-column"))

@@ -47,9 +47,9 @@ from ..files import atomic_write_json
 from ..models.recurrent import BOS, EOS, PAD, RecurrentConfig, Seq2Seq, sequence_loss
 from ..models.transformer_seq2seq import TransformerSeq2Seq, TransformerSeq2SeqConfig
 from ..training import TrainConfig, Trainer, run_task
-from ..training.checkpoint import save_weights
 from ..training.distributed import unwrap
 from ..training.precision import apply_threads
+from ..weights import save_weights
 
 
 @dataclass

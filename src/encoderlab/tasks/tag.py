@@ -2,7 +2,7 @@
 `word/TAG` file, one sentence per line).
 
     encoderlab finetune --config configs/finetune-pos.yaml init=runs/pretrain-tiny-zh mode=full
-    tagger = TokenTagger.from_pretrained("runs/x");  tagger.predict([["中国", "人民"]])   # [["ns", "n"]]
+    tagger = TokenTagger.from_dir("runs/x");  tagger.predict([["中国", "人民"]])   # [["ns", "n"]]
 
 Words are split into word pieces by the model's tokenizer; the first piece of each word carries its tag,
 the others are ignored (`align_word_labels`), so token accuracy counts each word once. Words cut off by
@@ -12,36 +12,27 @@ the others are ignored (`align_word_labels`), so token accuracy counts each word
 from __future__ import annotations
 
 import json
-import time
-from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
 
 import torch
 import torch.nn.functional as F
+from torch import nn
 
+from ..artifacts.finetuned import HeadInfo, save_finetuned
+from ..artifacts.tagger import TokenTagger, encode_words
 from ..data.catalog import CATALOG, load_dataset, read_tagged_file
 from ..data.records import Splits, TaggedSequences, make_splits, parse_fractions, seeded_subset
-from ..errors import ConfigError, InputDataError
-from ..evaluation.classification import ClassificationReport, classification_report
+from ..data.references import data_reference, is_catalog_name
+from ..errors import InputDataError
+from ..evaluation.classification import ClassificationReport, tagger_report
 from ..files import atomic_write_json
 from ..models.heads import IGNORE_INDEX, EncoderWithHead, TokenClassificationHead, align_word_labels
-from ..nn.prepacked_linear import prepack_linears
 from ..tokenization import TextTokenizer
 from ..training import Trainer
-from ..training.precision import apply_threads
-from .finetune import (
-    FinetuneConfig,
-    data_reference,
-    evaluation_split,
-    load_encoder,
-    load_finetuned,
-    optimizer_groups,
-    prepare_mode,
-    save_finetuned,
-    unknown_piece_rate,
-)
+from ..training.encoder_setup import optimizer_groups, unknown_piece_rate
+from .finetune import Encoder, FinetuneConfig, HeldOut, evaluation_split, run_finetune
 
 
 @dataclass
@@ -54,26 +45,11 @@ class TagConfig(FinetuneConfig):
     """peoples-daily-1998, or a file of tagged sentences: a .txt with one sentence per line of space-separated
     `word/TAG` items, a .conll / .tsv with word<TAB>tag lines and a blank line between sentences, or a .jsonl of
     {"tokens": [...], "tags": [...]}."""
-    split: str = "0.8,0.1,0.1"
-    """train,validation,test fractions (seeded)."""
-    max_train_examples: int | None = None
-    """Train on a seeded random subset of this many sentences (null: all)."""
-    max_eval_examples: int | None = None
-    """Validate on a seeded subset of this many sentences (null: all)."""
-    max_test_examples: int | None = None
-    """Report test metrics on a seeded subset of this many sentences (null: all)."""
     best_metric: str = "eval_token_accuracy"
-
-    def __post_init__(self) -> None:
-        super().__post_init__()
-        for name in ("max_train_examples", "max_eval_examples", "max_test_examples"):
-            value = getattr(self, name)
-            if value is not None and value < 1:
-                raise ConfigError(f"{name}={value} must be >= 1, or null for all")
 
 
 def load_tagged_splits(cfg: TagConfig) -> Splits[TaggedSequences]:
-    if cfg.data in CATALOG and not Path(cfg.data).exists():
+    if is_catalog_name(cfg.data):
         splits = load_dataset(cfg.data, split=cfg.split, seed=cfg.seed)
         if not isinstance(splits.train, TaggedSequences):
             raise InputDataError(f"data={cfg.data!r} is a text-classification dataset; tagging needs "
@@ -87,16 +63,6 @@ def load_tagged_splits(cfg: TagConfig) -> Splits[TaggedSequences]:
     if not len(records):
         raise InputDataError(f"{path}: the file is empty; expected tagged sentences (see docs/finetuning.md)")
     return make_splits(records, parse_fractions(cfg.split), cfg.seed)
-
-
-def encode_words(tokenizer: TextTokenizer, sentences: Sequence[Sequence[str]], max_length: int):
-    """Encodings of pre-split words (each word may become several pieces), truncated to max_length."""
-    tok = tokenizer.tokenizer
-    tok.enable_truncation(max_length=max_length)
-    try:
-        return tok.encode_batch([list(words) for words in sentences], is_pretokenized=True)
-    finally:
-        tok.no_truncation()
 
 
 class TaggedPieces(torch.utils.data.Dataset):
@@ -144,122 +110,62 @@ def eval_fn(model: EncoderWithHead, batch: dict[str, torch.Tensor]) -> dict[str,
     return {"loss": (loss, n), "token_accuracy": (correct.sum() / n.clamp(min=1), n)}
 
 
-class TokenTagger:
-    """A fine-tuned tagger directory, loaded: lists of words -> lists of tags."""
+class TagTask:
+    """task=tag in the fine-tuning recipe (tasks/finetune.py)."""
 
-    def __init__(self, model: EncoderWithHead, tokenizer: TextTokenizer, meta: dict[str, Any]):
-        prepack_linears(model)  # CPU fp32 inference on oneDNN-packed weights (nn/prepacked_linear.py)
-        self.model, self.tokenizer, self.meta = model.eval(), tokenizer, meta
-        self.tag_names: tuple[str, ...] = tuple(meta["label_names"])
-        self.max_length = int(meta["max_length"])
+    def load_splits(self, cfg: TagConfig) -> Splits[TaggedSequences]:
+        return load_tagged_splits(cfg)
 
-    @classmethod
-    def from_pretrained(cls, path: str | Path) -> TokenTagger:
-        model, tokenizer, meta = load_finetuned(path)
-        if meta.get("task") != "token-classification":
-            raise InputDataError(f"{str(path)!r} is a {meta.get('task')} model, not a tagger")
-        return cls(model, tokenizer, meta)
+    def make_head(self, cfg: TagConfig, d_model: int, splits: Splits[TaggedSequences]) -> nn.Module:
+        return TokenClassificationHead(d_model, len(splits.train.tag_names), cfg.head_dropout)
 
-    @torch.no_grad()
-    def predict_ids(self, sentences: Sequence[Sequence[str]], batch_size: int = 32) -> list[list[int | None]]:
-        """Tag ids per word (None for words beyond max_length)."""
-        encodings = encode_words(self.tokenizer, sentences, self.max_length)
-        out: list[list[int | None]] = []
-        for start in range(0, len(encodings), batch_size):
-            chunk = encodings[start:start + batch_size]
-            batch = self.tokenizer.pad([enc.ids for enc in chunk])
-            best = self.model(batch.input_ids, batch.attention_mask).argmax(-1)  # (B, T)
-            for row, (enc, words) in enumerate(zip(chunk, sentences[start:start + batch_size], strict=True)):
-                tags: list[int | None] = [None] * len(words)
-                previous = None
-                for position, word in enumerate(enc.word_ids):
-                    if word is not None and word != previous:
-                        tags[word] = int(best[row, position])
-                    previous = word
-                out.append(tags)
-        return out
+    def make_trainer(self, cfg: TagConfig, encoder: Encoder, data: HeldOut) -> tuple[Trainer, dict[str, Any]]:
+        tokenizer, max_length = encoder.tokenizer, encoder.max_length
+        info = HeadInfo(task="token-classification", label_names=list(data.splits.train.tag_names),
+                        max_length=max_length, head_dropout=cfg.head_dropout, init=encoder.source, mode=cfg.mode,
+                        data=data_reference(cfg.data), split=cfg.split, seed=cfg.seed)
+        train_pieces = TaggedPieces(data.train, tokenizer, max_length)
+        before = {"unknown_piece_rate": round(unknown_piece_rate(tokenizer, train_pieces.ids, cfg.init, cfg.data), 4)}
+        trainer = Trainer(cfg, encoder.model, train_pieces, loss_fn=loss_fn, collate_fn=make_collate(tokenizer),
+                          eval_data=TaggedPieces(data.validation, tokenizer, max_length) if len(data.validation)
+                          else None, eval_fn=eval_fn, save_final=lambda m, d: save_finetuned(m, tokenizer, d, info),
+                          param_groups=optimizer_groups(cfg.layer_lr_decay, cfg.weight_decay))
+        return trainer, before
 
-    def predict(self, sentences: Sequence[Sequence[str]], batch_size: int = 32) -> list[list[str | None]]:
-        return [[None if t is None else self.tag_names[t] for t in tags]
-                for tags in self.predict_ids(sentences, batch_size)]
-
-    def evaluate(self, records: TaggedSequences) -> tuple[ClassificationReport, int]:
-        """Per-word report (its accuracy is the token accuracy) over the scored words; and the truncated count."""
-        index = {name: i for i, name in enumerate(self.tag_names)}
-        unseen = sorted({records.tag_names[t] for tags in records.tags for t in tags} - set(index))
-        if unseen:
-            raise InputDataError(f"{records.source}: tags {unseen[:5]} never occur in the training data, so the model "
-                                 f"cannot predict them; it knows {list(self.tag_names)}")
-        y_true, y_pred, truncated = [], [], 0
-        for gold, predicted in zip(records.tags, self.predict_ids(records.tokens), strict=True):
-            for g, p in zip(gold, predicted, strict=True):
-                if p is None:
-                    truncated += 1
-                    continue
-                y_true.append(index[records.tag_names[g]])
-                y_pred.append(p)
-        return classification_report(y_true, y_pred, self.tag_names), truncated
+    def score(self, cfg: TagConfig, final_dir: Path, data: HeldOut) -> dict[str, Any]:
+        tagger = TokenTagger.from_dir(final_dir)
+        metrics: dict[str, Any] = {}
+        for split_name, records in (("validation", data.validation), ("test", data.test)):
+            if len(records):
+                report, truncated = tagger_report(tagger, records)
+                atomic_write_json(Path(cfg.out_dir) / f"eval_{split_name}.json",
+                                  {"model": str(final_dir), "split": split_name, "words_truncated": truncated,
+                                   **report.to_dict()})
+                metrics[f"{split_name}_token_accuracy"] = report.accuracy
+                metrics[f"{split_name}_macro_f1"] = report.macro_f1
+                metrics[f"{split_name}_words_truncated"] = truncated
+        metrics.update({"train_sentences": len(data.train), "test_sentences": len(data.test),
+                        "tag_names": list(data.splits.train.tag_names)})
+        return metrics
 
 
 def finetune_tagger(cfg: TagConfig) -> dict[str, Any]:
     """Train, save OUT_DIR/final/, reload it and report token accuracy on validation and test."""
-    started = time.perf_counter()
-    apply_threads(cfg.threads)
-    out_dir = Path(cfg.out_dir)
-    splits = load_tagged_splits(cfg)
-    train = seeded_subset(splits.train, cfg.max_train_examples, cfg.seed)
-    validation = seeded_subset(splits.validation, cfg.max_eval_examples, cfg.seed)
-    test = seeded_subset(splits.test, cfg.max_test_examples, cfg.seed)
-    names = splits.train.tag_names
-
-    encoder, tokenizer, source = load_encoder(cfg.init, cfg.random_like)
-    max_length = min(cfg.max_length, encoder.cfg.max_positions)
-    model = EncoderWithHead(encoder, TokenClassificationHead(encoder.cfg.d_model, len(names), cfg.head_dropout))
-    counts = prepare_mode(model, cfg)
-    meta = {"task": "token-classification", "label_names": list(names), "max_length": max_length,
-            "head_dropout": cfg.head_dropout, "init": source, "mode": cfg.mode, "data": data_reference(cfg.data),
-            "split": cfg.split, "seed": cfg.seed}
-    eval_data = TaggedPieces(validation, tokenizer, max_length) if len(validation) else None
-    train_pieces = TaggedPieces(train, tokenizer, max_length)
-    counts["unknown_piece_rate"] = round(unknown_piece_rate(tokenizer, train_pieces.ids, cfg.init, cfg.data), 4)
-    trainer = Trainer(cfg, model, train_pieces, loss_fn=loss_fn,
-                      collate_fn=make_collate(tokenizer), eval_data=eval_data, eval_fn=eval_fn,
-                      save_final=lambda m, d: save_finetuned(m, tokenizer, d, meta),
-                      param_groups=optimizer_groups(cfg))
-    train_started = time.perf_counter()
-    result = trainer.fit()
-    train_seconds = time.perf_counter() - train_started
-
-    tagger = TokenTagger.from_pretrained(result.final_dir)
-    metrics: dict[str, Any] = dict(result.metrics)
-    for split_name, records in (("validation", validation), ("test", test)):
-        if len(records):
-            report, truncated = tagger.evaluate(records)
-            atomic_write_json(out_dir / f"eval_{split_name}.json", {"model": str(result.final_dir), "split": split_name,
-                                                                    "words_truncated": truncated, **report.to_dict()})
-            metrics[f"{split_name}_token_accuracy"] = report.accuracy
-            metrics[f"{split_name}_macro_f1"] = report.macro_f1
-            metrics[f"{split_name}_words_truncated"] = truncated
-    metrics.update(counts)
-    metrics.update({"train_sentences": len(train), "test_sentences": len(test), "tag_names": list(names),
-                    "init": source, "mode": cfg.mode, "train_seconds": round(train_seconds, 1),
-                    "seconds": round(time.perf_counter() - started, 1), "final_dir": str(result.final_dir)})
-    return metrics
+    return run_finetune(cfg, TagTask())
 
 
 def evaluate_tagger(model: str | Path, data: str, split: str = "auto", output_dir: str | Path | None = None,
                     max_examples: int | None = None) -> tuple[ClassificationReport, Path]:
-    tagger = TokenTagger.from_pretrained(model)
-    meta = tagger.meta
-    split = evaluation_split(split, data, meta)
-    cfg = TagConfig(data=data, split=meta.get("split", "0.8,0.1,0.1") if split != "all" else "1,0,0",
-                    seed=int(meta.get("seed", 0)), out_dir="unused")
+    tagger = TokenTagger.from_dir(model)
+    split = evaluation_split(split, data, tagger.info.data)
+    cfg = TagConfig(data=data, split=tagger.info.split if split != "all" else "1,0,0", seed=tagger.info.seed,
+                    out_dir="unused")
     splits = load_tagged_splits(cfg)
     records = seeded_subset(splits.train if split == "all" else getattr(splits, split), max_examples, cfg.seed)
     if not len(records):
         raise InputDataError(f"data {data!r} has no {split} sentences (split={cfg.split}); evaluate on another file "
                              "(or on --split validation if that has sentences)")
-    report, truncated = tagger.evaluate(records)
+    report, truncated = tagger_report(tagger, records)
     directory = Path(output_dir) if output_dir else Path(model) / "evaluations"
     name = data if data in CATALOG else Path(data).stem
     path = report.save(directory, f"eval_{name}_{split}", extra={"model": str(model), "data": data, "split": split,
@@ -299,7 +205,7 @@ def predict_tags_file(model: str | Path, input_path: str | Path, output_path: st
         sentences = [line.split() for line in read_texts(path, text_option="--text-column") if line.strip()]
     if not sentences:
         raise InputDataError(f"input file {str(path)!r} is empty; give one sentence of space-separated words per line")
-    tagger = TokenTagger.from_pretrained(model)
+    tagger = TokenTagger.from_dir(model)
     tags = tagger.predict(sentences, batch_size)
     lines = [json.dumps({"tokens": s, "tags": t}, ensure_ascii=False) for s, t in zip(sentences, tags, strict=True)]
     atomic_write_text(output_path, "\n".join(lines) + "\n")

@@ -29,6 +29,7 @@ from safetensors.torch import save as save_safetensors
 
 from ..errors import CheckpointError
 from ..files import atomic_write_bytes, atomic_write_json
+from ..weights import dedupe_tied
 
 MODEL_FILE = "model.safetensors"
 STATE_FILE = "trainer_state.pt"
@@ -48,22 +49,6 @@ def _sha256(data: bytes) -> str:
     return hashlib.sha256(data).hexdigest()
 
 
-def dedupe_tied(state: dict[str, torch.Tensor]) -> tuple[dict[str, torch.Tensor], dict[str, str]]:
-    """safetensors refuses tensors sharing memory (tied embeddings); keep one, record the others as aliases."""
-    unique: dict[str, torch.Tensor] = {}
-    aliases: dict[str, str] = {}
-    seen: dict[tuple, str] = {}
-    for name, tensor in state.items():
-        key = (tensor.untyped_storage().data_ptr(), tensor.storage_offset(), tuple(tensor.shape),
-               tuple(tensor.stride()), tensor.dtype)
-        if tensor.numel() and key in seen:
-            aliases[name] = seen[key]
-        else:
-            seen[key] = name
-            unique[name] = tensor.detach().cpu().contiguous()
-    return unique, aliases
-
-
 def save_checkpoint(path: Path, model_state: dict[str, torch.Tensor], trainer_state: dict[str, Any],
                     meta: dict[str, Any]) -> Path:
     """Write a checkpoint directory; the manifest (with checksums) goes last and marks it complete."""
@@ -81,23 +66,6 @@ def save_checkpoint(path: Path, model_state: dict[str, torch.Tensor], trainer_st
              for name, data in ((MODEL_FILE, model_bytes), (STATE_FILE, state_bytes))}
     atomic_write_json(path / MANIFEST_FILE, {"format": 1, "files": files, "aliases": aliases, **meta})
     return path
-
-
-def save_weights(path: str | Path, state: dict[str, torch.Tensor]) -> None:
-    """A state dict as one safetensors file, written atomically (tied tensors stored once)."""
-    tensors, _ = dedupe_tied(state)
-    atomic_write_bytes(path, save_safetensors(tensors))
-
-
-def load_weights(path: str | Path, device: str | torch.device = "cpu") -> dict[str, torch.Tensor]:
-    """A safetensors file written by `save_weights`; a missing or damaged file is a CheckpointError naming it."""
-    from safetensors import SafetensorError
-    from safetensors.torch import load_file
-
-    try:
-        return load_file(Path(path), device=str(device))
-    except (OSError, SafetensorError) as exc:
-        raise CheckpointError(f"cannot read {path}: {exc}") from exc
 
 
 def read_manifest(path: Path) -> dict[str, Any]:

@@ -48,6 +48,7 @@ from torch.utils.data import DataLoader, Dataset
 from ..config import save_config, to_dict
 from ..errors import CheckpointError, ConfigError, EncoderlabError
 from ..files import atomic_write_json
+from ..weights import save_weights
 from . import checkpoint as ckpt
 from .config import TrainConfig
 from .distributed import all_reduce_sum, broadcast_object, dist_info, no_grad_sync, unwrap, wrap_model
@@ -92,6 +93,20 @@ def move_to_device(batch: Batch, device: torch.device) -> Batch:
 
 
 class Trainer:
+    """One training engine for every task: it takes the model, the data and functions, never a task.
+
+        trainer = Trainer(cfg, model, train_data, loss_fn=loss_fn, eval_data=val, eval_fn=eval_fn,
+                          save_final=save_final)
+        result = trainer.fit()          # TrainResult: metrics, best step, final_dir
+
+    `loss_fn(model, batch) -> (mean loss, n)` and `eval_fn(model, batch) -> {name: (value, n)}` say what is
+    optimised and measured; `save_final(model, directory)` writes the task's saved-model kind to OUT_DIR/final/.
+    The Trainer owns the loop: devices and precision (bf16 autocast, fp16 + GradScaler on CUDA), AdamW/SGD with
+    schedules and per-group lr scales, clipping and accumulation, non-finite steps skipped and counted,
+    evaluation and early stopping, atomic checksummed checkpoints with exact resume (model, optimizer, RNG and
+    data position), DDP/FSDP under torchrun, and log.jsonl / metrics.json.
+    """
+
     def __init__(
         self,
         cfg: TrainConfig,
@@ -493,5 +508,5 @@ class Trainer:
 
     def _default_save_final(self, model: nn.Module, directory: Path) -> None:
         directory.mkdir(parents=True, exist_ok=True)
-        ckpt.save_weights(directory / "model.safetensors", model.state_dict())
+        save_weights(directory / "model.safetensors", model.state_dict())
         save_config(self.cfg, directory / "config.yaml")
