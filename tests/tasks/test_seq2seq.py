@@ -348,3 +348,17 @@ def test_transformer_config_errors_name_the_fix(tmp_path):
         Seq2SeqConfig(model=TransformerSeq2SeqConfig(share_embeddings=True))
     with pytest.raises(ConfigError, match=r"set model.max_positions=\d+ or more"):
         seq2seq_command(None, [*TINY_TRANSFORMER, f"out_dir={tmp_path / 'short'}", "model.max_positions=20"])
+
+
+def test_the_saved_seq2seq_kind_encodes_and_loads_through_the_registry(g2p_run):
+    from encoderlab.artifacts.registry import Encodes, Predicts, identify, load
+
+    out, _ = g2p_run
+    model = load(out)
+    assert isinstance(model, Seq2SeqPredictor) and isinstance(model, Encodes) and isinstance(model, Predicts)
+    assert identify(out / "final").kind.name == "seq2seq"
+    vectors = model.encode(["cat", "catalogue", "Cat "])
+    assert vectors.shape == (3, 2 * 48) and vectors.dtype == "float32"
+    assert (vectors[0] == vectors[2]).all() and not (vectors[0] == vectors[1]).all()  # lowercased, trimmed
+    with pytest.raises(InputDataError, match="input 2"):
+        model.encode(["a", " "])

@@ -15,6 +15,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import torch
 
 from ..config import from_dict, read_yaml
@@ -108,24 +109,41 @@ class Seq2SeqPredictor:
             model.load_state_dict(weights)
         return cls(model.to(device), json.loads((directory / VOCAB_FILE).read_text(encoding="utf-8")))
 
-    def predict(self, sources: Sequence[str], beam_size: int = 1, batch_size: int = 256,
-                length_penalty: float = 0.0) -> list[str]:
-        """One output string per source (targets' tokens joined by '' or ' ', as in the training data)."""
+    def source_ids(self, sources: Sequence[str]) -> list[list[int]]:
+        """Trimmed (and lowercased, if the run lowercased) sources -> token ids; empty or too long is an error
+        naming the input (counted from 1)."""
         if isinstance(sources, str):
-            raise InputDataError("predict() takes a list of strings; wrap a single one: predict([text])")
+            raise InputDataError("seq2seq models take a list of strings; wrap a single one: predict([text])")
+        limit = getattr(self.model.cfg, "max_positions", None)  # a Transformer's position table
         ids = []
         for i, text in enumerate(sources):
             text = text.strip().lower() if self.lowercase else text.strip()
             encoded = self.source_vocab.encode(text)
             if not encoded:
                 raise InputDataError(f"input {i + 1} ({sources[i]!r}) is empty; every input needs at least one token")
-            limit = getattr(self.model.cfg, "max_positions", None)  # a Transformer's position table
             if limit is not None and len(encoded) > limit:
                 raise InputDataError(f"input {i + 1} ({sources[i][:40]!r}...) has {len(encoded)} tokens, more than the "
                                      f"model's max_positions={limit}; split it into shorter pieces")
             ids.append(encoded)
-        outputs = generate(self.model, ids, self.max_output_length, beam_size, batch_size, length_penalty)
+        return ids
+
+    def predict(self, sources: Sequence[str], beam_size: int = 1, batch_size: int = 256,
+                length_penalty: float = 0.0) -> list[str]:
+        """One output string per source (targets' tokens joined by '', ' ' or detokenised subwords, as in the
+        training data)."""
+        outputs = generate(self.model, self.source_ids(sources), self.max_output_length, beam_size, batch_size,
+                           length_penalty)
         return [self.target_vocab.decode(out) for out in outputs]
+
+    @torch.no_grad()
+    def encode(self, sources: Sequence[str], batch_size: int = 256) -> np.ndarray:
+        """(N, d) float32: the encoder's vector of each source (LSTM: its pooled vector; Transformer: the mean
+        of its outputs over the source's tokens)."""
+        ids = self.source_ids(sources)
+        device = next(self.model.parameters()).device
+        vectors = [self.model.sentence_vectors(pad(ids[lo:lo + batch_size]).to(device)).float().cpu()
+                   for lo in range(0, len(ids), batch_size)]
+        return torch.cat(vectors).numpy()
 
     from_run = from_dir  # the name before the saved-model contract
 
