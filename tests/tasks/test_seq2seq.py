@@ -12,11 +12,11 @@ from safetensors.torch import load_file
 
 from encoderlab.data.pairs import Vocabulary, load_cmudict, load_pairs, split_by_source
 from encoderlab.errors import CheckpointError, ConfigError, InputDataError
+from encoderlab.evaluation.sequences import SequenceScores, edit_distance
+from encoderlab.models.transformer_seq2seq import TransformerSeq2SeqConfig
 from encoderlab.tasks.seq2seq import (
     Seq2SeqConfig,
     Seq2SeqPredictor,
-    SequenceScores,
-    edit_distance,
     predict_seq2seq,
     print_predictions,
     read_inputs,
@@ -300,3 +300,65 @@ def test_robustness_when_the_runs_training_file_is_gone(tmp_path):
     with pytest.raises(InputDataError, match=r"run: its test split is read from its training data '.*pairs.csv', "
                                              r"which is not there.*pass --data FILE"):
         evaluate_robustness(tmp_path / "run", None, [0.1])
+
+
+BIBLE_SLICE = Path(__file__).resolve().parents[1] / "data" / "bible-es-en-slice.tsv"
+TINY_TRANSFORMER = ["threads=1", "progress=off", f"data={BIBLE_SLICE}", "source_column=spanish",
+                    "target_column=english", "group_column=chapter", "source_tokens=subword",
+                    "target_tokens=subword", "subword_vocab_size=400", "split=0.8,0.1,0.1", "model.kind=transformer",
+                    "model.d_model=64", "model.n_heads=2", "model.d_ff=128", "model.n_encoder_layers=1",
+                    "model.n_decoder_layers=1", "model.max_positions=160", "model.share_embeddings=true",
+                    "model.dropout=0.0", "model.attention_dropout=0.0", "batch_size=16", "lr=5e-3",
+                    "warmup_steps=10", "log_every=10", "max_steps=200", "beam_size=2", "length_penalty=0.6",
+                    "max_output_length=40", "label_smoothing=0.1"]
+
+
+@pytest.mark.slow
+def test_a_tiny_transformer_translates_and_its_saved_model_scores_the_same(tmp_path):
+    from encoderlab.evaluation.sequences import bleu_chrf
+
+    out = tmp_path / "es-en"
+    metrics = seq2seq_command(None, [*TINY_TRANSFORMER, f"out_dir={out}"])
+    losses = [r["loss"] for r in read_log(out) if "loss" in r]
+    assert losses[-1] < 0.75 * losses[0]
+    for name in ("test_bleu", "test_chrf", "copy_source_test_bleu", "copy_source_test_chrf", "test_beam2_chrf"):
+        assert 0 <= metrics[name] <= 100, name
+    assert metrics["test_chrf"] > metrics["untrained_test_chrf"]
+    assert metrics["sacrebleu_signatures"]["bleu_signature"].startswith("nrefs:1|case:mixed")
+    info = json.loads((out / "final" / "vocab.json").read_text())
+    assert info["source"]["mode"] == "subword" and info["source"] == info["target"]  # one joint vocabulary
+    # the saved model reloads and translates exactly as the trained one scored
+    pairs = load_pairs(str(BIBLE_SLICE), "spanish", "english", group_column="chapter")
+    test = split_by_source(pairs, (0.8, 0.1, 0.1), seed=0)[2]
+    refs = test.references()
+    translator = Seq2SeqPredictor.from_dir(out)
+    outputs = translator.predict(list(refs))
+    scores = bleu_chrf(outputs, list(refs.values()))
+    assert scores["chrf"] == pytest.approx(metrics["test_chrf"], abs=1e-9)
+    assert scores["bleu"] == pytest.approx(metrics["test_bleu"], abs=1e-9)
+    beam = translator.predict(list(refs), beam_size=2, length_penalty=0.6)
+    assert bleu_chrf(beam, list(refs.values()))["chrf"] == pytest.approx(metrics["test_beam2_chrf"], abs=1e-9)
+    assert predict_seq2seq(out, ["  Y dijo Dios "]) == translator.predict(["Y dijo Dios"])
+    with pytest.raises(InputDataError, match="max_positions=160"):
+        translator.predict(["palabra " * 400])
+
+
+def test_transformer_config_errors_name_the_fix(tmp_path):
+    with pytest.raises(ConfigError, match="share_embeddings=true needs one joint vocabulary"):
+        Seq2SeqConfig(model=TransformerSeq2SeqConfig(share_embeddings=True))
+    with pytest.raises(ConfigError, match=r"set model.max_positions=\d+ or more"):
+        seq2seq_command(None, [*TINY_TRANSFORMER, f"out_dir={tmp_path / 'short'}", "model.max_positions=20"])
+
+
+def test_the_saved_seq2seq_kind_encodes_and_loads_through_the_registry(g2p_run):
+    from encoderlab.artifacts.registry import Encodes, Predicts, identify, load
+
+    out, _ = g2p_run
+    model = load(out)
+    assert isinstance(model, Seq2SeqPredictor) and isinstance(model, Encodes) and isinstance(model, Predicts)
+    assert identify(out / "final").kind.name == "seq2seq"
+    vectors = model.encode(["cat", "catalogue", "Cat "])
+    assert vectors.shape == (3, 2 * 48) and vectors.dtype == "float32"
+    assert (vectors[0] == vectors[2]).all() and not (vectors[0] == vectors[1]).all()  # lowercased, trimmed
+    with pytest.raises(InputDataError, match="input 2"):
+        model.encode(["a", " "])

@@ -27,10 +27,10 @@ from torch import nn
 from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
 
 from ..errors import ConfigError, InputDataError
+from .decoding import BOS, EOS, PAD, SPECIAL_TOKENS, UNK, Generates
 
-PAD, UNK, BOS, EOS = 0, 1, 2, 3
-"""Ids every vocabulary reserves: padding, unknown token, begin- and end-of-sequence."""
-SPECIAL_TOKENS = ("<pad>", "<unk>", "<s>", "</s>")
+__all__ = ["BOS", "EOS", "PAD", "SPECIAL_TOKENS", "UNK", "RecurrentConfig", "RecurrentEncoder", "Seq2Seq",
+           "sequence_loss"]
 
 RNNS = {"lstm": nn.LSTM, "gru": nn.GRU}
 State = torch.Tensor | tuple[torch.Tensor, torch.Tensor]
@@ -295,9 +295,9 @@ class AttentionDecoder(nn.Module):
 
 
 # ----------------------------------------------------------------------------------------------- the model
-class Seq2Seq(nn.Module):
+class Seq2Seq(Generates, nn.Module):
     """RecurrentEncoder + Bridge + AttentionDecoder. `forward` is teacher-forced; `greedy` and
-    `beam_search` generate."""
+    `beam_search` (models.decoding.Generates) generate."""
 
     def __init__(self, cfg: RecurrentConfig) -> None:
         super().__init__()
@@ -320,76 +320,14 @@ class Seq2Seq(nn.Module):
         """source (B, S), target_in (B, T) = BOS + target, both right-padded -> logits (B, T, V)."""
         return self.decoder(target_in, self.start(source))
 
+    def sentence_vectors(self, source: torch.Tensor) -> torch.Tensor:
+        """source (B, S) -> (B, D): the encoder's sequence vector (`RecurrentConfig.pooling`)."""
+        return self.encoder(source).pooled
+
     # ------------------------------------------------------------------ generation
-    @torch.no_grad()
-    def greedy(self, source: torch.Tensor, max_length: int) -> list[list[int]]:
-        """Batched greedy decoding: the most likely token at every step, until EOS or `max_length` tokens.
-        Returns the token ids of each output, without BOS/EOS."""
-        state = self.start(source)
-        B = source.shape[0]
-        tokens = torch.full((B,), BOS, dtype=torch.long, device=source.device)
-        done = torch.zeros(B, dtype=torch.bool, device=source.device)
-        out = []
-        for _ in range(max_length):
-            logits, state = self.decoder.step(tokens, state)
-            tokens = _never_generated(logits).argmax(-1).masked_fill(done, PAD)  # (B,)
-            out.append(tokens)
-            done |= tokens == EOS
-            if bool(done.all()):
-                break
-        return [_until_eos(row) for row in torch.stack(out, 1).tolist()] if out else [[] for _ in range(B)]
-
-    @torch.no_grad()
-    def beam_search(self, source: torch.Tensor, max_length: int, beam_size: int = 5) -> list[list[int]]:
-        """Batched beam search: the `beam_size` best partial outputs of every source are kept by total
-        log-probability. A hypothesis that emitted EOS stays in the beam with its score frozen (it can only
-        "extend" by PAD at cost 0), so it competes with the longer ones; the search stops when every beam of
-        every source is finished or at `max_length`. Returns the best hypothesis per source (no BOS/EOS).
-        With beam_size=1 this is exactly greedy decoding."""
-        if beam_size < 1:
-            raise ConfigError(f"beam_size={beam_size} must be at least 1")
-        B, K = source.shape[0], beam_size
-        device = source.device
-        state = self.start(source).select(torch.arange(B, device=device).repeat_interleave(K))  # (B * K) rows
-        tokens = torch.full((B * K,), BOS, dtype=torch.long, device=device)
-        scores = torch.zeros(B, K, device=device)
-        scores[:, 1:] = float("-inf")  # all K beams start identical: keep one, or the top-K would be K copies
-        done = torch.zeros(B * K, dtype=torch.bool, device=device)
-        history = torch.empty(B * K, 0, dtype=torch.long, device=device)
-        for _ in range(max_length):
-            logits, state = self.decoder.step(tokens, state)
-            log_probs = F.log_softmax(_never_generated(logits).float(), dim=-1)  # (B * K, V)
-            V = log_probs.shape[-1]
-            # A finished hypothesis: one continuation (PAD) at cost 0, so its score stays as it was.
-            frozen = torch.full_like(log_probs, float("-inf"))
-            frozen[:, PAD] = 0.0
-            log_probs = torch.where(done[:, None], frozen, log_probs)
-            total = (scores.view(B * K, 1) + log_probs).view(B, K * V)
-            scores, flat = total.topk(K, dim=-1)  # (B, K)
-            parent = flat // V + torch.arange(B, device=device)[:, None] * K  # (B, K) rows of (B * K)
-            tokens = (flat % V).view(-1)
-            parent = parent.view(-1)
-            state = state.select(parent)
-            history = torch.cat([history.index_select(0, parent), tokens[:, None]], dim=1)
-            done = done.index_select(0, parent) | (tokens == EOS)
-            if bool(done.all()):
-                break
-        best = history.view(B, K, -1)[:, 0]  # topk is sorted: beam 0 is the best
-        return [_until_eos(row) for row in best.tolist()]
-
-
-def _never_generated(logits: torch.Tensor) -> torch.Tensor:
-    """PAD and BOS are never targets; rule them out of generation (an untrained model would pick them)."""
-    return logits.index_fill(-1, torch.tensor([PAD, BOS], device=logits.device), float("-inf"))
-
-
-def _until_eos(ids: list[int]) -> list[int]:
-    out = []
-    for i in ids:
-        if i in (EOS, PAD):
-            break
-        out.append(i)
-    return out
+    def step(self, tokens: torch.Tensor, state: DecoderState) -> tuple[torch.Tensor, DecoderState]:
+        """One decoding step: previous tokens (B,) -> logits (B, V) and the next state."""
+        return self.decoder.step(tokens, state)
 
 
 # ----------------------------------------------------------------------------------------------- objective

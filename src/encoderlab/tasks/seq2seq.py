@@ -1,6 +1,9 @@
-"""`train_seq2seq(cfg)`: train an attention LSTM/GRU sequence-to-sequence model on string pairs.
+"""`train_seq2seq(cfg)`: train a sequence-to-sequence model on string pairs: an attention LSTM/GRU
+(`model.kind=lstm|gru`, models/recurrent.py) or a Transformer encoder-decoder (`model.kind=transformer`,
+models/transformer_seq2seq.py).
 
     encoderlab seq2seq --config configs/seq2seq-g2p.yaml                        # CMUdict word -> phonemes
+    encoderlab seq2seq --config configs/seq2seq-es-en-transformer.yaml          # Spanish -> English verses
     encoderlab seq2seq data=pairs.csv source_column=word target_column=ipa out_dir=runs/mine
 
 One run: read the pairs (`data.pairs`: the bundled CMUdict or a user's .csv / .tsv / .jsonl), split them
@@ -35,11 +38,14 @@ from torch.utils.data import Dataset
 
 from ..artifacts.seq2seq import VOCAB_FILE, Seq2SeqPredictor, generate, pad
 from ..config import read_yaml, save_config
-from ..data.pairs import CMUDICT, Pairs, Tokenization, Vocabulary, load_pairs, split_by_source
+from ..data.bible import BIBLE_ES_EN
+from ..data.pairs import CMUDICT, Pairs, SubwordVocabulary, Tokenization, Vocabulary, load_pairs, split_by_source
 from ..data.records import parse_fractions
 from ..errors import ConfigError, InputDataError
+from ..evaluation.sequences import SequenceScores, bleu_chrf
 from ..files import atomic_write_json
 from ..models.recurrent import BOS, EOS, PAD, RecurrentConfig, Seq2Seq, sequence_loss
+from ..models.transformer_seq2seq import TransformerSeq2Seq, TransformerSeq2SeqConfig
 from ..training import TrainConfig, Trainer, run_task
 from ..training.distributed import unwrap
 from ..training.precision import apply_threads
@@ -51,15 +57,22 @@ class Seq2SeqConfig(TrainConfig):
     out_dir: str = "runs/seq2seq"
     """Where the run is written (default: a directory of its own per command)."""
     data: str = CMUDICT
-    """cmudict (word -> ARPAbet phonemes, bundled) or a .csv / .tsv / .jsonl file of pairs."""
+    """cmudict (word -> ARPAbet phonemes, bundled), bible-es-en (Spanish -> English verses, fetched on first
+    use, data/bible.py) or a .csv / .tsv / .jsonl file of pairs."""
     source_column: str = "source"
     """User files: the column (.csv / .tsv header) or field (.jsonl) holding the source string."""
     target_column: str = "target"
     """User files: the column or field holding the target string."""
+    group_column: str | None = None
+    """User files: an optional column whose value keeps pairs together in one split (e.g. a chapter);
+    bible-es-en is always split by chapter."""
     source_tokens: Tokenization = "char"
-    """char: one token per character; space: whitespace-separated tokens."""
-    target_tokens: Literal["auto", "char", "space"] = "auto"
-    """auto: space for cmudict (phonemes), char for user files."""
+    """char: one token per character; space: whitespace-separated tokens; subword: BPE pieces learned from
+    the training split (joint with the target when target_tokens=subword too)."""
+    target_tokens: Literal["auto", "char", "space", "subword"] = "auto"
+    """auto: space for cmudict (phonemes), subword for bible-es-en, char for user files."""
+    subword_vocab_size: int = 8000
+    """Size of the (joint) BPE vocabulary, specials included, when a side uses subword tokens."""
     lowercase: bool | None = None
     """Lowercase sources, in training and prediction; null: true for cmudict (its words are lowercase),
     false for user files."""
@@ -73,22 +86,26 @@ class Seq2SeqConfig(TrainConfig):
     """Validation sources scored at every evaluation during training (greedy decoding); null = all."""
     max_test_examples: int | None = None
     """Test sources scored at the end; null = all."""
-    model: RecurrentConfig = field(default_factory=RecurrentConfig)
-    """The architecture; vocabulary sizes are filled in from the data."""
+    model: RecurrentConfig | TransformerSeq2SeqConfig = field(default_factory=RecurrentConfig)
+    """The architecture, chosen by model.kind (lstm / gru: RecurrentConfig; transformer:
+    TransformerSeq2SeqConfig); vocabulary sizes are filled in from the data."""
     label_smoothing: float = 0.0
     """Cross-entropy label smoothing (0 = plain cross-entropy)."""
     beam_size: int = 5
     """Test-time beam search width, reported next to greedy decoding (1 = greedy only)."""
+    length_penalty: float = 0.0
+    """Beam search ranks finished outputs by log P / ((5 + length) / 6) ** length_penalty (GNMT); 0 = raw
+    log-probability."""
     max_output_length: int = 0
     """Longest output generated, in tokens; 0 = the longest training target + 10."""
     baselines: bool = True
-    """Also score the untrained model and the one-to-one token baseline on the test split."""
+    """Also score the untrained model, the one-to-one token baseline and copying the source on the test split."""
 
     def __post_init__(self) -> None:
         super().__post_init__()
         is_cmudict = self.data == CMUDICT
         if self.target_tokens == "auto":
-            self.target_tokens = "space" if is_cmudict else "char"
+            self.target_tokens = "space" if is_cmudict else "subword" if self.data == BIBLE_ES_EN else "char"
         if self.lowercase is None:
             self.lowercase = is_cmudict
         parse_fractions(self.split)
@@ -104,6 +121,18 @@ class Seq2SeqConfig(TrainConfig):
             raise ConfigError(f"label_smoothing={self.label_smoothing} must be in [0, 1)")
         if self.stress and not is_cmudict:
             raise ConfigError("stress=true applies to data=cmudict only; remove it")
+        if self.subword_vocab_size < 64:
+            raise ConfigError(f"subword_vocab_size={self.subword_vocab_size} is too small; use e.g. 8000")
+        if self.length_penalty < 0:
+            raise ConfigError(f"length_penalty={self.length_penalty} must be >= 0 (0 = none, 0.6-1.0 usual)")
+        if getattr(self.model, "share_embeddings", False) and not self.joint_vocabulary:
+            raise ConfigError("model.share_embeddings=true needs one joint vocabulary: set source_tokens=subword "
+                              "target_tokens=subword, or model.share_embeddings=false")
+
+    @property
+    def joint_vocabulary(self) -> bool:
+        """Both sides subword: one BPE vocabulary learned from sources and targets together."""
+        return self.source_tokens == self.target_tokens == "subword"
 
 
 # ----------------------------------------------------------------------------------------------- data
@@ -119,9 +148,10 @@ class Seq2SeqData:
 
 def prepare_data(cfg: Seq2SeqConfig) -> Seq2SeqData:
     """Read, lowercase, split by source, subsample, and build the vocabularies from the training split."""
-    pairs = load_pairs(cfg.data, cfg.source_column, cfg.target_column, stress=cfg.stress)
+    pairs = load_pairs(cfg.data, cfg.source_column, cfg.target_column, stress=cfg.stress,
+                       group_column=cfg.group_column)
     if cfg.lowercase:
-        pairs = Pairs([s.lower() for s in pairs.sources], pairs.targets, pairs.name)
+        pairs = Pairs([s.lower() for s in pairs.sources], pairs.targets, pairs.name, pairs.groups)
     train, val, test = split_by_source(pairs, parse_fractions(cfg.split), cfg.seed)
     if len(train) == 0 or len(val) == 0 or len(test) == 0:
         raise InputDataError(f"{pairs.name}: {len(set(pairs.sources))} distinct sources give an empty split with "
@@ -129,9 +159,14 @@ def prepare_data(cfg: Seq2SeqConfig) -> Seq2SeqData:
     if cfg.max_train_examples is not None and cfg.max_train_examples < len(train):
         keep = torch.randperm(len(train), generator=torch.Generator().manual_seed(cfg.seed))[:cfg.max_train_examples]
         train = train.subset(sorted(keep.tolist()))
-    source_vocab = Vocabulary.build(train.sources, cfg.source_tokens)
-    target_vocab = Vocabulary.build(train.targets, cfg.target_tokens)
-    longest = max(len(target_vocab.pieces(t)) for t in train.targets)
+    if cfg.joint_vocabulary:
+        source_vocab = target_vocab = SubwordVocabulary.build(train.sources + train.targets, cfg.subword_vocab_size)
+    else:
+        source_vocab, target_vocab = (
+            SubwordVocabulary.build(texts, cfg.subword_vocab_size) if mode == "subword"
+            else Vocabulary.build(texts, mode)
+            for texts, mode in ((train.sources, cfg.source_tokens), (train.targets, cfg.target_tokens)))
+    longest = max(len(target_vocab.encode(t)) for t in train.targets)  # in model tokens (pieces for subword)
     return Seq2SeqData(train, val, test, source_vocab, target_vocab, cfg.max_output_length or longest + 10)
 
 
@@ -191,43 +226,6 @@ def collate(items: list[dict[str, Any]]) -> dict[str, Any]:
 
 
 # ----------------------------------------------------------------------------------------------- metrics
-def edit_distance(a: Sequence[str], b: Sequence[str]) -> int:
-    """Levenshtein distance (insertions, deletions, substitutions all cost 1)."""
-    previous = list(range(len(b) + 1))
-    for i, x in enumerate(a, start=1):
-        current = [i]
-        for j, y in enumerate(b, start=1):
-            current.append(min(previous[j] + 1, current[j - 1] + 1, previous[j - 1] + (x != y)))
-        previous = current
-    return previous[-1]
-
-
-@dataclass
-class SequenceScores:
-    """Sums over a set of sources, so batches and ranks add up exactly."""
-
-    sources: int = 0
-    exact: int = 0
-    edits: int = 0
-    reference_tokens: int = 0
-
-    def add(self, prediction: Sequence[str], references: Sequence[Sequence[str]]) -> None:
-        """Exact if it equals any reference; edits counted against the closest one (ties: the shorter)."""
-        self.sources += 1
-        self.exact += any(list(prediction) == list(r) for r in references)
-        distance, length = min((edit_distance(prediction, r), len(r)) for r in references)
-        self.edits += distance
-        self.reference_tokens += length
-
-    @property
-    def exact_match(self) -> float:
-        return self.exact / max(self.sources, 1)
-
-    @property
-    def token_error_rate(self) -> float:
-        return self.edits / max(self.reference_tokens, 1)
-
-
 def make_loss_fn(cfg: Seq2SeqConfig):
     def loss_fn(model: nn.Module, batch: dict[str, Any]) -> tuple[torch.Tensor, torch.Tensor]:
         logits = model(batch["source"], batch["target_in"])  # through forward: DDP-safe
@@ -262,16 +260,35 @@ def make_eval_fn(target_vocab: Vocabulary, max_output_length: int):
     return eval_fn
 
 
-def score_model(model: Seq2Seq, pairs: Pairs, data: Seq2SeqData, beam_size: int = 1,
-                batch_size: int = 256) -> dict[str, float]:
-    """exact_match and token_error_rate of `model`'s outputs over the distinct sources of `pairs`."""
-    refs = pairs.references()
-    ids = generate(model, [data.source_vocab.encode(s) for s in refs], data.max_output_length, beam_size, batch_size)
+def score_outputs(outputs: Sequence[str], pairs: Pairs, data: Seq2SeqData, bleu: bool) -> dict[str, float]:
+    """exact_match and token_error_rate (and BLEU / chrF) of one output string per distinct source of `pairs`."""
+    references = list(pairs.references().values())
     scores = SequenceScores()
-    for out, targets in zip(ids, refs.values(), strict=True):
-        scores.add(data.target_vocab.decode_tokens(out),
-                   [data.target_vocab.pieces(t) for t in targets])
-    return {"exact_match": scores.exact_match, "token_error_rate": scores.token_error_rate}
+    for out, targets in zip(outputs, references, strict=True):
+        scores.add(data.target_vocab.pieces(out), [data.target_vocab.pieces(t) for t in targets])
+    metrics = {"exact_match": scores.exact_match, "token_error_rate": scores.token_error_rate}
+    if bleu:
+        metrics |= {k: v for k, v in bleu_chrf(outputs, references).items() if k in ("bleu", "chrf")}
+    return metrics
+
+
+def wants_bleu(data: Seq2SeqData) -> bool:
+    """BLEU and chrF are text metrics: reported when the target is words (subword or whitespace tokens)."""
+    return data.target_vocab.mode in ("subword", "space")
+
+
+def score_model(model: nn.Module, pairs: Pairs, data: Seq2SeqData, beam_size: int = 1, batch_size: int = 256,
+                length_penalty: float = 0.0) -> dict[str, float]:
+    """Metrics of `model`'s outputs (greedy, or beam search) over the distinct sources of `pairs`."""
+    refs = pairs.references()
+    ids = generate(model, [data.source_vocab.encode(s) for s in refs], data.max_output_length, beam_size, batch_size,
+                   length_penalty)
+    return score_outputs([data.target_vocab.decode(out) for out in ids], pairs, data, wants_bleu(data))
+
+
+def copy_source_baseline(test: Pairs, data: Seq2SeqData) -> dict[str, float]:
+    """The output is the source itself: what a translation must beat (names and numbers already match)."""
+    return score_outputs(list(test.references()), test, data, wants_bleu(data))
 
 
 @torch.no_grad()
@@ -317,7 +334,8 @@ def _prefixed(prefix: str, metrics: dict[str, float]) -> dict[str, float]:
 
 
 # ----------------------------------------------------------------------------------------------- the task
-def with_vocab_sizes(model_cfg: RecurrentConfig, data: Seq2SeqData) -> RecurrentConfig:
+def with_vocab_sizes(model_cfg: RecurrentConfig | TransformerSeq2SeqConfig,
+                     data: Seq2SeqData) -> RecurrentConfig | TransformerSeq2SeqConfig:
     """The model config with the vocabulary sizes of the data (a set, different size is an error)."""
     sizes = {"source_vocab_size": len(data.source_vocab), "target_vocab_size": len(data.target_vocab)}
     for name, size in sizes.items():
@@ -332,16 +350,35 @@ def vocab_info(cfg: Seq2SeqConfig, data: Seq2SeqData) -> dict[str, Any]:
             "lowercase": cfg.lowercase, "max_output_length": data.max_output_length}
 
 
+def check_lengths(cfg: Seq2SeqConfig, data: Seq2SeqData) -> None:
+    """A Transformer has max_positions rows of positions: the longest source and output must fit."""
+    if not isinstance(cfg.model, TransformerSeq2SeqConfig):
+        return
+    longest_source = max(len(data.source_vocab.encode(s)) for s in data.train.sources)
+    needed = max(longest_source, data.max_output_length + 1)  # + 1: BOS
+    if needed > cfg.model.max_positions:
+        raise ConfigError(f"the longest training source has {longest_source} tokens and outputs may have "
+                          f"{data.max_output_length} (+ BOS), but model.max_positions={cfg.model.max_positions}; "
+                          f"set model.max_positions={needed} or more (or a smaller max_output_length=)")
+
+
+def build_model(model_cfg: RecurrentConfig | TransformerSeq2SeqConfig) -> Seq2Seq | TransformerSeq2Seq:
+    """The network model.kind names: the recurrent Seq2Seq (lstm / gru) or the Transformer."""
+    return TransformerSeq2Seq(model_cfg) if isinstance(model_cfg, TransformerSeq2SeqConfig) else Seq2Seq(model_cfg)
+
+
 def train_seq2seq(cfg: Seq2SeqConfig) -> dict[str, Any]:
     apply_threads(cfg.threads)
     data = prepare_data(cfg)
     cfg = dataclasses.replace(cfg, model=with_vocab_sizes(cfg.model, data))
-    model = Seq2Seq(cfg.model)
+    check_lengths(cfg, data)
+    model = build_model(cfg.model)
     test = sample_sources(data.test, cfg.max_test_examples, cfg.seed)
     metrics: dict[str, Any] = {}
     if cfg.baselines:  # before training: the same initial weights on every (resumed) run, no RNG drawn
         metrics |= _prefixed("untrained_test", score_model(model, test, data))
         metrics |= _prefixed("one_to_one_test", one_to_one_baseline(data.train, test, data) or {})
+        metrics |= _prefixed("copy_source_test", copy_source_baseline(test, data))
 
     def save_final(trained: nn.Module, directory: Path) -> None:
         directory.mkdir(parents=True, exist_ok=True)
@@ -361,10 +398,14 @@ def train_seq2seq(cfg: Seq2SeqConfig) -> dict[str, Any]:
     metrics |= _prefixed("test", teacher_forced_metrics(model, test, data))
     metrics |= _prefixed("test", score_model(model, test, data))
     if cfg.beam_size > 1:
-        metrics |= _prefixed(f"test_beam{cfg.beam_size}", score_model(model, test, data, cfg.beam_size, 64))
+        metrics |= _prefixed(f"test_beam{cfg.beam_size}", score_model(model, test, data, cfg.beam_size, 64,
+                                                                     cfg.length_penalty))
     metrics |= {"train_pairs": len(data.train), "train_sources": len(set(data.train.sources)),
                 "validation_sources": len(val_set), "test_sources": len(test.references()),
-                "source_vocab_size": len(data.source_vocab), "target_vocab_size": len(data.target_vocab)}
+                "source_vocab_size": len(data.source_vocab), "target_vocab_size": len(data.target_vocab),
+                "parameters": sum(p.numel() for p in model.parameters())}
+    if wants_bleu(data):
+        metrics["sacrebleu_signatures"] = {k: v for k, v in bleu_chrf(["a"], [["a"]]).items() if "signature" in k}
     return metrics
 
 
