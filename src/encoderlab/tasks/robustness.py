@@ -184,7 +184,8 @@ def _seq2seq_rows(model, data, levels, max_examples, text_column, label_column, 
     reference, token edits to the closest one."""
     from ..config import from_dict, read_yaml
     from ..data.pairs import Pairs, load_pairs
-    from .seq2seq import Seq2SeqConfig, SequenceScores, prepare_data, sample_sources
+    from ..evaluation.sequences import SequenceScores
+    from .seq2seq import Seq2SeqConfig, prepare_data, sample_sources
 
     predictor = Seq2SeqPredictor.from_dir(model)
     cfg = from_dict(Seq2SeqConfig, read_yaml(detect(model).directory / "config.yaml"))
