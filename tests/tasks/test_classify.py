@@ -353,7 +353,7 @@ LONG_TEXTS = ["great phone, love it",
 
 
 def test_chunked_classifier_reloads_and_predicts_the_same(tmp_path, tiny):
-    from encoderlab.artifacts.classifier import LONG_TEXT_KEY, save_window_pool
+    from encoderlab.artifacts.classifier import save_window_pool
     from encoderlab.artifacts.text_encoder import text_windows
     from encoderlab.models.windowed import WindowedClassifier
     from encoderlab.nn.windows import LongText, WindowPool
@@ -371,7 +371,7 @@ def test_chunked_classifier_reloads_and_predicts_the_same(tmp_path, tiny):
     with torch.no_grad():
         expected = model(batch.input_ids, batch.attention_mask, torch.tensor(counts)).softmax(-1).numpy()
     info = HeadInfo(task="sequence-classification", max_length=24, label_names=["a", "b", "c"], pooling="mean",
-                    extra={LONG_TEXT_KEY: reading.to_dict()})
+                    long_text=reading.to_dict())
     save_finetuned(EncoderWithHead(encoder, model.head), tokenizer, tmp_path / "final", info)
     save_window_pool(model.window_pool, tmp_path / "final")
     classifier = TextClassifier.from_dir(tmp_path)

@@ -18,7 +18,6 @@ every language). `split_by_group` cuts whole groups, so a sentence heard in trai
 
 from __future__ import annotations
 
-import json
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from fractions import Fraction
@@ -219,20 +218,14 @@ def load_audio_table(path: str | Path, sample_rate: int, max_seconds: float | No
                      channels: Channels = "mix") -> LabelledAudio:
     """A .csv/.tsv (header `path,label[,group]`) or .jsonl (`{"path": ..., "label": ..., "group": ...}`);
     relative paths are relative to the table's folder. Without a group column each file is its own group."""
-    from .text_input import read_csv_rows
+    from .text_input import jsonl_lines, read_csv_rows
 
     path = Path(path)
     if not path.is_file():
         raise InputDataError(f"audio list {str(path)!r} does not exist; check the path")
     rows: list[dict[str, str]] = []
     if path.suffix.lower() == ".jsonl":
-        for line_no, line in enumerate(path.read_text(encoding="utf-8-sig").splitlines(), start=1):
-            if not line.strip():
-                continue
-            try:
-                record = json.loads(line)
-            except json.JSONDecodeError as exc:
-                raise InputDataError(f"{path}:{line_no}: not valid JSON ({exc.msg})") from exc
+        for line_no, record, line in jsonl_lines(path):
             if not isinstance(record, dict) or not record.get("path") or record.get("label") in (None, ""):
                 raise InputDataError(f"{path}:{line_no}: each line needs a 'path' and a 'label', got {line[:80]!r}")
             rows.append({k: str(v) for k, v in record.items()})

@@ -30,6 +30,7 @@ from .records import LabelledTexts, Splits, TaggedSequences, make_splits, parse_
 from .text_input import (
     FINETUNE_OPTIONS,
     json_array_hint,
+    jsonl_lines,
     read_csv_rows,
     read_jsonl_records,
     read_text_file,
@@ -167,15 +168,7 @@ def read_tagged_file(path: Path) -> TaggedSequences:
     tags: list[list[str]] = []
     lines = read_text_file(path).splitlines()
     if suffix == ".jsonl":
-        import json
-
-        for line_no, line in enumerate(lines, start=1):
-            if not line.strip():
-                continue
-            try:
-                record = json.loads(line)
-            except json.JSONDecodeError as exc:
-                raise InputDataError(f"{path}:{line_no}: not valid JSON ({exc.msg})") from exc
+        for line_no, record, _ in jsonl_lines(path, "\n".join(lines)):
             tokens = record.get("tokens") if isinstance(record, dict) else None
             labels = record.get("tags") if isinstance(record, dict) else None
             if not isinstance(tokens, list) or not isinstance(labels, list) or not tokens \

@@ -23,7 +23,6 @@ from __future__ import annotations
 
 import csv
 import importlib.util
-import json
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
@@ -34,7 +33,7 @@ import torch
 
 from ..errors import InputDataError
 from .catalog import CatalogEntry
-from .text_input import read_text_file
+from .text_input import jsonl_lines, read_text_file
 
 SUFFIXES = (".csv", ".tsv", ".jsonl", ".parquet", ".inter", ".user", ".item")
 MULTI_VALUE_SEPARATOR = "|"
@@ -263,13 +262,7 @@ def read_table(path: str | Path) -> dict[str, list[str]]:
 def _read_jsonl(path: Path) -> dict[str, list[str]]:
     columns: dict[str, list[str]] = {}
     n = 0
-    for line_no, line in enumerate(read_text_file(path).splitlines(), start=1):
-        if not line.strip():
-            continue
-        try:
-            record = json.loads(line)
-        except json.JSONDecodeError as exc:
-            raise InputDataError(f"{path}:{line_no}: not valid JSON ({exc.msg})") from exc
+    for line_no, record, _ in jsonl_lines(path, read_text_file(path)):
         if not isinstance(record, dict):
             raise InputDataError(f"{path}:{line_no}: expected one JSON object per line, got {type(record).__name__}")
         if n == 0:

@@ -8,7 +8,9 @@ that fixes it as the user spells it in that command (`options`: `text_column=` i
 from __future__ import annotations
 
 import json
+from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 from ..errors import InputDataError
 
@@ -175,6 +177,19 @@ def read_csv_rows(path: str | Path, text_column: str, label_column: str | None =
     except UnicodeDecodeError as exc:
         raise InputDataError(f"input file {str(path)!r} {_conversion_hint(path, exc.start)}") from exc
     return texts, (labels if label_column is not None else None), problems
+
+
+def jsonl_lines(path: str | Path, text: str | None = None) -> Iterator[tuple[int, Any, str]]:
+    """(line number, parsed value, the line) for every non-blank line of a .jsonl file (`text`: its contents,
+    when the caller has read them already); a line that is not JSON is an error naming file and line."""
+    path = Path(path)
+    for line_no, line in enumerate((_read_utf8(path) if text is None else text).splitlines(), start=1):
+        if not line.strip():
+            continue
+        try:
+            yield line_no, json.loads(line), line
+        except json.JSONDecodeError as exc:
+            raise InputDataError(f"{path}:{line_no}: not valid JSON ({exc.msg})") from exc
 
 
 def read_jsonl_records(path: str | Path, text_field: str = "text", label_field: str | None = None,
