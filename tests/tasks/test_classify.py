@@ -377,6 +377,11 @@ def test_chunked_classifier_reloads_and_predicts_the_same(tmp_path, tiny):
     classifier = TextClassifier.from_dir(tmp_path)
     assert classifier.long_text == reading
     np.testing.assert_allclose(classifier.predict_proba(LONG_TEXTS, batch_size=4), expected, atol=1e-5)
+    from encoderlab.compression.quantize import quantize_int8
+
+    int8 = quantize_int8(classifier, LONG_TEXTS[:3])  # keeps how it reads long texts, learned attention included
+    assert int8.long_text == reading
+    assert torch.equal(int8.window_pool.score.weight, classifier.window_pool.score.weight)
     chunked_vectors = classifier.encode(LONG_TEXTS)
     # texts that fit in one window: exactly what truncation gives them
     classifier.read_long_texts("truncate")

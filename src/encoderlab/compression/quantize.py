@@ -147,8 +147,11 @@ def quantize_int8(model: Quantizable, calibration_texts: Sequence[str], alpha: f
 def _cpu_copy(model: Quantizable) -> Quantizable:
     if isinstance(model, TextEncoder):
         return copy.deepcopy(model).cpu().eval()
-    if isinstance(model, TextClassifier):
-        return TextClassifier(copy.deepcopy(model.model).cpu(), model.tokenizer, copy.deepcopy(model.info))
+    if isinstance(model, TextClassifier):  # with how it reads long texts: its settings and any learned window attention
+        quantized = TextClassifier(copy.deepcopy(model.model).cpu(), model.tokenizer, copy.deepcopy(model.info),
+                                   copy.deepcopy(model.window_pool).cpu())
+        quantized.long_text, quantized.max_length = model.long_text, model.max_length
+        return quantized
     raise ConfigError(f"int8 quantization takes a TextEncoder or a TextClassifier, not {type(model).__name__}")
 
 

@@ -441,11 +441,7 @@ def load_classifier(model: str | Path, precision: str = "fp32", long_text: str |
     if precision == "int8":
         from ..compression.quantize import quantize_int8
 
-        quantized = quantize_int8(classifier, calibration_texts(classifier))
-        # quantize_int8 rebuilds the classifier from its model and head.json: carry over how it reads long texts
-        quantized.long_text, quantized.window_pool = classifier.long_text, classifier.window_pool
-        quantized.max_length = classifier.max_length
-        return quantized
+        return quantize_int8(classifier, calibration_texts(classifier))
     if precision != "fp32":
         raise ConfigError(f"precision={precision!r} is unknown; choose fp32 or int8")
     return classifier
