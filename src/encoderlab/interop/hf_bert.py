@@ -603,7 +603,6 @@ HF_MLM_HEAD: dict[str, str] = {
     "cls.predictions.transform.LayerNorm.bias": "head.norm.bias",
     "cls.predictions.bias": "head.bias",
 }
-TIED_HF_KEYS = ("cls.predictions.decoder.weight", "cls.predictions.decoder.bias")
 
 
 MLM_ARCHITECTURES = {"bert": "BertForMaskedLM", ROFORMER: "RoFormerForMaskedLM"}
