@@ -71,24 +71,23 @@ def read_texts(path: str | Path, text_field: str = "text", text_option: str = "-
     content = _read_utf8(path)
     if suffix == ".txt":
         return content.splitlines()
-    texts = []
-    for line_no, line in enumerate(content.splitlines(), start=1):
-        if not line.strip():
-            continue
-        try:
-            record = json.loads(line)
-        except json.JSONDecodeError as exc:
-            raise InputDataError(f"{path}:{line_no}: not valid JSON ({exc.msg}); each line must be one "
-                                 "JSON object") from exc
-        if not isinstance(record, dict) or text_field not in record:
-            keys = sorted(record) if isinstance(record, dict) else type(record).__name__
-            raise InputDataError(f"{path}:{line_no}: no {text_field!r} field (found {keys}); "
-                                 f"name the right field with {text_option}")
-        if not isinstance(record[text_field], str):
-            raise InputDataError(f"{path}:{line_no}: field {text_field!r} is "
-                                 f"{type(record[text_field]).__name__}, expected a string")
-        texts.append(record[text_field])
-    return texts
+    return [jsonl_text(path, line_no, line, text_field, text_option)
+            for line_no, line in enumerate(content.splitlines(), start=1) if line.strip()]
+
+
+def jsonl_text(path: Path, line_no: int, line: str, field: str, option: str) -> str:
+    """The string in `field` of one JSON line (`line_no` of `path`); anything else names the line and `option`."""
+    try:
+        record = json.loads(line)
+    except json.JSONDecodeError as exc:
+        raise InputDataError(f"{path}:{line_no}: not valid JSON ({exc.msg}); each line must be one JSON "
+                             "object") from exc
+    if not isinstance(record, dict) or field not in record:
+        keys = sorted(record) if isinstance(record, dict) else type(record).__name__
+        raise InputDataError(f"{path}:{line_no}: no {field!r} field (found {keys}); name the right field with {option}")
+    if not isinstance(record[field], str):
+        raise InputDataError(f"{path}:{line_no}: field {field!r} is {type(record[field]).__name__}, expected a string")
+    return record[field]
 
 
 def read_text_file(path: Path, encodings: tuple[str, ...] = ("utf-8",)) -> str:

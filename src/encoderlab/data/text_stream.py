@@ -10,12 +10,11 @@ naming file and line, so output row i always belongs to input row i.
 from __future__ import annotations
 
 import csv
-import json
 from collections.abc import Iterator
 from pathlib import Path
 
 from ..errors import InputDataError
-from .text_input import BOM, TEXT_SUFFIXES, _conversion_hint, json_array_hint
+from .text_input import BOM, TEXT_SUFFIXES, _conversion_hint, json_array_hint, jsonl_text
 
 
 def check_text_file(path: str | Path) -> Path:
@@ -59,23 +58,9 @@ def iter_texts(path: str | Path, text_field: str = "text", text_option: str = "-
                 if suffix == ".txt":
                     yield line
                 elif line.strip():
-                    yield _jsonl_text(path, line_no, line, text_field, text_option)
+                    yield jsonl_text(path, line_no, line, text_field, text_option)
     except UnicodeDecodeError as exc:
         raise InputDataError(f"input file {str(path)!r} {_conversion_hint(path, exc.start)}") from exc
-
-
-def _jsonl_text(path: Path, line_no: int, line: str, field: str, option: str) -> str:
-    try:
-        record = json.loads(line)
-    except json.JSONDecodeError as exc:
-        raise InputDataError(f"{path}:{line_no}: not valid JSON ({exc.msg}); each line must be one JSON "
-                             "object") from exc
-    if not isinstance(record, dict) or field not in record:
-        keys = sorted(record) if isinstance(record, dict) else type(record).__name__
-        raise InputDataError(f"{path}:{line_no}: no {field!r} field (found {keys}); name the right field with {option}")
-    if not isinstance(record[field], str):
-        raise InputDataError(f"{path}:{line_no}: field {field!r} is {type(record[field]).__name__}, expected a string")
-    return record[field]
 
 
 def _csv_texts(path: Path, column: str, option: str) -> Iterator[str]:
