@@ -46,3 +46,14 @@ def load_weights(path: str | Path, device: str | torch.device = "cpu") -> dict[s
         return load_file(Path(path), device=str(device))
     except (OSError, SafetensorError) as exc:
         raise CheckpointError(f"cannot read {path}: {exc}") from exc
+
+
+def load_module(module: torch.nn.Module, path: Path, missing: str, fits: str) -> None:
+    """Load the weights file a saved model must have into `module`, strictly. A missing file raises
+    `missing`; weights of other shapes or names say the file does not fit `fits`."""
+    if not path.is_file():
+        raise CheckpointError(missing)
+    try:
+        module.load_state_dict(load_weights(path), strict=True)
+    except RuntimeError as exc:
+        raise CheckpointError(f"{str(path)!r} does not fit {fits}: {exc}") from exc

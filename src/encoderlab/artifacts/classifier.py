@@ -20,15 +20,14 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from safetensors.torch import load_file
 
-from ..errors import CheckpointError, ConfigError, InputDataError
+from ..errors import ConfigError, InputDataError
 from ..models.heads import EncoderWithHead
 from ..models.windowed import WindowedClassifier
 from ..nn.prepacked_linear import prepack_linears
 from ..nn.windows import LongText, WindowPool
 from ..tokenization import TextTokenizer
-from ..weights import save_weights
+from ..weights import load_module, save_weights
 from .finetuned import HEAD_CONFIG, HeadInfo, finetuned_dir, head_task, load_finetuned
 from .registry import Kind
 from .text_encoder import check_texts, text_windows
@@ -50,14 +49,9 @@ def load_window_pool(directory: Path, long_text: LongText, d_model: int) -> Wind
     window_pool = WindowPool(long_text.pooling, d_model)
     if long_text.pooling != "attention":
         return window_pool
-    path = directory / WINDOW_POOL_WEIGHTS
-    if not path.is_file():
-        raise CheckpointError(f"{str(directory)!r}: head.json says window_pooling=attention but {WINDOW_POOL_WEIGHTS} "
-                              "is missing; the save was interrupted, re-run the fine-tune")
-    try:
-        window_pool.load_state_dict(load_file(str(path)), strict=True)
-    except RuntimeError as exc:
-        raise CheckpointError(f"{str(path)!r} does not fit the encoder's width {d_model}: {exc}") from exc
+    load_module(window_pool, directory / WINDOW_POOL_WEIGHTS, fits=f"the encoder's width {d_model}",
+                missing=f"{str(directory)!r}: head.json says window_pooling=attention but {WINDOW_POOL_WEIGHTS} is "
+                        "missing; the save was interrupted, re-run the fine-tune")
     return window_pool
 
 

@@ -20,7 +20,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
-from safetensors.torch import load_file
 from torch import nn
 
 from ..errors import CheckpointError
@@ -30,7 +29,7 @@ from ..models.bert import BertModel
 from ..models.heads import EncoderWithHead, SequenceClassificationHead, TokenClassificationHead
 from ..nn.lora import merge_lora
 from ..tokenization import TextTokenizer
-from ..weights import save_weights
+from ..weights import load_module, save_weights
 from .runs import FINAL_DIR, model_dir
 
 HEAD_CONFIG = "head.json"
@@ -179,12 +178,7 @@ def load_finetuned(path: str | Path) -> tuple[EncoderWithHead, TextTokenizer, He
     encoder = load_hf_bert(directory)
     tokenizer = TextTokenizer.from_dir(directory)
     head = build_head(info, encoder.cfg.d_model)
-    weights_path = directory / HEAD_WEIGHTS
-    if not weights_path.is_file():
-        raise CheckpointError(f"{str(directory)!r} has {HEAD_CONFIG} but no {HEAD_WEIGHTS}; the save was "
-                              "interrupted, re-run the fine-tune")
-    try:
-        head.load_state_dict(load_file(str(weights_path)), strict=True)
-    except RuntimeError as exc:
-        raise CheckpointError(f"{str(weights_path)!r} does not fit {HEAD_CONFIG}: {exc}") from exc
+    load_module(head, directory / HEAD_WEIGHTS, fits=HEAD_CONFIG,
+                missing=f"{str(directory)!r} has {HEAD_CONFIG} but no {HEAD_WEIGHTS}; the save was interrupted, "
+                        "re-run the fine-tune")
     return EncoderWithHead(encoder, head).eval(), tokenizer, info
