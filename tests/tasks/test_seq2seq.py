@@ -22,6 +22,7 @@ from encoderlab.tasks.seq2seq import (
     read_inputs,
     sample_sources,
     seq2seq_command,
+    summary_lines,
     train_seq2seq,
 )
 from encoderlab.training import run_task
@@ -235,12 +236,24 @@ def test_cli_trains_and_predicts(tmp_path, capsys, monkeypatch):
     assert cli("seq2seq", "--config", str(CONFIGS / "seq2seq-g2p.yaml"), *TINY, f"out_dir={out}",
                "max_train_examples=200", "max_steps=20", "eval_every=0") == 0
     err = capsys.readouterr().err
-    assert "test_exact_match=" in err and f"look at the run: encoderlab report {out}" in err
+    assert f"look at the run: encoderlab report {out}" in err
+    metrics = json.loads((out / "metrics.json").read_text())
+    greedy = next(line for line in err.splitlines() if line.startswith("test (200 sources), greedy:"))
+    assert f"word accuracy {100 * metrics['test_exact_match']:.1f}%" in greedy
+    assert "test, beam 3: BLEU" in err and "copy-source baseline: BLEU" in err
+    assert 0 < metrics["train_cpu_seconds"] < metrics["cpu_seconds"]
     words = write(tmp_path / "words.txt", "cat\ndog\n")
     assert cli("seq2seq-predict", "--model", str(out), "bird", "--input", str(words), "--beam-size", "2") == 0
     lines = capsys.readouterr().out.splitlines()
     assert [line.split("\t")[0] for line in lines] == ["bird", "cat", "dog"]
     assert all(line.split("\t")[1].strip() for line in lines)  # a phoneme string for each
+    beam = Seq2SeqPredictor.from_dir(out).predict(["bird", "cat"], beam_size=3, length_penalty=1.5)
+    assert cli("seq2seq-predict", "--model", str(out), "bird", "cat", "--beam", "3", "--length-penalty", "1.5") == 0
+    assert [line.split("\t")[1] for line in capsys.readouterr().out.splitlines()] == beam
+    assert cli("seq2seq-predict", "--model", str(out), "cat", "--beam", "0") == 2
+    assert "--beam-size 0 must be at least 1" in capsys.readouterr().err
+    assert cli("seq2seq-predict", "--model", str(out), "cat", "--beam", "2", "--length-penalty", "-1") == 2
+    assert "--length-penalty -1.0 must be >= 0" in capsys.readouterr().err
     assert cli("seq2seq-predict", "--model", str(out)) == 2
     assert "nothing to predict" in capsys.readouterr().err
     pairs = write(tmp_path / "pairs.csv", "source,target\ncat,K AE T\n")  # a pairs file: its source column
@@ -325,6 +338,11 @@ def test_a_tiny_transformer_translates_and_its_saved_model_scores_the_same(tmp_p
         assert 0 <= metrics[name] <= 100, name
     assert metrics["test_chrf"] > metrics["untrained_test_chrf"]
     assert metrics["sacrebleu_signatures"]["bleu_signature"].startswith("nrefs:1|case:mixed")
+    lines = summary_lines(metrics)  # what `encoderlab seq2seq` prints at the end
+    assert lines[0].startswith(f"test ({metrics['test_sources']} sources), greedy: BLEU {metrics['test_bleu']:.1f}  "
+                               f"chrF {metrics['test_chrf']:.1f}  word accuracy")
+    assert any(line.startswith(f"copy-source baseline: BLEU {metrics['copy_source_test_bleu']:.1f}") for line in lines)
+    assert any(line.startswith("test, beam 2: BLEU") for line in lines)
     info = json.loads((out / "final" / "vocab.json").read_text())
     assert info["source"]["mode"] == "subword" and info["source"] == info["target"]  # one joint vocabulary
     # the saved model reloads and translates exactly as the trained one scored

@@ -65,3 +65,25 @@ def test_plot_all_schedules(tmp_path):
     fig.savefig(path, dpi=80)
     plt.close(fig)
     assert path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and path.stat().st_size > 5000
+
+
+def test_inverse_sqrt_is_vaswanis_schedule():
+    f = schedule("inverse_sqrt", warmup=10, min_ratio=0.0)
+    # lr ∝ min(step / warmup, sqrt(warmup / step)) (Vaswani et al. 2017, 5.3), 1 at the end of warmup
+    assert f(9) == pytest.approx(1.0) and f(10) == pytest.approx(1.0)
+    assert f(40) == pytest.approx(0.5) and f(90) == pytest.approx(1 / 3)
+    # it ignores the run's length: past `total` it keeps decaying instead of sitting at a floor
+    assert f(1000) == pytest.approx(0.1) and f(4000) == pytest.approx(0.05)
+    assert schedule("inverse_sqrt", warmup=10, min_ratio=0.2)(4000) == pytest.approx(0.2)
+    values = [f(s) for s in range(10, 500)]
+    assert all(a > b for a, b in zip(values, values[1:], strict=False))
+
+
+def test_inverse_sqrt_is_selectable_from_a_config_and_unknown_names_are_refused():
+    from encoderlab.config import from_dict
+    from encoderlab.errors import ConfigError
+
+    cfg = from_dict(TrainConfig, {"schedule": "inverse_sqrt", "warmup_steps": 4})
+    assert make_schedule(cfg, 100)(15) == pytest.approx(math.sqrt(4 / 15))
+    with pytest.raises(ConfigError, match="schedule"):
+        from_dict(TrainConfig, {"schedule": "inverse_square_root"})

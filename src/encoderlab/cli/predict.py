@@ -117,17 +117,31 @@ def seq2seq_predict(
     texts: Annotated[list[str] | None, typer.Argument(help="Sources to convert (or --input FILE).")] = None,
     input: Annotated[Path | None, typer.Option("--input", "-i", help=".txt file, one source per line, or a pairs "
                                                ".csv/.tsv/.jsonl (its source column, as in training).")] = None,
-    beam_size: Annotated[int, typer.Option(help="Beam width; 1 = greedy decoding.")] = 1,
+    beam_size: Annotated[int, typer.Option("--beam-size", "--beam", help="Beam width; 1 = greedy decoding.")] = 1,
+    length_penalty: Annotated[float | None, typer.Option(
+        "--length-penalty", help="Beam search ranks outputs by log P / ((5 + length) / 6) ** this (GNMT); 0 = none; "
+                                 "default: the run's length_penalty.")] = None,
 ) -> None:
-    """Print `source<TAB>output` for every source with a trained seq2seq run (see docs/seq2seq.md)."""
+    """Print `source<TAB>output` for every source with a trained seq2seq run (see docs/seq2seq.md).
+
+    \b
+    encoderlab seq2seq-predict --model runs/seq2seq-g2p hello encoderlab
+    encoderlab seq2seq-predict --model runs/seq2seq-es-en-transformer --beam 4 --length-penalty 0.6 "Y dijo Dios"
+    """
     from ..artifacts.registry import detect
     from ..config import read_yaml
     from ..tasks.seq2seq import predict_seq2seq, print_predictions, read_inputs
 
+    check_options(beam_size=beam_size)
+    if length_penalty is not None and length_penalty < 0:
+        raise InputDataError(f"--length-penalty {length_penalty} must be >= 0 (0 = none; 0.6-1.0 is usual)")
     found = detect(model)  # a pairs file is read by the column the run trained on
     run = found.directory if found is not None and found.kind.name == "seq2seq" else None
-    column = read_yaml(run / "config.yaml").get("source_column", "source") if run is not None else None
+    saved = read_yaml(run / "config.yaml") if run is not None else {}
+    column = saved.get("source_column", "source") if run is not None else None
     sources = [*(texts or []), *(read_inputs(input, column=column) if input is not None else [])]
     if not sources:
         raise InputDataError("nothing to predict: give sources as arguments or --input FILE (one per line)")
-    print_predictions(sources, predict_seq2seq(model, sources, beam_size=beam_size))
+    if length_penalty is None:
+        length_penalty = float(saved.get("length_penalty", 0.0))
+    print_predictions(sources, predict_seq2seq(model, sources, beam_size=beam_size, length_penalty=length_penalty))

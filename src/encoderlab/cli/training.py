@@ -81,13 +81,23 @@ def autoencode(overrides: Overrides = None, config: ConfigFile = None, resume: R
 
 @app.command(context_settings=TRAINING_COMMAND)
 def seq2seq(overrides: Overrides = None, config: ConfigFile = None, resume: ResumeDir = None) -> None:
-    """Train an LSTM/GRU encoder + attention decoder on CMUdict (grapheme-to-phoneme) or your own pairs
-    (see docs/seq2seq.md)."""
-    from ..tasks.seq2seq import seq2seq_command
+    """Train an LSTM/GRU + attention or a Transformer encoder-decoder on CMUdict (grapheme-to-phoneme),
+    Spanish-English verses or your own pairs (see docs/seq2seq.md).
+
+    \b
+    encoderlab seq2seq --config configs/seq2seq-g2p.yaml
+    encoderlab seq2seq --config configs/seq2seq-es-en-transformer.yaml
+    encoderlab seq2seq data=pairs.csv source_column=word target_column=ipa model.kind=transformer
+    \b
+    Main keys: data=cmudict|bible-es-en|FILE  model.kind=lstm|gru|transformer
+    init=RUN_DIR (warm-start a Transformer's encoder)  label_smoothing=  beam_size=  length_penalty=
+    max_steps=  lr=  schedule=cosine|inverse_sqrt|...  warmup_steps=  threads=  out_dir="""
+    from ..tasks.seq2seq import seq2seq_command, summary_lines
 
     metrics = seq2seq_command(config, overrides or [], resume)
-    echo_metrics(metrics, (*(k for k in metrics if "test_" in k and k.endswith(("exact_match", "error_rate"))),
-                            "step"))
+    for line in summary_lines(metrics):  # BLEU / chrF for text targets, word accuracy, error rate
+        summary(line)
+    echo_metrics(metrics, ("step", "train_cpu_seconds", "cpu_seconds"))
     echo_final(metrics)
 
 

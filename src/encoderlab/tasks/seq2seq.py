@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import dataclasses
 import sys
+import time
 from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -368,6 +369,7 @@ def build_model(model_cfg: RecurrentConfig | TransformerSeq2SeqConfig) -> Seq2Se
 
 
 def train_seq2seq(cfg: Seq2SeqConfig) -> dict[str, Any]:
+    started = time.process_time()  # CPU seconds (all threads of this process): the equal-budget currency
     apply_threads(cfg.threads)
     data = prepare_data(cfg)
     cfg = dataclasses.replace(cfg, model=with_vocab_sizes(cfg.model, data))
@@ -392,8 +394,9 @@ def train_seq2seq(cfg: Seq2SeqConfig) -> dict[str, Any]:
     trainer = Trainer(cfg, model, train_set, loss_fn=make_loss_fn(cfg), collate_fn=collate, eval_data=val_set,
                       eval_fn=make_eval_fn(data.target_vocab, data.max_output_length), save_final=save_final,
                       lengths=train_set.source_lengths())
+    fit_started = time.process_time()
     result = trainer.fit()
-    metrics |= result.metrics
+    metrics |= result.metrics | {"train_cpu_seconds": time.process_time() - fit_started}
     model = unwrap(trainer.model).eval()
     metrics |= _prefixed("test", teacher_forced_metrics(model, test, data))
     metrics |= _prefixed("test", score_model(model, test, data))
@@ -403,13 +406,36 @@ def train_seq2seq(cfg: Seq2SeqConfig) -> dict[str, Any]:
     metrics |= {"train_pairs": len(data.train), "train_sources": len(set(data.train.sources)),
                 "validation_sources": len(val_set), "test_sources": len(test.references()),
                 "source_vocab_size": len(data.source_vocab), "target_vocab_size": len(data.target_vocab),
-                "parameters": sum(p.numel() for p in model.parameters())}
+                "parameters": sum(p.numel() for p in model.parameters()),
+                "cpu_seconds": time.process_time() - started}
     if wants_bleu(data):
         metrics["sacrebleu_signatures"] = {k: v for k, v in bleu_chrf(["a"], [["a"]]).items() if "signature" in k}
     return metrics
 
 
 # ----------------------------------------------------------------------------------------------- CLI-facing
+def summary_lines(metrics: dict[str, Any]) -> list[str]:
+    """The end-of-run summary, one line per decoder and baseline on the test split, for people: BLEU and chrF
+    when the target is text, word accuracy (= exact match: the whole output right) and the token error
+    rate. metrics.json holds the same numbers under test_*, test_beamK_*, copy_source_test_*, ..."""
+    n = metrics.get("test_sources")
+    rows = [("test" + (f" ({n} sources)" if n else "") + ", greedy", "test")]
+    rows += [(f"test, beam {k[len('test_beam'):-len('_exact_match')]}", k[:-len("_exact_match")])
+             for k in metrics if k.startswith("test_beam") and k.endswith("_exact_match")]
+    rows += [("copy-source baseline", "copy_source_test"), ("one-to-one baseline", "one_to_one_test"),
+             ("untrained model", "untrained_test")]
+    lines = []
+    for label, prefix in rows:
+        parts = [f"BLEU {metrics[f'{prefix}_bleu']:.1f}", f"chrF {metrics[f'{prefix}_chrf']:.1f}"] \
+            if f"{prefix}_bleu" in metrics else []
+        if f"{prefix}_exact_match" in metrics:
+            parts += [f"word accuracy {100 * metrics[f'{prefix}_exact_match']:.1f}%",
+                      f"token error rate {100 * metrics[f'{prefix}_token_error_rate']:.1f}%"]
+        if parts:
+            lines.append(f"{label}: " + "  ".join(parts))
+    return lines
+
+
 def seq2seq_command(config: str | Path | None, overrides: Sequence[str] = (),
                     resume: str | Path | None = None) -> dict[str, Any]:
     """`encoderlab seq2seq --config FILE [key=value ...] [--resume OUT_DIR]`."""
@@ -422,9 +448,11 @@ def seq2seq_command(config: str | Path | None, overrides: Sequence[str] = (),
     return run_task(train_seq2seq, Seq2SeqConfig, config, list(overrides), resume_dir=resume)
 
 
-def predict_seq2seq(run_dir: str | Path, inputs: Sequence[str], beam_size: int = 1) -> list[str]:
-    """Outputs of the run's final model for `inputs` (one string each)."""
-    return Seq2SeqPredictor.from_dir(run_dir).predict(list(inputs), beam_size=beam_size)
+def predict_seq2seq(run_dir: str | Path, inputs: Sequence[str], beam_size: int = 1,
+                    length_penalty: float = 0.0) -> list[str]:
+    """Outputs of the run's final model for `inputs` (one string each); beam search for beam_size > 1."""
+    return Seq2SeqPredictor.from_dir(run_dir).predict(list(inputs), beam_size=beam_size,
+                                                      length_penalty=length_penalty)
 
 
 def read_inputs(path: str | Path, column: str | None = None) -> list[str]:

@@ -20,7 +20,7 @@ from typing import Literal
 
 from ..errors import ConfigError
 
-ScheduleName = Literal["constant", "linear", "cosine", "triangle", "step"]
+ScheduleName = Literal["constant", "linear", "cosine", "triangle", "step", "inverse_sqrt"]
 
 # Keys that may change when resuming a run: they alter how long or how verbosely it runs, never what
 # has already been computed. Everything else (lr, batch_size, seed, ...) would silently break exact resume.
@@ -73,7 +73,8 @@ class TrainConfig:
 
     # --- learning-rate schedule ---
     schedule: ScheduleName = "linear"
-    """constant | linear (decay to min) | cosine | triangle (one-cycle) | step (decay by gamma)."""
+    """constant | linear (decay to min) | cosine | triangle (one-cycle) | step (decay by gamma) |
+    inverse_sqrt (sqrt(warmup / step) after warmup, the Transformer's)."""
     warmup_steps: int = 0
     """Linear warmup from 0 to `lr` over this many steps (the triangle schedule's rising edge)."""
     min_lr_ratio: float = 0.0

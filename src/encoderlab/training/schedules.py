@@ -9,6 +9,8 @@ steps, never going below `min_ratio` (except `constant`, which stays at 1, and `
     cosine     1 -> min_ratio, half cosine                    (SGDR, Loshchilov & Hutter 2017)
     triangle   0 -> 1 -> min_ratio, the one-cycle triangle    (Smith 2018); warmup is the rising edge
     step       gamma ** (steps after warmup // step_size)     (classic ResNet schedule)
+    inverse_sqrt  sqrt(warmup / step), 1 at the end of warmup (Vaswani et al. 2017, "Attention Is All You
+               Need", section 5.3: lr ∝ min(step / warmup, sqrt(warmup / step))); needs no total
 """
 
 from __future__ import annotations
@@ -65,12 +67,22 @@ def step_decay(step: int, *, warmup: int, total: int, min_ratio: float, step_siz
     return max(min_ratio, gamma ** ((step - warmup) // step_size))
 
 
+def inverse_sqrt(step: int, *, warmup: int, total: int, min_ratio: float) -> float:
+    # The Transformer's schedule: it decays with the step count alone, so a run stopped early (or
+    # continued) has seen the same learning rates up to there, unlike cosine / linear over `total`.
+    w = _warmup(step, warmup)
+    if w is not None:
+        return w
+    return max(min_ratio, math.sqrt(max(warmup, 1) / max(step, 1)))
+
+
 SCHEDULES: dict[str, Callable[..., float]] = {
     "constant": constant,
     "linear": linear,
     "cosine": cosine,
     "triangle": triangle,
     "step": step_decay,
+    "inverse_sqrt": inverse_sqrt,
 }
 
 
