@@ -252,6 +252,10 @@ class Vocabulary:
         return cls(list(data["tokens"]), data["mode"])
 
 
+PRETRAINED_SPECIALS = ("[PAD]", "[UNK]", "[CLS]", "[SEP]")
+"""A BERT tokenizer's first four tokens, in the places of SPECIAL_TOKENS (a warm-started encoder's vocabulary)."""
+
+
 class SubwordVocabulary:
     """Byte-pair-encoding pieces (Sennrich et al. 2016) learned with `tokenizers` from the training texts,
     the same interface as `Vocabulary`. Words are marked by a leading '▁' (SentencePiece's Metaspace), so
@@ -264,6 +268,24 @@ class SubwordVocabulary:
     def __init__(self, tokenizer: Any) -> None:
         self.tokenizer = tokenizer
         self.tokens = [tokenizer.id_to_token(i) for i in range(tokenizer.get_vocab_size())]
+
+    @classmethod
+    def from_pretrained(cls, tokenizer: Any, name: str) -> SubwordVocabulary:
+        """A pretrained encoder's own tokenizer (`tokenizers.Tokenizer`) as the vocabulary, for a warm start:
+        its first four tokens must be [PAD] [UNK] [CLS] [SEP], which serve as PAD, UNK, BOS and EOS (every
+        `encoderlab pretrain` run has them there). Truncation and padding are switched off: a source is never
+        cut silently."""
+        from tokenizers import Tokenizer
+
+        tokenizer = Tokenizer.from_str(tokenizer.to_str())  # a copy: the caller's settings stay as they were
+        tokenizer.no_truncation()
+        tokenizer.no_padding()
+        found = [tokenizer.id_to_token(i) for i in range(len(SPECIAL_TOKENS))]
+        if found != list(PRETRAINED_SPECIALS):
+            raise InputDataError(f"{name}: the tokenizer's ids 0-3 are {found}, not {list(PRETRAINED_SPECIALS)}; "
+                                 "a warm start uses them as padding, unknown, begin and end of sequence. Use an "
+                                 "`encoderlab pretrain` run (its tokenizers have them there)")
+        return cls(tokenizer)
 
     @classmethod
     def build(cls, texts: Iterable[str], vocab_size: int = 8000, min_frequency: int = 2) -> SubwordVocabulary:
@@ -303,7 +325,8 @@ class SubwordVocabulary:
         from tokenizers import Tokenizer
 
         tokenizer = Tokenizer.from_str(json.dumps(data["tokenizer"]))
-        if [tokenizer.id_to_token(i) for i in range(len(SPECIAL_TOKENS))] != list(SPECIAL_TOKENS):
+        if [tokenizer.id_to_token(i) for i in range(len(SPECIAL_TOKENS))] not in (list(SPECIAL_TOKENS),
+                                                                                  list(PRETRAINED_SPECIALS)):
             raise InputDataError("subword vocabulary does not start with the special tokens "
                                  f"{list(SPECIAL_TOKENS)}; it was not written by encoderlab seq2seq")
         return cls(tokenizer)

@@ -18,7 +18,7 @@ Shapes: B batch, S source length, T target length, C = d_model, nh heads, hs = C
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Literal
 
 import torch
@@ -284,3 +284,94 @@ class TransformerSeq2Seq(Generates, nn.Module):
 
     def num_parameters(self) -> int:
         return sum(p.numel() for p in self.parameters())
+
+
+# ----------------------------------------------------------------------------------------------- warm start
+# Rothe, Narayan & Severyn (2020), "Leveraging pre-trained checkpoints for sequence generation tasks": the
+# encoder starts as a pretrained BERT (BERT2RND), and optionally the decoder too (BERT2BERT): each decoder
+# block's self-attention and feed-forward network from the encoder block of the same index, its cross-
+# attention fresh, since the checkpoint has none.
+def config_for_pretrained(cfg: TransformerSeq2SeqConfig, pretrained: BertConfig,
+                          source: str) -> TransformerSeq2SeqConfig:
+    """`cfg` with the encoder's shape taken from a pretrained BertConfig (the decoder has the same width, so
+    decoder_init=encoder can copy blocks); vocabulary sizes follow the checkpoint's table. An encoder this
+    file cannot rebuild (rotary positions, GLU feed-forward, pruned heads, position offsets) is refused."""
+    unsupported = {"positions=rotary": pretrained.positions == "rotary", "ffn_kind=glu": pretrained.ffn_kind != "mlp",
+                   "pruned heads or FFN": bool(pretrained.layer_heads or pretrained.layer_d_ff),
+                   "position offset (RoBERTa)": bool(pretrained.position_offset)}
+    if any(unsupported.values()):
+        raise CheckpointError(f"{source}: a warm start needs a plain BERT encoder, but this one has "
+                              f"{', '.join(k for k, v in unsupported.items() if v)}; use an `encoderlab pretrain` run")
+    return replace(cfg, d_model=pretrained.d_model, n_heads=pretrained.n_heads, d_ff=pretrained.d_ff,
+                   n_encoder_layers=pretrained.n_layers, positions=pretrained.positions,
+                   norm_position=pretrained.norm_position, activation=pretrained.activation)
+
+
+def warm_start_encoder(model: TransformerSeq2Seq, pretrained: BertModel) -> dict[str, int]:
+    """Copy a pretrained BertModel into `model.encoder` (config from `config_for_pretrained`). BERT adds a
+    segment embedding to every token; our encoder has no segments, so segment 0's row is folded into every
+    position row (the sum each token sees is unchanged). Extra position rows (model.max_positions beyond the
+    checkpoint's) and the pooler are left as they are. Returns counts of copied tensors and position rows."""
+    state = {k: v for k, v in pretrained.state_dict().items() if not k.startswith("pooler.")}
+    segments = state.pop("embeddings.segments.weight", None)  # (n_segments, C)
+    target = model.encoder.state_dict()
+    rows = 0
+    if "embeddings.positions.weight" in state:
+        positions = state.pop("embeddings.positions.weight")  # (P, C)
+        if segments is not None:
+            positions = positions + segments[0]
+        ours = target["embeddings.positions.weight"]  # (max_positions, C)
+        if positions.shape[1] != ours.shape[1]:
+            raise CheckpointError(f"checkpoint tensor embeddings.positions.weight {tuple(positions.shape)} does not "
+                                  f"fit the encoder ({tuple(ours.shape)}): another d_model")
+        rows = min(len(positions), len(ours))
+        with torch.no_grad():
+            model.encoder.embeddings.positions.weight[:rows] = positions[:rows]
+    elif segments is not None:  # sinusoidal positions: the segment row goes into the embedding LayerNorm's input
+        raise CheckpointError("a warm start from a checkpoint with sinusoidal positions and segment embeddings is "
+                              "not supported; pretrain with learned positions")
+    rows_vocab = len(target["embeddings.tokens.weight"])
+    if len(state["embeddings.tokens.weight"]) < rows_vocab:
+        raise CheckpointError(f"the checkpoint's token table has {len(state['embeddings.tokens.weight'])} rows, "
+                              f"fewer than the vocabulary's {rows_vocab}; the tokenizer belongs to another model")
+    state["embeddings.tokens.weight"] = state["embeddings.tokens.weight"][:rows_vocab]
+    for name, tensor in state.items():
+        if name not in target or target[name].shape != tensor.shape:
+            raise CheckpointError(f"checkpoint tensor {name} {tuple(tensor.shape)} does not fit the encoder "
+                                  f"({tuple(target[name].shape) if name in target else 'no such tensor'})")
+    missing = set(target) - set(state) - {"embeddings.positions.weight"}
+    if missing:
+        raise CheckpointError(f"the checkpoint lacks encoder tensors {sorted(missing)[:5]}")
+    model.encoder.load_state_dict(state, strict=False)
+    return {"tensors": len(state) + bool(rows), "position_rows": rows}
+
+
+def copy_encoder_into_decoder(model: TransformerSeq2Seq) -> int:
+    """BERT2BERT: decoder block i's self-attention, feed-forward and their LayerNorms <- encoder block i's
+    attention, feed-forward and norms; the decoder's position embeddings and embedding LayerNorm <- the
+    encoder's, its token table too unless it is already the shared one. Cross-attention (and its norm) stays
+    freshly initialised. Returns how many decoder blocks were copied."""
+    encoder = model.encoder
+    if len(model.blocks) > len(encoder.blocks):
+        raise ConfigError(f"decoder_init=encoder copies encoder block i into decoder block i, but the decoder has "
+                          f"{len(model.blocks)} blocks and the encoder {len(encoder.blocks)}; set "
+                          f"model.n_decoder_layers={len(encoder.blocks)} or fewer")
+    with torch.no_grad():
+        for block, source in zip(model.blocks, encoder.blocks, strict=False):
+            block.self_attn.load_state_dict(source.attn.state_dict())
+            block.self_attn_norm.load_state_dict(source.attn_norm.state_dict())
+            block.ffn.load_state_dict(source.ffn.state_dict())
+            block.ffn_norm.load_state_dict(source.ffn_norm.state_dict())
+        embeddings = model.embeddings
+        embeddings.norm.load_state_dict(encoder.embeddings.norm.state_dict())
+        if hasattr(embeddings, "positions") and isinstance(embeddings.positions, nn.Embedding):
+            embeddings.positions.weight.copy_(encoder.embeddings.positions.weight)
+        if embeddings.tokens is not encoder.embeddings.tokens:
+            if embeddings.tokens.weight.shape != encoder.embeddings.tokens.weight.shape:
+                raise ConfigError("decoder_init=encoder copies the encoder's token table into the decoder, but "
+                                  "the target vocabulary is not the source's; use source_tokens=subword "
+                                  "target_tokens=subword (one joint vocabulary)")
+            embeddings.tokens.weight.copy_(encoder.embeddings.tokens.weight)
+        if model.final_norm is not None and encoder.final_norm is not None:
+            model.final_norm.load_state_dict(encoder.final_norm.state_dict())
+    return len(model.blocks)

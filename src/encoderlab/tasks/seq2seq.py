@@ -38,7 +38,7 @@ from torch import nn
 from torch.utils.data import Dataset
 
 from ..artifacts.seq2seq import VOCAB_FILE, Seq2SeqPredictor, generate, pad
-from ..config import read_yaml, save_config
+from ..config import load_config, read_yaml, save_config
 from ..data.bible import BIBLE_ES_EN
 from ..data.pairs import CMUDICT, Pairs, SubwordVocabulary, Tokenization, Vocabulary, load_pairs, split_by_source
 from ..data.records import parse_fractions
@@ -46,9 +46,16 @@ from ..errors import ConfigError, InputDataError
 from ..evaluation.sequences import SequenceScores, bleu_chrf
 from ..files import atomic_write_json
 from ..models.recurrent import BOS, EOS, PAD, RecurrentConfig, Seq2Seq, sequence_loss
-from ..models.transformer_seq2seq import TransformerSeq2Seq, TransformerSeq2SeqConfig
+from ..models.transformer_seq2seq import (
+    TransformerSeq2Seq,
+    TransformerSeq2SeqConfig,
+    config_for_pretrained,
+    copy_encoder_into_decoder,
+    warm_start_encoder,
+)
 from ..training import TrainConfig, Trainer, run_task
 from ..training.distributed import unwrap
+from ..training.encoder_setup import load_encoder
 from ..training.precision import apply_threads
 from ..weights import save_weights
 
@@ -101,6 +108,16 @@ class Seq2SeqConfig(TrainConfig):
     """Longest output generated, in tokens; 0 = the longest training target + 10."""
     baselines: bool = True
     """Also score the untrained model, the one-to-one token baseline and copying the source on the test split."""
+    init: str | None = None
+    """model.kind=transformer: warm-start the encoder from a pretrained BERT (Rothe et al. 2020): an
+    `encoderlab pretrain` run (its out_dir or final/). Its tokenizer becomes the source vocabulary (and the
+    target's too with target_tokens=subword: one joint vocabulary), and the encoder takes its shape
+    (d_model, n_heads, d_ff, n_encoder_layers, norm_position, activation, positions); model.max_positions
+    may exceed the checkpoint's (the extra rows start fresh). Its tokenizer must have [PAD] [UNK] [CLS] [SEP]
+    as ids 0-3, so minilm's does not fit (and its vocabulary is English-only). null: random initialisation."""
+    decoder_init: Literal["fresh", "encoder"] = "fresh"
+    """With init=: fresh (BERT2RND) or encoder (BERT2BERT: decoder block i's self-attention and feed-forward
+    network copied from encoder block i, cross-attention fresh; decoder embeddings from the encoder's)."""
 
     def __post_init__(self) -> None:
         super().__post_init__()
@@ -126,6 +143,15 @@ class Seq2SeqConfig(TrainConfig):
             raise ConfigError(f"subword_vocab_size={self.subword_vocab_size} is too small; use e.g. 8000")
         if self.length_penalty < 0:
             raise ConfigError(f"length_penalty={self.length_penalty} must be >= 0 (0 = none, 0.6-1.0 usual)")
+        if self.init is not None and not isinstance(self.model, TransformerSeq2SeqConfig):
+            raise ConfigError(f"init={self.init} warm-starts a Transformer's encoder; set model.kind=transformer "
+                              "or remove init=")
+        if self.init is not None and self.source_tokens != "subword":
+            raise ConfigError(f"init={self.init} reads sources with the checkpoint's own tokenizer; set "
+                              "source_tokens=subword")
+        if self.decoder_init == "encoder" and self.init is None:
+            raise ConfigError("decoder_init=encoder copies a pretrained encoder into the decoder; give init=RUN_DIR "
+                              "(an `encoderlab pretrain` run), or decoder_init=fresh")
         if getattr(self.model, "share_embeddings", False) and not self.joint_vocabulary:
             raise ConfigError("model.share_embeddings=true needs one joint vocabulary: set source_tokens=subword "
                               "target_tokens=subword, or model.share_embeddings=false")
@@ -147,8 +173,9 @@ class Seq2SeqData:
     max_output_length: int
 
 
-def prepare_data(cfg: Seq2SeqConfig) -> Seq2SeqData:
-    """Read, lowercase, split by source, subsample, and build the vocabularies from the training split."""
+def prepare_data(cfg: Seq2SeqConfig, pretrained_tokenizer: Any = None) -> Seq2SeqData:
+    """Read, lowercase, split by source, subsample, and build the vocabularies from the training split (the
+    source's is a warm start's `pretrained_tokenizer`, a `tokenizers.Tokenizer`, when given)."""
     pairs = load_pairs(cfg.data, cfg.source_column, cfg.target_column, stress=cfg.stress,
                        group_column=cfg.group_column)
     if cfg.lowercase:
@@ -160,7 +187,12 @@ def prepare_data(cfg: Seq2SeqConfig) -> Seq2SeqData:
     if cfg.max_train_examples is not None and cfg.max_train_examples < len(train):
         keep = torch.randperm(len(train), generator=torch.Generator().manual_seed(cfg.seed))[:cfg.max_train_examples]
         train = train.subset(sorted(keep.tolist()))
-    if cfg.joint_vocabulary:
+    if pretrained_tokenizer is not None:
+        source_vocab = SubwordVocabulary.from_pretrained(pretrained_tokenizer, f"init={cfg.init}")
+        target_vocab = source_vocab if cfg.joint_vocabulary else (
+            SubwordVocabulary.build(train.targets, cfg.subword_vocab_size) if cfg.target_tokens == "subword"
+            else Vocabulary.build(train.targets, cfg.target_tokens))
+    elif cfg.joint_vocabulary:
         source_vocab = target_vocab = SubwordVocabulary.build(train.sources + train.targets, cfg.subword_vocab_size)
     else:
         source_vocab, target_vocab = (
@@ -169,6 +201,18 @@ def prepare_data(cfg: Seq2SeqConfig) -> Seq2SeqData:
             for texts, mode in ((train.sources, cfg.source_tokens), (train.targets, cfg.target_tokens)))
     longest = max(len(target_vocab.encode(t)) for t in train.targets)  # in model tokens (pieces for subword)
     return Seq2SeqData(train, val, test, source_vocab, target_vocab, cfg.max_output_length or longest + 10)
+
+
+def write_training_text(config: str | Path | None, path: str | Path, overrides: Sequence[str] = ()) -> int:
+    """Write the sources and targets of a seq2seq config's *training split* to `path`, one per line: the
+    corpus to pretrain a warm-start encoder on (`encoderlab pretrain data=PATH`) without ever reading a
+    validation or test pair. Returns the number of lines."""
+    cfg = load_config(Seq2SeqConfig, config, overrides)
+    data = prepare_data(cfg)
+    lines = [" ".join(text.split()) for text in data.train.sources + data.train.targets]
+    Path(path).parent.mkdir(parents=True, exist_ok=True)
+    Path(path).write_text("\n".join(lines) + "\n", encoding="utf-8")
+    return len(lines)
 
 
 def sample_sources(pairs: Pairs, limit: int | None, seed: int) -> Pairs:
@@ -371,12 +415,20 @@ def build_model(model_cfg: RecurrentConfig | TransformerSeq2SeqConfig) -> Seq2Se
 def train_seq2seq(cfg: Seq2SeqConfig) -> dict[str, Any]:
     started = time.process_time()  # CPU seconds (all threads of this process): the equal-budget currency
     apply_threads(cfg.threads)
-    data = prepare_data(cfg)
+    pretrained = load_encoder(cfg.init)[:2] if cfg.init is not None else None  # (BertModel, TextTokenizer)
+    data = prepare_data(cfg, None if pretrained is None else pretrained[1].tokenizer)
+    if pretrained is not None:
+        cfg = dataclasses.replace(cfg, model=config_for_pretrained(cfg.model, pretrained[0].cfg, f"init={cfg.init}"))
     cfg = dataclasses.replace(cfg, model=with_vocab_sizes(cfg.model, data))
     check_lengths(cfg, data)
     model = build_model(cfg.model)
+    warm: dict[str, Any] = {}
+    if pretrained is not None:  # before the baselines: "untrained" is then the warm-started, not yet trained model
+        copied = warm_start_encoder(model, pretrained[0])
+        warm = {"warm_start": cfg.init, "warm_start_tensors": copied["tensors"],
+                "warm_start_decoder_blocks": copy_encoder_into_decoder(model) if cfg.decoder_init == "encoder" else 0}
     test = sample_sources(data.test, cfg.max_test_examples, cfg.seed)
-    metrics: dict[str, Any] = {}
+    metrics: dict[str, Any] = dict(warm)
     if cfg.baselines:  # before training: the same initial weights on every (resumed) run, no RNG drawn
         metrics |= _prefixed("untrained_test", score_model(model, test, data))
         metrics |= _prefixed("one_to_one_test", one_to_one_baseline(data.train, test, data) or {})
