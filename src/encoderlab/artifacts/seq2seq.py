@@ -91,6 +91,8 @@ class Seq2SeqPredictor:
         self.target_vocab = Vocabulary.from_dict(info["target"])
         self.lowercase = bool(info["lowercase"])
         self.max_output_length = int(info["max_output_length"])
+        self.directory: Path | None = None
+        """The final/ directory it was loaded from (from_dir), else None."""
 
     @classmethod
     def from_dir(cls, path: str | Path, device: str = "cpu") -> Seq2SeqPredictor:
@@ -107,7 +109,9 @@ class Seq2SeqPredictor:
             model.load_weights(weights)  # a shared embedding table is stored once
         else:
             model.load_state_dict(weights)
-        return cls(model.to(device), json.loads((directory / VOCAB_FILE).read_text(encoding="utf-8")))
+        predictor = cls(model.to(device), json.loads((directory / VOCAB_FILE).read_text(encoding="utf-8")))
+        predictor.directory = directory
+        return predictor
 
     def source_ids(self, sources: Sequence[str]) -> list[list[int]]:
         """Trimmed (and lowercased, if the run lowercased) sources -> token ids; empty or too long is an error

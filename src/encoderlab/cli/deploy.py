@@ -37,6 +37,15 @@ def export(
                    f"samples, largest relative difference: code {done.max_rel_code:.1e}, reconstruction "
                    f"{done.max_rel_reconstruction:.1e}, score {done.max_rel_score:.1e} (tolerance {done.tolerance:g})")
         return
+    if found is not None and found.kind.name == "seq2seq":  # a Transformer seq2seq run: encoder + decoder graphs
+        from ..compression.export_onnx_seq2seq import export_seq2seq_onnx
+
+        done = export_seq2seq_onnx(model, output, opset=opset, tolerance=tolerance)
+        typer.echo(f"wrote {output}/encoder.onnx + decoder.onnx (opset {done.opset}); onnxruntime vs PyTorch on "
+                   f"{done.n_sources} held-out sources: max-abs {done.max_abs_encoder:.1e} encoder output, "
+                   f"{done.max_abs_logits:.1e} logits (tolerance {done.tolerance:g}); greedy outputs identical for "
+                   f"{100 * done.greedy_agreement:.0f}%")
+        return
     report = export_onnx_dir(TextEncoder.from_pretrained(model), output, opset=opset, tolerance=tolerance)
     typer.echo(f"wrote {report.path} (opset {report.opset}); onnxruntime vs PyTorch on {report.n_texts} texts: "
                f"max-abs {report.max_abs_hidden:.1e} hidden, {report.max_abs_embedding:.1e} embedding "
