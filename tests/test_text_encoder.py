@@ -223,3 +223,15 @@ def test_chunked_encoding_options_are_checked(minilm):
         minilm.encode([LONG], long_text="pages")
     with pytest.raises(ValueError, match="needs learned weights"):
         minilm.encode([LONG], long_text="chunk", window_pooling="attention")
+
+
+def test_bf16_stays_close_to_fp32_and_follows_fine_tuning(minilm_dir):
+    model = TextEncoder.from_pretrained(minilm_dir)
+    fp32 = model.encode(SHARD_TEXTS, shards=1)
+    bf16 = model.encode(SHARD_TEXTS, precision="bf16", shards=1)
+    assert (fp32 * bf16).sum(1).min() > 0.999  # the bf16 contract: worst cosine >= 0.999
+    with torch.no_grad():  # a training step changes the weights in place: bf16 must see the new ones
+        model.bert.blocks[0].ffn.up.weight.mul_(-1)
+    changed = model.encode(SHARD_TEXTS, precision="bf16", shards=1)
+    assert (changed * model.encode(SHARD_TEXTS, shards=1)).sum(1).min() > 0.999
+    assert (changed * bf16).sum(1).min() < 0.99
