@@ -18,12 +18,9 @@ pair sums cannot saturate.
 from __future__ import annotations
 
 import copy
-import functools
-import re
 import warnings
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from pathlib import Path
 from typing import TypeVar
 
 import numpy as np
@@ -32,19 +29,10 @@ from torch import nn
 
 from ..artifacts.classifier import TextClassifier
 from ..artifacts.text_encoder import TextEncoder
+from ..cpu_features import cpu_has_vnni
 from ..errors import ConfigError, InputDataError
 
 Quantizable = TypeVar("Quantizable", TextEncoder, TextClassifier)
-
-
-@functools.cache
-def cpu_has_vnni() -> bool:
-    """Whether this x86 CPU has VNNI int8 dot products (flags avx512_vnni or avx_vnni; read on Linux only)."""
-    try:
-        flags = Path("/proc/cpuinfo").read_text(encoding="utf-8", errors="replace")
-    except OSError:
-        return False
-    return re.search(r"\b(avx512_vnni|avx_vnni)\b", flags) is not None
 
 
 def resolve_reduce_range(reduce_range: bool | None) -> bool:
