@@ -143,12 +143,17 @@ def max_tokens(encoder: TextEncoder) -> int:
     return min(512, encoder.bert.cfg.max_positions)
 
 
-def _encoderlab_kernels(precision: str) -> str:
+def _encoderlab_kernels(precision: str, encoder: TextEncoder) -> str:
     """In words, which matmul kernels our encode runs here in `precision`."""
-    flags = cpu_flags()
+    bf16 = "oneDNN bf16 matmul on " + ("AMX tiles" if "amx_bf16" in cpu_flags() else "AVX-512 BF16")
     if precision == "bf16":
-        return "oneDNN bf16 matmul on " + ("AMX tiles" if "amx_bf16" in flags else "AVX-512 BF16")
+        return f"{bf16}, the model held in bf16"
     if precision == "int8":
+        from ..compression.quantize import resolve_int8_kernel
+
+        if resolve_int8_kernel(encoder, None) == "onednn":
+            return (f"oneDNN int8 feed-forward networks (u8×s8, {'AMX' if 'amx_int8' in cpu_flags() else 'VNNI'}; "
+                    f"GELU and the hidden layer's quantization inside the up-projection), {bf16} elsewhere")
         return "fbgemm int8 matmul (" + ("VNNI, 8-bit activations" if cpu_has_vnni() else "7-bit activations") + ")"
     return f"oneDNN pre-packed fp32 matmul ({torch.backends.cpu.get_cpu_capability()})"
 
@@ -175,20 +180,20 @@ def build_engines(encoder: TextEncoder, calibration_texts: list[str], threads: i
                      f"{max(1, threads // shards)} thread(s) each (encode's default shards='auto')")
     if "fp32" in include:
         engines["encoderlab fp32"] = Engine(
-            lambda texts: encoder.encode(texts, batch_size=batch_size, max_length=limit), _encoderlab_kernels("fp32"))
+            lambda texts: encoder.encode(texts, batch_size=batch_size, max_length=limit), _encoderlab_kernels("fp32", encoder))
     if "bf16" in include:
         ok, why = bf16_supported(encoder.device)
         notes.append(f"bf16: {why}")
         if ok:
             engines["encoderlab bf16"] = Engine(
                 lambda texts: encoder.encode(texts, batch_size=batch_size, max_length=limit, precision="bf16"),
-                _encoderlab_kernels("bf16"))
+                _encoderlab_kernels("bf16", encoder))
     if "int8" in include:
         from ..compression.quantize import quantize_int8
 
         int8 = quantize_int8(encoder, calibration_texts)
         engines["encoderlab int8"] = Engine(
-            lambda texts: int8.encode(texts, batch_size=batch_size, max_length=limit), _encoderlab_kernels("int8"))
+            lambda texts: int8.encode(texts, batch_size=batch_size, max_length=limit), _encoderlab_kernels("int8", encoder))
     peers = [name for name in include if name.partition("-")[0] in PEERS]
     engines.update(build_peer_engines(encoder, peers, threads, limit, batch_size, calibration_texts, notes))
     return engines
