@@ -180,7 +180,8 @@ def build_engines(encoder: TextEncoder, calibration_texts: list[str], threads: i
                      f"{max(1, threads // shards)} thread(s) each (encode's default shards='auto')")
     if "fp32" in include:
         engines["encoderlab fp32"] = Engine(
-            lambda texts: encoder.encode(texts, batch_size=batch_size, max_length=limit), _encoderlab_kernels("fp32", encoder))
+            lambda texts: encoder.encode(texts, batch_size=batch_size, max_length=limit),
+            _encoderlab_kernels("fp32", encoder))
     if "bf16" in include:
         ok, why = bf16_supported(encoder.device)
         notes.append(f"bf16: {why}")
@@ -193,7 +194,8 @@ def build_engines(encoder: TextEncoder, calibration_texts: list[str], threads: i
 
         int8 = quantize_int8(encoder, calibration_texts)
         engines["encoderlab int8"] = Engine(
-            lambda texts: int8.encode(texts, batch_size=batch_size, max_length=limit), _encoderlab_kernels("int8", encoder))
+            lambda texts: int8.encode(texts, batch_size=batch_size, max_length=limit),
+            _encoderlab_kernels("int8", encoder))
     peers = [name for name in include if name.partition("-")[0] in PEERS]
     engines.update(build_peer_engines(encoder, peers, threads, limit, batch_size, calibration_texts, notes))
     return engines
