@@ -235,3 +235,24 @@ def test_bf16_stays_close_to_fp32_and_follows_fine_tuning(minilm_dir):
     changed = model.encode(SHARD_TEXTS, precision="bf16", shards=1)
     assert (changed * model.encode(SHARD_TEXTS, shards=1)).sum(1).min() > 0.999
     assert (changed * bf16).sum(1).min() < 0.99
+
+
+def test_a_corpus_runs_whole_batches_side_by_side(minilm, monkeypatch):
+    import encoderlab.artifacts.text_encoder as module
+
+    texts = SHARD_TEXTS * 3
+    seen: list[int] = []
+    real = module.run_parts
+    monkeypatch.setattr(module, "run_parts", lambda work, parts, shards, on_done: seen.extend(map(len, parts))
+                        or real(work, parts, shards, on_done))
+    threads = torch.get_num_threads()
+    torch.set_num_threads(2)
+    try:
+        many = minilm.encode(texts, batch_size=2)  # >= WHOLE_BATCHES_FROM batches per shard: none is split
+        assert set(seen[:-1]) == {2} and len(seen) == -(-len(texts) // 2)
+        seen.clear()
+        minilm.encode([("word " * 200).strip()] * 4, batch_size=4)  # one batch: dealt across the two cores
+        assert seen == [2, 2] or minilm.resolve_shards() == 1
+    finally:
+        torch.set_num_threads(threads)
+    np.testing.assert_allclose(many, minilm.encode(texts, batch_size=2, shards=1), rtol=0, atol=1e-5)

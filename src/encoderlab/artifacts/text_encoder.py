@@ -31,7 +31,7 @@ from ..nn.inference_copy import InferenceCopy
 from ..nn.pooling import POOLINGS, pool
 from ..nn.prepacked_linear import bf16_matmul_native, has_forward_hooks, prepack_linears
 from ..nn.windows import LongText, WindowPool, split_windows
-from ..sharding import MIN_SHARD_TOKENS, deal_rows, run_parts
+from ..sharding import MIN_SHARD_TOKENS, WHOLE_BATCHES_FROM, deal_rows, run_parts
 from ..tokenization import TextTokenizer
 from .aliases import resolve_model_path
 from .registry import Kind
@@ -227,7 +227,8 @@ class TextEncoder(nn.Module):
         gathers, attention on small length groups); independent parts run those in parallel too. The
         result equals shards=1 up to summation order (~1e-7). "auto": torch.get_num_threads() on a CPU
         whose thread counts are per thread (OpenMP builds), but a batch is dealt only into parts of at least
-        MIN_SHARD_TOKENS tokens (a batch too small to split still runs beside the next one); 1 on a GPU, or
+        MIN_SHARD_TOKENS tokens (a batch too small to split still runs beside the next one), and with
+        WHOLE_BATCHES_FROM or more batches per shard whole batches run side by side instead; 1 on a GPU, or
         while forward hooks watch the model (they expect one batch at a time, in order, e.g. int8
         calibration). A number: exactly that many parts per batch (fewer only if it has fewer texts).
         1 keeps all of encode in the calling thread.
@@ -294,7 +295,10 @@ class TextEncoder(nn.Module):
                 return most_shards
             return min(most_shards, max(1, sum(len(ids[i]) for i in rows) // MIN_SHARD_TOKENS))
 
-        parts = [part for rows in batches for part in deal_rows(rows, shards_for(rows))]  # batch by batch
+        if shards == "auto" and len(batches) >= WHOLE_BATCHES_FROM * most_shards:
+            parts = batches  # a corpus: whole batches side by side (sharding.WHOLE_BATCHES_FROM says why)
+        else:
+            parts = [part for rows in batches for part in deal_rows(rows, shards_for(rows))]  # batch by batch
         bert, autocast = self.bert, precision == "bf16"
         if autocast and device.type == "cpu" and bf16_matmul_native() and not has_forward_hooks(self.modules()):
             bert, autocast = self._bf16.of(self.bert), False
