@@ -49,6 +49,16 @@ class OnnxExportReport:
     n_texts: int
 
 
+def padded_hidden(bert: nn.Module, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
+    """A BertModel's padded forward, (B, T) -> (B, T, C), without data-dependent Python branches (the packed
+    path's per-sequence loop and the "any padding?" test do not trace); also used by export_onnx_seq2seq."""
+    x = bert.embeddings(input_ids)  # (B, T, C)
+    bias = padding_mask_to_bias(attention_mask, x.dtype)  # (B, 1, 1, T)
+    for block in bert.blocks:
+        x = block(x, bias)
+    return bert.final_norm(x) if bert.final_norm is not None else x
+
+
 class _TraceableEncoder(nn.Module):
     """The encoder's padded forward plus pooling, written without data-dependent Python branches."""
 
@@ -59,12 +69,7 @@ class _TraceableEncoder(nn.Module):
         self.normalize = encoder.normalize
 
     def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        x = self.bert.embeddings(input_ids)  # (B, T, C)
-        bias = padding_mask_to_bias(attention_mask, x.dtype)  # (B, 1, 1, T)
-        for block in self.bert.blocks:
-            x = block(x, bias)
-        if self.bert.final_norm is not None:
-            x = self.bert.final_norm(x)
+        x = padded_hidden(self.bert, input_ids, attention_mask)  # (B, T, C)
         embedding = pool(x, attention_mask, self.pooling)  # (B, C)
         if self.normalize:
             embedding = F.normalize(embedding, p=2, dim=1)

@@ -38,7 +38,7 @@ from ..files import atomic_write_bytes, atomic_write_json
 from ..models.decoding import BOS, EOS, never_generated, until_eos
 from ..models.transformer_seq2seq import TransformerSeq2Seq, TransformerState, project_keys_values
 from ..nn import padding_mask_to_bias
-from .export_onnx import MAX_OPSET, MIN_OPSET, check_output_dir, require_onnxruntime
+from .export_onnx import MAX_OPSET, MIN_OPSET, check_output_dir, padded_hidden, require_onnxruntime
 
 ENCODER_FILE, DECODER_FILE = "encoder.onnx", "decoder.onnx"
 
@@ -66,12 +66,7 @@ class _TraceableEncoder(nn.Module):
 
     def forward(self, source_ids: torch.Tensor) -> torch.Tensor:
         mask = (source_ids != 0).long()  # (B, S)
-        x = self.bert.embeddings(source_ids)  # (B, S, C)
-        bias = padding_mask_to_bias(mask, x.dtype)  # (B, 1, 1, S)
-        for block in self.bert.blocks:
-            x = block(x, bias)
-        if self.bert.final_norm is not None:
-            x = self.bert.final_norm(x)
+        x = padded_hidden(self.bert, source_ids, mask)  # (B, S, C)
         return x * mask[..., None].to(x.dtype)
 
 
