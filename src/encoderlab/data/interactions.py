@@ -510,13 +510,22 @@ def _check_enough(n: int, what: str, fix: str) -> None:
 
 
 def strong_generalization(data: Interactions, heldout: float = 0.1, fold_in: float = 0.8, seed: int = 0,
-                          threshold: float | None = 3.5, min_items: int = 5) -> TopNSplit:
+                          threshold: float | None = 3.5, min_items: int = 5, folds: int = 0,
+                          fold: int = 0) -> TopNSplit:
     """Liang et al. (2018): users with >= `min_items` positives are split into train / val / test users
     (`heldout` of them each for val and test); a held-out user's positives are split at random into a fold-in
     input (`fold_in`) and a target (the rest, at least one). Items no training user interacted with are
-    dropped from the held-out rows (no collaborative model can rank them)."""
+    dropped from the held-out rows (no collaborative model can rank them).
+
+    Cross-validation over users (`folds` = K >= 2): the users are shuffled once by `seed` and cut into K
+    near-equal folds; fold `fold` is the test users, and the validation users (`heldout` of all users) are
+    carved from the other K - 1 folds, the rest train. Running fold = 0..K-1 tests every user exactly once,
+    every model on the same folds; the validation users never include a test user of the same fold."""
     if not 0 < heldout < 0.5 or not 0 < fold_in < 1:
         raise InputDataError(f"heldout={heldout} must be in (0, 0.5) and fold_in={fold_in} in (0, 1)")
+    if folds == 1 or folds < 0 or (folds and not 0 <= fold < folds):
+        raise InputDataError(f"folds={folds}, fold={fold}: folds is 0 (one held-out split) or K >= 2 with "
+                             f"0 <= fold < K")
     x = data.positives(threshold).matrix(binary=True)
     users = np.flatnonzero(x.row_lengths() >= min_items)
     _check_enough(len(users), f"user of {data.name} has {min_items} or more positives",
@@ -524,14 +533,24 @@ def strong_generalization(data: Interactions, heldout: float = 0.1, fold_in: flo
     rng = np.random.default_rng(seed)
     users = users[rng.permutation(len(users))]
     n_out = max(1, int(round(heldout * len(users))))
-    if len(users) < 3 * n_out:
-        raise InputDataError(f"{data.name}: only {len(users)} users have {min_items}+ positives, too few for "
-                             f"held-out users; lower heldout= or use more data")
-    val_users, test_users, train_users = users[:n_out], users[n_out:2 * n_out], np.sort(users[2 * n_out:])
+    if folds:
+        bounds = np.linspace(0, len(users), folds + 1).round().astype(int)
+        test_users = users[bounds[fold]:bounds[fold + 1]]
+        rest = np.concatenate([users[:bounds[fold]], users[bounds[fold + 1]:]])
+        if folds > len(users) or len(rest) < 2 * n_out:
+            raise InputDataError(f"{data.name}: only {len(users)} users have {min_items}+ positives, too few for "
+                                 f"{folds} folds with heldout={heldout}; lower folds= or heldout=")
+        val_users, train_users = rest[:n_out], np.sort(rest[n_out:])
+        rng = np.random.default_rng([seed, fold])  # the fold-ins of fold `fold`
+    else:
+        if len(users) < 3 * n_out:
+            raise InputDataError(f"{data.name}: only {len(users)} users have {min_items}+ positives, too few for "
+                                 f"held-out users; lower heldout= or use more data")
+        val_users, test_users, train_users = users[:n_out], users[n_out:2 * n_out], np.sort(users[2 * n_out:])
     train = x.take(train_users)
     seen = train.col_counts() > 0
 
-    def fold(rows: np.ndarray) -> tuple[SparseRows, SparseRows]:
+    def fold_rows(rows: np.ndarray) -> tuple[SparseRows, SparseRows]:
         ins, outs = [], []
         for r in rows:
             items, _ = x.row(r)
@@ -543,8 +562,8 @@ def strong_generalization(data: Interactions, heldout: float = 0.1, fold_in: flo
             outs.append(items[~chosen])
         return _rows(ins, x.n_cols), _rows(outs, x.n_cols)
 
-    val_in, val_out = fold(np.sort(val_users))
-    test_in, test_out = fold(np.sort(test_users))
+    val_in, val_out = fold_rows(np.sort(val_users))
+    test_in, test_out = fold_rows(np.sort(test_users))
     return TopNSplit("strong", train, train_users, val_in, val_out, np.sort(val_users), test_in, test_out,
                      np.sort(test_users))
 

@@ -41,7 +41,7 @@ from ..data.interactions import (
     strong_generalization,
 )
 from ..errors import ConfigError
-from ..evaluation.recommendation import TOP_N_METRICS, evaluate_top_n, mae, ndcg_at_k, rmse, top_k
+from ..evaluation.recommendation import TOP_N_METRICS, TopNResult, mae, ndcg_at_k, rank_users, rmse, top_k
 from ..evaluation.recommender_baselines import (
     EASE,
     BiasedMF,
@@ -50,7 +50,9 @@ from ..evaluation.recommender_baselines import (
     ItemKNN,
     Popularity,
     RandomScores,
+    cooccurrence,
 )
+from ..files import atomic_write_json
 from ..models.recommender import (
     AutoRec,
     RecommenderConfig,
@@ -103,6 +105,11 @@ class RecommendConfig(TrainConfig):
     """protocol=cold-start: share of the items held out (half for validation, half for test)."""
     split_seed: int = 0
     """Seed of the split, separate from `seed` so training seeds can vary on one split."""
+    folds: int = 0
+    """protocol=strong: 0 = one held-out split; K >= 2 = K-fold cross-validation over users, this run testing
+    fold `fold` (validation users are carved from the other folds). Run fold=0..K-1 to test every user once."""
+    fold: int = 0
+    """protocol=strong with folds=K: which fold (0..K-1) is the test users."""
 
     model: RecommenderConfig = field(default_factory=RecommenderConfig)
     """The architecture; model.n_items, n_users and the feature sizes are filled in from the data."""
@@ -127,8 +134,8 @@ class RecommendConfig(TrainConfig):
     """Also score the baselines on the same split."""
     ease_lambdas: tuple[float, ...] = (50.0, 100.0, 200.0, 500.0, 1000.0)
     """EASE: the L2 weights tried; the one with the best validation NDCG@100 is reported on test."""
-    knn_neighbours: int = 100
-    """ItemKNN: neighbours kept per item."""
+    knn_neighbours: tuple[int, ...] = (100,)
+    """ItemKNN: the neighbours kept per item tried; the best on validation NDCG@100 is reported on test."""
     mf_factors: int = 64
     """Biased MF: latent factors."""
     mf_reg: float = 0.1
@@ -147,12 +154,15 @@ class RecommendConfig(TrainConfig):
                               f"{' or '.join(FITS[self.model.kind])} (rating prediction: model.kind=autorec)")
         if self.anneal_cap < 0 or self.anneal_steps < 0 or self.autorec_reg < 0:
             raise ConfigError("anneal_cap, anneal_steps and autorec_reg must be >= 0")
-        if self.feature_min_count < 1 or self.eval_batch_size < 1 or self.knn_neighbours < 1:
-            raise ConfigError("feature_min_count, eval_batch_size and knn_neighbours must be at least 1")
+        if self.feature_min_count < 1 or self.eval_batch_size < 1 or min(self.knn_neighbours, default=0) < 1:
+            raise ConfigError("feature_min_count, eval_batch_size and every knn_neighbours must be at least 1")
         if self.mf_factors < 1 or self.mf_iterations < 1 or self.mf_reg < 0:
             raise ConfigError("mf_factors and mf_iterations must be at least 1, mf_reg >= 0")
         if not self.ease_lambdas or any(v <= 0 for v in self.ease_lambdas):
             raise ConfigError(f"ease_lambdas={list(self.ease_lambdas)} must be positive numbers, e.g. [100, 500]")
+        if self.folds and (self.protocol != "strong" or self.folds < 2 or not 0 <= self.fold < self.folds):
+            raise ConfigError(f"folds={self.folds} fold={self.fold}: cross-validation is for protocol=strong, with "
+                              "folds >= 2 and 0 <= fold < folds (folds=0: one held-out split)")
         if self.protocol == "rating" and self.best_metric == "eval_ndcg@100":
             self.best_metric, self.best_mode = "eval_mse", "min"  # ratings: the validation mean squared error
         if self.protocol != "rating" and self.best_metric == "eval_mse":
@@ -194,7 +204,8 @@ def make_split(cfg: RecommendConfig, data: Interactions) -> TopNSplit | RatingSp
     if cfg.protocol == "rating":
         return rating_split(data, seed=cfg.split_seed)
     if cfg.protocol == "strong":
-        return strong_generalization(data, cfg.heldout, cfg.fold_in, cfg.split_seed, cfg.threshold)
+        return strong_generalization(data, cfg.heldout, cfg.fold_in, cfg.split_seed, cfg.threshold,
+                                     folds=cfg.folds, fold=cfg.fold)
     if cfg.protocol == "leave-last-out":
         return leave_last_out(data, cfg.threshold)
     return cold_start_items(data, cfg.cold_fraction, cfg.split_seed, cfg.threshold)
@@ -290,25 +301,37 @@ def with_sizes(cfg: RecommendConfig, data: Interactions, features: SideFeatures 
 
 
 # ----------------------------------------------------------------------------------------------- scoring
-def evaluate_model(model: nn.Module, split: TopNSplit, which: str, batch_size: int) -> dict[str, float]:
+def evaluate_model(model: nn.Module, split: TopNSplit, which: str, batch_size: int) -> TopNResult:
     inputs, targets, users, candidates = split.evaluation(which)
     vectors = model.eval().all_items() if isinstance(model, TwoTower) else None
     with torch.no_grad():
-        return evaluate_top_n(lambda rows: score_rows(model, inputs.take(rows), users[rows], vectors), inputs,
-                              targets, candidates, batch_size=batch_size)
+        return rank_users(lambda rows: score_rows(model, inputs.take(rows), users[rows], vectors), inputs,
+                          targets, candidates, batch_size=batch_size)
 
 
-def evaluate_baseline(scorer, split: TopNSplit, which: str, batch_size: int) -> dict[str, float]:
+def evaluate_baseline(scorer, split: TopNSplit, which: str, batch_size: int) -> TopNResult:
     inputs, targets, _, candidates = split.evaluation(which)
-    return evaluate_top_n(lambda rows: scorer.scores(inputs.take(rows)), inputs, targets, candidates,
-                          batch_size=batch_size)
+    return rank_users(lambda rows: scorer.scores(inputs.take(rows)), inputs, targets, candidates,
+                      batch_size=batch_size)
 
 
-def top_n_baselines(cfg: RecommendConfig, data: Interactions, split: TopNSplit) -> dict[str, Any]:
+def tune_on_validation(make, grid: tuple, split: TopNSplit, batch_size: int) -> tuple[Any, float]:
+    """The grid value whose scorer `make(value)` has the best validation NDCG@100 (the first on ties), and it."""
+    scores = [evaluate_baseline(make(v), split, "val", batch_size).means()["ndcg@100"] for v in grid]
+    best = int(np.argmax(scores))
+    return grid[best], scores[best]
+
+
+def top_n_baselines(cfg: RecommendConfig, data: Interactions, split: TopNSplit) -> tuple[dict[str, Any],
+                                                                                          dict[str, TopNResult]]:
+    """The baselines' test metrics (`NAME_test_METRIC`, and the validation-chosen EASE lambda / ItemKNN k) and
+    their per-user test results."""
     out: dict[str, Any] = {}
+    results: dict[str, TopNResult] = {}
 
     def report(name: str, scorer) -> None:
-        for metric, value in evaluate_baseline(scorer, split, "test", cfg.eval_batch_size).items():
+        results[name] = evaluate_baseline(scorer, split, "test", cfg.eval_batch_size)
+        for metric, value in results[name].means().items():
             if metric != "users":
                 out[f"{name}_test_{metric}"] = value
 
@@ -319,13 +342,26 @@ def top_n_baselines(cfg: RecommendConfig, data: Interactions, split: TopNSplit) 
         if bags.n_cols:
             report("feature_popularity", FeaturePopularity(split.train, bags))
             report("content_knn", ContentKNN(bags))
-        return out
-    report("itemknn", ItemKNN(split.train, cfg.knn_neighbours))
-    best = max(cfg.ease_lambdas, key=lambda lam: evaluate_baseline(EASE(split.train, lam), split, "val",
-                                                                  cfg.eval_batch_size)["ndcg@100"])
-    out["ease_lambda"] = best
-    report("ease", EASE(split.train, best))
-    return out
+        return out, results
+    gram = cooccurrence(split.train)  # (I, I), once for every grid point
+    k, out["itemknn_val_ndcg@100"] = tune_on_validation(lambda k: ItemKNN.from_gram(gram, k), cfg.knn_neighbours,
+                                                        split, cfg.eval_batch_size)
+    out["itemknn_k"] = k
+    report("itemknn", ItemKNN.from_gram(gram, k))
+    lam, out["ease_val_ndcg@100"] = tune_on_validation(lambda lam: EASE.from_gram(gram, lam), cfg.ease_lambdas,
+                                                       split, cfg.eval_batch_size)
+    out["ease_lambda"] = lam
+    report("ease", EASE.from_gram(gram, lam))
+    return out, results
+
+
+def per_user_table(split: TopNSplit, data: Interactions, results: dict[str, TopNResult]) -> dict[str, Any]:
+    """per_user.json: every test user's id and, per model, its recall@20 and NDCG@100 in the same order, so
+    runs on the same split (or the folds of one cross-validation) can be compared user by user."""
+    rows = next(iter(results.values())).rows
+    users = split.evaluation("test")[2][rows]
+    return {"protocol": split.protocol, "users": [data.user_ids[u] for u in users],
+            **{m: {name: r.per_user[m].tolist() for name, r in results.items()} for m in ("recall@20", "ndcg@100")}}
 
 
 # ----------------------------------------------------------------------------------------------- AutoRec
@@ -444,12 +480,18 @@ def _train_top_n(cfg: RecommendConfig, data: Interactions, split: TopNSplit, mod
     trainer = Trainer(cfg, model, train_data, loss_fn=loss_fn, collate_fn=by_tag(train=collate, val=eval_collate),
                       eval_data=Positions(split.val_input.n_rows, "val"), eval_fn=eval_fn, save_final=save_final)
     metrics, model = _fit(cfg, model, trainer, save_final)
-    for metric, value in evaluate_model(model, split, "test", cfg.eval_batch_size).items():
+    results = {"model": evaluate_model(model, split, "test", cfg.eval_batch_size)}
+    for metric, value in results["model"].means().items():
         metrics[f"test_{metric}" if metric != "users" else "test_users"] = value
     metrics |= {f"split_{k}": v for k, v in split.summary().items()}
     metrics["protocol"] = cfg.protocol
+    if cfg.folds:
+        metrics["folds"], metrics["fold"] = cfg.folds, cfg.fold
     if cfg.baselines:
-        metrics |= top_n_baselines(cfg, data, split)
+        baseline_metrics, baseline_results = top_n_baselines(cfg, data, split)
+        metrics |= baseline_metrics
+        results |= baseline_results
+    atomic_write_json(Path(cfg.out_dir) / "per_user.json", per_user_table(split, data, results))
     return metrics
 
 
