@@ -12,6 +12,9 @@ NDCG@100 or RMSE every `eval_every` steps; the best validation step's weights be
 score the test split, and the baselines on the very same split: popularity, ItemKNN and EASE (its lambda
 chosen on validation) for top-N, biased MF for ratings, feature popularity and a content kNN for cold
 items. OUT_DIR/final/ is a `Recommender` (artifacts/recommender.py): `recommend(user)`, `encode(ids)`.
+
+This file holds the config and the training loops; recommend_inputs.py what the models are fed (batches, side
+features, AutoRec's rating vectors), recommend_scoring.py the test scoring of the model and the baselines.
 """
 
 from __future__ import annotations
@@ -25,11 +28,9 @@ from typing import Any, Literal
 import numpy as np
 import torch
 from torch import nn
-from torch.utils.data import Dataset
 
 from ..artifacts.recommender import Recommender, RecommenderInfo, score_rows
 from ..data.interactions import (
-    FeatureTable,
     Interactions,
     RatingSplit,
     SparseRows,
@@ -41,17 +42,8 @@ from ..data.interactions import (
     strong_generalization,
 )
 from ..errors import ConfigError
-from ..evaluation.recommendation import TOP_N_METRICS, TopNResult, mae, ndcg_at_k, rank_users, rmse, top_k
-from ..evaluation.recommender_baselines import (
-    EASE,
-    BiasedMF,
-    ContentKNN,
-    FeaturePopularity,
-    ItemKNN,
-    Popularity,
-    RandomScores,
-    cooccurrence,
-)
+from ..evaluation.recommendation import TOP_N_METRICS, mae, ndcg_at_k, rmse, top_k
+from ..evaluation.recommender_baselines import BiasedMF
 from ..files import atomic_write_json
 from ..models.recommender import (
     AutoRec,
@@ -65,6 +57,20 @@ from ..training import TrainConfig, Trainer
 from ..training import checkpoint as ckpt
 from ..training.distributed import unwrap
 from ..training.precision import apply_threads
+from .recommend_inputs import (
+    Positions,
+    SideFeatures,
+    autorec_predict,
+    by_tag,
+    history_batch,
+    install_features,
+    rating_eval_batch,
+    rating_vectors,
+    side_features,
+    top_n_batch,
+    with_sizes,
+)
+from .recommend_scoring import evaluate_model, per_user_table, top_n_baselines
 
 PROTOCOLS = ("strong", "leave-last-out", "cold-start", "rating")
 FITS = {"mult-vae": ("strong", "leave-last-out"), "mult-dae": ("strong", "leave-last-out"),
@@ -169,30 +175,6 @@ class RecommendConfig(TrainConfig):
             raise ConfigError("best_metric=eval_mse is for protocol=rating; top-N runs report eval_ndcg@100")
 
 
-# ----------------------------------------------------------------------------------------------- data
-class Positions(Dataset):
-    """Positions 0..n-1 tagged with what they index ("train" or "val"): the Trainer uses one collate function
-    for training and evaluation batches, and `by_tag` sends each batch to the right one."""
-
-    def __init__(self, n: int, tag: str) -> None:
-        self.n, self.tag = n, tag
-
-    def __len__(self) -> int:
-        return self.n
-
-    def __getitem__(self, i: int) -> tuple[str, int]:
-        return self.tag, i
-
-
-def by_tag(**collates):
-    """One collate function over tagged positions: collates[tag]([positions])."""
-
-    def collate(items: list[tuple[str, int]]) -> Any:
-        return collates[items[0][0]]([i for _, i in items])
-
-    return collate
-
-
 def load_data(cfg: RecommendConfig) -> Interactions:
     return load_interactions(cfg.data, user_column=cfg.user_column, item_column=cfg.item_column,
                              rating_column=cfg.rating_column, timestamp_column=cfg.timestamp_column,
@@ -209,192 +191,6 @@ def make_split(cfg: RecommendConfig, data: Interactions) -> TopNSplit | RatingSp
     if cfg.protocol == "leave-last-out":
         return leave_last_out(data, cfg.threshold)
     return cold_start_items(data, cfg.cold_fraction, cfg.split_seed, cfg.threshold)
-
-
-def top_n_batch(split: TopNSplit, which: str):
-    """collate for evaluation users of `which`: their input bags, target bags and user indices."""
-    inputs, targets, users, _ = split.evaluation(which)
-
-    def collate(positions: list[int]) -> dict[str, Any]:
-        rows = np.asarray(positions)
-        return {"input": inputs.bags(rows), "target": targets.bags(rows), "users": torch.from_numpy(users[rows]),
-                "rows": torch.from_numpy(rows)}
-
-    return collate
-
-
-def history_batch(train: SparseRows, users: np.ndarray):
-    """collate for two-tower training pairs (user, positive item): the user's history without that item."""
-    pair_users, pair_items = train.row_ids(), train.indices
-
-    def collate(positions: list[int]) -> dict[str, Any]:
-        p = np.asarray(positions)
-        rows, items = pair_users[p], pair_items[p]
-        bags = train.bags(rows)
-        keep = (bags["indices"] != torch.from_numpy(np.repeat(items, train.row_lengths()[rows]))).float()
-        return {"users": torch.from_numpy(users[rows]), "items": torch.from_numpy(items),
-                "history": bags["indices"], "history_offsets": bags["offsets"], "history_weights": keep}
-
-    return collate
-
-
-# ----------------------------------------------------------------------------------------------- features
-def feature_bags(table: FeatureTable | None, n: int, min_count: int, text: bool) -> tuple[SparseRows, list[str]]:
-    """(entities x vocabulary) token bags and the vocabulary; empty when there is no feature table."""
-    if table is None:
-        return SparseRows(np.zeros(n + 1, np.int64), np.zeros(0, np.int64), np.zeros(0, np.float32), 0), []
-    vocab = table.vocabulary(min_count, text=text)
-    return table.bags(vocab, text=text), vocab
-
-
-def title_vectors(cfg: RecommendConfig, data: Interactions) -> torch.Tensor | None:
-    """(I, 384) MiniLM vectors of the item titles (our TextEncoder), or None."""
-    table = data.item_features
-    if cfg.title != "minilm":
-        return None
-    if table is None or table.text is None:
-        raise ConfigError("title=minilm needs item titles: set item_features= and item_text_column= (ml-100k has "
-                          "them), or title=none")
-    from ..artifacts.text_encoder import TextEncoder
-
-    encoder = TextEncoder.from_pretrained(cfg.title_model)
-    titles = [t or "(no title)" for t in table.text]
-    return torch.from_numpy(encoder.encode(titles, batch_size=128))
-
-
-@dataclass
-class SideFeatures:
-    """The two-tower's inputs besides interactions: token bags per item and per user, title vectors."""
-
-    items: SparseRows
-    users: SparseRows
-    titles: torch.Tensor | None
-
-
-def side_features(cfg: RecommendConfig, data: Interactions) -> SideFeatures:
-    items, _ = feature_bags(data.item_features, data.n_items, cfg.feature_min_count, text=cfg.title == "words")
-    users, _ = feature_bags(data.user_features, data.n_users, cfg.feature_min_count, text=False)
-    return SideFeatures(items, users, title_vectors(cfg, data))
-
-
-def install_features(model: TwoTower, features: SideFeatures, train: SparseRows) -> None:
-    items, users = features.items, features.users
-    model.set_features(item_token_indptr=torch.from_numpy(items.indptr), item_token_indices=torch.from_numpy(
-        items.indices), user_token_indptr=torch.from_numpy(users.indptr),
-        user_token_indices=torch.from_numpy(users.indices), item_titles=features.titles,
-        item_counts=torch.from_numpy(train.col_counts()))
-
-
-def with_sizes(cfg: RecommendConfig, data: Interactions, features: SideFeatures | None) -> RecommenderConfig:
-    """The model config with the data's sizes filled in."""
-    sizes: dict[str, int] = {"n_items": data.n_items, "n_users": data.n_users}
-    if features is not None:
-        sizes["n_item_tokens"] = features.items.n_cols
-        sizes["n_user_tokens"] = features.users.n_cols
-        sizes["title_dim"] = 0 if features.titles is None else features.titles.shape[1]
-    for name, value in sizes.items():
-        given = getattr(cfg.model, name)
-        if given and given != value:
-            raise ConfigError(f"model.{name}={given} but the data gives {value}; remove model.{name} (it is "
-                              "filled in from the data)")
-    return dataclasses.replace(cfg.model, **sizes)
-
-
-# ----------------------------------------------------------------------------------------------- scoring
-def evaluate_model(model: nn.Module, split: TopNSplit, which: str, batch_size: int) -> TopNResult:
-    inputs, targets, users, candidates = split.evaluation(which)
-    vectors = model.eval().all_items() if isinstance(model, TwoTower) else None
-    with torch.no_grad():
-        return rank_users(lambda rows: score_rows(model, inputs.take(rows), users[rows], vectors), inputs,
-                          targets, candidates, batch_size=batch_size)
-
-
-def evaluate_baseline(scorer, split: TopNSplit, which: str, batch_size: int) -> TopNResult:
-    inputs, targets, _, candidates = split.evaluation(which)
-    return rank_users(lambda rows: scorer.scores(inputs.take(rows)), inputs, targets, candidates,
-                      batch_size=batch_size)
-
-
-def tune_on_validation(make, grid: tuple, split: TopNSplit, batch_size: int) -> tuple[Any, float]:
-    """The grid value whose scorer `make(value)` has the best validation NDCG@100 (the first on ties), and it."""
-    scores = [evaluate_baseline(make(v), split, "val", batch_size).means()["ndcg@100"] for v in grid]
-    best = int(np.argmax(scores))
-    return grid[best], scores[best]
-
-
-def top_n_baselines(cfg: RecommendConfig, data: Interactions, split: TopNSplit) -> tuple[dict[str, Any],
-                                                                                          dict[str, TopNResult]]:
-    """The baselines' test metrics (`NAME_test_METRIC`, and the validation-chosen EASE lambda / ItemKNN k) and
-    their per-user test results."""
-    out: dict[str, Any] = {}
-    results: dict[str, TopNResult] = {}
-
-    def report(name: str, scorer) -> None:
-        results[name] = evaluate_baseline(scorer, split, "test", cfg.eval_batch_size)
-        for metric, value in results[name].means().items():
-            if metric != "users":
-                out[f"{name}_test_{metric}"] = value
-
-    report("popularity", Popularity(split.train, seed=cfg.split_seed))
-    if split.protocol == "cold-start":
-        report("random", RandomScores(split.n_items, seed=cfg.split_seed))
-        bags, _ = feature_bags(data.item_features, data.n_items, cfg.feature_min_count, text=True)
-        if bags.n_cols:
-            report("feature_popularity", FeaturePopularity(split.train, bags))
-            report("content_knn", ContentKNN(bags))
-        return out, results
-    gram = cooccurrence(split.train)  # (I, I), once for every grid point
-    k, out["itemknn_val_ndcg@100"] = tune_on_validation(lambda k: ItemKNN.from_gram(gram, k), cfg.knn_neighbours,
-                                                        split, cfg.eval_batch_size)
-    out["itemknn_k"] = k
-    report("itemknn", ItemKNN.from_gram(gram, k))
-    lam, out["ease_val_ndcg@100"] = tune_on_validation(lambda lam: EASE.from_gram(gram, lam), cfg.ease_lambdas,
-                                                       split, cfg.eval_batch_size)
-    out["ease_lambda"] = lam
-    report("ease", EASE.from_gram(gram, lam))
-    return out, results
-
-
-def per_user_table(split: TopNSplit, data: Interactions, results: dict[str, TopNResult]) -> dict[str, Any]:
-    """per_user.json: every test user's id and, per model, its recall@20 and NDCG@100 in the same order, so
-    runs on the same split (or the folds of one cross-validation) can be compared user by user."""
-    rows = next(iter(results.values())).rows
-    users = split.evaluation("test")[2][rows]
-    return {"protocol": split.protocol, "users": [data.user_ids[u] for u in users],
-            **{m: {name: r.per_user[m].tolist() for name, r in results.items()} for m in ("recall@20", "ndcg@100")}}
-
-
-# ----------------------------------------------------------------------------------------------- AutoRec
-def rating_vectors(ratings: Interactions, side: str) -> SparseRows:
-    """The vectors AutoRec encodes: items x users (I-AutoRec) or users x items (U-AutoRec)."""
-    x = ratings.matrix()
-    return x.transpose() if side == "item" else x
-
-
-@torch.no_grad()
-def autorec_predict(model: AutoRec, train: SparseRows, users: np.ndarray, items: np.ndarray, fallback: float,
-                    batch_size: int = 256) -> np.ndarray:
-    """Ratings for (user, item) pairs from the training vectors, clipped to [1, 5]; a pair whose vector has
-    no training rating gets `fallback` (the training mean)."""
-    model.eval()
-    rows, cols = (items, users) if model.cfg.autorec_side == "item" else (users, items)
-    pred = np.full(len(rows), fallback, dtype=np.float64)
-    known = train.row_lengths()[rows] > 0
-    order = np.unique(rows[known])
-    for start in range(0, len(order), batch_size):
-        chunk = order[start:start + batch_size]
-        out = model(**{k: v for k, v in train.bags(chunk).items()}).numpy()  # (chunk, width)
-        where = np.searchsorted(chunk, rows)
-        hit = known & (where < len(chunk)) & (chunk[np.minimum(where, len(chunk) - 1)] == rows)
-        pred[hit] = out[where[hit], cols[hit]]
-    return np.clip(pred, 1.0, 5.0)
-
-
-def rating_eval_batch(train: SparseRows, target: SparseRows):
-    def collate(positions: list[int]) -> dict[str, Any]:
-        return {"input": train.bags(positions), "target": target.bags(positions)}
-
-    return collate
 
 
 # ----------------------------------------------------------------------------------------------- the task
