@@ -3,12 +3,13 @@
     python benchmarks/recsys_cv.py                      # runs what is missing under runs/recsys-cv, prints tables
     python benchmarks/recsys_cv.py --threshold all      # implicit data = every rating instead of ratings >= 4
     python benchmarks/recsys_cv.py --runs DIR --folds 0 1   # only some folds (e.g. to spread the work)
+    python benchmarks/recsys_cv.py --grid dae vae           # only some settings of the GRID
 
 The protocol (`encoderlab recommend ... protocol=strong folds=5 fold=F`): the users with 5+ positives are
 shuffled once and cut into 5 folds; each fold is the test users once, scored from 80% of their positives
 (fold-in) on the other 20%. Validation users (10% of all users) are carved from the other four folds, and
 every choice is made on them, per fold, never on test users: the epoch (validation NDCG@100 every epoch, the
-best epoch's weights kept), the autoencoders' settings (the GRID below: weight decay, KL cap, input dropout),
+best epoch's weights kept), the autoencoders' settings (the GRID below: weight decay, input dropout, depth, KL cap),
 EASE's lambda and ItemKNN's k. Every model and baseline sees the same folds, the same training users and
 the same fold-ins, so they are compared per fold and per user: the paired t-test and the bootstrap interval
 of the per-user NDCG@100 difference pool the five folds' test users (each user once).
@@ -25,17 +26,17 @@ from recsys_ml100k import cell  # the sibling script (benchmarks/ is on sys.path
 
 FOLDS = 5
 EPOCH_STEPS = 6  # 656 training users per fold / batch 100, rounded down: validation once per epoch
-COMMON = [f"folds={FOLDS}", f"eval_every={EPOCH_STEPS}", "log_every=60",
-          "knn_neighbours=[10,25,50,100,200,400]", "ease_lambdas=[20,50,100,200,500,1000,2000]"]
-DAE, VAE = "configs/ml100k-multdae.yaml", "configs/ml100k-multvae.yaml"
+DAE, VAE = "configs/ml100k-multdae-cv.yaml", "configs/ml100k-multvae-cv.yaml"  # folds, grids of EASE and ItemKNN
 GRID = {  # name -> (model, config, overrides); chosen per fold by validation NDCG@100
     "dae": ("Mult-DAE", DAE, []),
     "dae-wd0.3": ("Mult-DAE", DAE, ["weight_decay=0.3"]),
     "dae-wd1": ("Mult-DAE", DAE, ["weight_decay=1.0"]),
     "dae-drop0.7": ("Mult-DAE", DAE, ["model.dropout=0.7"]),
+    "dae-shallow": ("Mult-DAE", DAE, ["model.hidden_dim=0"]),  # [I -> 200 -> I], the DAE of Liang et al.'s code
     "vae": ("Mult-VAE", VAE, []),  # beta rises to 0.2 over the whole run
     **{f"vae-cap{cap}": ("Mult-VAE", VAE, [f"anneal_cap={cap}", f"anneal_steps={20 * EPOCH_STEPS}"])
-       for cap in (0.1, 0.2, 0.5)},  # beta reaches the cap after 20 epochs and stays
+       for cap in (0.1, 0.2, 0.5, 1.0)},  # beta reaches the cap after 20 epochs and stays
+    "vae-shallow": ("Mult-VAE", VAE, ["model.hidden_dim=0", "anneal_cap=0.2", f"anneal_steps={20 * EPOCH_STEPS}"]),
 }
 BASELINE_RUN = "dae"  # the run of each fold that also scores the baselines (they do not depend on the model)
 BASELINES = {"EASE": "ease", "ItemKNN": "itemknn", "popularity": "popularity"}
@@ -45,7 +46,7 @@ MODELS = ("Mult-DAE", "Mult-VAE")
 def overrides(name: str, fold: int, threshold: str) -> list[str]:
     _, _, extra = GRID[name]
     data = ["threshold=null"] if threshold == "all" else []
-    return [*extra, *COMMON, f"fold={fold}", *data, *([] if name == BASELINE_RUN else ["baselines=false"])]
+    return [*extra, f"fold={fold}", *data, *([] if name == BASELINE_RUN else ["baselines=false"])]
 
 
 def run_dir(runs: Path, name: str, fold: int, threshold: str) -> Path:
@@ -75,11 +76,16 @@ def main() -> None:
     parser.add_argument("--threshold", choices=("4", "all"), default="4",
                         help="positives: ratings >= 4 (Liang et al.) or every rating; the same for every model")
     parser.add_argument("--folds", type=int, nargs="*", default=list(range(FOLDS)))
+    parser.add_argument("--grid", nargs="*", choices=list(GRID), default=list(GRID),
+                        help="only these settings (the per-fold choice is made among them)")
     args = parser.parse_args()
     runs, threshold, folds = args.runs, args.threshold, args.folds
+    grid = {name: GRID[name] for name in args.grid}
+    if BASELINE_RUN not in grid or {model for model, _, _ in grid.values()} != set(MODELS):
+        parser.error(f"--grid needs {BASELINE_RUN} (it scores the baselines) and a setting of each of {MODELS}")
 
-    runs_of = {(name, f): load(name, f, threshold, runs) for f in folds for name in GRID}
-    chosen = {(model, f): max((n for n in GRID if GRID[n][0] == model),  # the best validation NDCG@100 per fold
+    runs_of = {(name, f): load(name, f, threshold, runs) for f in folds for name in grid}
+    chosen = {(model, f): max((n for n in grid if grid[n][0] == model),  # the best validation NDCG@100 per fold
                               key=lambda n: runs_of[(n, f)][0]["best_eval_ndcg@100"])
               for model in MODELS for f in folds}
     base = [runs_of[(BASELINE_RUN, f)][0] for f in folds]
@@ -114,21 +120,21 @@ def main() -> None:
             print(f"| {m} − {label} | {', '.join(f'{d:+.3f}' for d in per_fold)} | {paired_difference(a, b)} |")
 
     print("\nWhat each setting did (mean over folds; validation chose, test is shown for information only):\n")
-    print("| run | settings | validation NDCG@100 | test NDCG@100 | best epoch | chosen in folds |\n"
+    print("| run | settings | validation NDCG@100 | test NDCG@100 | best epoch per fold | chosen in folds |\n"
           "|---|---|---:|---:|---:|---|")
-    for name, (model, _, extra) in GRID.items():
+    for name, (model, _, extra) in grid.items():
         ms = [runs_of[(name, f)][0] for f in folds]
         picked = [f for f in folds if chosen[(model, f)] == name]
         print(f"| {name} | {model} {' '.join(extra) or '(config defaults)'} | "
               f"{cell([r['best_eval_ndcg@100'] for r in ms])} | {cell([r['test_ndcg@100'] for r in ms])} | "
-              f"{cell([r['best_step'] / EPOCH_STEPS for r in ms])} | {picked or '-'} |")
+              f"{' '.join(str(r['best_step'] // EPOCH_STEPS) for r in ms)} | {picked or '-'} |")
     for label, prefix in (("EASE", "ease"), ("ItemKNN", "itemknn")):
         print(f"| {label} | {'lambda' if prefix == 'ease' else 'k'} chosen per fold | "
               f"{cell([r[f'{prefix}_val_ndcg@100'] for r in base])} | "
               f"{cell([r[f'{prefix}_test_ndcg@100'] for r in base])} | | all |")
 
     print("\nCommands (fold F = 0..4; the table reuses finished runs):\n")
-    for name in GRID:
+    for name in grid:
         print(f"    {command(name, 0, threshold, runs).replace('fold=0', 'fold=F').replace('-f0', '-fF')}")
 
 
