@@ -37,6 +37,10 @@ GRID = {  # name -> (model, config, overrides); chosen per fold by validation ND
     **{f"vae-cap{cap}": ("Mult-VAE", VAE, [f"anneal_cap={cap}", f"anneal_steps={20 * EPOCH_STEPS}"])
        for cap in (0.1, 0.2, 0.5, 1.0)},  # beta reaches the cap after 20 epochs and stays
     "vae-shallow": ("Mult-VAE", VAE, ["model.hidden_dim=0", "anneal_cap=0.2", f"anneal_steps={20 * EPOCH_STEPS}"]),
+    # the shallow models' best epochs were at or near the last of 100: let them run 200
+    "dae-shallow-e200": ("Mult-DAE", DAE, ["model.hidden_dim=0", "epochs=200"]),
+    "vae-shallow-e200": ("Mult-VAE", VAE, ["model.hidden_dim=0", "anneal_cap=0.2", f"anneal_steps={20 * EPOCH_STEPS}",
+                                           "epochs=200"]),
 }
 BASELINE_RUN = "dae"  # the run of each fold that also scores the baselines (they do not depend on the model)
 BASELINES = {"EASE": "ease", "ItemKNN": "itemknn", "popularity": "popularity"}
