@@ -64,6 +64,10 @@ class AudioClassifierInfo:
 
 
 class AudioClassifier:
+    """A trained audio classifier: recordings (paths, file bytes or waveforms) in, labels, class probabilities or
+    clip vectors out."""
+
+    kind = KIND_NAME
     def __init__(self, model: AudioModel, info: AudioClassifierInfo) -> None:
         if len(info.label_names) != model.cfg.n_classes:
             raise CheckpointError(f"{len(info.label_names)} label names for a model of {model.cfg.n_classes} "
@@ -132,7 +136,7 @@ class AudioClassifier:
         for i, item in enumerate(inputs):
             if isinstance(item, str | Path | bytes):
                 wave = read_audio(item, self.sample_rate, channels=self.info.channels,  # type: ignore[arg-type]
-                                  max_seconds=self.info.max_seconds, name=f"audio input {i}")
+                                  max_seconds=self.info.max_seconds, name=f"input[{i}]")
             else:
                 wave = resample(check_wave(item, f"audio input {i}"), rate, self.sample_rate)
                 if self.info.max_seconds is not None:
@@ -162,10 +166,14 @@ class AudioClassifier:
         """Waveforms already prepared (at the model's rate, cut, level-normalised) -> (N, K) probabilities."""
         return torch.softmax(torch.from_numpy(self.logits_of_waves(waves, batch_size)), dim=-1).numpy()
 
+    def encode_waves(self, waves: list[np.ndarray], batch_size: int = 32) -> np.ndarray:
+        """Waveforms already prepared -> (N, d_embedding) float32 clip vectors."""
+        return self._batched(waves, self.model.encode, batch_size)
+
     def encode(self, inputs: AudioInput | Sequence[AudioInput], sample_rate: int | None = None,
                batch_size: int = 32) -> np.ndarray:
         """-> (N, d_embedding) float32 clip vectors (the pooled encoder output, before the head)."""
-        return self._batched(self.load(inputs, sample_rate), self.model.encode, batch_size)
+        return self.encode_waves(self.load(inputs, sample_rate), batch_size)
 
     def predict_proba(self, inputs: AudioInput | Sequence[AudioInput], sample_rate: int | None = None,
                       batch_size: int = 32) -> np.ndarray:
