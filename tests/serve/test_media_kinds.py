@@ -153,3 +153,24 @@ def test_text_models_refuse_objects_with_a_4xx(server):
     reply = server.post("/v1/classify", {"model": "langid", "input": [{"audio": None}]})
     assert reply.status == 422 and "'audio'" in reply.message
     assert server.request("GET", "/metrics").status == 200
+
+
+def test_the_page_handles_the_new_kinds_without_console_errors(server):
+    """The page at / in headless Chromium: an image-text model shows the example texts' similarity matrix in its
+    shared space; an audio or table model waits for files / rows instead of sending the example texts."""
+    import re
+    import shutil
+
+    from .test_page import NAMES, render
+
+    browser = next((shutil.which(n) for n in NAMES if shutil.which(n)), None)
+    if browser is None:
+        pytest.skip("chromium is not installed (install Debian's `chromium` package to run this test)")
+    dom, console = render(browser, server.url + "/?model=emoji")
+    assert console == []
+    table = re.search(r'<table id="result">(.*?)</table>', dom, re.S)
+    assert table, dom[-2000:]
+    assert len(re.findall(r"<td>(-?\d\.\d{3})</td>", table.group(1))) == 9
+    for name in ("langid", "reviews"):
+        dom, console = render(browser, server.url + f"/?model={name}")
+        assert console == [] and '<table id="result">' not in dom and 'id="error" role="alert"></div>' in dom

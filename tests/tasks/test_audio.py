@@ -95,9 +95,8 @@ def test_saved_model_reloads_and_predicts_the_same(trained, tmp_path):
 def test_onnx_export_matches_pytorch_on_real_clips(trained, tmp_path):
     import onnxruntime as ort
 
-    from encoderlab.models.audio import pad_waves
-
     from encoderlab.compression.export_onnx_audio import export_audio_onnx
+    from encoderlab.models.audio import pad_waves
 
     clf = AudioClassifier.from_dir(trained[0])
     report = export_audio_onnx(clf, tmp_path / "audio.onnx")
