@@ -174,3 +174,31 @@ def test_the_page_handles_the_new_kinds_without_console_errors(server):
     for name in ("langid", "reviews"):
         dom, console = render(browser, server.url + f"/?model={name}")
         assert console == [] and '<table id="result">' not in dom and 'id="error" role="alert"></div>' in dom
+
+
+@pytest.mark.parametrize("mode", ["positive", "negative"])
+def test_no_fuzzed_request_gets_a_server_error(server, mode):
+    """A bounded schemathesis fuzz of /v1/classify and /v1/embeddings against the audio, table and image-text
+    models (each request names one of them): whatever arrives, never a 5xx."""
+    schemathesis = pytest.importorskip("schemathesis")
+    from hypothesis import HealthCheck, given, settings
+    from hypothesis import strategies as st
+
+    schema = schemathesis.openapi.from_url(f"{server.url}/openapi.json")
+    statuses: list[int] = []
+    for path in ("/v1/classify", "/v1/embeddings"):
+        operation = schema[path]["POST"]
+
+        @given(case=operation.as_strategy(generation_mode=schemathesis.GenerationMode(mode)),
+               name=st.sampled_from(["langid", "langid-tf", "reviews", "emoji"]))
+        @settings(max_examples=30, deadline=None, derandomize=True, database=None,
+                  suppress_health_check=list(HealthCheck))
+        def fuzz(case, name):
+            if isinstance(case.body, dict):
+                case.body["model"] = name
+            response = case.call(base_url=server.url, timeout=120)
+            statuses.append(response.status_code)
+            assert response.status_code < 500, (case.path, case.body, response.text[:500])
+
+        fuzz()
+    assert any(400 <= s < 500 for s in statuses)
