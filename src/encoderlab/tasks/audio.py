@@ -378,9 +378,6 @@ def train_audio_classifier(cfg: AudioConfig) -> dict:
 
 
 # ----------------------------------------------------------------------------------------------- saved models
-SPLITS = ("auto", "train", "validation", "test", "all")
-
-
 @dataclass
 class EvaluationClips:
     classifier: AudioClassifier
@@ -397,34 +394,14 @@ def evaluation_clips(model: str | Path, data: str | None = None, split: str = "a
     """The labelled clips to score a saved audio classifier on, prepared as in training. split=auto: the run's
     own held-out test clips when `data` is its training data (or not given), every clip of `data` otherwise;
     train / validation / test repeat the run's group split (they need the run's config.yaml); all: every clip."""
-    from ..artifacts.registry import identify
-    from ..artifacts.runs import run_config
-    from ..config import from_dict
-    from ..data.references import same_data
+    from .saved_run import rows_to_score
 
-    if split not in SPLITS:
-        raise InputDataError(f"--split {split!r} is unknown; choose {', '.join(SPLITS)}")
-    found = identify(model)
-    clf = found.kind.load(found.directory)
-    if not isinstance(clf, AudioClassifier):
-        raise InputDataError(f"{model} is a {found.kind.name}, not an audio classifier")
-    saved = run_config(found.directory)
-    cfg = from_dict(AudioConfig, saved) if saved is not None else None
-    data = data or clf.info.data
-    if not data:
-        raise InputDataError(f"{model}: say which labelled recordings to use with --data (a folder of class "
-                             "sub-folders, or a .csv/.jsonl of path,label)")
-    own = cfg is not None and same_data(data, cfg.data)
-    split = ("test" if own else "all") if split == "auto" else split
-    if split != "all" and not own:
-        why = "has no config.yaml next to it" if cfg is None else f"was trained on {cfg.data!r}"
-        raise InputDataError(f"--split {split} repeats the run's own split of its training data, and {model} {why}; "
-                             f"use --split all to score every clip of {data!r}")
-    if cfg is not None and own:
-        clips = load_data(cfg)
-        if split != "all":
-            clips = split_by_group(clips, parse_fractions(cfg.split), cfg.split_seed)[
-                ("train", "validation", "test").index(split)]
+    chosen = rows_to_score(model, AudioClassifier, AudioConfig, "an audio classifier", data, split,
+                           data_hint="a folder of class sub-folders, or a .csv/.jsonl of path,label")
+    clf, cfg, data, split = chosen.model, chosen.config, chosen.data, chosen.split
+    if cfg is not None and split != "all":  # the run's own split of its own data
+        clips = split_by_group(load_data(cfg), parse_fractions(cfg.split), cfg.split_seed)[
+            ("train", "validation", "test").index(split)]
     else:  # another folder or list: read as the model reads files
         languages = {"languages": cfg.languages} if cfg is not None else {}
         clips = load_data(AudioConfig(data=data, sample_rate=clf.sample_rate, max_seconds=clf.info.max_seconds or 3600,
@@ -448,6 +425,7 @@ def evaluate_audio(model: str | Path, data: str | None = None, split: str = "aut
     and recall, the confusion matrix and the same-speaker control; write eval_<data>_<split>.json and its
     confusion PNG (default: the run's evaluations/). -> (the report, the control numbers, the JSON path)."""
     from ..artifacts.runs import evaluations_dir
+    from .saved_run import data_name
 
     chosen = evaluation_clips(model, data, split)
     clips = chosen.clips
@@ -461,7 +439,6 @@ def evaluate_audio(model: str | Path, data: str | None = None, split: str = "aut
         control = {"control_labels": [clips.label_names[k] for k in chosen.control], "control_accuracy": accuracy,
                    "control_n": n}
     directory = Path(output_dir) if output_dir else evaluations_dir(model)
-    name = Path(chosen.data).stem if Path(chosen.data).suffix else Path(chosen.data).name
-    path = report.save(directory, f"eval_{name}_{chosen.split}",
+    path = report.save(directory, f"eval_{data_name(chosen.data)}_{chosen.split}",
                        extra={"model": str(model), "data": chosen.data, "split": chosen.split, **control})
     return report, control, path

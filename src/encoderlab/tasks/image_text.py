@@ -260,28 +260,13 @@ def evaluate_image_text(model: str | Path, data: str | None = None, split: str =
     accuracy of a saved image-text model. split=auto: the run's held-out test pairs when `data` is its training
     data (or not given), every pair of `data` (a .csv of image,text[,category]) otherwise. Written to
     eval_<data>_<split>.json (default: the run's evaluations/). -> (metrics, the JSON path)."""
-    from ..artifacts.registry import identify
-    from ..artifacts.runs import evaluations_dir, run_config
-    from ..config import from_dict
-    from ..data.references import same_data
+    from ..artifacts.runs import evaluations_dir
     from ..files import atomic_write_json
+    from .saved_run import data_name, rows_to_score
 
-    if split not in ("auto", "test", "all"):
-        raise InputDataError(f"--split {split!r}: image-text models are scored on auto, test or all")
-    found = identify(model)
-    encoder = found.kind.load(found.directory)
-    if not isinstance(encoder, ImageTextEncoder):
-        raise InputDataError(f"{model} is a {found.kind.name}, not an image-text model")
-    saved = run_config(found.directory)
-    cfg = from_dict(ImageTextConfig, saved) if saved is not None else None
-    data = data or (cfg.data if cfg is not None else "")
-    if not data:
-        raise InputDataError(f"{model}: say which pairs to use with --data (a .csv with image and text columns)")
-    own = cfg is not None and same_data(data, cfg.data)
-    split = ("test" if own else "all") if split == "auto" else split
-    if split == "test" and not own:
-        raise InputDataError(f"--split test repeats the run's held-out pairs, and {model} was not trained on "
-                             f"{data!r} (or has no config.yaml); use --split all")
+    chosen = rows_to_score(model, ImageTextEncoder, ImageTextConfig, "an image-text model", data, split,
+                           splits=("auto", "test", "all"), data_hint="a .csv with image and text columns")
+    encoder, cfg, data, split = chosen.model, chosen.config, chosen.data, chosen.split
     pairs, _ = load_pairs(data)
     if cfg is not None and split == "test":
         pairs = split_by_group(pairs, cfg.test_fraction, cfg.split_seed)[1]
@@ -299,7 +284,6 @@ def evaluate_image_text(model: str | Path, data: str | None = None, split: str =
         prompts = encoder.encode_texts([encoder.prompt.format(c) for c in names])
         metrics |= {"zero_shot_category_accuracy": zero_shot_accuracy(images, prompts, labels),
                     "categories": len(names), "chance_category_accuracy": 1.0 / len(names)}
-    name = Path(data).stem if Path(data).suffix else Path(data).name
-    path = (Path(output_dir) if output_dir else evaluations_dir(model)) / f"eval_{name}_{split}.json"
+    path = (Path(output_dir) if output_dir else evaluations_dir(model)) / f"eval_{data_name(data)}_{split}.json"
     atomic_write_json(path, metrics)
     return metrics, path

@@ -282,32 +282,12 @@ def evaluation_rows(model: str | Path, data: str | None = None, split: str = "au
     """A saved multimodal classifier and the labelled rows to score it on -> (model, rows, split, data).
     split=auto: the run's own held-out test rows when `data` is its training table (or not given), every row
     of `data` otherwise; train / validation / test repeat the run's split (they need its config.yaml)."""
-    from ..artifacts.registry import identify
-    from ..artifacts.runs import run_config
-    from ..config import from_dict
-    from ..data.references import same_data
-    from ..errors import InputDataError
+    from .saved_run import rows_to_score
 
-    if split not in ("auto", "train", "validation", "test", "all"):
-        raise InputDataError(f"--split {split!r} is unknown; choose auto, train, validation, test or all")
-    found = identify(model)
-    classifier = found.kind.load(found.directory)
-    if not isinstance(classifier, MultimodalClassifier):
-        raise InputDataError(f"{model} is a {found.kind.name}, not a multimodal classifier")
-    saved = run_config(found.directory)
-    cfg = from_dict(MultimodalConfig, saved) if saved is not None else None
-    data = data or (cfg.data if cfg is not None else "")
-    if not data:
-        raise InputDataError(f"{model}: say which labelled rows to use with --data (a .csv or .parquet with the "
-                             f"columns {classifier.features.spec.feature_columns} and "
-                             f"{classifier.features.spec.label_column!r})")
-    own = cfg is not None and same_data(data, cfg.data)
-    split = ("test" if own else "all") if split == "auto" else split
-    if split != "all" and not own:
-        why = "has no config.yaml next to it" if cfg is None else f"was trained on {cfg.data!r}"
-        raise InputDataError(f"--split {split} repeats the run's own split of its training table, and {model} "
-                             f"{why}; use --split all to score every row of {data!r}")
-    if cfg is not None and own and split != "all":
+    chosen = rows_to_score(model, MultimodalClassifier, MultimodalConfig, "a multimodal classifier", data, split,
+                           data_hint="a labelled .csv or .parquet with the run's columns")
+    classifier, cfg, data, split = chosen.model, chosen.config, chosen.data, chosen.split
+    if cfg is not None and split != "all":
         prepared = prepare_data(cfg)
         return classifier, {"train": prepared.train, "validation": prepared.val, "test": prepared.test}[split], \
             split, data
@@ -322,13 +302,13 @@ def evaluate_multimodal(model: str | Path, data: str | None = None, split: str =
     (default: the run's evaluations/). -> (the ClassificationReport, {"auroc": ...}, the JSON path)."""
     from ..artifacts.runs import evaluations_dir
     from ..evaluation.classification import classification_report
+    from .saved_run import data_name
 
     classifier, rows, split, data = evaluation_rows(model, data, split)
     probs = classifier.predict_proba(rows)
     report = classification_report(rows.labels, probs.argmax(1).tolist(), classifier.label_names)
     extra = {"auroc": probability_metrics(rows.labels, probs, classifier.label_names)["auroc"]}
     directory = Path(output_dir) if output_dir else evaluations_dir(model)
-    name = Path(data).stem if Path(data).suffix else Path(data).name
-    path = report.save(directory, f"eval_{name}_{split}", extra={"model": str(model), "data": data, "split": split,
-                                                                  **extra})
+    path = report.save(directory, f"eval_{data_name(data)}_{split}",
+                       extra={"model": str(model), "data": data, "split": split, **extra})
     return report, extra, path
