@@ -163,8 +163,8 @@ class ImageTextEncoder:
 
 KIND = Kind(
     name="image-text",
-    summary="a CLIP-style image-text dual encoder. Embed images with `encoderlab multimodal-encode --model {path} "
-            "--input FOLDER_OR_CSV`, texts with --texts FILE; `multimodal-evaluate` scores retrieval",
+    summary="a CLIP-style image-text dual encoder. Embed images with `encoderlab encode --model {path} --input "
+            "FOLDER_OR_CSV`, label them zero-shot with `encoderlab predict`; `evaluate` and `serve` take it too",
     holds=lambda d: (d / INFO_FILE).is_file(),
     load=ImageTextEncoder.from_dir,
 )

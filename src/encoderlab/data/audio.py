@@ -84,7 +84,8 @@ def read_audio(path: str | Path | bytes, sample_rate: int, *, channels: Channels
                 frames = min(frames, int(np.ceil(max_seconds * rate)) + 1)
             data = handle.read(frames, dtype="float32", always_2d=True)  # (L, channels)
     except (sf.LibsndfileError, RuntimeError, TypeError, ValueError) as exc:
-        raise InputDataError(f"audio file {str(path)!r} cannot be decoded ({exc}); it is corrupt or not "
+        detail = str(exc).replace(repr(source), "it") if isinstance(source, io.BytesIO) else exc
+        raise InputDataError(f"audio file {str(path)!r} cannot be decoded ({detail}); it is corrupt or not "
                              f"audio. Supported: {', '.join(AUDIO_SUFFIXES)} (anything libsndfile reads); "
                              "re-export it, e.g. `ffmpeg -i IN -ac 1 OUT.wav`") from exc
     if data.shape[0] == 0:

@@ -228,7 +228,7 @@ def plot_robustness(rows: Sequence[dict[str, float]], path: str | Path, title: s
                                    color=next(colors), label=key)
         error_ax.set_ylabel("mean squared error")
     if named:
-        ax.set_xticks(noise, [str(row["noise"]) for row in rows])
+        ax.set_xticks(noise, [_cell(row["noise"], "noise") for row in rows])
     ax.set_xlabel(xlabel)
     ax.set_title(title)
     ax.grid(alpha=0.3)

@@ -137,7 +137,7 @@ def as_list(value: Any) -> list:
     elif value and isinstance(value[0], int):
         value = [value]
     if not value:
-        raise APIError(422, "input is empty; send at least one text", "input", "empty_input")
+        raise APIError(422, "input is empty; send at least one input", "input", "empty_input")
     return list(value)
 
 
