@@ -39,11 +39,20 @@ def export(
         return
     if found is not None and found.kind.name == "audio-classifier":
         from ..compression.export_onnx_audio import export_audio_onnx_dir
+        from ..errors import EncoderlabError
+        from ..tasks.audio import evaluation_clips
 
-        audio = export_audio_onnx_dir(model, output, opset=opset, tolerance=tolerance)
+        try:  # checked on the run's own held-out clips where they can be read (else noise clips)
+            waves, checked_on = evaluation_clips(model).clips.waves, "held-out test clips of the run"
+        except EncoderlabError as exc:
+            waves, checked_on = None, "noise clips"
+            typer.echo(f"note: checking the export on noise clips ({exc})", err=True)
+        audio = export_audio_onnx_dir(model, output, checked_on=checked_on, opset=opset, tolerance=tolerance,
+                                      waves=waves)
         longest = f", clips up to {audio.max_samples} samples" if audio.max_samples else ""
         typer.echo(f"wrote {audio.path} (opset {audio.opset}, {audio.architecture}, waves at {audio.sample_rate} Hz"
-                   f"{longest}); onnxruntime vs PyTorch on {audio.n_clips} clips, largest relative difference: "
+                   f"{longest}); onnxruntime vs PyTorch on {audio.n_clips} {audio.checked_on}, largest relative "
+                   "difference: "
                    f"logits {audio.max_abs_logits:.1e}, embedding {audio.max_abs_embedding:.1e} "
                    f"(tolerance {audio.tolerance:g})")
         return
