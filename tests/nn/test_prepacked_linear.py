@@ -13,7 +13,13 @@ from torch import nn
 from encoderlab.models.bert import BertConfig, BertModel
 from encoderlab.nn.lora import LoRALinear
 from encoderlab.nn.mlp import ACTIVATIONS
-from encoderlab.nn.prepacked_linear import ONEDNN_ACTIVATIONS, PrepackedLinear, prepack_available, prepack_linears
+from encoderlab.nn.prepacked_linear import (
+    ONEDNN_ACTIVATIONS,
+    PrepackedLinear,
+    bf16_matmul_native,
+    prepack_available,
+    prepack_linears,
+)
 
 pytestmark = pytest.mark.skipif(not prepack_available(), reason="this PyTorch build has no oneDNN linear")
 
@@ -166,3 +172,20 @@ def test_threads_sharing_a_layer_pack_its_weight_once(monkeypatch):
     assert len(calls) == 1
     for y in outputs:
         torch.testing.assert_close(y, linear(x).detach(), rtol=1e-5, atol=1e-6)
+
+
+@pytest.mark.skipif(not bf16_matmul_native(), reason="this CPU has no native bf16 matmul")
+@pytest.mark.parametrize("activation", [None, "gelu"])
+def test_bf16_layers_run_packed_and_match_f_linear_in_bf16(monkeypatch, activation):
+    torch.manual_seed(0)
+    layer = PrepackedLinear.from_linear(nn.Linear(64, 96)).to(torch.bfloat16)
+    x = torch.randn(37, 64).bfloat16()
+    calls = []
+    real = torch.ops.mkldnn._linear_pointwise
+    monkeypatch.setattr(torch.ops.mkldnn, "_linear_pointwise", lambda *a: calls.append(a[0].dtype) or real(*a))
+    with torch.inference_mode():
+        got = layer(x) if activation is None else layer.forward_activated(x, activation)
+    want = F.linear(x.float(), layer.weight.float(), layer.bias.float())
+    want = want if activation is None else F.gelu(want)
+    assert calls == [torch.bfloat16] and got.dtype == torch.bfloat16
+    torch.testing.assert_close(got.float(), want, rtol=2e-2, atol=2e-2)  # bf16 rounding of inputs and output

@@ -2,9 +2,9 @@
 
 GLU variants follow Shazeer (2020), "GLU Variants Improve Transformer": act(xW) ⊙ (xV), then W₂.
 
-In CPU fp32 inference with a pre-packed up-projection (nn/prepacked_linear.py) the activation runs inside
-the up-projection's oneDNN matmul, one pass over the (N, d_ff) hidden layer fewer; anywhere else (training,
-autocast, LoRA or int8 layers, export) it is the plain act(up(x)).
+In CPU inference (fp32, or bf16 where the CPU has it) with a pre-packed up-projection (nn/prepacked_linear.py)
+the activation runs inside the up-projection's oneDNN matmul, one pass over the (N, d_ff) hidden layer fewer;
+anywhere else (training, autocast, LoRA or int8 layers, export) it is the plain act(up(x)).
 """
 
 from __future__ import annotations
