@@ -70,6 +70,12 @@ def test_predict_multimodal_rows_and_missing_columns(media, tmp_path, capsys):
     np.testing.assert_allclose([[float(r[f"prob_{n}"]) for n in model.label_names] for r in table],
                                model.predict_proba(SAMPLE), atol=1e-5)
     assert [r["row"] for r in table[:3]] == ["0", "1", "2"]
+    pa_csv = pytest.importorskip("pyarrow.csv")
+    pa_parquet = pytest.importorskip("pyarrow.parquet")
+    pa_parquet.write_table(pa_csv.read_csv(SAMPLE), tmp_path / "rows.parquet")
+    assert run_cli("predict", "--model", media["table"], "--input", tmp_path / "rows.parquet",
+                   "--output", tmp_path / "q.jsonl") == 0
+    assert [r["label"] for r in json_lines((tmp_path / "q.jsonl").read_text())] == [r["label"] for r in table]
     (tmp_path / "no_age.csv").write_text("Review Text,Class Name\nlovely,Knits\n", encoding="utf-8")
     capsys.readouterr()
     assert run_cli("predict", "--model", media["table"], "--input", tmp_path / "no_age.csv") == 2
@@ -91,7 +97,7 @@ def test_predict_image_text_zero_shot(media, capsys):
     assert run_cli("predict", "--model", media["emoji"], images[0], "--labels", "Flags") == 2  # one label
 
 
-def test_evaluate_gives_the_runs_own_test_numbers(media, monkeypatch, capsys):
+def test_evaluate_gives_the_runs_own_test_numbers(media, tmp_path, monkeypatch, capsys):
     for run in ("cnn", "transformer"):
         metrics = metrics_of(media[run])
         assert run_cli("evaluate", "--model", media[run]) == 0
@@ -104,6 +110,13 @@ def test_evaluate_gives_the_runs_own_test_numbers(media, monkeypatch, capsys):
     assert run_cli("evaluate", "--model", media["cnn"] / "final", "--data", CLIPS, "--split", "all") == 0
     assert json.loads((media["cnn"] / "evaluations" / "eval_asterisk_all.json").read_text())["n"] == 40
     assert run_cli("evaluate", "--model", media["cnn"], "--data", CLIPS, "--split", "test") == 2  # not its data
+    import shutil
+
+    shutil.copytree(CLIPS / "en", tmp_path / "clips" / "en")
+    shutil.copytree(CLIPS / "fr", tmp_path / "clips" / "de")  # a class the model never learned
+    capsys.readouterr()
+    assert run_cli("evaluate", "--model", media["cnn"], "--data", tmp_path / "clips") == 2
+    assert "['de']" in capsys.readouterr().err
     table = metrics_of(media["table"])
     assert run_cli("evaluate", "--model", media["table"]) == 0
     saved = json.loads((media["table"] / "evaluations" / "eval_clothing_reviews_sample_test.json").read_text())
