@@ -31,7 +31,9 @@ class EmbeddingRequest(Request):
                                               "Audio classifiers: [{\"audio\": base64 of a .wav/.flac/.ogg file}]; "
                                               "multimodal classifiers: [{column: value}] rows; image-text models: "
                                               "[{\"image\": base64 of a .png}] and texts (strings or "
-                                              "{\"text\": ...}) in one list.")
+                                              "{\"text\": ...}) in one list.",
+                                  examples=[["A man is playing a guitar."],
+                                            [{"image": "<base64 of a .png>"}, "red apple"]])
     encoding_format: Literal["float", "base64"] = Field(
         "float", description="base64: each embedding as the base64 of its little-endian float32 bytes.")
     dimensions: StrictInt | None = Field(None, description="Only the model's own dimension is accepted: these models "
@@ -67,7 +69,9 @@ class ClassifyRequest(Request):
     input: StrictStr | Items = Field(description="Text classifiers: a text or a list of texts. Audio classifiers: "
                                                "[{\"audio\": base64 of a .wav/.flac/.ogg file}]; multimodal "
                                                "classifiers: [{column: value}], one object per table row with the "
-                                               "columns the model was trained on (GET /v1/models lists them).")
+                                               "columns the model was trained on (GET /v1/models lists them).",
+                                   examples=[["I loved it"], [{"audio": "<base64 of hello.flac>"}],
+                                             [{"Review Text": "Runs small", "Age": 40, "Class Name": "Dresses"}]])
 
 
 class TagRequest(Request):
