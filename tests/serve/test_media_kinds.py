@@ -52,7 +52,8 @@ def test_models_list_the_new_kinds_and_their_routes(server):
                                                                                               "ru"]
     assert set(models["langid"]["routes"]) == {"/v1/classify", "/v1/embeddings"}
     assert models["reviews"]["columns"]["numeric"] == ["Age"] and models["reviews"]["labels"] == ["0", "1"]
-    assert models["emoji"]["routes"] == ["/v1/embeddings"] and models["emoji"]["image_size"] == 64
+    assert set(models["emoji"]["routes"]) == {"/v1/embeddings", "/v1/classify"}
+    assert models["emoji"]["image_size"] == 64
     assert "Flags" in models["emoji"]["categories"]
 
 
@@ -139,7 +140,14 @@ def test_image_text_embeds_images_and_texts_in_one_space(server, media):
     broken = server.post("/v1/embeddings", {"model": "emoji", "input": [{"image": b64(b"\x89PNG not really")}]})
     assert broken.status == 422 and "input[0]" in broken.message
     assert server.post("/v1/embeddings", {"model": "emoji", "input": [{"audio": "AAAA"}]}).status == 422
-    assert server.post("/v1/classify", {"model": "emoji", "input": ["x"]}).status == 400  # no labels: embeddings
+    # zero-shot categories of images: the training categories, as ImageTextEncoder.classify_proba
+    classify = server.post("/v1/classify", {"model": "emoji", "input": items[:3]})
+    assert classify.status == 200, classify.body
+    got = np.array([[row["probabilities"][c] for c in model.categories] for row in classify.json()["data"]])
+    np.testing.assert_allclose(got, model.classify_proba(images), atol=1e-5)
+    assert [row["label"] for row in classify.json()["data"]] == model.classify(images)
+    text = server.post("/v1/classify", {"model": "emoji", "input": ["red apple"]})
+    assert text.status == 422 and "not an image" in text.message
 
 
 def test_text_models_refuse_objects_with_a_4xx(server):

@@ -258,7 +258,7 @@ def create_app(models: Mapping[str, Any], settings: ServeSettings | None = None)
             matrix = served.finish(vectors, tokenized, len(inputs))  # (N, d) float32
             tokens, truncated = tokenized.tokens, len(tokenized.truncated)
         else:  # audio clips, table rows, images: JSON objects
-            payloads, costs = await asyncio.to_thread(served.payloads, inputs)
+            payloads, costs = await asyncio.to_thread(served.payloads, inputs, "embed")
             matrix = np.stack(await state.run(served, "embed", payloads, costs)).astype(np.float32)
             tokens, truncated = sum(costs), 0
         if body.encoding_format == "base64":
@@ -286,7 +286,8 @@ def create_app(models: Mapping[str, Any], settings: ServeSettings | None = None)
             {"index": i, "ids": e.ids, "tokens": e.tokens, "count": len(e.ids), "truncated": len(e.ids) > limit}
             for i, e in enumerate(encodings)]}
 
-    @app.post("/v1/classify", summary="Labels and probabilities (text, audio and multimodal classifiers)", **guarded)
+    @app.post("/v1/classify", summary="Labels and probabilities (text, audio and multimodal classifiers; image-text "
+                                      "models: zero-shot categories of images)", **guarded)
     async def classify(body: ClassifyRequest) -> JSONResponse:
         served = state.pick(body.model, "classify")
         inputs = as_list(body.input)
@@ -295,8 +296,8 @@ def create_app(models: Mapping[str, Any], settings: ServeSettings | None = None)
             tokenized = await asyncio.to_thread(served.tokenize, text_inputs(served, inputs), True, False)
             payloads, costs = tokenized.ids, [len(s) for s in tokenized.ids]
             tokens, truncated = tokenized.tokens, len(tokenized.truncated)
-        else:  # audio clips or table rows: JSON objects
-            payloads, costs = await asyncio.to_thread(served.payloads, inputs)
+        else:  # audio clips, table rows, images: JSON objects
+            payloads, costs = await asyncio.to_thread(served.payloads, inputs, "classify")
             tokens, truncated = sum(costs), 0
         probabilities = await state.run(served, "classify", payloads, costs)
         labels = served.labels

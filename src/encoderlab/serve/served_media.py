@@ -71,7 +71,7 @@ class ServedAudioClassifier(Served):
         return {"labels": self.labels, "dimensions": self.dim, "sample_rate": info.sample_rate,
                 "max_seconds": info.max_seconds, "input": self.shape}
 
-    def payloads(self, inputs: Sequence[Any]) -> tuple[list[np.ndarray], list[int]]:
+    def payloads(self, inputs: Sequence[Any], operation: str = "classify") -> tuple[list[np.ndarray], list[int]]:
         """Decoded clips, as the model reads files, and their costs (spectrogram frames)."""
         raw = [_base64(item, "audio", i, "an audio file") for i, item in enumerate(_objects(inputs, self.shape))]
         try:
@@ -113,7 +113,8 @@ class ServedMultimodal(Served):
                 "columns": {"text": spec.text_columns, "categorical": spec.categorical_columns,
                             "numeric": spec.numeric_columns}}
 
-    def payloads(self, inputs: Sequence[Any]) -> tuple[list[tuple[str, np.ndarray, np.ndarray]], list[int]]:
+    def payloads(self, inputs: Sequence[Any], operation: str = "classify"
+                 ) -> tuple[list[tuple[str, np.ndarray, np.ndarray]], list[int]]:
         """Rows checked and encoded as the training table was (vocabularies, standardisation) -> one
         (text, category ids, numbers) payload per row; cost: the text's words."""
         rows = _objects(inputs, self.shape)
@@ -148,7 +149,8 @@ class ServedMultimodal(Served):
 
 class ServedImageText(Served):
     """A CLIP-style dual encoder: images ({"image": base64 PNG}) and texts (strings or {"text": ...}) -> unit
-    vectors in one space (/v1/embeddings)."""
+    vectors in one space (/v1/embeddings); images -> zero-shot probabilities of the training categories
+    (/v1/classify, when the run recorded two or more)."""
 
     kind = "image-text"
     shape = '{"image": "<base64 of a .png>"} or {"text": "a caption"} (or a plain string)'
@@ -158,17 +160,25 @@ class ServedImageText(Served):
         self.encoder = encoder
         self.dim = encoder.model.cfg.d_embed
         self.normalize = True
+        self.labels = list(encoder.categories)
         self.operations = {"embed": self.vectors}
+        if len(self.labels) >= 2:
+            self.operations["classify"] = self.zero_shot
 
     def describe(self) -> dict[str, Any]:
         size = self.encoder.source_size
         return {"dimensions": self.dim, "image_size": size, "categories": self.encoder.categories,
                 "input": self.shape}
 
-    def payloads(self, inputs: Sequence[Any]) -> tuple[list[tuple[str, Any]], list[int]]:
-        """("image", (3, H, W) pixels) or ("text", string) per item; cost: patches or words."""
+    def payloads(self, inputs: Sequence[Any], operation: str = "embed") -> tuple[list[tuple[str, Any]], list[int]]:
+        """("image", (3, H, W) pixels) or ("text", string) per item; cost: patches or words. Zero-shot
+        classification takes images only."""
         out: list[tuple[str, Any]] = []
         for i, item in enumerate(inputs):
+            if operation == "classify" and not (isinstance(item, dict) and "image" in item):
+                raise APIError(422, f"input[{i}] is not an image; /v1/classify labels images zero-shot with the "
+                                    f"training categories {self.labels}: send {{\"image\": \"<base64 PNG>\"}} "
+                                    "(texts go to /v1/embeddings)", "input", "invalid_input")
             if isinstance(item, dict) and set(item) == {"text"}:
                 item = item["text"]
             if isinstance(item, str):
@@ -201,6 +211,10 @@ class ServedImageText(Served):
             for i, row in zip(texts, self.encoder.encode_texts([payloads[i][1] for i in texts]), strict=True):
                 out[i] = row
         return out
+
+    def zero_shot(self, payloads: list[tuple[str, Any]]) -> list[np.ndarray]:
+        """Inference thread: (categories,) zero-shot probabilities per image, as ImageTextEncoder.classify_proba."""
+        return list(self.encoder.classify_proba(np.stack([pixels for _, pixels in payloads]), self.labels))
 
     def warmup(self) -> tuple[str, list]:
         size = self.encoder.image_size
