@@ -21,8 +21,12 @@ Each engine also reports the kernels it ran (OpenVINO: the primitive types of it
 
 from __future__ import annotations
 
+import contextlib
+import io
+import logging
 import tempfile
-from collections.abc import Callable, Sequence
+import warnings
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -40,6 +44,16 @@ class Engine:
     encode: Encode
     kernels: str
     """In words: which kernels it runs, e.g. 'oneDNN bf16 matmul on AMX tiles'."""
+
+
+@contextlib.contextmanager
+def quietly() -> Iterator[None]:
+    """Loading and converting the peers prints progress bars, tracer warnings and logs that say nothing about
+    speed: keep them out of the benchmark's output (errors still raise)."""
+    with warnings.catch_warnings(), contextlib.redirect_stdout(io.StringIO()), \
+            contextlib.redirect_stderr(io.StringIO()):
+        warnings.simplefilter("ignore")
+        yield
 
 
 def plain_tokenizer(directory: Path):
@@ -101,7 +115,8 @@ def _transformers(directory: Path, threads: int, notes: list[str]) -> dict[str, 
         return {}
     transformers.logging.set_verbosity_error()
     try:
-        model = transformers.AutoModel.from_pretrained(str(directory)).eval()
+        with quietly():
+            model = transformers.AutoModel.from_pretrained(str(directory)).eval()
     except (OSError, ValueError, RuntimeError) as exc:  # e.g. a structurally pruned encoder it cannot build
         first_line = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         notes.append(f"transformers: cannot load {directory} ({first_line[:160]}), skipped")
@@ -148,9 +163,9 @@ def _openvino(directory: Path, threads: int, precisions: Sequence[str], calibrat
         notes.append("openvino: not installed, skipped (pip install 'encoderlab[peers]')")
         return {}
     transformers.logging.set_verbosity_error()
-    model = transformers.AutoModel.from_pretrained(str(directory)).eval()
     example = {"input_ids": torch.ones(2, 8, dtype=torch.long), "attention_mask": torch.ones(2, 8, dtype=torch.long)}
-    with torch.inference_mode():
+    with quietly(), torch.inference_mode():
+        model = transformers.AutoModel.from_pretrained(str(directory)).eval()
         converted = ov.convert_model(model, example_input=example)
     core = ov.Core()
     names = [port.get_any_name() for port in converted.inputs]
@@ -172,8 +187,10 @@ def _openvino(directory: Path, threads: int, precisions: Sequence[str], calibrat
                 continue
             tokenizer = plain_tokenizer(directory)
             samples = [feeds([e.ids[:max_length]]) for e in tokenizer.encode_batch(list(calibration))]
-            graph = nncf.quantize(converted, nncf.Dataset(samples), model_type=nncf.ModelType.TRANSFORMER,
-                                  subset_size=len(samples))
+            nncf.set_log_level(logging.ERROR)
+            with quietly():
+                graph = nncf.quantize(converted, nncf.Dataset(samples), model_type=nncf.ModelType.TRANSFORMER,
+                                      subset_size=len(samples))
         else:
             config["INFERENCE_PRECISION_HINT"] = {"fp32": "f32", "bf16": "bf16"}[precision]
         compiled = core.compile_model(graph, "CPU", config)
@@ -206,20 +223,21 @@ def _ctranslate2(directory: Path, threads: int, precisions: Sequence[str], notes
     available = ctranslate2.get_supported_compute_types("cpu")
     types = {"fp32": "float32", "bf16": "bfloat16", "int8": "int8"}
     engines: dict[str, Engine] = {}
-    converted = Path(tempfile.mkdtemp(prefix="encoderlab-ct2-"))
-    ctranslate2.converters.TransformersConverter(str(directory)).convert(str(converted), force=True)
-    for precision in precisions:
-        if types[precision] not in available:
-            notes.append(f"ctranslate2 {precision}: this CPU build offers {sorted(available)}, skipped")
-            continue
-        model = ctranslate2.Encoder(str(converted), device="cpu", compute_type=types[precision],
-                                    intra_threads=threads)
+    with tempfile.TemporaryDirectory(prefix="encoderlab-ct2-") as converted:  # each Encoder reads it whole
+        with quietly():
+            ctranslate2.converters.TransformersConverter(str(directory)).convert(converted, force=True)
+        for precision in precisions:
+            if types[precision] not in available:
+                notes.append(f"ctranslate2 {precision}: this CPU build offers {sorted(available)}, skipped")
+                continue
+            model = ctranslate2.Encoder(converted, device="cpu", compute_type=types[precision],
+                                        intra_threads=threads)
 
-        def run(batch: list[list[int]], model=model) -> np.ndarray:
-            return np.asarray(model.forward_batch(batch).last_hidden_state)
+            def run(batch: list[list[int]], model=model) -> np.ndarray:
+                return np.asarray(model.forward_batch(batch).last_hidden_state)
 
-        engines[f"ctranslate2 {precision}"] = Engine(  # type: ignore[arg-type]
-            run, f"CTranslate2 compute_type={types[precision]} (its ISA dispatch; CT2_VERBOSE=1 prints it)")
+            engines[f"ctranslate2 {precision}"] = Engine(  # type: ignore[arg-type]
+                run, f"CTranslate2 compute_type={types[precision]} (its ISA dispatch; CT2_VERBOSE=1 prints it)")
     return engines
 
 

@@ -85,7 +85,7 @@ class Int8FeedForward(nn.Module):
             self.__dict__["_packed_weights"] = cached
         return cached
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
+    def forward(self, x: torch.Tensor, residual: torch.Tensor | None = None) -> torch.Tensor:
         shape = x.shape
         flat = x.reshape(-1, self.in_features)  # (N, C)
         # one pass: scale (a bf16 input becomes fp32 here), round to u8 around 128
@@ -99,7 +99,8 @@ class Int8FeedForward(nn.Module):
         out = torch.ops.onednn.qlinear_pointwise(  # (N, C) in the input's dtype
             hidden, self.h_scale, self.h_zero_point, down, self.down_scales, self.down_zero_points, self.down_bias,
             1.0, 0, x.dtype, "none", [], "")
-        return out.reshape(shape)
+        out = out.reshape(shape)
+        return out if residual is None else out + residual
 
     def __getstate__(self) -> dict:
         state = dict(super().__getstate__())
