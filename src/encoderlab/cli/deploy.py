@@ -20,8 +20,8 @@ def export(
     opset: Annotated[int, typer.Option(help="ONNX opset version.")] = 17,
     tolerance: Annotated[float, typer.Option(help="Largest allowed max-abs difference to PyTorch.")] = 1e-4,
 ) -> None:
-    """Export a text encoder or an autoencoder run for deployment, verified against our PyTorch outputs
-    before it is written."""
+    """Export a text encoder, an autoencoder run or an audio classifier (CNN or Transformer, log-mel front end
+    inside) for deployment, verified against our PyTorch outputs before it is written."""
     from ..artifacts.registry import detect
     from ..artifacts.text_encoder import TextEncoder
     from ..compression.export_onnx import export_onnx_dir
@@ -36,6 +36,25 @@ def export(
         typer.echo(f"wrote {done.path} (opset {done.opset}); onnxruntime vs PyTorch on {done.n_samples} held-out "
                    f"samples, largest relative difference: code {done.max_rel_code:.1e}, reconstruction "
                    f"{done.max_rel_reconstruction:.1e}, score {done.max_rel_score:.1e} (tolerance {done.tolerance:g})")
+        return
+    if found is not None and found.kind.name == "audio-classifier":
+        from ..compression.export_onnx_audio import export_audio_onnx_dir
+        from ..errors import EncoderlabError
+        from ..tasks.audio import evaluation_clips
+
+        try:  # checked on the run's own held-out clips where they can be read (else noise clips)
+            waves, checked_on = evaluation_clips(model).clips.waves, "held-out test clips of the run"
+        except EncoderlabError as exc:
+            waves, checked_on = None, "noise clips"
+            typer.echo(f"note: checking the export on noise clips ({exc})", err=True)
+        audio = export_audio_onnx_dir(model, output, checked_on=checked_on, opset=opset, tolerance=tolerance,
+                                      waves=waves)
+        longest = f", clips up to {audio.max_samples} samples" if audio.max_samples else ""
+        typer.echo(f"wrote {audio.path} (opset {audio.opset}, {audio.architecture}, waves at {audio.sample_rate} Hz"
+                   f"{longest}); onnxruntime vs PyTorch on {audio.n_clips} {audio.checked_on}, largest relative "
+                   "difference: "
+                   f"logits {audio.max_abs_logits:.1e}, embedding {audio.max_abs_embedding:.1e} "
+                   f"(tolerance {audio.tolerance:g})")
         return
     report = export_onnx_dir(TextEncoder.from_pretrained(model), output, opset=opset, tolerance=tolerance)
     typer.echo(f"wrote {report.path} (opset {report.opset}); onnxruntime vs PyTorch on {report.n_texts} texts: "

@@ -382,4 +382,9 @@ def serve_model(name: str, model: Any, precision: str = "fp32", chunk: bool = Fa
         return ServedAutoencoder(name, model)
     if isinstance(model, Recommender):
         return ServedRecommender(name, model)
+    from .served_media import MEDIA_KINDS  # audio, table rows, images: requests of JSON objects
+
+    for loaded, served in MEDIA_KINDS.items():
+        if isinstance(model, loaded):
+            return served(name, model)
     raise TypeError(f"no served form for {type(model).__name__}")
