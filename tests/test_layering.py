@@ -1,7 +1,7 @@
 """The architecture as a test: imports only point down the layers, and no two packages import each other.
 
     cli -> serve -> tasks, report -> training, compression, evaluation -> artifacts
-        -> tokenization, data, interop -> models -> nn -> errors, files, config, weights, sharding
+        -> tokenization, data, interop -> models -> nn -> errors, files, config, weights, sharding, cpu_features
 
 Every import counts, at module level or inside a function (a lazy import is still a dependency); only the
 package's `__init__` (the public API) and `__main__` may import from anywhere. Within one layer, units may use
@@ -17,7 +17,7 @@ import pytest
 
 PACKAGE = Path(__file__).resolve().parents[1] / "src" / "encoderlab"
 LAYERS: list[set[str]] = [
-    {"errors", "files", "config", "weights", "sharding"},
+    {"errors", "files", "config", "weights", "sharding", "cpu_features"},
     {"nn"},
     {"models"},
     {"tokenization", "data", "interop"},

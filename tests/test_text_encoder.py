@@ -223,3 +223,46 @@ def test_chunked_encoding_options_are_checked(minilm):
         minilm.encode([LONG], long_text="pages")
     with pytest.raises(ValueError, match="needs learned weights"):
         minilm.encode([LONG], long_text="chunk", window_pooling="attention")
+
+
+def test_bf16_stays_close_to_fp32_and_follows_fine_tuning(minilm_dir):
+    model = TextEncoder.from_pretrained(minilm_dir)
+    fp32 = model.encode(SHARD_TEXTS, shards=1)
+    bf16 = model.encode(SHARD_TEXTS, precision="bf16", shards=1)
+    assert (fp32 * bf16).sum(1).min() > 0.999  # the issue's bf16 contract: worst cosine >= 0.999
+    with torch.no_grad():  # a training step changes the weights in place: bf16 must see the new ones
+        model.bert.blocks[0].ffn.up.weight.mul_(-1)
+    changed = model.encode(SHARD_TEXTS, precision="bf16", shards=1)
+    assert (changed * model.encode(SHARD_TEXTS, shards=1)).sum(1).min() > 0.999
+    assert (changed * bf16).sum(1).min() < 0.99
+
+
+def test_a_corpus_runs_whole_batches_side_by_side(minilm, monkeypatch):
+    import encoderlab.artifacts.text_encoder as module
+
+    texts = SHARD_TEXTS * 3
+    seen: list[int] = []
+    real = module.run_parts
+    monkeypatch.setattr(module, "run_parts", lambda work, parts, shards, on_done: seen.extend(map(len, parts))
+                        or real(work, parts, shards, on_done))
+    threads = torch.get_num_threads()
+    torch.set_num_threads(2)
+    try:
+        many = minilm.encode(texts, batch_size=2)  # >= WHOLE_BATCHES_FROM batches per shard: none is split
+        assert set(seen[:-1]) == {2} and len(seen) == -(-len(texts) // 2)
+        seen.clear()
+        minilm.encode([("word " * 200).strip()] * 4, batch_size=4)  # one batch: dealt across the two cores
+        assert seen == [2, 2] or minilm.resolve_shards() == 1
+    finally:
+        torch.set_num_threads(threads)
+    np.testing.assert_allclose(many, minilm.encode(texts, batch_size=2, shards=1), rtol=0, atol=1e-5)
+
+
+def test_bf16_without_native_support_falls_back_to_autocast(minilm, monkeypatch):
+    """AVX2-only CPUs: no bf16 twin (its matmuls would be emulated); autocast as before, same contract."""
+    import encoderlab.artifacts.text_encoder as module
+
+    monkeypatch.setattr(module, "bf16_matmul_native", lambda: False)
+    monkeypatch.setattr(type(minilm._bf16), "of", lambda self, m: pytest.fail("the twin is for native bf16 only"))
+    fp32, bf16 = minilm.encode(SHARD_TEXTS), minilm.encode(SHARD_TEXTS, precision="bf16")
+    assert (fp32 * bf16).sum(1).min() > 0.999

@@ -3,7 +3,14 @@ import pytest
 import torch
 
 from encoderlab import ConfigError, InputDataError
-from encoderlab.compression.quantize import SmoothQuantLinear, embedding_agreement, quantize_int8
+from encoderlab.compression.quantize import (
+    SmoothQuantLinear,
+    embedding_agreement,
+    quantize_int8,
+    resolve_int8_kernel,
+)
+from encoderlab.nn.int8_feedforward import Int8FeedForward, onednn_int8_available
+from encoderlab.nn.mlp import FeedForward
 from interop.varied_texts import varied_texts
 
 pytestmark = pytest.mark.slow  # the fixtures of this file take many seconds; `make test-fast` skips it
@@ -12,9 +19,17 @@ TEXTS = varied_texts()
 CALIBRATION, HELD_OUT = TEXTS[::2], TEXTS[1::2]  # calibrate on one half, judge on the other
 
 
+needs_onednn = pytest.mark.skipif(not onednn_int8_available(), reason="this PyTorch has no oneDNN int8 ops")
+
+
 @pytest.fixture(scope="module")
 def int8_minilm(minilm):
-    return quantize_int8(minilm, CALIBRATION)
+    return quantize_int8(minilm, CALIBRATION, kernel="fbgemm")
+
+
+@pytest.fixture(scope="module")
+def onednn_minilm(minilm):
+    return quantize_int8(minilm, CALIBRATION, kernel="onednn")
 
 
 def test_int8_embeddings_stay_close_on_held_out_texts(minilm, int8_minilm):
@@ -22,22 +37,66 @@ def test_int8_embeddings_stay_close_on_held_out_texts(minilm, int8_minilm):
     assert agreement.mean_cosine >= 0.99 and agreement.min_cosine >= 0.97, agreement
 
 
+@needs_onednn
+def test_onednn_int8_keeps_the_accuracy_contract_too(minilm, onednn_minilm):
+    agreement = embedding_agreement(minilm, onednn_minilm, HELD_OUT)
+    assert agreement.mean_cosine >= 0.99 and agreement.min_cosine >= 0.97, agreement
+    sharded = onednn_minilm.encode(HELD_OUT, shards=2)  # the int8 model runs in several threads, and its bf16
+    np.testing.assert_allclose(sharded, onednn_minilm.encode(HELD_OUT, shards=1), atol=2e-2)
+    twin = onednn_minilm.encode(HELD_OUT, precision="bf16")  # twin is a copy holding the int8 layers too
+    assert (twin * onednn_minilm.encode(HELD_OUT)).sum(1).min() > 0.999
+
+
+@needs_onednn
+def test_onednn_int8_quantizes_feed_forwards_and_holds_the_rest_in_bf16(minilm, onednn_minilm):
+    blocks = onednn_minilm.bert.blocks
+    assert all(isinstance(block.ffn, Int8FeedForward) for block in blocks)
+    assert {p.dtype for p in onednn_minilm.bert.parameters()} == {torch.bfloat16}
+    assert all(isinstance(block.ffn, FeedForward) for block in minilm.bert.blocks)  # the original is untouched
+    assert {p.dtype for p in minilm.bert.parameters()} == {torch.float32}
+    assert resolve_int8_kernel(minilm, "fbgemm") == "fbgemm"
+    with pytest.raises(ConfigError, match="kernel='avx9' is unknown"):
+        resolve_int8_kernel(minilm, "avx9")
+
+
+@needs_onednn
+@pytest.mark.parametrize("activation", ["gelu", "relu", "silu"])
+def test_int8_feedforward_matches_the_float_one_closely(activation):
+    torch.manual_seed(0)
+    ffn = FeedForward(64, 256, activation).eval()
+    x = torch.randn(200, 64)
+    x[:, 5] *= 30  # an outlier channel, which the smoothing moves into the weights
+    with torch.no_grad():
+        hidden = ffn.act(ffn.up(x))
+        expected = ffn(x)
+    # the whole hidden range: random activations are not heavy-tailed like a trained model's, where the
+    # default (half the calibrated range) trades rare clipping for resolution
+    int8 = Int8FeedForward(ffn, x.abs().amax(0), hidden.abs().amax(0), hidden_range=1.0)
+    for dtype in (torch.float32, torch.bfloat16):
+        got = int8(x.to(dtype)[None])  # (1, N, C) keeps its shape and dtype
+        assert got.shape == (1, 200, 64) and got.dtype == dtype
+        rel = (got[0].float() - expected).norm() / expected.norm()
+        assert rel < 0.03, (dtype, rel)
+    copied = __import__("copy").deepcopy(int8)  # its packed weights are a cache, rebuilt after a copy
+    torch.testing.assert_close(copied(x), int8(x))
+
+
 def test_every_encoder_linear_is_int8_and_the_original_is_untouched(minilm, int8_minilm):
-    replaced = [m for m in int8_minilm.bert.modules() if isinstance(m, SmoothQuantLinear)]
+    replaced = [m for m in int8_minilm.bert.modules() if isinstance(m, SmoothQuantLinear)]  # kernel="fbgemm"
     assert len(replaced) == 6 * 6  # q, k, v, out, ffn.up, ffn.down in each of the 6 blocks
     assert not any(isinstance(m, SmoothQuantLinear) for m in minilm.bert.modules())
 
 
 def test_plain_dynamic_quantization_is_worse_which_is_why_we_smooth(minilm, int8_minilm):
     """The reason for this module: the same int8 kernels without smoothing drift much further."""
-    plain = quantize_int8(minilm, CALIBRATION, alpha=0.0)
+    plain = quantize_int8(minilm, CALIBRATION, alpha=0.0, kernel="fbgemm")
     ours = embedding_agreement(minilm, int8_minilm, HELD_OUT)
     naive = embedding_agreement(minilm, plain, HELD_OUT)
     assert naive.min_cosine < ours.min_cosine - 0.02
 
 
 def test_keep_fp32_and_bad_arguments(minilm):
-    partial = quantize_int8(minilm, CALIBRATION[:8], keep_fp32=("ffn.down",))
+    partial = quantize_int8(minilm, CALIBRATION[:8], keep_fp32=("ffn.down",), kernel="fbgemm")
     kinds = {name.rsplit(".", 1)[-1]: type(m).__name__
              for name, m in partial.bert.named_modules() if name.startswith("blocks.0.")}
     assert kinds["down"] in ("Linear", "PrepackedLinear") and kinds["up"] == "SmoothQuantLinear"
@@ -130,7 +189,7 @@ def test_activation_range_follows_the_cpu(monkeypatch, minilm):
 
     for vnni, reduced in ((True, False), (False, True)):
         monkeypatch.setattr(quantize, "cpu_has_vnni", lambda vnni=vnni: vnni)
-        layers = [m for m in quantize_int8(minilm, CALIBRATION[:8]).bert.modules()
+        layers = [m for m in quantize_int8(minilm, CALIBRATION[:8], kernel="fbgemm").bert.modules()
                   if isinstance(m, SmoothQuantLinear)]
         assert {m.reduce_range for m in layers} == {reduced}
     assert quantize.resolve_reduce_range(True) is True and quantize.resolve_reduce_range(False) is False

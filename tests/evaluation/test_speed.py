@@ -43,21 +43,27 @@ def test_bf16_support_is_reported_in_words():
 @pytest.mark.slow
 def test_bench_command_prints_a_table(capsys):
     with pytest.raises(SystemExit) as exit_info:
-        main(["bench", "--batch-size", "4", "--repeats", "1", "--engines", "fp32,int8"])
+        main(["bench", "--batch-size", "4", "--repeats", "1", "--engines", "fp32,int8", "--corpus", "12",
+              "--corpus-repeats", "1"])
     assert exit_info.value.code == 0
     out = capsys.readouterr().out
     assert "| fixed 4x128 | encoderlab fp32 |" in out and "| variable 4x16-128 | encoderlab int8 |" in out
-    assert "of this machine's fp32 matmul peak" in out
-    assert re.search(r"a corpus of 8 different variable batches in one encode call: encoderlab fp32 takes \d+ ms "
-                     r"per batch, \d+ useful GFLOP/s = \d+% of the peak", out)
+    assert "| corpus 12 texts | encoderlab fp32 |" in out
+    assert re.search(r"corpus 12 texts: encoderlab int8 does \d+ useful GFLOP/s = \d+% of this machine's int8 "
+                     r"matmul peak", out)
+    assert re.search(r"CPU: .+ \(.*(avx2|none of)", out) and "matmul peaks (2048²" in out
+    assert "- kernels, encoderlab fp32: oneDNN pre-packed fp32 matmul" in out
+    with pytest.raises(SystemExit) as exit_info:
+        main(["bench", "--engines", "fp32,tensorrt"])
+    assert exit_info.value.code != 0 and "tensorrt" in capsys.readouterr().err
 
 
 def test_a_model_transformers_cannot_load_is_skipped_with_a_note(tmp_path):
-    from encoderlab.evaluation.speed import _transformers_engine
+    from encoderlab.evaluation.peer_engines import _transformers
 
     pytest.importorskip("transformers")
     notes: list[str] = []
-    assert _transformers_engine(tmp_path, 512, notes) is None  # e.g. a structurally pruned encoder
+    assert _transformers(tmp_path, 1, notes) == {}  # e.g. a structurally pruned encoder
     assert notes and notes[0].startswith(f"transformers: cannot load {tmp_path}")
 
 
@@ -66,6 +72,9 @@ def test_matmul_peak_runs_one_and_side_by_side_matmuls_and_keeps_the_thread_coun
     try:
         assert matmul_peak_gflops(2, size=64, repeats=1, trials=1) > 0
         assert torch.get_num_threads() == 2
+        assert matmul_peak_gflops(1, size=64, repeats=1, trials=1, dtype="int8") > 0
+        if bf16_supported(torch.device("cpu"))[0]:
+            assert matmul_peak_gflops(1, size=64, repeats=1, trials=1, dtype="bf16") > 0
     finally:
         torch.set_num_threads(threads)
 

@@ -6,15 +6,16 @@ import pytest
 import torch
 
 from encoderlab.nn import Packing, padding_mask_to_bias, plan_length_groups, reference_attention
+from encoderlab.nn.packing import tile_length
 
 
 def _cost(groups, lengths, overhead):
-    return sum(len(g) * max(lengths[i] for i in g) ** 2 + overhead for g in groups)
+    return sum(len(g) * tile_length(max(lengths[i] for i in g)) ** 2 + overhead for g in groups)
 
 
 @pytest.mark.parametrize("overhead", [0, 300, 2048, 10**9])
 def test_plan_is_an_optimal_partition(overhead):
-    lengths = [5, 31, 0, 7, 30, 12, 29, 6, 60]
+    lengths = [5, 31, 0, 7, 30, 12, 29, 6, 60, 33, 17]
     groups = plan_length_groups(lengths, overhead)
     assert sorted(i for g in groups for i in g) == [i for i, n in enumerate(lengths) if n > 0]
     # brute force: every split of the length-sorted sequences into consecutive runs
@@ -25,7 +26,8 @@ def test_plan_is_an_optimal_partition(overhead):
     if overhead == 10**9:
         assert len(groups) == 1  # calls so expensive that one padded call wins
     if overhead == 0:
-        assert all(len({lengths[i] for i in g}) == 1 for g in groups)  # free calls: no padding at all
+        # free calls: no padding beyond the tile's own block
+        assert all(len({tile_length(lengths[i]) for i in g}) == 1 for g in groups)
 
 
 def _masks():
@@ -59,6 +61,13 @@ def test_grouped_attention_equals_padded_attention(layout, overhead):
     expected_grads = torch.autograd.grad((expected.reshape(B * T, -1)[keep] * weights).sum(), (q, k, v))
     for got, want in zip(grads, expected_grads, strict=True):
         torch.testing.assert_close(got, want, rtol=0, atol=1e-12)
+
+
+def test_tiles_are_padded_to_whole_blocks():
+    mask = torch.tensor([[1] * 20 + [0] * 5, [1] * 25, [1] * 3 + [0] * 22])
+    packing = Packing.from_mask(mask, torch.float32, overhead=0)
+    assert sorted(g.length for g in packing.groups) == [16, 32]  # 25 and 20 share the 32-token tile
+    assert all(g.length % 16 == 0 and g.attn_bias is not None for g in packing.groups)
 
 
 def test_no_real_tokens_at_all():

@@ -13,7 +13,13 @@ from torch import nn
 from encoderlab.models.bert import BertConfig, BertModel
 from encoderlab.nn.lora import LoRALinear
 from encoderlab.nn.mlp import ACTIVATIONS
-from encoderlab.nn.prepacked_linear import ONEDNN_ACTIVATIONS, PrepackedLinear, prepack_available, prepack_linears
+from encoderlab.nn.prepacked_linear import (
+    ONEDNN_ACTIVATIONS,
+    PrepackedLinear,
+    bf16_matmul_native,
+    prepack_available,
+    prepack_linears,
+)
 
 pytestmark = pytest.mark.skipif(not prepack_available(), reason="this PyTorch build has no oneDNN linear")
 
@@ -166,3 +172,51 @@ def test_threads_sharing_a_layer_pack_its_weight_once(monkeypatch):
     assert len(calls) == 1
     for y in outputs:
         torch.testing.assert_close(y, linear(x).detach(), rtol=1e-5, atol=1e-6)
+
+
+@pytest.mark.skipif(not bf16_matmul_native(), reason="this CPU has no native bf16 matmul")
+@pytest.mark.parametrize("activation", [None, "gelu"])
+def test_bf16_layers_run_packed_and_match_f_linear_in_bf16(monkeypatch, activation):
+    torch.manual_seed(0)
+    layer = PrepackedLinear.from_linear(nn.Linear(64, 96)).to(torch.bfloat16)
+    x = torch.randn(37, 64).bfloat16()
+    calls = []
+    real = torch.ops.mkldnn._linear_pointwise
+    monkeypatch.setattr(torch.ops.mkldnn, "_linear_pointwise", lambda *a: calls.append(a[0].dtype) or real(*a))
+    with torch.inference_mode():
+        got = layer(x) if activation is None else layer.forward_activated(x, activation)
+    want = F.linear(x.float(), layer.weight.float(), layer.bias.float())
+    want = want if activation is None else F.gelu(want)
+    assert calls == [torch.bfloat16] and got.dtype == torch.bfloat16
+    torch.testing.assert_close(got.float(), want, rtol=2e-2, atol=2e-2)  # bf16 rounding of inputs and output
+
+
+def test_residual_add_inside_the_matmul_equals_the_add_after_it(monkeypatch):
+    torch.manual_seed(0)
+    layer = PrepackedLinear.from_linear(nn.Linear(48, 32))
+    x, residual = torch.randn(2, 9, 48), torch.randn(2, 9, 32)
+    with torch.inference_mode():
+        expected = F.linear(x, layer.weight, layer.bias) + residual
+        calls = []
+        real = torch.ops.mkldnn._linear_pointwise.binary
+        monkeypatch.setattr(torch.ops.mkldnn._linear_pointwise, "binary", lambda *a: calls.append(1) or real(*a))
+        torch.testing.assert_close(layer.forward_plus(x, residual), expected, rtol=0, atol=1e-5)
+        assert calls == [1] or not prepack_available()
+        seen = []
+        handle = layer.register_forward_hook(lambda m, i, o: seen.append(o.shape))  # a hook sees the plain output
+        torch.testing.assert_close(layer.forward_plus(x, residual), expected, rtol=0, atol=1e-5)
+        handle.remove()
+        assert seen == [(2, 9, 32)] and len(calls) <= 1
+
+
+def test_an_encoder_block_gives_the_same_in_training_and_inference_without_dropout():
+    torch.manual_seed(0)
+    for norm in ("post", "pre"):
+        block = BertModel(BertConfig(vocab_size=50, d_model=32, n_layers=1, n_heads=4, d_ff=64, dropout=0.0,
+                                     attention_dropout=0.0, norm_position=norm, max_positions=16)).blocks[0]
+        prepack_linears(block)
+        x = torch.randn(3, 7, 32)
+        with torch.no_grad():
+            trained = block.train()(x)  # adds after each sublayer
+            inferred = block.eval()(x)  # adds inside the output projections
+        torch.testing.assert_close(inferred, trained, rtol=0, atol=1e-5)

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import json
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Literal
 
@@ -27,10 +27,11 @@ from ..errors import CheckpointError, InputDataError
 from ..files import atomic_write_json
 from ..interop.hf_bert import load_hf_bert, save_hf_bert
 from ..models.bert import BertModel
+from ..nn.inference_copy import InferenceCopy
 from ..nn.pooling import POOLINGS, pool
-from ..nn.prepacked_linear import has_forward_hooks, prepack_linears
+from ..nn.prepacked_linear import bf16_matmul_native, has_forward_hooks, prepack_linears
 from ..nn.windows import LongText, WindowPool, split_windows
-from ..sharding import MIN_SHARD_TOKENS, deal_rows, run_parts
+from ..sharding import MIN_SHARD_TOKENS, WHOLE_BATCHES_FROM, deal_rows, run_parts
 from ..tokenization import TextTokenizer
 from .aliases import resolve_model_path
 from .registry import Kind
@@ -140,6 +141,7 @@ class TextEncoder(nn.Module):
         self.normalize = normalize
         self.max_seq_length = min(max_seq_length or bert.cfg.max_positions, bert.cfg.max_positions)
         self.do_lower_case = do_lower_case
+        self._bf16 = InferenceCopy(torch.bfloat16)  # the bf16 twin for CPU inference, cast on first use
 
     # ----------------------------------------------------------------------------------------- loading
     @classmethod
@@ -209,7 +211,8 @@ class TextEncoder(nn.Module):
 
         Texts are sorted by token count so each batch pads little, then put back in order. Texts longer
         than `max_length` tokens (default: the checkpoint's max_seq_length) are truncated. precision="bf16"
-        runs the encoder under bf16 autocast (fast where the hardware has native bf16; fp32 is exact).
+        runs the encoder in bf16: on a CPU with native bf16 (AVX-512 BF16, AMX) a bf16 copy of the model end to
+        end, elsewhere bf16 autocast (fp32 is exact; bf16 keeps a cosine of ≥ 0.9999 to it on minilm).
 
         long_text="chunk" reads long texts whole instead: each is cut into windows of `max_length` pieces that
         start `stride` pieces apart (default: 3/4 of a window; nn/windows.py), every window is embedded like a
@@ -224,7 +227,8 @@ class TextEncoder(nn.Module):
         gathers, attention on small length groups); independent parts run those in parallel too. The
         result equals shards=1 up to summation order (~1e-7). "auto": torch.get_num_threads() on a CPU
         whose thread counts are per thread (OpenMP builds), but a batch is dealt only into parts of at least
-        MIN_SHARD_TOKENS tokens (a batch too small to split still runs beside the next one); 1 on a GPU, or
+        MIN_SHARD_TOKENS tokens (a batch too small to split still runs beside the next one), and with
+        WHOLE_BATCHES_FROM or more batches per shard whole batches run side by side instead; 1 on a GPU, or
         while forward hooks watch the model (they expect one batch at a time, in order, e.g. int8
         calibration). A number: exactly that many parts per batch (fewer only if it has fewer texts).
         1 keeps all of encode in the calling thread.
@@ -245,8 +249,7 @@ class TextEncoder(nn.Module):
         if reading is not None and reading.pooling == "attention":
             raise ValueError("window_pooling='attention' needs learned weights (a fine-tuned classifier has them); "
                              "a text encoder pools windows by 'mean' or 'max'")
-        device = self.device
-        most_shards = self.resolve_shards(shards, device)
+        self.resolve_shards(shards)  # a bad value fails before any work
         if not texts:
             return np.zeros((0, self.dim), dtype=np.float32)
 
@@ -256,6 +259,34 @@ class TextEncoder(nn.Module):
             ids, counts = self.tokenizer.encode_ids(prepared, max_length), [1] * len(texts)
         else:  # one id list per window, text after text
             ids, counts = text_windows(self.tokenizer, prepared, reading)
+        if show_progress is None:
+            show_progress = len(ids) > 8 * batch_size and sys.stderr.isatty()
+        with tqdm(total=len(ids), desc="encode", unit="text" if reading is None else "window",
+                  disable=not show_progress) as progress:
+            out = self.embed_ids(ids, batch_size, pooling, precision, shards,
+                                 on_done=lambda rows: progress.update(len(rows)))
+        if normalize:
+            out = F.normalize(torch.from_numpy(out), p=2, dim=1).numpy()
+        if len(ids) == len(texts):  # one window per text: nothing to pool
+            return out
+        pooled = WindowPool(window_pooling)(torch.from_numpy(out), counts)  # (N, C)
+        if normalize:
+            several = torch.tensor(counts) > 1  # a one-window text keeps its vector bit for bit
+            pooled[several] = F.normalize(pooled[several], p=2, dim=1)
+        return pooled.numpy()
+
+    @torch.inference_mode()
+    def embed_ids(self, ids: Sequence[Sequence[int]], batch_size: int = 32, pooling: str | None = None,
+                  precision: str = "fp32", shards: int | Literal["auto"] = "auto",
+                  on_done: Callable[[np.ndarray], None] | None = None) -> np.ndarray:
+        """Pooled, not yet normalised vectors (len(ids), d) float32 of token-id lists that already carry their
+        special tokens (the tokenizer's `encode_ids`): encode's inference after tokenising, shared with the
+        server. Sorted by length into batches of `batch_size`, dealt into `shards` (see encode), put back in
+        order; `on_done(rows)` after each part. bf16 on a CPU with native bf16 runs the model's bf16 twin
+        (nn/inference_copy.py); elsewhere bf16 autocast."""
+        pooling = pooling or self.pooling
+        device = self.device
+        most_shards = self.resolve_shards(shards, device)
         order = np.argsort([-len(seq) for seq in ids], kind="stable")
         batches = [order[start:start + batch_size] for start in range(0, len(ids), batch_size)]
 
@@ -264,41 +295,33 @@ class TextEncoder(nn.Module):
                 return most_shards
             return min(most_shards, max(1, sum(len(ids[i]) for i in rows) // MIN_SHARD_TOKENS))
 
-        parts = [part for rows in batches for part in deal_rows(rows, shards_for(rows))]  # batch by batch
+        if shards == "auto" and len(batches) >= WHOLE_BATCHES_FROM * most_shards:
+            parts = batches  # a corpus: whole batches side by side (sharding.WHOLE_BATCHES_FROM says why)
+        else:
+            parts = [part for rows in batches for part in deal_rows(rows, shards_for(rows))]  # batch by batch
+        bert, autocast = self.bert, precision == "bf16"
+        if autocast and device.type == "cpu" and bf16_matmul_native() and not has_forward_hooks(self.modules()):
+            bert, autocast = self._bf16.of(self.bert), False
         out = np.empty((len(ids), self.dim), dtype=np.float32)
-        if show_progress is None:
-            show_progress = len(batches) > 8 and sys.stderr.isatty()
 
         def embed(rows: np.ndarray) -> None:
             batch = self.tokenizer.pad([ids[i] for i in rows])
             mask = batch.attention_mask.to(device)
             # inference mode and autocast hold per thread: a shard's worker thread has to enter its own
-            with torch.inference_mode(), torch.autocast(device.type, dtype=torch.bfloat16,
-                                                        enabled=precision == "bf16"):
-                hidden = self.bert(batch.input_ids.to(device), mask, batch.token_type_ids.to(device))
-            vectors = pool(hidden.float(), mask, pooling)  # (b, C)
-            if normalize:
-                vectors = F.normalize(vectors, p=2, dim=1)
-            out[rows] = vectors.cpu().numpy()  # parts never share rows; pool gave float32
+            with torch.inference_mode(), torch.autocast(device.type, dtype=torch.bfloat16, enabled=autocast):
+                hidden = bert(batch.input_ids.to(device), mask, batch.token_type_ids.to(device))
+            out[rows] = pool(hidden.float(), mask, pooling).cpu().numpy()  # parts never share rows
 
         was_training = self.training
         switch = any(m.training for m in self.modules())  # eval() walks every module: only when one needs it
         if switch:
             self.eval()
         try:
-            with tqdm(total=len(ids), desc="encode", unit="text" if reading is None else "window",
-                      disable=not show_progress) as progress:
-                run_parts(embed, parts, most_shards, on_done=lambda rows: progress.update(len(rows)))
+            run_parts(embed, parts, most_shards, on_done=on_done or (lambda rows: None))
         finally:
             if switch:
                 self.train(was_training)
-        if len(ids) == len(texts):  # one window per text: nothing to pool
-            return out
-        pooled = WindowPool(window_pooling)(torch.from_numpy(out), counts)  # (N, C)
-        if normalize:
-            several = torch.tensor(counts) > 1  # a one-window text keeps its vector bit for bit
-            pooled[several] = F.normalize(pooled[several], p=2, dim=1)
-        return pooled.numpy()
+        return out
 
     def resolve_shards(self, shards: int | str = "auto", device: torch.device | None = None) -> int:
         """encode's `shards` argument -> the number of parts each batch is dealt into on `device` (default:

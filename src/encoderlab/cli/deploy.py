@@ -20,8 +20,8 @@ def export(
     opset: Annotated[int, typer.Option(help="ONNX opset version.")] = 17,
     tolerance: Annotated[float, typer.Option(help="Largest allowed max-abs difference to PyTorch.")] = 1e-4,
 ) -> None:
-    """Export a text encoder or an autoencoder run for deployment, verified against our PyTorch outputs
-    before it is written."""
+    """Export a text encoder, an autoencoder run or an audio classifier (CNN or Transformer, log-mel front end
+    inside) for deployment, verified against our PyTorch outputs before it is written."""
     from ..artifacts.registry import detect
     from ..artifacts.text_encoder import TextEncoder
     from ..compression.export_onnx import export_onnx_dir
@@ -37,6 +37,25 @@ def export(
                    f"samples, largest relative difference: code {done.max_rel_code:.1e}, reconstruction "
                    f"{done.max_rel_reconstruction:.1e}, score {done.max_rel_score:.1e} (tolerance {done.tolerance:g})")
         return
+    if found is not None and found.kind.name == "audio-classifier":
+        from ..compression.export_onnx_audio import export_audio_onnx_dir
+        from ..errors import EncoderlabError
+        from ..tasks.audio import evaluation_clips
+
+        try:  # checked on the run's own held-out clips where they can be read (else noise clips)
+            waves, checked_on = evaluation_clips(model).clips.waves, "held-out test clips of the run"
+        except EncoderlabError as exc:
+            waves, checked_on = None, "noise clips"
+            typer.echo(f"note: checking the export on noise clips ({exc})", err=True)
+        audio = export_audio_onnx_dir(model, output, checked_on=checked_on, opset=opset, tolerance=tolerance,
+                                      waves=waves)
+        longest = f", clips up to {audio.max_samples} samples" if audio.max_samples else ""
+        typer.echo(f"wrote {audio.path} (opset {audio.opset}, {audio.architecture}, waves at {audio.sample_rate} Hz"
+                   f"{longest}); onnxruntime vs PyTorch on {audio.n_clips} {audio.checked_on}, largest relative "
+                   "difference: "
+                   f"logits {audio.max_abs_logits:.1e}, embedding {audio.max_abs_embedding:.1e} "
+                   f"(tolerance {audio.tolerance:g})")
+        return
     report = export_onnx_dir(TextEncoder.from_pretrained(model), output, opset=opset, tolerance=tolerance)
     typer.echo(f"wrote {report.path} (opset {report.opset}); onnxruntime vs PyTorch on {report.n_texts} texts: "
                f"max-abs {report.max_abs_hidden:.1e} hidden, {report.max_abs_embedding:.1e} embedding "
@@ -49,24 +68,31 @@ def bench(
     batch_size: Annotated[int, typer.Option(help="Sentences per batch.")] = 32,
     repeats: Annotated[int, typer.Option(help="Timed calls per engine and workload (median reported).")] = 20,
     threads: Annotated[int, typer.Option(help="CPU threads for every engine.")] = 0,
-    engines: Annotated[str, typer.Option(help="Comma-separated: fp32,bf16,int8,transformers,onnxruntime")]
+    engines: Annotated[str, typer.Option(help="Comma-separated: fp32,bf16,int8 (ours), transformers, onnxruntime, "
+                                         "openvino, ctranslate2 (all their precisions; or e.g. openvino-int8)")]
     = "fp32,bf16,int8,transformers,onnxruntime",
+    corpus: Annotated[int, typer.Option(help="Texts in the corpus workload (one call per engine, length-sorted "
+                                        "batches); 0 leaves it out.")] = 1024,
+    corpus_repeats: Annotated[int, typer.Option(help="Timed corpus calls per engine.")] = 3,
     data: Annotated[Path | None, typer.Option("--data", "-d", help="Your texts (.txt, one per line, or .jsonl): "
                                               "time a random batch of them instead of the BBC news batches.")] = None,
     text_field: Annotated[str, typer.Option(help="Field holding the text in a .jsonl --data file.")] = "text",
 ) -> None:
-    """Inference speed side by side: sentences/s, ms/batch, peak memory, agreement with fp32."""
+    """Inference speed side by side: sentences/s, ms/batch, peak memory, agreement with fp32; the CPU's
+    features, each engine's kernels, and the share of the machine's matmul peak each engine uses."""
     import torch
 
     from ..artifacts.text_encoder import TextEncoder
+    from ..cpu_features import describe_cpu
     from ..evaluation.speed import (
         build_engines,
-        corpus_throughput,
+        corpus_workload,
         encoder_gflop,
         file_text_workloads,
         markdown_table,
-        matmul_peak_gflops,
+        matmul_peaks,
         measure,
+        precision_of,
         real_text_workloads,
     )
 
@@ -83,20 +109,28 @@ def bench(
         workloads = real_text_workloads(encoder, batch_size)
         calibration = [t for texts in real_text_workloads(encoder, batch_size, seed=1).values() for t in texts]
     notes: list[str] = []
-    built = build_engines(encoder, calibration, threads, tuple(engines.split(",")), notes)
-    peak_before = matmul_peak_gflops(threads)  # measured before and after the engines: the best of both counts
+    try:
+        built = build_engines(encoder, calibration, threads, tuple(engines.split(",")), notes, batch_size)
+    except ValueError as exc:
+        raise InputDataError(f"--engines {engines!r}: {exc}") from exc
+    peaks = matmul_peaks(threads)  # before and after the engines: the best of both counts
     results = measure(built, workloads, repeats=repeats)
+    big = {} if data is not None or corpus <= 0 else corpus_workload(encoder, corpus, batch_size)
+    results += measure(built, big, repeats=corpus_repeats, warmup=1)
+    peaks = {dtype: max(peak, matmul_peaks(threads).get(dtype, 0.0)) for dtype, peak in peaks.items()}
     typer.echo(f"model {model}, torch {torch.__version__}, {threads} threads, batch {batch_size}, "
-               f"median of {repeats} calls, real text ({data or 'bbc-news'})\n")
+               f"median of {repeats} calls ({corpus_repeats} on the corpus), real text ({data or 'bbc-news'})\n"
+               f"CPU: {describe_cpu()}\n"
+               "matmul peaks (2048², best of torch and oneDNN, one matmul or one per thread): "
+               + ", ".join(f"{dtype} {peak:.0f} G{'OP' if dtype == 'int8' else 'FLOP'}/s"
+                           for dtype, peak in peaks.items()) + "\n")
     typer.echo(markdown_table(results))
-    peak = max(peak_before, matmul_peak_gflops(threads))
+    all_workloads = {**workloads, **big}
     for r in results:
-        if r.engine == "encoderlab fp32":
-            useful = encoder_gflop(encoder, workloads[r.workload]) / (r.p50_ms / 1000)
-            notes.append(f"{r.workload}: encoderlab fp32 does {useful:.0f} useful GFLOP/s = "
-                         f"{100 * useful / peak:.0f}% of this machine's fp32 matmul peak ({peak:.0f} GFLOP/s)")
-    if data is None and "encoderlab fp32" in built:
-        ms, useful = corpus_throughput(encoder, batch_size)
-        notes.append(f"a corpus of 8 different variable batches in one encode call: encoderlab fp32 takes {ms:.0f} "
-                     f"ms per batch, {useful:.0f} useful GFLOP/s = {100 * useful / peak:.0f}% of the peak")
+        peak = peaks.get(precision_of(r.engine), 0.0)
+        if (r.engine.startswith("encoderlab") or r.workload in big) and peak > 0:
+            useful = encoder_gflop(encoder, all_workloads[r.workload]) / (r.p50_ms / 1000)
+            notes.append(f"{r.workload}: {r.engine} does {useful:.0f} useful GFLOP/s = {100 * useful / peak:.0f}% "
+                         f"of this machine's {precision_of(r.engine)} matmul peak ({peak:.0f})")
+    notes += [f"kernels, {name}: {engine.kernels}" for name, engine in built.items()]
     typer.echo("\n" + "\n".join(f"- {note}" for note in notes))

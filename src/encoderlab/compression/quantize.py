@@ -8,7 +8,8 @@ calibration data, y = (x / s) · (W · s)ᵀ is unchanged in exact arithmetic, b
 Weights are then quantized per output channel (one scale per row) and the matmul runs in int8 through
 PyTorch's quantized CPU kernels (fbgemm on x86, qnnpack on ARM), activations quantized on the fly. On x86
 CPUs with VNNI the activations use all 8 bits; without it, 7 (`reduce_range`), so that the kernels' int16
-pair sums cannot saturate.
+pair sums cannot saturate. On CPUs with AMX a text encoder takes another path (`kernel="onednn"`): int8
+feed-forward networks in a bf16 model (nn/int8_feedforward.py says why).
 
     quantized = quantize_int8(encoder, calibration_texts)      # a new TextEncoder; the original is untouched
     report = embedding_agreement(encoder, quantized, held_out_texts)
@@ -18,12 +19,9 @@ pair sums cannot saturate.
 from __future__ import annotations
 
 import copy
-import functools
-import re
 import warnings
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from pathlib import Path
 from typing import TypeVar
 
 import numpy as np
@@ -32,19 +30,12 @@ from torch import nn
 
 from ..artifacts.classifier import TextClassifier
 from ..artifacts.text_encoder import TextEncoder
+from ..cpu_features import cpu_flags, cpu_has_vnni
 from ..errors import ConfigError, InputDataError
+from ..nn.int8_feedforward import Int8FeedForward, fusable, onednn_int8_available
+from ..nn.prepacked_linear import bf16_matmul_native
 
 Quantizable = TypeVar("Quantizable", TextEncoder, TextClassifier)
-
-
-@functools.cache
-def cpu_has_vnni() -> bool:
-    """Whether this x86 CPU has VNNI int8 dot products (flags avx512_vnni or avx_vnni; read on Linux only)."""
-    try:
-        flags = Path("/proc/cpuinfo").read_text(encoding="utf-8", errors="replace")
-    except OSError:
-        return False
-    return re.search(r"\b(avx512_vnni|avx_vnni)\b", flags) is not None
 
 
 def resolve_reduce_range(reduce_range: bool | None) -> bool:
@@ -113,9 +104,35 @@ def calibrate(run_model: Callable[[], object], layers: dict[str, nn.Linear]) -> 
     return absmax
 
 
+INT8_KERNELS = ("fbgemm", "onednn")
+
+
+def resolve_int8_kernel(model: Quantizable, kernel: str | None) -> str:
+    """None (auto): "onednn" for a text encoder on a CPU with AMX int8 tiles and native bf16 — int8 feed-forward
+    networks (nn/int8_feedforward.py) in a bf16 model, the fastest int8 there —, else "fbgemm": every encoder
+    Linear in int8 through PyTorch's quantized kernels, fp32 around them (every x86 and ARM CPU)."""
+    if kernel is None:
+        amx = {"amx_int8", "amx_bf16"} <= cpu_flags()
+        ok = isinstance(model, TextEncoder) and amx and bf16_matmul_native() and onednn_int8_available()
+        return "onednn" if ok else "fbgemm"
+    if kernel not in INT8_KERNELS:
+        raise ConfigError(f"int8 kernel={kernel!r} is unknown; choose one of {INT8_KERNELS} (or None: by the CPU)")
+    if kernel == "onednn" and not (isinstance(model, TextEncoder) and onednn_int8_available()):
+        raise ConfigError("int8 kernel='onednn' needs a TextEncoder and a PyTorch with oneDNN's quantized ops; "
+                          "use kernel='fbgemm'")
+    return kernel
+
+
 def quantize_int8(model: Quantizable, calibration_texts: Sequence[str], alpha: float = 0.7,
-                  keep_fp32: Sequence[str] = (), reduce_range: bool | None = None) -> Quantizable:
+                  keep_fp32: Sequence[str] = (), reduce_range: bool | None = None,
+                  kernel: str | None = None) -> Quantizable:
     """A copy of `model` (a TextEncoder or a fine-tuned TextClassifier) whose encoder Linear layers run in int8.
+
+    `kernel` (see `resolve_int8_kernel`): "fbgemm" quantizes every encoder Linear; "onednn", chosen by default
+    on CPUs with AMX, quantizes the feed-forward networks (two thirds of the matmul work) with the GELU and the
+    hidden layer's quantization inside the up-projection, and holds the rest of the model in bf16 (attention
+    projections as pre-packed bf16 matmuls): on such a CPU one pass to quantize an attention projection's input
+    costs what int8 would save on it.
 
     Layers whose name ends in one of `keep_fp32` stay in fp32; the classifier head always does. The original
     is untouched. Calibration runs `calibration_texts` through the model: give texts like the ones it will see
@@ -129,6 +146,7 @@ def quantize_int8(model: Quantizable, calibration_texts: Sequence[str], alpha: f
     if "fbgemm" not in torch.backends.quantized.supported_engines and \
             "qnnpack" not in torch.backends.quantized.supported_engines:
         raise ConfigError("this PyTorch build has no quantized CPU engine (fbgemm/qnnpack); int8 is unavailable")
+    kernel = resolve_int8_kernel(model, kernel)
     quantized = _cpu_copy(model)
     bert = _bert_of(quantized)
     layers = _target_linears(bert, keep_fp32)
@@ -137,11 +155,27 @@ def quantize_int8(model: Quantizable, calibration_texts: Sequence[str], alpha: f
         absmax = calibrate(lambda: quantized.encode(texts, batch_size=32), layers)
     else:
         absmax = calibrate(lambda: quantized.predict_proba(texts, batch_size=32), layers)
+    if kernel == "onednn":
+        return _int8_feedforwards_in_bf16(quantized, absmax, keep_fp32)
     reduce_range = resolve_reduce_range(reduce_range)
     for name, linear in layers.items():
         parent, _, child = name.rpartition(".")
         setattr(bert.get_submodule(parent), child, SmoothQuantLinear(linear, absmax[name], alpha, reduce_range))
     return quantized
+
+
+def _int8_feedforwards_in_bf16(encoder: TextEncoder, absmax: dict[str, torch.Tensor],
+                               keep_fp32: Sequence[str]) -> TextEncoder:
+    """Every fusable feed-forward network whose layers are not kept by `keep_fp32` -> Int8FeedForward (its own α and
+    hidden range, chosen on held-out tweets); then the whole encoder in bf16 (nn/inference_copy.py explains why)."""
+    bert = encoder.bert
+    for name, module in list(bert.named_modules()):
+        up, down = f"{name}.up", f"{name}.down"
+        if fusable(module) and up in absmax and down in absmax:
+            parent, _, child = name.rpartition(".")
+            setattr(bert.get_submodule(parent), child, Int8FeedForward(module, absmax[up], absmax[down]))
+    encoder.bert = bert.to(torch.bfloat16)  # Int8FeedForward keeps its own tensors as they are
+    return encoder
 
 
 def _cpu_copy(model: Quantizable) -> Quantizable:

@@ -14,7 +14,6 @@ import ctypes
 import os
 import random
 import statistics
-import tempfile
 import threading
 import time
 from collections.abc import Callable
@@ -24,10 +23,11 @@ from pathlib import Path
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 
 from ..artifacts.text_encoder import TextEncoder
+from ..cpu_features import cpu_flags, cpu_has_vnni
 from ..nn.prepacked_linear import prepack_available
+from .peer_engines import PEERS, Engine, build_peer_engines
 
 Encode = Callable[[list[str]], np.ndarray]
 
@@ -93,7 +93,8 @@ def bf16_supported(device: torch.device) -> tuple[bool, str]:
     ok = bool(torch.ops.mkldnn._is_mkldnn_bf16_supported())
     capability = torch.backends.cpu.get_cpu_capability()
     if ok:
-        return True, f"CPU bf16 through oneDNN ({capability})"
+        tiles = " with AMX tiles" if "amx_bf16" in cpu_flags() else ""
+        return True, f"CPU bf16 through oneDNN ({capability}{tiles})"
     return False, f"this CPU ({capability}) has no native bf16 (needs AVX-512 BF16 or AMX); bf16 would be emulated"
 
 
@@ -143,88 +144,61 @@ def max_tokens(encoder: TextEncoder) -> int:
     return min(512, encoder.bert.cfg.max_positions)
 
 
-def _transformers_engine(directory: Path, max_length: int, notes: list[str]) -> Encode | None:
-    try:
-        import transformers
-    except ImportError:
-        notes.append("transformers: not installed, skipped (pip install transformers)")
-        return None
-    transformers.logging.set_verbosity_error()
-    try:
-        model = transformers.AutoModel.from_pretrained(str(directory)).eval()
-        tokenizer = transformers.AutoTokenizer.from_pretrained(str(directory))
-    except (OSError, ValueError, RuntimeError) as exc:  # e.g. a structurally pruned encoder it cannot build
-        first_line = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        notes.append(f"transformers: cannot load {directory} ({first_line[:160]}), skipped")
-        return None
+def _encoderlab_kernels(precision: str, encoder: TextEncoder) -> str:
+    """In words, which matmul kernels our encode runs here in `precision`."""
+    bf16 = "oneDNN bf16 matmul on " + ("AMX tiles" if "amx_bf16" in cpu_flags() else "AVX-512 BF16")
+    if precision == "bf16":
+        return f"{bf16}, the model held in bf16"
+    if precision == "int8":
+        from ..compression.quantize import resolve_int8_kernel
 
-    @torch.inference_mode()
-    def encode(texts: list[str]) -> np.ndarray:
-        batch = tokenizer(texts, padding=True, truncation=True, max_length=max_length, return_tensors="pt")
-        hidden = model(**batch).last_hidden_state
-        mask = batch["attention_mask"].unsqueeze(-1).to(hidden.dtype)
-        return F.normalize((hidden * mask).sum(1) / mask.sum(1).clamp(min=1e-9), dim=1).numpy()
-
-    return encode
+        if resolve_int8_kernel(encoder, None) == "onednn":
+            return (f"oneDNN int8 feed-forward networks (u8×s8, {'AMX' if 'amx_int8' in cpu_flags() else 'VNNI'}; "
+                    f"GELU and the hidden layer's quantization inside the up-projection), {bf16} elsewhere")
+        return "fbgemm int8 matmul (" + ("VNNI, 8-bit activations" if cpu_has_vnni() else "7-bit activations") + ")"
+    return f"oneDNN pre-packed fp32 matmul ({torch.backends.cpu.get_cpu_capability()})"
 
 
-def _onnxruntime_engine(encoder: TextEncoder, threads: int, max_length: int) -> Encode | None:
-    try:
-        import onnxruntime as ort
-    except ImportError:
-        return None
-    from ..compression.export_onnx import export_onnx
-
-    with tempfile.TemporaryDirectory() as tmp:
-        path = Path(tmp) / "model.onnx"
-        export_onnx(encoder, path)
-        options = ort.SessionOptions()
-        options.intra_op_num_threads = threads
-        options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
-        session = ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
-
-    def encode(texts: list[str]) -> np.ndarray:
-        batch = encoder.tokenizer(texts, max_length=max_length)
-        feeds = {"input_ids": batch.input_ids.numpy(), "attention_mask": batch.attention_mask.numpy()}
-        return session.run(["sentence_embedding"], feeds)[0]
-
-    return encode
+ENGINES = ("fp32", "bf16", "int8", "transformers", "onnxruntime", "openvino", "ctranslate2")
+"""What `encoderlab bench --engines` takes: our three precisions, then the peers (evaluation/peer_engines.py;
+'openvino-int8' and the like pick one precision of a peer)."""
 
 
 def build_engines(encoder: TextEncoder, calibration_texts: list[str], threads: int,
                   include: tuple[str, ...] = ("fp32", "bf16", "int8", "transformers", "onnxruntime"),
-                  notes: list[str] | None = None) -> dict[str, Encode]:
-    """Name -> text-to-embedding function for every engine available here; reasons for skips go to `notes`."""
+                  notes: list[str] | None = None, batch_size: int = 32) -> dict[str, Engine]:
+    """Name -> Engine (text-to-embedding function and its kernels) for every engine available here; reasons
+    for skips go to `notes`. Every engine cuts texts at the same `max_tokens` and batches `batch_size` texts."""
     notes = notes if notes is not None else []
-    engines: dict[str, Encode] = {}
+    unknown = [name for name in include if name.partition("-")[0] not in ENGINES]
+    if unknown:
+        raise ValueError(f"unknown engines {unknown}; choose from {', '.join(ENGINES)}")
+    engines: dict[str, Engine] = {}
     limit = max_tokens(encoder)
     shards = encoder.resolve_shards()
     if shards > 1 and any(name in include for name in ("fp32", "bf16", "int8")):
         notes.append(f"encoderlab: each batch dealt into {shards} shards that run side by side, "
                      f"{max(1, threads // shards)} thread(s) each (encode's default shards='auto')")
     if "fp32" in include:
-        engines["encoderlab fp32"] = lambda texts: encoder.encode(texts, batch_size=len(texts), max_length=limit)
+        engines["encoderlab fp32"] = Engine(
+            lambda texts: encoder.encode(texts, batch_size=batch_size, max_length=limit),
+            _encoderlab_kernels("fp32", encoder))
     if "bf16" in include:
         ok, why = bf16_supported(encoder.device)
         notes.append(f"bf16: {why}")
         if ok:
-            engines["encoderlab bf16"] = lambda texts: encoder.encode(texts, batch_size=len(texts), max_length=limit,
-                                                                      precision="bf16")
+            engines["encoderlab bf16"] = Engine(
+                lambda texts: encoder.encode(texts, batch_size=batch_size, max_length=limit, precision="bf16"),
+                _encoderlab_kernels("bf16", encoder))
     if "int8" in include:
         from ..compression.quantize import quantize_int8
 
         int8 = quantize_int8(encoder, calibration_texts)
-        engines["encoderlab int8"] = lambda texts: int8.encode(texts, batch_size=len(texts), max_length=limit)
-    if "transformers" in include:
-        engine = _transformers_engine(Path(encoder.tokenizer.source), limit, notes)
-        if engine is not None:
-            engines["transformers fp32"] = engine
-    if "onnxruntime" in include:
-        engine = _onnxruntime_engine(encoder, threads, limit)
-        if engine is None:
-            notes.append("onnxruntime: not installed, skipped (pip install onnx onnxruntime)")
-        else:
-            engines["onnxruntime fp32"] = engine
+        engines["encoderlab int8"] = Engine(
+            lambda texts: int8.encode(texts, batch_size=batch_size, max_length=limit),
+            _encoderlab_kernels("int8", encoder))
+    peers = [name for name in include if name.partition("-")[0] in PEERS]
+    engines.update(build_peer_engines(encoder, peers, threads, limit, batch_size, calibration_texts, notes))
     return engines
 
 
@@ -233,10 +207,11 @@ IDLE_BETWEEN_CALLS_S = 0.2
 default, OpenMP's briefly), and in one process they would steal a core from whichever engine runs next."""
 
 
-def measure(engines: dict[str, Encode], workloads: dict[str, list[str]], repeats: int = 20,
+def measure(engines: dict[str, Encode] | dict[str, Engine], workloads: dict[str, list[str]], repeats: int = 20,
             warmup: int = 3, idle_s: float = IDLE_BETWEEN_CALLS_S) -> list[SpeedResult]:
     """Time every engine on every workload; calls alternate between engines so load drifts hit all alike,
     each after `idle_s` of quiet so the previous engine's spinning threads are not on the clock."""
+    engines = {name: getattr(engine, "encode", engine) for name, engine in engines.items()}
     results = []
     for workload, texts in workloads.items():
         reference = None
@@ -268,19 +243,14 @@ def measure(engines: dict[str, Encode], workloads: dict[str, list[str]], repeats
     return results
 
 
-def corpus_throughput(encoder: TextEncoder, batch_size: int = 32, n_batches: int = 8, repeats: int = 3
-                      ) -> tuple[float, float]:
-    """(ms per batch, useful GFLOP/s) of encoderlab fp32 encoding a corpus: `n_batches` different variable-length
-    batches of BBC text (16-128 tokens each, seeds 2, 3, …) in one `encode` call, as a user embedding a file
-    does. encode sorts the corpus by length and keeps both cores busy from one batch to the next, which one
-    isolated batch cannot. Median of `repeats` calls, timed by `measure` like every other engine."""
-    texts = [t for seed in range(2, 2 + n_batches)
-             for t in real_text_workloads(encoder, batch_size, seed)[f"variable {batch_size}x16-128"]]
-    limit = max_tokens(encoder)
-    engine = {"encoderlab fp32": lambda batch: encoder.encode(batch, batch_size=batch_size, max_length=limit)}
-    (result,) = measure(engine, {"corpus": texts}, repeats=repeats, warmup=1)
-    seconds = result.p50_ms / 1000
-    return 1000 * seconds / n_batches, encoder_gflop(encoder, texts) / seconds
+def corpus_workload(encoder: TextEncoder, n_texts: int = 1024, batch_size: int = 32) -> dict[str, list[str]]:
+    """{'corpus N texts': N BBC texts of 16–128 tokens}: what a user embedding a file asks of an engine, which
+    can sort the texts by length and keep every core busy from one batch to the next (encode does both; the
+    peers get length-sorted batches too). Drawn like the variable batches, with other seeds (2, 3, …)."""
+    texts: list[str] = []
+    for seed in range(2, 2 + -(-n_texts // batch_size)):
+        texts += real_text_workloads(encoder, batch_size, seed)[f"variable {batch_size}x16-128"]
+    return {f"corpus {n_texts} texts": texts[:n_texts]}
 
 
 def markdown_table(results: list[SpeedResult], baseline: str = "transformers fp32") -> str:
@@ -294,18 +264,39 @@ def markdown_table(results: list[SpeedResult], baseline: str = "transformers fp3
     return "\n".join(lines)
 
 
-def matmul_peak_gflops(threads: int, size: int = 1024, repeats: int = 5, trials: int = 5) -> float:
-    """The machine's fp32 matmul throughput, the yardstick for an encoder's efficiency: the best of torch's
-    default matmul and the oneDNN pre-packed matmul our encoder uses, on square (size × size) operands, each
-    run as one matmul on `threads` threads and as `threads` single-threaded matmuls side by side (the way
-    `TextEncoder.encode` runs its shards), so neither way of using the cores is held to a lower bar.
-    The best of several short trials, so a moment of load from other processes does not lower the peak."""
-    torch.set_num_threads(threads)
-    a, b = torch.randn(size, size), torch.randn(size, size)
-    kernels = [lambda: a @ b]
+PEAK_DTYPES = ("fp32", "bf16", "int8")
+
+
+def _peak_kernels(dtype: str, size: int) -> list[Callable[[], object]]:
+    """Square (size × size) matmuls in `dtype` the way our encoder and PyTorch run them: torch's default
+    matmul and the oneDNN pre-packed one (fp32, bf16), or oneDNN's u8×s8 int8 matmul (int8)."""
+    if dtype == "int8":
+        if not hasattr(torch.ops.onednn, "qlinear_prepack"):
+            return []
+        x = torch.randint(0, 255, (size, size), dtype=torch.uint8)
+        packed = torch.ops.onednn.qlinear_prepack(torch.randint(-127, 127, (size, size), dtype=torch.int8), None)
+        scales, zeros = torch.ones(size), torch.zeros(size, dtype=torch.long)
+        return [lambda: torch.ops.onednn.qlinear_pointwise(x, 1.0, 128, packed, scales, zeros, None, 1.0, 0,
+                                                           torch.float32, "none", [], "")]
+    torch_dtype = {"fp32": torch.float32, "bf16": torch.bfloat16}[dtype]
+    a, b = torch.randn(size, size).to(torch_dtype), torch.randn(size, size).to(torch_dtype)
+    kernels: list[Callable[[], object]] = [lambda: a @ b]
     if prepack_available():
         packed = torch.ops.mkldnn._reorder_linear_weight(b.T.contiguous())
         kernels.append(lambda: torch.ops.mkldnn._linear_pointwise(a, packed, None, "none", [], ""))
+    return kernels
+
+
+def matmul_peak_gflops(threads: int, size: int = 1024, repeats: int = 5, trials: int = 5,
+                       dtype: str = "fp32") -> float:
+    """The machine's matmul throughput in `dtype` (fp32, bf16, or int8 in GOP/s), the yardstick for an
+    encoder's efficiency: the best of the kernels in `_peak_kernels` on square (size × size) operands, each run
+    as one matmul on `threads` threads and as `threads` single-threaded matmuls side by side (the way
+    `TextEncoder.encode` runs its shards), so neither way of using the cores is held to a lower bar.
+    The best of several short trials, so a moment of load from other processes does not lower the peak.
+    0.0 where this PyTorch has no kernel for `dtype`."""
+    torch.set_num_threads(threads)
+    kernels = _peak_kernels(dtype, size)
     flop = 2 * size**3 * repeats
 
     def run(kernel: Callable[[], object], calls: int = repeats) -> None:
@@ -313,12 +304,12 @@ def matmul_peak_gflops(threads: int, size: int = 1024, repeats: int = 5, trials:
             kernel()
 
     workers = ThreadPoolExecutor(threads, initializer=torch.set_num_threads, initargs=(1,)) if threads > 1 else None
+    best = 0.0
     try:
         for kernel in kernels:  # warm-up: oneDNN builds its kernels per thread count on first use
             run(kernel, 1)
             if workers is not None:
                 list(workers.map(run, [kernel] * threads, [1] * threads))
-        best = 0.0
         for _ in range(trials):
             for kernel in kernels:
                 start = time.perf_counter()
@@ -333,6 +324,19 @@ def matmul_peak_gflops(threads: int, size: int = 1024, repeats: int = 5, trials:
             workers.shutdown()
         torch.set_num_threads(threads)
     return best
+
+
+def matmul_peaks(threads: int, size: int = 2048) -> dict[str, float]:
+    """{'fp32': GFLOP/s, 'bf16': GFLOP/s, 'int8': GOP/s} of this machine's matmuls on `threads` threads;
+    bf16 is left out where it is not native (it would be emulated, not a peak)."""
+    dtypes = [d for d in PEAK_DTYPES if d != "bf16" or bf16_supported(torch.device("cpu"))[0]]
+    return {d: matmul_peak_gflops(threads, size, repeats=3, trials=3, dtype=d) for d in dtypes}
+
+
+def precision_of(engine: str) -> str:
+    """'openvino bf16' -> 'bf16'; engines named without one run fp32."""
+    last = engine.rsplit(" ", 1)[-1]
+    return last if last in PEAK_DTYPES else "fp32"
 
 
 def encoder_gflop(encoder: TextEncoder, texts: list[str]) -> float:
