@@ -24,6 +24,7 @@ RUNS = {  # name -> (config, overrides)
        for s in SEEDS},
     "multvae-llo": ("configs/ml100k-multvae.yaml", ["protocol=leave-last-out"]),
     "multdae-llo": ("configs/ml100k-multdae.yaml", ["protocol=leave-last-out"]),
+    "multdae-shallow-llo": ("configs/ml100k-multdae.yaml", ["protocol=leave-last-out", "model.hidden_dim=0"]),
     "autorec-rating": ("configs/ml100k-autorec.yaml", []),
     "uautorec-rating": ("configs/ml100k-autorec.yaml", ["model.autorec_side=user", "baselines=false"]),
     "two-tower-cold": ("configs/ml100k-two-tower-cold.yaml", []),
@@ -87,11 +88,14 @@ def main() -> None:
                   f"    {command(f'two-tower-strong-s{s}', runs)}")
     if "llo" in want:
         vae, dae = metrics("multvae-llo", runs), metrics("multdae-llo", runs)
+        shallow = metrics("multdae-shallow-llo", runs)
         print("\n### Leave-last-out (by time)\n")
-        print(top_n_table([("Mult-VAE", [vae], ""), ("Mult-DAE", [dae], ""), ("EASE", [vae], "ease_"),
+        print(top_n_table([("Mult-VAE", [vae], ""), ("Mult-DAE", [dae], ""),
+                           ("Mult-DAE [I -> 200 -> I]", [shallow], ""), ("EASE", [vae], "ease_"),
                            ("ItemKNN", [vae], "itemknn_"), ("popularity", [vae], "popularity_")]))
         print(f"\ntest users: {vae['test_users']}; EASE lambda: {vae['ease_lambda']}\n")
-        print(f"    {command('multvae-llo', runs)}\n    {command('multdae-llo', runs)}")
+        print(f"    {command('multvae-llo', runs)}\n    {command('multdae-llo', runs)}\n"
+              f"    {command('multdae-shallow-llo', runs)}")
     if "cold" in want:
         tt, words = metrics("two-tower-cold", runs), metrics("two-tower-cold-words", runs)
         print("\n### Cold-start items (ranked among the held-out test items only)\n")

@@ -214,3 +214,14 @@ def test_asterisk_fetch_uses_the_cache_and_explains_missing_tools(tmp_path, monk
 def test_asterisk_rejects_unknown_languages(tmp_path):
     with pytest.raises(InputDataError, match="choose at least two of"):
         asterisk.load_asterisk_prompts(8000, languages=("en", "de"), root=tmp_path)
+
+
+def test_the_bytes_of_a_file_decode_like_the_file():
+    """What a server receives: a file's bytes, decoded the same way, and errors that name the input."""
+    path = CLIPS / "fr" / "digits-3.flac"
+    np.testing.assert_array_equal(read_audio(path.read_bytes(), 8000, max_seconds=0.5),
+                                  read_audio(path, 8000, max_seconds=0.5))
+    with pytest.raises(InputDataError, match=r"'input\[2\]' is empty"):
+        read_audio(b"", 8000, name="input[2]")
+    with pytest.raises(InputDataError, match=r"'input\[0\]' cannot be decoded \(Error opening it"):
+        read_audio(b"RIFF....WAVE not audio at all", 8000, name="input[0]")

@@ -84,3 +84,12 @@ def test_a_tarball_with_another_checksum_is_refused(tmp_path):
     with pytest.raises(InputDataError, match="expected a80ac3e8"):
         image_data.extract_emoji_tarball(tarball, tmp_path / "root")
     assert not (tmp_path / "root").exists()
+
+
+def test_the_bytes_of_an_image_read_like_the_file():
+    path = sorted((SUBSET / "img" / "google" / "64").glob("*.png"))[0]
+    np.testing.assert_array_equal(read_image(path.read_bytes(), 16, 64, name="input[0]"), read_image(path, 16, 64))
+    with pytest.raises(InputDataError, match=r"'input\[1\]' is 64x64 pixels, expected 32x32"):
+        read_image(path.read_bytes(), 16, 32, name="input[1]")
+    with pytest.raises(InputDataError, match=r"cannot read image 'input\[3\]'"):
+        read_image(b"\x89PNG truncated", 16, name="input[3]")

@@ -130,6 +130,27 @@ def test_strong_generalization_holds_users_out(ml):
         assert abs(len(fold_in) - 0.8 * (len(fold_in) + len(target))) <= 1
 
 
+def test_user_folds_test_every_user_once_and_validate_on_the_other_folds(ml):
+    folds = [strong_generalization(ml, heldout=0.1, seed=2, folds=4, fold=f) for f in range(4)]
+    eligible = np.flatnonzero(ml.positives(3.5).matrix().row_lengths() >= 5)
+    tested = np.concatenate([s.test_users for s in folds])
+    assert sorted(tested.tolist()) == eligible.tolist()  # every user with 5+ positives is tested exactly once
+    assert max(len(s.test_users) for s in folds) - min(len(s.test_users) for s in folds) <= 1
+    for s in folds:
+        parts = [set(s.train_users.tolist()), set(s.val_users.tolist()), set(s.test_users.tolist())]
+        assert sum(map(len, parts)) == len(eligible) and not (parts[0] & parts[1] or parts[0] & parts[2]
+                                                              or parts[1] & parts[2])
+        assert len(parts[1]) == round(0.1 * len(eligible))
+    again = strong_generalization(ml, heldout=0.1, seed=2, folds=4, fold=1)  # seeded: the same folds and fold-ins
+    np.testing.assert_array_equal(again.test_input.indices, folds[1].test_input.indices)
+    np.testing.assert_array_equal(again.val_users, folds[1].val_users)
+    with pytest.raises(InputDataError, match="folds=4, fold=4"):
+        strong_generalization(ml, folds=4, fold=4)
+    for folds, heldout in ((2, 0.45), (len(eligible) + 1, 0.1)):
+        with pytest.raises(InputDataError, match="too few"):
+            strong_generalization(ml, heldout=heldout, folds=folds, fold=0)
+
+
 def test_leave_last_out_takes_the_latest_items(ml):
     split = leave_last_out(ml)
     pos = ml.positives(3.5)

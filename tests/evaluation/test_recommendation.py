@@ -6,7 +6,17 @@ import numpy as np
 import pytest
 
 from encoderlab.data.interactions import SparseRows
-from encoderlab.evaluation.recommendation import evaluate_top_n, mae, ndcg_at_k, recall_at_k, rmse, top_k
+from encoderlab.evaluation.recommendation import (
+    evaluate_top_n,
+    mae,
+    ndcg_at_k,
+    paired_difference,
+    rank_users,
+    recall_at_k,
+    rmse,
+    student_t_two_sided,
+    top_k,
+)
 from encoderlab.evaluation.recommender_baselines import EASE, BiasedMF, ContentKNN, ItemKNN, Popularity
 
 
@@ -58,6 +68,49 @@ def test_evaluate_top_n_excludes_inputs_and_skips_users_without_targets():
         evaluate_top_n(lambda r: scores[r], inputs, targets, metrics=("map@10",))
 
 
+def test_rank_users_keeps_each_users_values_in_order():
+    inputs = rows([[0, 1], [], [5], []], 6)
+    targets = rows([[3], [4], [], [0, 2]], 6)
+    scores = np.tile(-np.arange(6, dtype=float), (4, 1))  # low item indices first
+    result = rank_users(lambda r: scores[r], inputs, targets, metrics=("recall@2", "ndcg@2", "coverage@2"))
+    np.testing.assert_array_equal(result.rows, [0, 1, 3])  # user 2 has no target
+    # user 0 ranks [2, 3]: a hit at rank 1; user 1 ranks [0, 1]: none; user 3 ranks [0, 1]: a hit at rank 0
+    np.testing.assert_allclose(result.per_user["recall@2"], [1.0, 0.0, 0.5])
+    np.testing.assert_allclose(result.per_user["ndcg@2"], [1 / math.log2(3), 0.0, 1 / (1 + 1 / math.log2(3))])
+    assert result.coverage["coverage@2"] == pytest.approx(4 / 6)
+    assert result.means()["ndcg@2"] == pytest.approx(result.per_user["ndcg@2"].mean())
+
+
+def test_student_t_matches_scipy():
+    stats = pytest.importorskip("scipy.stats")
+    for t, df in [(0.1, 5), (2.0, 3), (-1.5, 100), (3.5, 900), (0.0, 10), (10.0, 2), (40.0, 50)]:
+        assert student_t_two_sided(t, df) == pytest.approx(2 * stats.t.sf(abs(t), df), rel=1e-9, abs=1e-300)
+
+
+def test_paired_difference_is_a_paired_t_test_with_a_bootstrap_interval():
+    stats = pytest.importorskip("scipy.stats")
+    rng = np.random.default_rng(0)
+    b = rng.random(300)
+    a = b + 0.02 + 0.1 * rng.normal(size=300)
+    out = paired_difference(a, b, seed=1)
+    reference = stats.ttest_rel(a, b)
+    assert out.mean == pytest.approx(np.mean(a - b)) and out.n == 300
+    assert out.t == pytest.approx(reference.statistic) and out.p_value == pytest.approx(reference.pvalue, rel=1e-9)
+    assert out.ci_low < out.mean < out.ci_high
+    # the percentile interval of a mean is about mean +- 1.96 standard errors
+    assert out.ci_high - out.ci_low == pytest.approx(2 * 1.96 * out.std_error, rel=0.1)
+    assert out.wins + out.losses == 300 and out.wins == int(np.sum(a > b))
+    assert paired_difference(a, b, seed=1) == out  # seeded
+    swapped = paired_difference(b, a, seed=1)
+    assert swapped.mean == pytest.approx(-out.mean) and swapped.p_value == pytest.approx(out.p_value)
+    same = paired_difference(b, b)
+    assert (same.mean, same.p_value, same.ci_low, same.ci_high) == (0.0, 1.0, 0.0, 0.0)
+    with pytest.raises(ValueError, match="same length"):
+        paired_difference(a, b[:-1])
+    with pytest.raises(ValueError, match="NaN"):
+        paired_difference([np.nan, 1.0], [0.0, 1.0])
+
+
 def test_a_perfect_ranking_scores_one():
     inputs, targets = rows([[0], [1]], 5), rows([[2, 3], [4]], 5)
     truth = targets.to_dense()
@@ -79,6 +132,9 @@ def test_ease_matches_its_closed_form_and_knn_its_neighbours():
         a = x[:, others]
         ridge = np.linalg.solve(a.T @ a + lam * np.eye(7), a.T @ x[:, j])
         np.testing.assert_allclose(b[others, j], ridge, atol=1e-9)
+    gram = x.T @ x  # the grid search shares one co-occurrence matrix
+    np.testing.assert_array_equal(EASE.from_gram(gram, lam).b, b)
+    np.testing.assert_array_equal(ItemKNN.from_gram(gram, k=2).sim, ItemKNN(train, k=2).sim)
     knn = ItemKNN(train, k=2).sim
     norms = np.linalg.norm(x, axis=0)
     cosine = (x.T @ x) / np.outer(norms, norms)

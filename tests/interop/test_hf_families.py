@@ -10,7 +10,8 @@ import torch
 from safetensors.torch import load_file, save_file
 
 from encoderlab import BertConfig, BertModel, CheckpointError, ConfigError, TextEncoder, load_hf_bert, save_hf_bert
-from encoderlab.interop.hf_bert import EncoderlabOnlyWarning, load_hf_bert_mlm, save_hf_bert_mlm
+from encoderlab.interop.hf_bert import load_hf_bert_mlm, save_hf_bert_mlm
+from encoderlab.interop.hf_config import EncoderlabOnlyWarning
 from encoderlab.models.bert import BertForMaskedLM
 from encoderlab.tokenization import TextTokenizer
 

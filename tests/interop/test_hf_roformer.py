@@ -14,14 +14,13 @@ from safetensors.torch import load_file, save_file
 from encoderlab import BertConfig, BertModel, CheckpointError, TextEncoder, load_hf_bert, save_hf_bert
 from encoderlab.interop import hf_bert
 from encoderlab.interop.hf_bert import (
-    EncoderlabOnlyWarning,
-    config_to_hf,
     interleave_rotary_rows,
     key_map,
     load_hf_bert_mlm,
     roformer_sinusoids,
     save_hf_bert_mlm,
 )
+from encoderlab.interop.hf_config import EncoderlabOnlyWarning, config_to_hf
 from encoderlab.models.bert import BertForMaskedLM
 
 from .tiny_families import MAX_POSITIONS, bbc_sentences, build_roformer, padded_batches, worst_difference

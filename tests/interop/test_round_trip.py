@@ -74,7 +74,7 @@ def test_architectures_no_family_can_express_round_trip_as_encoderlab_bert(tmp_p
     """Saved in BERT's layout under model_type "encoderlab-bert" (with a warning): encoderlab reloads the same
     model exactly; transformers refuses it instead of loading a BERT that computes something else. (Rotary
     positions alone are RoFormer's: tests/interop/test_hf_roformer.py.)"""
-    from encoderlab.interop.hf_bert import EncoderlabOnlyWarning
+    from encoderlab.interop.hf_config import EncoderlabOnlyWarning
 
     transformers = pytest.importorskip("transformers")
     torch.manual_seed(0)
@@ -173,7 +173,7 @@ def test_pruned_model_round_trips_and_transformers_refuses_it_loudly(tmp_path):
     cfg = BertConfig(vocab_size=99, d_model=32, n_layers=2, n_heads=4, d_ff=64, max_positions=16,
                      layer_heads=[2, 4], layer_d_ff=[64, 20])
     model = BertModel(cfg).eval()
-    from encoderlab.interop.hf_bert import EncoderlabOnlyWarning
+    from encoderlab.interop.hf_config import EncoderlabOnlyWarning
 
     with pytest.warns(EncoderlabOnlyWarning, match="fewer heads in some blocks .* and per-block feed-forward widths"):
         save_hf_bert(model, tmp_path)

@@ -27,9 +27,10 @@ def sparse_batch(n_rows=6, n_cols=40, seed=0):
 
 
 @pytest.mark.parametrize("kind", ["mult-vae", "mult-dae"])
-def test_mult_sparse_and_dense_paths_give_the_same_loss_and_gradients(kind):
+@pytest.mark.parametrize("hidden_dim", [16, 0])  # 0: no hidden layer, [I -> L -> I]
+def test_mult_sparse_and_dense_paths_give_the_same_loss_and_gradients(kind, hidden_dim):
     torch.manual_seed(0)
-    model = MultVAE(RecommenderConfig(kind=kind, n_items=40, hidden_dim=16, latent_dim=4)).eval()
+    model = MultVAE(RecommenderConfig(kind=kind, n_items=40, hidden_dim=hidden_dim, latent_dim=4)).eval()
     batch = sparse_batch()
     sparse = multinomial_loss(model(**batch), **batch, beta=0.3)
     grads_sparse = torch.autograd.grad(sparse.sum(), list(model.parameters()))
@@ -55,6 +56,27 @@ def test_mult_vae_trains_on_sparse_rows_with_dropout():
         first = first if first is not None else float(loss.detach())
     assert loss.item() < 0.8 * first
     assert model.encode(**batch).shape == (6, 4) and model.item_vectors().shape == (40, 16)
+
+
+@pytest.mark.parametrize("kind", ["mult-vae", "mult-dae"])
+def test_a_shallow_mult_model_is_one_layer_each_way(kind):
+    """hidden_dim=0 is Liang et al.'s published Mult-DAE shape [I -> L -> I]: logits = W_out tanh(W_in x) + b
+    (the VAE: W_out mu in eval)."""
+    torch.manual_seed(0)
+    model = MultVAE(RecommenderConfig(kind=kind, n_items=40, hidden_dim=0, latent_dim=4)).eval()
+    assert sum(p.numel() for p in model.parameters()) == 40 * (8 if kind == "mult-vae" else 4) + \
+        (8 if kind == "mult-vae" else 4) + 40 * 4 + 40
+    batch = sparse_batch()
+    x = torch.nn.functional.normalize(to_dense(**batch, n_cols=40), dim=1)
+    code = model.input.dense(x)
+    z = code[:, :4] if kind == "mult-vae" else torch.tanh(code)
+    torch.testing.assert_close(model(**batch).logits, model.output(z))
+    torch.testing.assert_close(model.encode(**batch), z)
+    assert model.item_vectors().shape == (40, 4)
+    with pytest.raises(ConfigError, match="or 0 for Mult"):
+        RecommenderConfig(kind=kind, hidden_dim=-1)
+    with pytest.raises(ConfigError, match="hidden_dim=0 must be at least 1"):
+        RecommenderConfig(kind="autorec", hidden_dim=0)
 
 
 def test_autorec_sparse_equals_dense_on_observed_entries():

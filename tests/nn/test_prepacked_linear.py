@@ -189,3 +189,34 @@ def test_bf16_layers_run_packed_and_match_f_linear_in_bf16(monkeypatch, activati
     want = want if activation is None else F.gelu(want)
     assert calls == [torch.bfloat16] and got.dtype == torch.bfloat16
     torch.testing.assert_close(got.float(), want, rtol=2e-2, atol=2e-2)  # bf16 rounding of inputs and output
+
+
+def test_residual_add_inside_the_matmul_equals_the_add_after_it(monkeypatch):
+    torch.manual_seed(0)
+    layer = PrepackedLinear.from_linear(nn.Linear(48, 32))
+    x, residual = torch.randn(2, 9, 48), torch.randn(2, 9, 32)
+    with torch.inference_mode():
+        expected = F.linear(x, layer.weight, layer.bias) + residual
+        calls = []
+        real = torch.ops.mkldnn._linear_pointwise.binary
+        monkeypatch.setattr(torch.ops.mkldnn._linear_pointwise, "binary", lambda *a: calls.append(1) or real(*a))
+        torch.testing.assert_close(layer.forward_plus(x, residual), expected, rtol=0, atol=1e-5)
+        assert calls == [1] or not prepack_available()
+        seen = []
+        handle = layer.register_forward_hook(lambda m, i, o: seen.append(o.shape))  # a hook sees the plain output
+        torch.testing.assert_close(layer.forward_plus(x, residual), expected, rtol=0, atol=1e-5)
+        handle.remove()
+        assert seen == [(2, 9, 32)] and len(calls) <= 1
+
+
+def test_an_encoder_block_gives_the_same_in_training_and_inference_without_dropout():
+    torch.manual_seed(0)
+    for norm in ("post", "pre"):
+        block = BertModel(BertConfig(vocab_size=50, d_model=32, n_layers=1, n_heads=4, d_ff=64, dropout=0.0,
+                                     attention_dropout=0.0, norm_position=norm, max_positions=16)).blocks[0]
+        prepack_linears(block)
+        x = torch.randn(3, 7, 32)
+        with torch.no_grad():
+            trained = block.train()(x)  # adds after each sublayer
+            inferred = block.eval()(x)  # adds inside the output projections
+        torch.testing.assert_close(inferred, trained, rtol=0, atol=1e-5)

@@ -159,3 +159,24 @@ def test_models_health_ready_metrics_and_openapi(server):
         spec["paths"])
     page = server.request("GET", "/")
     assert page.status == 200 and b"<script>" in page.body and b"http" not in page.body.split(b"<script>")[1][:0]
+
+
+@pytest.mark.parametrize("precision", ["bf16", "int8"])
+def test_bf16_and_int8_servers_keep_the_precision_contracts(minilm, sentences, precision):
+    """The server runs the fast paths encode runs (bf16 twin, int8 feed-forwards on AMX), with the same
+    agreement with fp32: bf16 worst cosine >= 0.999; int8 mean >= 0.99, worst >= 0.97."""
+    from .conftest import Server
+
+    running = Server(["--model", "minilm", "--precision", precision])
+    try:
+        reply = running.post("/v1/embeddings", {"input": sentences, "model": "minilm"})
+        assert reply.status == 200, reply.body
+        models = running.request("GET", "/v1/models").json()["data"]
+    finally:
+        running.stop()
+    cosines = (vectors(reply) * minilm.encode(sentences)).sum(1)
+    if precision == "bf16":
+        assert cosines.min() >= 0.999
+    else:
+        assert cosines.mean() >= 0.99 and cosines.min() >= 0.97
+    assert any(precision in str(m) for m in models)

@@ -95,11 +95,12 @@ def test_saved_model_reloads_and_predicts_the_same(trained, tmp_path):
 def test_onnx_export_matches_pytorch_on_real_clips(trained, tmp_path):
     import onnxruntime as ort
 
+    from encoderlab.compression.export_onnx_audio import export_audio_onnx
     from encoderlab.models.audio import pad_waves
 
     clf = AudioClassifier.from_dir(trained[0])
-    diffs = clf.export_onnx(tmp_path / "audio.onnx")
-    assert diffs["max_abs_diff_logits"] < 1e-3
+    report = export_audio_onnx(clf, tmp_path / "audio.onnx")
+    assert report.max_abs_logits < 1e-4 and report.architecture == "cnn"
     waves = clf.load(sorted(CLIPS.glob("*/*.flac")))  # 40 clips of other lengths than the export's example
     batch, lengths = pad_waves([torch.from_numpy(w) for w in waves])
     session = ort.InferenceSession(str(tmp_path / "audio.onnx"), providers=["CPUExecutionProvider"])

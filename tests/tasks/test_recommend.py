@@ -126,11 +126,35 @@ def test_two_tower_cold_start_run(tmp_path):
     (["protocol=rating", "model.kind=autorec", "rating_column=stars"], InputDataError,
      "no column 'stars'.*rating_column="),
     (["protocol=strong", "model.n_items=5"], ConfigError, "model.n_items=5 but the data gives"),
+    (["protocol=leave-last-out", "folds=5"], ConfigError, "cross-validation is for protocol=strong"),
+    (["protocol=strong", "folds=5", "fold=5"], ConfigError, "0 <= fold < folds"),
 ])
 def test_bad_configs_and_columns(tmp_path, overrides, error, message):
     with pytest.raises(error, match=message):
         run(tmp_path / "bad", *overrides)
     assert not (tmp_path / "bad").exists()  # nothing left behind
+
+
+def test_a_cross_validation_fold_writes_every_models_per_user_scores(tmp_path):
+    """folds=K fold=F: the test users are fold F; per_user.json lists them with each model's and baseline's
+    NDCG@100, which average to the metrics; the baselines' EASE lambda and ItemKNN k come from validation."""
+    from encoderlab.data.interactions import strong_generalization
+    from encoderlab.tasks.recommend import load_data
+
+    metrics = run(tmp_path / "f1", "protocol=strong", "folds=3", "fold=1", "heldout=0.15", "model.kind=mult-dae",
+                  "model.hidden_dim=16", "model.latent_dim=8", "epochs=2", "batch_size=16", "eval_every=2",
+                  "knn_neighbours=[5,20]", "ease_lambdas=[10,100]")
+    per_user = json.loads((tmp_path / "f1" / "per_user.json").read_text())
+    cfg = RecommendConfig(data=str(SLICE / "ml-100k.inter"), rating_column="rating")
+    data = load_data(cfg)
+    split = strong_generalization(data, heldout=0.15, folds=3, fold=1)
+    assert per_user["users"] == [data.user_ids[u] for u in split.test_users] and metrics["folds"] == 3
+    for name, prefix in (("model", ""), ("ease", "ease_"), ("itemknn", "itemknn_"), ("popularity", "popularity_")):
+        values = per_user["ndcg@100"][name]
+        assert len(values) == len(per_user["users"]) == metrics["test_users"]
+        assert np.mean(values) == pytest.approx(metrics[f"{prefix}test_ndcg@100"])
+    assert metrics["itemknn_k"] in (5, 20) and metrics["ease_lambda"] in (10, 100)
+    assert 0 < metrics["ease_val_ndcg@100"] <= 1
 
 
 def test_same_config_and_seed_give_the_same_bits(tmp_path):

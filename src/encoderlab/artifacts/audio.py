@@ -5,7 +5,9 @@
     clf.predict_proba(waves, sample_rate=16000)              # arrays (resampled to the model's rate) -> (N, K)
     clf.encode(paths_or_arrays)                              # -> (N, d_embedding) float32 clip vectors
     clf.save("somewhere/")                                   # model.safetensors + audio_classifier.json
-    clf.export_onnx("clf.onnx")                              # CNN: front end inside; checked with onnxruntime
+    clf.predict([open("a.wav", "rb").read()])                # the bytes of a file (what a server receives)
+
+ONNX export (CNN and Transformer, front end inside): compression/export_onnx_audio.py.
 
 Files are decoded exactly as in training (`data.audio.read_audio`: mono, resampled to the model's rate, cut to
 its max_seconds), so a file gets the same prediction here as in the run's test metrics.
@@ -36,7 +38,7 @@ WEIGHTS_FILE = "model.safetensors"
 KIND_NAME = "audio-classifier"
 FORMAT_VERSION = 1
 
-AudioInput = str | Path | np.ndarray
+AudioInput = str | Path | bytes | np.ndarray
 
 
 @dataclass
@@ -62,6 +64,10 @@ class AudioClassifierInfo:
 
 
 class AudioClassifier:
+    """A trained audio classifier: recordings (paths, file bytes or waveforms) in, labels, class probabilities or
+    clip vectors out."""
+
+    kind = KIND_NAME
     def __init__(self, model: AudioModel, info: AudioClassifierInfo) -> None:
         if len(info.label_names) != model.cfg.n_classes:
             raise CheckpointError(f"{len(info.label_names)} label names for a model of {model.cfg.n_classes} "
@@ -119,18 +125,18 @@ class AudioClassifier:
 
     # ------------------------------------------------------------------ inputs
     def load(self, inputs: AudioInput | Sequence[AudioInput], sample_rate: int | None = None) -> list[np.ndarray]:
-        """Paths (decoded, mono, resampled) and/or arrays (at `sample_rate`, default the model's) -> waveforms
-        at the model's rate, cut to max_seconds."""
-        if isinstance(inputs, str | Path) or (isinstance(inputs, np.ndarray) and inputs.ndim == 1):
+        """Paths or the bytes of audio files (decoded, mono, resampled) and/or arrays (at `sample_rate`, default
+        the model's) -> waveforms at the model's rate, cut to max_seconds."""
+        if isinstance(inputs, str | Path | bytes) or (isinstance(inputs, np.ndarray) and inputs.ndim == 1):
             inputs = [inputs]
         if len(inputs) == 0:
             raise InputDataError("no audio given: pass a list of file paths or of 1-D waveforms")
         rate = sample_rate or self.sample_rate
         waves = []
         for i, item in enumerate(inputs):
-            if isinstance(item, str | Path):
+            if isinstance(item, str | Path | bytes):
                 wave = read_audio(item, self.sample_rate, channels=self.info.channels,  # type: ignore[arg-type]
-                                  max_seconds=self.info.max_seconds)
+                                  max_seconds=self.info.max_seconds, name=f"input[{i}]")
             else:
                 wave = resample(check_wave(item, f"audio input {i}"), rate, self.sample_rate)
                 if self.info.max_seconds is not None:
@@ -156,16 +162,23 @@ class AudioClassifier:
         """Waveforms already at the model's rate -> (N, K) logits."""
         return self._batched(waves, self.model, batch_size)
 
+    def proba_of_waves(self, waves: list[np.ndarray], batch_size: int = 32) -> np.ndarray:
+        """Waveforms already prepared (at the model's rate, cut, level-normalised) -> (N, K) probabilities."""
+        return torch.softmax(torch.from_numpy(self.logits_of_waves(waves, batch_size)), dim=-1).numpy()
+
+    def encode_waves(self, waves: list[np.ndarray], batch_size: int = 32) -> np.ndarray:
+        """Waveforms already prepared -> (N, d_embedding) float32 clip vectors."""
+        return self._batched(waves, self.model.encode, batch_size)
+
     def encode(self, inputs: AudioInput | Sequence[AudioInput], sample_rate: int | None = None,
                batch_size: int = 32) -> np.ndarray:
         """-> (N, d_embedding) float32 clip vectors (the pooled encoder output, before the head)."""
-        return self._batched(self.load(inputs, sample_rate), self.model.encode, batch_size)
+        return self.encode_waves(self.load(inputs, sample_rate), batch_size)
 
     def predict_proba(self, inputs: AudioInput | Sequence[AudioInput], sample_rate: int | None = None,
                       batch_size: int = 32) -> np.ndarray:
         """-> (N, K) class probabilities (columns in label_names order)."""
-        logits = self.logits_of_waves(self.load(inputs, sample_rate), batch_size)
-        return torch.softmax(torch.from_numpy(logits), dim=-1).numpy()
+        return self.proba_of_waves(self.load(inputs, sample_rate), batch_size)
 
     def predict(self, inputs: AudioInput | Sequence[AudioInput], sample_rate: int | None = None,
                 batch_size: int = 32) -> list[str]:
@@ -173,61 +186,11 @@ class AudioClassifier:
         proba = self.predict_proba(inputs, sample_rate, batch_size)
         return [self.info.label_names[k] for k in proba.argmax(axis=1)]
 
-    # ------------------------------------------------------------------ ONNX
-    def export_onnx(self, path: str | Path, opset: int = 17, check_waves: Sequence[np.ndarray] | None = None
-                    ) -> dict[str, float]:
-        """Write an ONNX graph with the whole pipeline after decoding: inputs `waves` (B, L) float32 at the
-        model's rate, zero-padded, and `lengths` (B,) int64; outputs `logits` (B, K) and `embedding` (B, D).
-        The front end is inside (its DFT as matrix products). Checked against PyTorch with onnxruntime on
-        `check_waves` (default: three synthetic clips of different lengths); returns the largest differences.
-
-        CNN models only for now: the Transformer's packed attention plans its tiles in Python from the
-        lengths, which a traced graph cannot repeat (export a CNN, or serve the Transformer from PyTorch)."""
-        import copy
-
-        if self.model.cfg.architecture != "cnn":
-            raise CheckpointError("ONNX export supports audio CNNs for now (model.architecture=cnn); the "
-                                  "Transformer's packed attention is planned in Python per batch")
-        try:
-            import onnxruntime as ort
-        except ImportError as exc:
-            raise InputDataError("ONNX export needs onnx and onnxruntime: pip install 'encoderlab[onnx]'") from exc
-        model = copy.deepcopy(self.model).eval()
-        model.front.conv_dft = True
-
-        class Pipeline(torch.nn.Module):
-            def __init__(self, inner: AudioModel):
-                super().__init__()
-                self.inner = inner
-
-            def forward(self, waves: torch.Tensor, lengths: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-                embedding = self.inner.encode(waves, lengths)
-                return self.inner.head(embedding), embedding
-
-        pipeline = Pipeline(model)
-        if check_waves is None:
-            rng = np.random.default_rng(0)
-            check_waves = [(0.1 * rng.standard_normal(n)).astype(np.float32)
-                           for n in (self.sample_rate, self.sample_rate // 3, self.sample_rate * 2)]
-        batch, lengths = pad_waves([torch.from_numpy(np.asarray(w, dtype=np.float32)) for w in check_waves])
-        path = Path(path)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        torch.onnx.export(pipeline, (batch, lengths), str(path), dynamo=False, input_names=["waves", "lengths"],
-                          output_names=["logits", "embedding"], opset_version=opset,
-                          dynamic_axes={"waves": {0: "batch", 1: "samples"}, "lengths": {0: "batch"},
-                                        "logits": {0: "batch"}, "embedding": {0: "batch"}})
-        session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
-        logits, embedding = session.run(None, {"waves": batch.numpy(), "lengths": lengths.numpy()})
-        with torch.no_grad():
-            ref_logits, ref_embedding = self.model(batch, lengths), self.model.encode(batch, lengths)
-        return {"max_abs_diff_logits": float(np.abs(logits - ref_logits.numpy()).max()),
-                "max_abs_diff_embedding": float(np.abs(embedding - ref_embedding.numpy()).max())}
-
 
 KIND = Kind(
     name=KIND_NAME,
-    summary="an audio classifier (log-mel + CNN/Transformer). Label recordings with `encoderlab audio-predict "
-            "--model {path} FILES`, embed them with `encoderlab audio-encode`, export a CNN with `audio-export`",
+    summary="an audio classifier (log-mel + CNN/Transformer). Label recordings with `encoderlab predict --model "
+            "{path} FILES`; `encode`, `evaluate`, `robustness`, `export` and `serve` take it too",
     holds=lambda d: (d / INFO_FILE).is_file(),
     load=AudioClassifier.from_dir,
 )

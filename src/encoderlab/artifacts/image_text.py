@@ -6,6 +6,7 @@
     texts = model.encode_texts(["grinning face", "red apple"])     # (N, d) unit vectors, same space
     model.score(images, texts)                                     # (N_images, N_texts) cosine similarities
     model.classify("photos/", ["Smileys & Emotion", "Flags"])      # zero-shot: the best label per image
+    model.classify_proba("photos/")                                 # (N, categories), the training categories
 
 On disk (final/): `image_text.json` (this kind's marker: the DualEncoderConfig, the image size the model
 reads and the size of the training images), `model.safetensors` (image tower, projections, temperature)
@@ -15,7 +16,7 @@ and `text/`: the text tower in the Hugging Face layout with its tokenizer.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -46,6 +47,8 @@ class ImageTextInfo(InfoFile):
     """Token limit of the text side."""
     prompt: str = "{}"
     """How a class name becomes a text for zero-shot classification ('{}' is replaced by the name)."""
+    categories: list[str] = field(default_factory=list)
+    """The training data's category names: zero-shot labels when a prediction names none (empty: none known)."""
     kind: str = "image-text-dual-encoder"
 
 
@@ -56,17 +59,18 @@ class ImageTextEncoder:
     kind = "image-text"
 
     def __init__(self, model: DualEncoder, tokenizer: TextTokenizer, max_length: int = 32,
-                 source_size: int | None = None, prompt: str = "{}"):
+                 source_size: int | None = None, prompt: str = "{}", categories: Sequence[str] = ()):
         self.model = model.eval()
         self.tokenizer = tokenizer
         self.max_length = max_length
         self.source_size = source_size
         self.prompt = prompt
+        self.categories = list(categories)
 
     def save(self, directory: str | Path) -> Path:
         directory = Path(directory)
         save_with_text_tower(self.model, self.tokenizer, directory)
-        info = ImageTextInfo(to_dict(self.model.cfg), self.source_size, self.max_length, self.prompt)
+        info = ImageTextInfo(to_dict(self.model.cfg), self.source_size, self.max_length, self.prompt, self.categories)
         write_info(directory, INFO_FILE, info)
         return directory
 
@@ -76,7 +80,7 @@ class ImageTextEncoder:
         text, tokenizer = load_text_tower(directory)
         model = DualEncoder(from_dict(DualEncoderConfig, info.model), text)
         model.load_state_dict(load_state(directory, text))
-        return cls(model, tokenizer, info.max_length, info.source_size, info.prompt)
+        return cls(model, tokenizer, info.max_length, info.source_size, info.prompt, info.categories)
 
     # ------------------------------------------------------------------------------------------- inputs
     @property
@@ -127,16 +131,40 @@ class ImageTextEncoder:
         """(N_images, N_texts) cosine similarities."""
         return self.encode_images(images) @ self.encode_texts(texts).T
 
-    def classify(self, images: Images, labels: Sequence[str]) -> list[str]:
-        """Zero-shot: for each image, the label whose prompt text is most similar."""
-        scores = self.score(images, [self.prompt.format(label) for label in labels])
-        return [labels[k] for k in scores.argmax(axis=1)]
+    def zero_shot_labels(self, labels: Sequence[str] | None = None) -> list[str]:
+        """`labels`, or the training categories when None; a clear error when neither is there."""
+        labels = list(self.categories if labels is None else labels)
+        if len(labels) < 2 or not all(isinstance(label, str) and label.strip() for label in labels):
+            known = f" (its training categories: {self.categories})" if self.categories else \
+                " (it records no training categories)"
+            raise InputDataError(f"zero-shot classification needs two or more non-empty label names, got {labels}"
+                                 f"{known}; pass them, e.g. --labels 'Flags,Food & Drink'")
+        return labels
+
+    def classify_proba(self, images: Images, labels: Sequence[str] | None = None) -> np.ndarray:
+        """Zero-shot: (N_images, N_labels) softmax of the model's scaled similarities to each label's prompt
+        (labels default to the training categories)."""
+        labels = self.zero_shot_labels(labels)
+        logits = self.score(images, [self.prompt.format(label) for label in labels]) * self.logit_scale
+        logits -= logits.max(axis=1, keepdims=True)
+        return np.exp(logits) / np.exp(logits).sum(axis=1, keepdims=True)
+
+    @property
+    def logit_scale(self) -> float:
+        """The trained inverse temperature the contrastive loss scaled cosines by."""
+        return min(100.0, float(self.model.logit_scale.detach().exp()))  # clamped at 100 as in training
+
+    def classify(self, images: Images, labels: Sequence[str] | None = None) -> list[str]:
+        """Zero-shot: for each image, the label whose prompt text is most similar (default: the training
+        categories)."""
+        labels = self.zero_shot_labels(labels)
+        return [labels[k] for k in self.classify_proba(images, labels).argmax(axis=1)]
 
 
 KIND = Kind(
     name="image-text",
-    summary="a CLIP-style image-text dual encoder. Embed images with `encoderlab multimodal-encode --model {path} "
-            "--input FOLDER_OR_CSV`, texts with --texts FILE; `multimodal-evaluate` scores retrieval",
+    summary="a CLIP-style image-text dual encoder. Embed images with `encoderlab encode --model {path} --input "
+            "FOLDER_OR_CSV`, label them zero-shot with `encoderlab predict`; `evaluate` and `serve` take it too",
     holds=lambda d: (d / INFO_FILE).is_file(),
     load=ImageTextEncoder.from_dir,
 )

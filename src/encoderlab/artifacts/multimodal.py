@@ -165,8 +165,8 @@ class MultimodalClassifier:
 
 KIND = Kind(
     name="multimodal",
-    summary="a text + tabular classifier. Predict with `encoderlab multimodal-predict --model {path} --input "
-            "rows.csv`; `multimodal-encode` and `multimodal-evaluate` take it too",
+    summary="a text + tabular classifier. Predict with `encoderlab predict --model {path} --input rows.csv`; "
+            "`evaluate`, `encode` and `serve` take it too",
     holds=lambda d: (d / INFO_FILE).is_file(),
     load=MultimodalClassifier.from_dir,
 )

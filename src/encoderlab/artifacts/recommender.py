@@ -244,8 +244,9 @@ class Recommender:
     def encode(self, ids: Sequence[str], side: Literal["user", "item"] = "user") -> np.ndarray:
         """(N, d) float32 vectors of users or items.
 
-        Mult-*: a user's code (posterior mean) / an item's output embedding (d = hidden_dim); AutoRec
-        (item-based): an item's code / a user's decoder row; two-tower: the towers' unit vectors."""
+        Mult-*: a user's code (posterior mean) / an item's output embedding (d = hidden_dim, or latent_dim
+        if hidden_dim=0); AutoRec (item-based): an item's code / a user's decoder row; two-tower: the towers'
+        unit vectors."""
         if side not in ("user", "item"):
             raise InputDataError(f"side={side!r}: 'user' or 'item'")
         if side == "user":

@@ -27,3 +27,20 @@ def command_of(saved: Mapping[str, Any]) -> str | None:
     if "task" in saved:
         return "finetune"
     return "pretrain" if "mask_prob" in saved or "tokenizer" in saved else None
+
+
+def run_config(model_directory: str | Path) -> dict[str, Any] | None:
+    """The config.yaml of the run whose final/ is `model_directory` (what it was trained on, how it was split),
+    or None for a saved model outside a run (copied elsewhere, or written by `save`)."""
+    from ..config import read_yaml
+
+    path = Path(model_directory)
+    saved = path.parent / "config.yaml"
+    return read_yaml(saved) if path.name == FINAL_DIR and saved.is_file() else None
+
+
+def evaluations_dir(model: str | Path) -> Path:
+    """Where a model's evaluations go by default: its run's evaluations/ (where `encoderlab report` looks),
+    also when the model is given as the run's final/."""
+    path = Path(model)
+    return (path.parent if path.name == FINAL_DIR else path) / "evaluations"

@@ -14,12 +14,14 @@ from .common import app
 @app.command()
 def robustness(
     model: Annotated[str, typer.Option("--model", "-m", help="A fine-tuned classifier's OUT_DIR, a text encoder "
-                                       "(minilm, a checkpoint directory), a seq2seq run or an autoencoder run.")],
-    data: Annotated[str | None, typer.Option("--data", "-d", help="Texts (catalog name or .txt/.jsonl/.csv) or "
-                                             "arrays to perturb (default: the run's own test data).")] = None,
+                                       "(minilm, a checkpoint directory), a seq2seq, autoencoder or audio run.")],
+    data: Annotated[str | None, typer.Option("--data", "-d", help="Texts (catalog name or .txt/.jsonl/.csv), "
+                                             "arrays or labelled recordings to perturb (default: the run's own "
+                                             "test data).")] = None,
     levels: Annotated[str | None, typer.Option(help="Comma-separated noise levels: typo rates for text "
                                                "(default 0,0.02,0.05,0.1,0.2), Gaussian sigma for arrays "
-                                               "(default 0,0.1,0.2,0.3,0.5).")] = None,
+                                               "(default 0,0.1,0.2,0.3,0.5), SNR in dB of white noise for "
+                                               "audio (default 20,10,0; clean is always scored).")] = None,
     output_dir: Annotated[Path | None, typer.Option(help="Where to write the JSON and PNG "
                                                          "(default MODEL/evaluations, or ./robustness).")] = None,
     max_examples: Annotated[int, typer.Option(help="Score a seeded subset of this many rows.")] = 1000,
@@ -30,7 +32,7 @@ def robustness(
     seed: Annotated[int, typer.Option(help="Seed of the noise (the same seed gives the same noisy inputs).")] = 0,
 ) -> None:
     """Robustness to noise: the model's metrics as its input gets noisier (typos in text, Gaussian noise on
-    arrays), level by level against the clean input."""
+    arrays, white noise at a signal-to-noise ratio on recordings), level by level against the clean input."""
     from ..evaluation.noise import markdown_table
     from ..tasks.robustness import evaluate_robustness
 

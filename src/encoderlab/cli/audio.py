@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import Annotated
 
@@ -12,7 +11,8 @@ from ..errors import InputDataError
 from .common import TRAINING_COMMAND, ConfigFile, Overrides, ResumeDir, app, check_options, echo_final, echo_metrics
 
 ModelDir = Annotated[Path, typer.Option("--model", "-m", help="OUT_DIR of `encoderlab audio` (or its final/).")]
-Files = Annotated[list[Path], typer.Argument(help="Audio files (.wav, .flac, .ogg, ...), or one .txt listing paths.")]
+Files = Annotated[list[Path], typer.Argument(help="Audio files (.wav, .flac, .ogg, ...), folders of them, or "
+                                                        ".txt files listing paths.")]
 
 
 @app.command(context_settings=TRAINING_COMMAND)
@@ -37,13 +37,30 @@ def audio(overrides: Overrides = None, config: ConfigFile = None, resume: Resume
     echo_final(metrics, extra=f"  tables: {Path(metrics.get('final_dir', '.')).parent / 'audio_report.md'}")
 
 
-def _paths(files: list[Path]) -> list[Path]:
-    if len(files) == 1 and files[0].suffix.lower() == ".txt":
-        listed = [line.strip() for line in files[0].read_text(encoding="utf-8").splitlines() if line.strip()]
-        return [(files[0].parent / p) if not Path(p).is_absolute() else Path(p) for p in listed]
-    if not files:
-        raise InputDataError("no audio files given; pass one or more paths (or a .txt listing them)")
-    return files
+def audio_paths(sources: list[Path]) -> list[Path]:
+    """Audio files given as files, folders (every .wav/.flac/.ogg inside, sorted) or .txt lists of paths
+    (relative to the list's folder), in the order given."""
+    from ..data.audio import AUDIO_SUFFIXES
+
+    if not sources:
+        raise InputDataError("no audio files given; pass one or more paths, a folder, or a .txt listing them")
+    paths: list[Path] = []
+    for source in sources:
+        if source.is_dir():
+            found = sorted(p for p in source.rglob("*") if p.suffix.lower() in AUDIO_SUFFIXES and p.is_file())
+            if not found:
+                raise InputDataError(f"folder {str(source)!r} holds no audio files ({', '.join(AUDIO_SUFFIXES)})")
+            paths += found
+        elif source.suffix.lower() == ".txt":
+            if not source.is_file():
+                raise InputDataError(f"list {str(source)!r} does not exist; check the path")
+            listed = [line.strip() for line in source.read_text(encoding="utf-8").splitlines() if line.strip()]
+            if not listed:
+                raise InputDataError(f"list {str(source)!r} is empty; write one audio file path per line")
+            paths += [Path(p) if Path(p).is_absolute() else source.parent / p for p in listed]
+        else:
+            paths.append(source)
+    return paths
 
 
 @app.command("audio-predict")
@@ -54,22 +71,14 @@ def audio_predict(
                                                                        "(default: print them).")] = None,
     batch_size: Annotated[int, typer.Option(help="Clips per forward pass.")] = 32,
 ) -> None:
-    """Label every audio file: one JSON line per file with the label and the class probabilities."""
+    """Label every audio file: one JSON line per file with the label and the class probabilities (the same as
+    `encoderlab predict --model RUN FILES`)."""
     from ..artifacts.audio import AudioClassifier
-    from ..files import atomic_write_text
+    from .predict import KIND_PREDICTIONS, write_predictions
 
     check_options(batch_size=batch_size)
-    clf = AudioClassifier.from_dir(model)
-    paths = _paths(files)
-    proba = clf.predict_proba(paths, batch_size=batch_size)
-    lines = [json.dumps({"path": str(p), "label": clf.label_names[int(row.argmax())],
-                         "probabilities": {n: round(float(v), 6) for n, v in zip(clf.label_names, row, strict=True)}},
-                        ensure_ascii=False) for p, row in zip(paths, proba, strict=True)]
-    if output is None:
-        typer.echo("\n".join(lines))
-    else:
-        atomic_write_text(output, "\n".join(lines) + "\n")
-        typer.echo(f"wrote {len(lines)} predictions to {output}", err=True)
+    write_predictions(*KIND_PREDICTIONS["audio-classifier"](AudioClassifier.from_dir(model), files, None, batch_size),
+                      output)
 
 
 @app.command("audio-encode")
@@ -86,7 +95,7 @@ def audio_encode(
     check_options(batch_size=batch_size)
     if output.suffix.lower() != ".npy":
         raise InputDataError(f"--output {str(output)!r} must end in .npy")
-    vectors = AudioClassifier.from_dir(model).encode(_paths(files), batch_size=batch_size)
+    vectors = AudioClassifier.from_dir(model).encode(audio_paths(files), batch_size=batch_size)
     atomic_save_npy(output, vectors)
     typer.echo(f"wrote {vectors.shape[0]} x {vectors.shape[1]} embeddings to {output}", err=True)
 
@@ -96,12 +105,13 @@ def audio_export(
     model: ModelDir,
     output: Annotated[Path, typer.Option("--output", "-o", help="Where to write the .onnx file.")],
     opset: Annotated[int, typer.Option(help="ONNX opset.")] = 17,
+    tolerance: Annotated[float, typer.Option(help="Largest allowed difference to PyTorch (relative).")] = 1e-4,
 ) -> None:
-    """Export an audio CNN to ONNX with its log-mel front end inside (inputs: waves (B, L) float32 at the
-    model's rate, zero-padded, and lengths (B,) int64; outputs: logits, embedding), checked with onnxruntime."""
-    from ..artifacts.audio import AudioClassifier
+    """Export an audio classifier (CNN or Transformer) to one .onnx file with its log-mel front end inside
+    (inputs: waves (B, L) float32 at the model's rate, zero-padded, and lengths (B,) int64; outputs: logits,
+    embedding), checked with onnxruntime. `encoderlab export` writes a directory with the labels as well."""
+    from ..compression.export_onnx_audio import export_audio_onnx
 
-    clf = AudioClassifier.from_dir(model)
-    diffs = clf.export_onnx(output, opset=opset)
-    typer.echo(f"wrote {output} (inputs at {clf.sample_rate} Hz; labels {clf.label_names}); largest difference "
-               f"to PyTorch: logits {diffs['max_abs_diff_logits']:.2e}", err=True)
+    report = export_audio_onnx(model, output, opset=opset, tolerance=tolerance)
+    typer.echo(f"wrote {output} ({report.architecture}, inputs at {report.sample_rate} Hz); largest difference "
+               f"to PyTorch: logits {report.max_abs_logits:.2e}, embedding {report.max_abs_embedding:.2e}", err=True)

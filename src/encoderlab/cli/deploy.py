@@ -20,8 +20,8 @@ def export(
     opset: Annotated[int, typer.Option(help="ONNX opset version.")] = 17,
     tolerance: Annotated[float, typer.Option(help="Largest allowed max-abs difference to PyTorch.")] = 1e-4,
 ) -> None:
-    """Export a text encoder or an autoencoder run for deployment, verified against our PyTorch outputs
-    before it is written."""
+    """Export a text encoder, an autoencoder run or an audio classifier (CNN or Transformer, log-mel front end
+    inside) for deployment, verified against our PyTorch outputs before it is written."""
     from ..artifacts.registry import detect
     from ..artifacts.text_encoder import TextEncoder
     from ..compression.export_onnx import export_onnx_dir
@@ -45,6 +45,25 @@ def export(
                    f"{done.n_sources} held-out sources: max-abs {done.max_abs_encoder:.1e} encoder output, "
                    f"{done.max_abs_logits:.1e} logits (tolerance {done.tolerance:g}); greedy outputs identical for "
                    f"{100 * done.greedy_agreement:.0f}%")
+        return
+    if found is not None and found.kind.name == "audio-classifier":
+        from ..compression.export_onnx_audio import export_audio_onnx_dir
+        from ..errors import EncoderlabError
+        from ..tasks.audio import evaluation_clips
+
+        try:  # checked on the run's own held-out clips where they can be read (else noise clips)
+            waves, checked_on = evaluation_clips(model).clips.waves, "held-out test clips of the run"
+        except EncoderlabError as exc:
+            waves, checked_on = None, "noise clips"
+            typer.echo(f"note: checking the export on noise clips ({exc})", err=True)
+        audio = export_audio_onnx_dir(model, output, checked_on=checked_on, opset=opset, tolerance=tolerance,
+                                      waves=waves)
+        longest = f", clips up to {audio.max_samples} samples" if audio.max_samples else ""
+        typer.echo(f"wrote {audio.path} (opset {audio.opset}, {audio.architecture}, waves at {audio.sample_rate} Hz"
+                   f"{longest}); onnxruntime vs PyTorch on {audio.n_clips} {audio.checked_on}, largest relative "
+                   "difference: "
+                   f"logits {audio.max_abs_logits:.1e}, embedding {audio.max_abs_embedding:.1e} "
+                   f"(tolerance {audio.tolerance:g})")
         return
     report = export_onnx_dir(TextEncoder.from_pretrained(model), output, opset=opset, tolerance=tolerance)
     typer.echo(f"wrote {report.path} (opset {report.opset}); onnxruntime vs PyTorch on {report.n_texts} texts: "

@@ -127,19 +127,21 @@ def multimodal_evaluate(
     data: Annotated[Path, typer.Option("--data", "-d", help="multimodal: labelled rows (.csv/.parquet); image-text: "
                                                             "a .csv with image and text columns.")],
 ) -> None:
-    """multimodal: accuracy, macro-F1 and AUROC on labelled rows; image-text: Recall@1/5/10 both ways on pairs."""
-    kind, loaded = _load(model)
-    if kind == "multimodal":
-        from ..evaluation.multimodal import probability_metrics
+    """multimodal: accuracy, macro-F1 and AUROC on labelled rows; image-text: Recall@1/5/10 both ways on pairs
+    (and zero-shot category accuracy with a category column). Prints JSON; `encoderlab evaluate` gives the
+    full report and writes it."""
+    import tempfile
 
-        x = loaded.prepare(data, with_labels=True)
-        metrics = probability_metrics(x.labels, loaded.predict_proba(x), loaded.label_names)
-    else:
-        from ..evaluation.retrieval import recall_at_k
-        from ..tasks.image_text import load_pairs
+    kind, _ = _load(model)
+    with tempfile.TemporaryDirectory() as scratch:  # this command prints; `evaluate` keeps the files
+        if kind == "multimodal":
+            from ..tasks.multimodal import evaluate_multimodal
 
-        pairs, _ = load_pairs(str(data))
-        images, vectors = loaded.encode_images(pairs.paths), loaded.encode_texts(pairs.texts)
-        metrics = {f"text_to_image_{k}": v for k, v in recall_at_k(vectors, images).items()}
-        metrics |= {f"image_to_text_{k}": v for k, v in recall_at_k(images, vectors).items()}
+            report, extra, _ = evaluate_multimodal(model, str(data), "all", scratch)
+            metrics = {"accuracy": report.accuracy, "macro_f1": report.macro_f1, **extra, "n": report.n}
+        else:
+            from ..tasks.image_text import evaluate_image_text
+
+            metrics, _ = evaluate_image_text(model, str(data), "all", scratch)
+            metrics = {k: v for k, v in metrics.items() if k not in ("model", "data", "split")}
     typer.echo(json.dumps(metrics, indent=2))

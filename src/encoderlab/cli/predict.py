@@ -1,10 +1,11 @@
-"""Using a trained model: `encoderlab predict`, `evaluate` and `seq2seq-predict`."""
+"""Using a trained model: `encoderlab predict`, `evaluate` and `seq2seq-predict`; predict and evaluate take every
+saved kind that has labels, dispatched by the kind the registry finds (`KIND_PREDICTIONS`)."""
 
 from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 
@@ -27,34 +28,59 @@ def sentences_only(long_text: str | None, window: int | None, stride: int | None
 
 @app.command()
 def predict(
-    model: Annotated[Path, typer.Option("--model", "-m", help="OUT_DIR of `encoderlab finetune` (or its final/).")],
-    input: Annotated[Path | None, typer.Option("--input", "-i", help=".txt (one text per line), .jsonl or .csv.")]
-    = None,
+    model: Annotated[Path, typer.Option("--model", "-m", help="A saved model: the OUT_DIR of a training run "
+                                        "(or its final/). The kind decides what --input holds.")],
+    files: Annotated[list[Path] | None, typer.Argument(help="Audio runs: audio files, a folder of them or a .txt "
+                                                       "listing them; image-text runs: images.")] = None,
+    input: Annotated[Path | None, typer.Option("--input", "-i", help="Texts: .txt (one per line), .jsonl or .csv; "
+                                               "audio: a folder or a .txt of paths; multimodal: a .csv / .parquet "
+                                               "with the run's columns; image-text: a folder or a .csv of "
+                                               "paths.")] = None,
     output: Annotated[Path | None, typer.Option("--output", "-o", help="Where to write one JSON line per input "
                                                                        "(.jsonl), or a table with a .csv / .tsv "
-                                                                       "name.")] = None,
+                                                                       "name (audio, multimodal and image-text "
+                                                                       "runs print JSON lines without it).")] = None,
+    labels: Annotated[str | None, typer.Option(help="image-text runs: the zero-shot labels, comma-separated or a "
+                                               ".txt (one per line); default: the training categories.")] = None,
     user: Annotated[list[str] | None, typer.Option("--user", "-u", help="Recommenders: a user id (repeatable); "
                                                    "prints the top items.")] = None,
     top: Annotated[int, typer.Option(help="Recommenders: how many items.")] = 10,
     text_column: Annotated[str, typer.Option(help="Text field (.jsonl) or column (.csv).")] = "text",
-    batch_size: Annotated[int, typer.Option(help="Texts per forward pass.")] = 64,
+    batch_size: Annotated[int, typer.Option(help="Inputs per forward pass.")] = 64,
     precision: PrecisionOption = "fp32",
     long_text: LongTextOption = None,
     window: WindowOption = None,
     stride: StrideOption = None,
 ) -> None:
-    """Predict a label and class probabilities (or per-token tags) for every text of a file; with a recommender
-    run and --user, print each user's top items."""
-    from ..artifacts.registry import detect
+    """Predict a label and class probabilities for every input: texts (classifiers; per-token tags for taggers),
+    recordings (audio runs), table rows (multimodal runs) or images (image-text runs: zero-shot labels); with a
+    recommender run and --user, print each user's top items.
+
+    \b
+    encoderlab predict --model runs/tweets --input texts.txt --output labels.jsonl
+    encoderlab predict --model runs/audio-langid a.wav b.flac
+    encoderlab predict --model runs/clothing-gated --input rows.csv --output labels.csv
+    encoderlab predict --model runs/emoji-clip --input photos/ --labels 'Flags,Food & Drink'
+    """
+    from ..artifacts.registry import detect, identify
 
     check_options(batch_size=batch_size, window=window, stride=stride)
-    found = detect(model)  # a tagger, a recommender, else a classifier (which says what else `model` is)
+    found = detect(model)  # a saved kind, else a classifier (which says what else `model` is)
     if found is not None and found.kind.name == "recommender":
         from .recommend import recommend_predict
 
         return recommend_predict(model, user=user, history=None, top=top, include_seen=False)
     if user:
         raise InputDataError(f"--user is for recommenders; --model {model} is not one (give --input and --output)")
+    if found is not None and found.kind.name in KIND_PREDICTIONS:
+        fp32_only(precision, found.kind.name)
+        loaded = identify(model).kind.load(found.directory)
+        keys, proba, names = KIND_PREDICTIONS[found.kind.name](loaded, [*(files or []), *([input] if input else [])],
+                                                               labels, batch_size)
+        return write_predictions(keys, proba, names, output)
+    if files:
+        raise InputDataError(f"file arguments are for audio and image-text runs; --model {model} reads texts: give "
+                             "--input FILE")
     if input is None or output is None:
         raise InputDataError("give --input FILE (the texts) and --output FILE (.jsonl, .csv or .tsv)")
     if found is not None and found.kind.name == "tagger":
@@ -71,10 +97,88 @@ def predict(
     typer.echo(f"wrote {n} predictions to {output}", err=True)
 
 
+# ----------------------------------------------------------------------------------------------- by saved kind
+# kind -> (loaded model, sources, --labels, batch size) -> (one key dict per input, (N, K) probabilities, names)
+Prediction = tuple[list[dict], Any, list[str]]
+
+
+def _predict_audio(clf, sources: list[Path], labels: str | None, batch_size: int) -> Prediction:
+    from .audio import audio_paths
+
+    no_labels(labels, "audio")
+    paths = audio_paths(sources)
+    return [{"path": str(p)} for p in paths], clf.predict_proba(paths, batch_size=batch_size), clf.label_names
+
+
+def _predict_rows(classifier, sources: list[Path], labels: str | None, batch_size: int) -> Prediction:
+    no_labels(labels, "multimodal")
+    if len(sources) != 1:
+        raise InputDataError(f"a multimodal run predicts the rows of one table: give --input rows.csv (or .parquet) "
+                             f"with the columns {classifier.features.spec.feature_columns}")
+    proba = classifier.predict_proba(sources[0], batch_size=batch_size)
+    return [{"row": i} for i in range(len(proba))], proba, classifier.label_names
+
+
+def _predict_images(encoder, sources: list[Path], labels: str | None, batch_size: int) -> Prediction:
+    from ..data.images import image_paths
+
+    if not sources:
+        raise InputDataError("give the images: files, --input FOLDER or --input paths.csv (an `image` column)")
+    paths = [p for source in sources for p in (image_paths(source) if source.is_dir() or source.suffix.lower() ==
+                                               ".csv" else [source])]
+    names = encoder.zero_shot_labels(_label_list(labels) if labels is not None else None)
+    return [{"path": str(p)} for p in paths], encoder.classify_proba(paths, names), names
+
+
+KIND_PREDICTIONS = {"audio-classifier": _predict_audio, "multimodal": _predict_rows, "image-text": _predict_images}
+
+
+def no_labels(labels: str | None, kind: str) -> None:
+    if labels is not None:
+        raise InputDataError(f"--labels names zero-shot labels for image-text runs; {kind} runs have their own classes")
+
+
+def _label_list(labels: str) -> list[str]:
+    path = Path(labels)
+    if path.suffix.lower() == ".txt" and path.is_file():
+        return [line.strip() for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
+    return [label.strip() for label in labels.split(",") if label.strip()]
+
+
+def write_predictions(keys: list[dict], proba, names: list[str], output: Path | None) -> None:
+    """One JSON line per input (its key fields, label, probabilities), printed or written to a .jsonl; or a
+    .csv / .tsv table with the key columns, label and prob_<class>."""
+    from ..files import atomic_write_text
+
+    suffix = output.suffix.lower() if output is not None else ""
+    if suffix in (".csv", ".tsv"):
+        import csv
+        import io
+
+        table = io.StringIO()
+        writer = csv.writer(table, delimiter="\t" if suffix == ".tsv" else ",", lineterminator="\n")
+        writer.writerow([*keys[0], "label", *(f"prob_{name}" for name in names)])
+        for key, row in zip(keys, proba, strict=True):
+            writer.writerow([*key.values(), names[int(row.argmax())], *(f"{float(p):.6f}" for p in row)])
+        text = table.getvalue()
+    else:
+        text = "".join(json.dumps({**key, "label": names[int(row.argmax())], "probabilities": {
+            n: round(float(p), 6) for n, p in zip(names, row, strict=True)}}, ensure_ascii=False) + "\n"
+            for key, row in zip(keys, proba, strict=True))
+    if output is None:
+        typer.echo(text, nl=False)
+    else:
+        atomic_write_text(output, text)
+        typer.echo(f"wrote {len(keys)} predictions to {output}", err=True)
+
+
 @app.command()
 def evaluate(
-    model: Annotated[Path, typer.Option("--model", "-m", help="OUT_DIR of `encoderlab finetune` (or its final/).")],
-    data: Annotated[str, typer.Option("--data", "-d", help="Catalog name or .csv/.jsonl file with labels.")],
+    model: Annotated[Path, typer.Option("--model", "-m", help="OUT_DIR of a training run (or its final/).")],
+    data: Annotated[str | None, typer.Option("--data", "-d", help="Catalog name or .csv/.jsonl file with labels; "
+                                             "audio: a folder of class sub-folders or a .csv of path,label; "
+                                             "multimodal: a labelled .csv/.parquet; image-text: a .csv of "
+                                             "image,text[,category] (default: the run's own data).")] = None,
     split: Annotated[str, typer.Option(help="auto (test split of the training data, else all rows), train, "
                                             "validation, test or all.")] = "auto",
     output_dir: Annotated[Path | None, typer.Option(help="Where to write the JSON and PNG "
@@ -88,12 +192,40 @@ def evaluate(
     window: WindowOption = None,
     stride: StrideOption = None,
 ) -> None:
-    """Accuracy, macro-F1, per-class precision/recall and the confusion matrix of a fine-tuned model."""
+    """Accuracy, macro-F1, per-class precision/recall and the confusion matrix of a trained classifier (text,
+    tagger, audio — with the same-speaker control —, or multimodal — with AUROC); Recall@k and zero-shot
+    accuracy of an image-text model."""
     from ..artifacts.registry import detect
 
     check_options(max_examples=max_examples, window=window, stride=stride)
-    found = detect(model)  # a tagger, else a classifier (which says what else `model` is)
-    if found is not None and found.kind.name == "tagger":
+    found = detect(model)  # a saved kind, else a classifier (which says what else `model` is)
+    kind = found.kind.name if found is not None else "classifier"
+    if kind in ("audio-classifier", "multimodal", "image-text"):
+        fp32_only(precision, kind)
+        if text_column or label_column or long_text or window or stride:
+            raise InputDataError(f"--text-column, --label-column, --long-text, --window and --stride are for text "
+                                 f"models; a {kind} run reads its data as it was trained")
+    if kind == "image-text":
+        from ..tasks.image_text import evaluate_image_text
+
+        metrics, path = evaluate_image_text(model, data, split, output_dir)
+        typer.echo(json.dumps({k: v for k, v in metrics.items() if k not in ("model", "data")}, indent=2))
+        typer.echo(f"wrote {path}", err=True)
+        return
+    if data is None and kind in ("classifier", "tagger"):
+        raise InputDataError("give --data (a catalog name or a labelled .csv/.jsonl file)")
+    extra: dict = {}
+    if kind == "audio-classifier":
+        from ..tasks.audio import evaluate_audio
+
+        report, extra, path = evaluate_audio(model, data, split, output_dir, max_examples)
+    elif kind == "multimodal":
+        from ..tasks.multimodal import evaluate_multimodal
+
+        if max_examples is not None:
+            raise InputDataError("--max-examples is not supported for multimodal runs; pass a smaller table")
+        report, extra, path = evaluate_multimodal(model, data, split, output_dir)
+    elif kind == "tagger":
         from ..tasks.tag import evaluate_tagger
 
         fp32_only(precision, "tagging")
@@ -104,10 +236,16 @@ def evaluate(
 
         report, path = evaluate_classifier(model, data, split, output_dir, text_column, label_column, max_examples,
                                            precision=precision, long_text=long_text, window=window, stride=stride)
-    scored = json.loads(path.read_text(encoding="utf-8")).get("split")
+    saved = json.loads(path.read_text(encoding="utf-8"))
+    scored, data = saved.get("split"), saved.get("data", data)
     what = {"all": "every row of", "test": "the held-out test rows of"}.get(scored, f"the {scored} rows of")
     typer.echo(f"{what} {data}:")  # which rows: --split auto picks the test split only for the training data
     typer.echo(report.format())
+    if "auroc" in extra:
+        typer.echo(f"AUROC={extra['auroc']:.4f}")
+    if "control_accuracy" in extra:
+        typer.echo(f"control ({'-vs-'.join(extra['control_labels'])}, deciding among them only): accuracy="
+                   f"{extra['control_accuracy']:.4f} on {extra['control_n']} clips")
     typer.echo(f"wrote {path} and {path.with_name(path.stem + '_confusion.png')}", err=True)
 
 

@@ -87,7 +87,9 @@ def serve(
     drain_seconds: Annotated[float, typer.Option(help="On SIGTERM, time in-flight requests get to finish.")] = 30.0,
 ) -> None:
     """Serve saved models over HTTP: POST /v1/embeddings (OpenAI's format), /v1/classify, /v1/tag, /v1/generate,
-    /v1/score, /v1/recommend, /v1/tokenize; GET /v1/models, /health, /ready, /metrics, / (a page to try them)."""
+    /v1/score, /v1/recommend, /v1/tokenize; GET /v1/models, /health, /ready, /metrics, / (a page to try them).
+    Audio classifiers, multimodal classifiers and image-text models take JSON objects: {"audio": base64 file},
+    {column: value} rows, {"image": base64 PNG} (see docs/serving.md)."""
     import importlib.util
 
     from ..errors import EncoderlabError

@@ -166,14 +166,14 @@ def quantize_int8(model: Quantizable, calibration_texts: Sequence[str], alpha: f
 
 def _int8_feedforwards_in_bf16(encoder: TextEncoder, absmax: dict[str, torch.Tensor],
                                keep_fp32: Sequence[str]) -> TextEncoder:
-    """Every fusable feed-forward network whose layers are not kept by `keep_fp32` -> Int8FeedForward (SmoothQuant
-    with α 0.5 on the up-projection's input); then the whole encoder in bf16 (nn/inference_copy.py explains why)."""
+    """Every fusable feed-forward network whose layers are not kept by `keep_fp32` -> Int8FeedForward (its own α and
+    hidden range, chosen on held-out tweets); then the whole encoder in bf16 (nn/inference_copy.py explains why)."""
     bert = encoder.bert
     for name, module in list(bert.named_modules()):
         up, down = f"{name}.up", f"{name}.down"
         if fusable(module) and up in absmax and down in absmax:
             parent, _, child = name.rpartition(".")
-            setattr(bert.get_submodule(parent), child, Int8FeedForward(module, absmax[up], absmax[down], alpha=0.5))
+            setattr(bert.get_submodule(parent), child, Int8FeedForward(module, absmax[up], absmax[down]))
     encoder.bert = bert.to(torch.bfloat16)  # Int8FeedForward keeps its own tensors as they are
     return encoder
 

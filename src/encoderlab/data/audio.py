@@ -53,29 +53,39 @@ def resample(wave: np.ndarray, orig_rate: int, target_rate: int) -> np.ndarray:
     return resample_poly(wave, ratio.numerator, ratio.denominator).astype(np.float32)
 
 
-def read_audio(path: str | Path, sample_rate: int, *, channels: Channels = "mix", resample_to_rate: bool = True,
-               max_seconds: float | None = None) -> np.ndarray:
-    """Decode one file to float32 mono at `sample_rate`, (L,) with values in [-1, 1].
+def read_audio(path: str | Path | bytes, sample_rate: int, *, channels: Channels = "mix",
+               resample_to_rate: bool = True, max_seconds: float | None = None, name: str | None = None) -> np.ndarray:
+    """Decode one file (or the bytes of one, e.g. a server request's) to float32 mono at `sample_rate`, (L,)
+    with values in [-1, 1].
 
     channels: 'mix' averages the channels of a multi-channel file; 'refuse' makes it an error.
     resample_to_rate: False makes a file at another rate an error instead of resampling it.
     max_seconds: keep only the first max_seconds (None: the whole file).
+    name: what error messages call bytes (default 'audio bytes'); a path names itself.
     """
+    import io
+
     sf = _soundfile()
-    path = Path(path)
-    if not path.is_file():
-        raise InputDataError(f"audio file {str(path)!r} does not exist; check the path")
-    if path.stat().st_size == 0:
+    if isinstance(path, bytes):
+        source: str | io.BytesIO = io.BytesIO(path)
+        size, path = len(path), name or "audio bytes"  # type: ignore[assignment]
+    else:
+        path = Path(path)
+        if not path.is_file():
+            raise InputDataError(f"audio file {str(path)!r} does not exist; check the path")
+        source, size = str(path), path.stat().st_size
+    if size == 0:
         raise InputDataError(f"audio file {str(path)!r} is empty (0 bytes); re-export or remove it")
     try:
-        with sf.SoundFile(str(path)) as handle:
+        with sf.SoundFile(source) as handle:
             rate, n_channels = handle.samplerate, handle.channels
             frames = handle.frames
             if max_seconds is not None:  # read a little more than needed: resampling keeps the length ratio
                 frames = min(frames, int(np.ceil(max_seconds * rate)) + 1)
             data = handle.read(frames, dtype="float32", always_2d=True)  # (L, channels)
     except (sf.LibsndfileError, RuntimeError, TypeError, ValueError) as exc:
-        raise InputDataError(f"audio file {str(path)!r} cannot be decoded ({exc}); it is corrupt or not "
+        detail = str(exc).replace(repr(source), "it") if isinstance(source, io.BytesIO) else exc
+        raise InputDataError(f"audio file {str(path)!r} cannot be decoded ({detail}); it is corrupt or not "
                              f"audio. Supported: {', '.join(AUDIO_SUFFIXES)} (anything libsndfile reads); "
                              "re-export it, e.g. `ffmpeg -i IN -ac 1 OUT.wav`") from exc
     if data.shape[0] == 0:

@@ -143,23 +143,28 @@ def split_by_group(pairs: ImageTextPairs, test_fraction: float, seed: int) -> tu
 
 
 # ----------------------------------------------------------------------------------------------- pixels
-def read_image(path: str | Path, size: int, source_size: int | None = None) -> np.ndarray:
-    """One image -> (3, size, size) float32 in [0, 1]; transparency is composited onto white. With
-    `source_size`, an image of another size is an error (a wrong file), not silently resized."""
+def read_image(path: str | Path | bytes, size: int, source_size: int | None = None, name: str | None = None
+               ) -> np.ndarray:
+    """One image (a path, or the bytes of an image file, named `name` in errors) -> (3, size, size) float32 in
+    [0, 1]; transparency is composited onto white. With `source_size`, an image of another size is an error
+    (a wrong file), not silently resized."""
+    import io
+
     from PIL import Image, UnidentifiedImageError
 
-    path = Path(path)
+    source = io.BytesIO(path) if isinstance(path, bytes) else Path(path)
+    path = (name or "image bytes") if isinstance(path, bytes) else Path(path)
     try:
-        with Image.open(path) as image:
-            image.load()
-            if source_size is not None and image.size != (source_size, source_size):
+        with Image.open(source) as image:
+            if source_size is not None and image.size != (source_size, source_size):  # checked before decoding
                 raise InputDataError(f"{str(path)!r} is {image.size[0]}x{image.size[1]} pixels, expected "
                                      f"{source_size}x{source_size}; resize it first (the model was trained on "
                                      f"{source_size}x{source_size} images)")
+            image.load()
             rgba = image.convert("RGBA")
     except (FileNotFoundError, IsADirectoryError):
         raise InputDataError(f"image {str(path)!r} does not exist") from None
-    except (UnidentifiedImageError, OSError) as exc:
+    except (UnidentifiedImageError, OSError, Image.DecompressionBombError) as exc:
         raise InputDataError(f"cannot read image {str(path)!r} ({exc}); is it a complete PNG/JPEG file?") from None
     white = Image.new("RGBA", rgba.size, (255, 255, 255, 255))
     rgb = Image.alpha_composite(white, rgba).convert("RGB")

@@ -152,7 +152,8 @@ def _number(cell: Any, column: str, row: int, source: str) -> float:
         value = float(cell)
     except (TypeError, ValueError):
         raise InputDataError(f"{source}: row {row + 1}, numeric column {column!r} holds {cell!r}, not a number; "
-                             f"fix the cell or move {column!r} to categorical_columns") from None
+                             f"fix the cell (or, when training a new model, list {column!r} under "
+                             "categorical_columns)") from None
     if math.isinf(value):
         raise InputDataError(f"{source}: row {row + 1}, numeric column {column!r} is infinite; fix the cell")
     return value

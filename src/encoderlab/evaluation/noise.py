@@ -1,13 +1,15 @@
 """Robustness to noise: how a model's numbers move as its input gets worse, level by level, against level 0.
 
-Four kinds of model, one question each:
+Five kinds of model, one question each:
 - a fine-tuned text classifier: accuracy and macro-F1 on typo-ridden text, and how many predictions flip;
 - a text encoder: cosine between the embeddings of a text and of its noisy copy, and whether the noisy copy
   still finds its own clean text first among all of them (retrieval@1);
 - a seq2seq model (e.g. grapheme-to-phoneme): exact match and token error rate on misspelt sources;
 - an autoencoder: reconstruction error *against the clean input* when Gaussian noise is added (does it
   denoise, or copy the noise?), next to the error of the noisy input itself, and anomaly AUROC on noisy
-  input when the data has anomaly labels.
+  input when the data has anomaly labels;
+- an audio classifier: accuracy, macro-F1 (and the same-speaker control) with white noise added at given
+  signal-to-noise ratios (dB, relative to each clip's own power), against the clean clips.
 
 Text noise is typos: each non-space character is hit with probability `rate` by one of four edits, chosen
 uniformly — deleted, swapped with the next character, replaced, or followed by an inserted character. New
@@ -24,6 +26,7 @@ import math
 import random
 from collections.abc import Callable, Sequence
 from pathlib import Path
+from typing import Any
 
 import matplotlib
 import numpy as np
@@ -40,6 +43,8 @@ TEXT_RATES = (0.0, 0.02, 0.05, 0.1, 0.2)
 """Default typo rates: the fraction of characters hit."""
 ARRAY_SIGMAS = (0.0, 0.1, 0.2, 0.3, 0.5)
 """Default Gaussian noise levels, on the model's scale."""
+AUDIO_SNRS = (20.0, 10.0, 0.0)
+"""Default signal-to-noise ratios (dB) of the white noise added to audio clips."""
 
 
 def add_typos(text: str, rate: float, rng: random.Random, alphabet: str) -> str:
@@ -160,18 +165,54 @@ def array_robustness(reconstruct: Callable[[np.ndarray], np.ndarray], x: np.ndar
     return rows
 
 
-def markdown_table(rows: Sequence[dict[str, float]]) -> str:
+def audio_robustness(predict_proba: Callable[[list[np.ndarray]], np.ndarray], waves: Sequence[np.ndarray],
+                     labels: Sequence[int], label_names: Sequence[str], snrs: Sequence[float] = AUDIO_SNRS,
+                     seed: int = 0, control: Sequence[int] = ()) -> list[dict[str, Any]]:
+    """An audio classifier, clean and with white noise at each SNR (dB, `evaluation.audio.add_noise`: relative to
+    each clip's own power, noisiest last): accuracy, macro-F1, the fraction of predictions that differ from the
+    clean ones and, with `control` classes, the control accuracy (among those classes only). The first row's
+    noise is 'clean'."""
+    from .audio import noisy_copies, pair_accuracy
+
+    levels = sorted({float(snr) for snr in snrs}, reverse=True)
+    if not levels or not all(math.isfinite(snr) for snr in levels):
+        raise InputDataError(f"SNRs {list(snrs)} must be one or more finite numbers of dB, e.g. 20,10,0")
+    rows: list[dict[str, Any]] = []
+    clean = None
+    for snr in [None, *levels]:
+        noisy = list(waves) if snr is None else noisy_copies(waves, snr, seed)
+        proba = predict_proba(noisy)
+        predicted = proba.argmax(axis=1)
+        clean = predicted if clean is None else clean
+        report = classification_report(list(labels), predicted.tolist(), list(label_names))
+        row = {"noise": "clean" if snr is None else snr, "accuracy": report.accuracy, "macro_f1": report.macro_f1,
+               "flipped": float(np.mean(predicted != clean))}
+        if control:
+            row["control_accuracy"] = pair_accuracy(labels, proba, control)[0]
+        rows.append(row)
+    return rows
+
+
+def markdown_table(rows: Sequence[dict[str, Any]]) -> str:
     keys = list(rows[0])
     lines = ["| " + " | ".join(keys) + " |", "|" + "---:|" * len(keys)]
-    lines += ["| " + " | ".join(f"{row[k]:.4f}" if k != "noise" else f"{row[k]:g}" for k in keys) + " |"
-              for row in rows]
+    lines += ["| " + " | ".join(_cell(row[k], k) for k in keys) + " |" for row in rows]
     return "\n".join(lines)
+
+
+def _cell(value: Any, key: str) -> str:
+    if isinstance(value, str):
+        return value
+    return f"{value:g}" if key == "noise" else f"{value:.4f}"
 
 
 def plot_robustness(rows: Sequence[dict[str, float]], path: str | Path, title: str, xlabel: str) -> Path:
     """Every metric against the noise level: scores (accuracy, cosine, AUROC…) on the left axis, mean squared
     errors on the right one (on the only one when there are no scores), the noisy input's own error dashed."""
     noise = [row["noise"] for row in rows]
+    named = any(isinstance(level, str) for level in noise)  # e.g. 'clean', 20, 10, 0 dB: evenly spaced, in order
+    if named:
+        noise = list(range(len(rows)))
     errors = [k for k in rows[0] if "mse" in k]
     scores = [k for k in rows[0] if k != "noise" and k not in errors]
     colors = iter(plt.rcParams["axes.prop_cycle"].by_key()["color"] * 3)
@@ -186,6 +227,8 @@ def plot_robustness(rows: Sequence[dict[str, float]], path: str | Path, title: s
             lines += error_ax.plot(noise, [row[key] for row in rows], marker="s", linestyle=dashed,
                                    color=next(colors), label=key)
         error_ax.set_ylabel("mean squared error")
+    if named:
+        ax.set_xticks(noise, [_cell(row["noise"], "noise") for row in rows])
     ax.set_xlabel(xlabel)
     ax.set_title(title)
     ax.grid(alpha=0.3)

@@ -8,9 +8,10 @@ mean-pool, L2-normalise — from the same local model directory, on the same thr
 - CTranslate2 (its own converter), fp32 and int8 (bf16 where its CPU build offers it).
 
 Every peer gets what a careful user would give it: texts sorted by token count into batches (as
-sentence-transformers does), each batch padded only to its own longest text. The tokenizer is the directory's
-own `tokenizer.json` through `tokenizers`, with the fixed padding and truncation some checkpoints carry in it
-switched off (minilm's pads every text to 128 tokens), cut at the same `max_length` as ours.
+sentence-transformers does), each batch padded only to its own longest text. Token ids come from the
+directory's own tokenizer through `tokenizers` (our TextTokenizer, tested equal to transformers' tokenizers),
+without the fixed padding some checkpoints carry in tokenizer.json (minilm's pads every text to 128 tokens),
+cut at the same `max_length` as ours, and the tokenising is on every engine's clock.
 
 Precision, set explicitly: OpenVINO's default on a CPU with bf16 is bf16, so fp32 asks for `f32`; int8 leaves
 OpenVINO's own choice for the layers NNCF keeps in floating point (bf16 here), which the table says.
@@ -21,14 +22,20 @@ Each engine also reports the kernels it ran (OpenVINO: the primitive types of it
 
 from __future__ import annotations
 
+import contextlib
+import io
+import logging
 import tempfile
-from collections.abc import Callable, Sequence
+import warnings
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
 Encode = Callable[[list[str]], np.ndarray]
+Tokenize = Callable[[list[str]], list[list[int]]]
+"""Texts -> token-id lists with their special tokens, cut at the common limit."""
 BatchFn = Callable[[list[list[int]]], np.ndarray]
 """Id lists of one batch -> (B, T, C) last hidden states, T the batch's longest list."""
 
@@ -42,14 +49,14 @@ class Engine:
     """In words: which kernels it runs, e.g. 'oneDNN bf16 matmul on AMX tiles'."""
 
 
-def plain_tokenizer(directory: Path):
-    """The directory's tokenizer.json without any padding or truncation baked into it."""
-    from tokenizers import Tokenizer
-
-    tokenizer = Tokenizer.from_file(str(directory / "tokenizer.json"))
-    tokenizer.no_padding()
-    tokenizer.no_truncation()
-    return tokenizer
+@contextlib.contextmanager
+def quietly() -> Iterator[None]:
+    """Loading and converting the peers prints progress bars, tracer warnings and logs that say nothing about
+    speed: keep them out of the benchmark's output (errors still raise)."""
+    with warnings.catch_warnings(), contextlib.redirect_stdout(io.StringIO()), \
+            contextlib.redirect_stderr(io.StringIO()):
+        warnings.simplefilter("ignore")
+        yield
 
 
 def padded(batch: list[list[int]]) -> tuple[np.ndarray, np.ndarray]:
@@ -70,13 +77,11 @@ def mean_pool_normalise(hidden: np.ndarray, mask: np.ndarray) -> np.ndarray:
     return mean / np.maximum(np.linalg.norm(mean, axis=1, keepdims=True), 1e-12)
 
 
-def by_length(directory: Path, run_batch: BatchFn, max_length: int, batch_size: int) -> Encode:
+def by_length(tokenize: Tokenize, run_batch: BatchFn, batch_size: int) -> Encode:
     """texts -> normalised embeddings in input order, through `run_batch` on length-sorted batches."""
-    tokenizer = plain_tokenizer(directory)
 
     def encode(texts: list[str]) -> np.ndarray:
-        ids = [e.ids for e in tokenizer.encode_batch([t.strip() for t in texts])]
-        ids = [seq if len(seq) <= max_length else seq[:max_length - 1] + seq[-1:] for seq in ids]  # keep [SEP]
+        ids = tokenize([t.strip() for t in texts])
         order = np.argsort([-len(seq) for seq in ids], kind="stable")
         out = np.empty((len(ids), 0), dtype=np.float32)
         for start in range(0, len(ids), batch_size):
@@ -101,7 +106,8 @@ def _transformers(directory: Path, threads: int, notes: list[str]) -> dict[str, 
         return {}
     transformers.logging.set_verbosity_error()
     try:
-        model = transformers.AutoModel.from_pretrained(str(directory)).eval()
+        with quietly():
+            model = transformers.AutoModel.from_pretrained(str(directory)).eval()
     except (OSError, ValueError, RuntimeError) as exc:  # e.g. a structurally pruned encoder it cannot build
         first_line = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         notes.append(f"transformers: cannot load {directory} ({first_line[:160]}), skipped")
@@ -139,7 +145,7 @@ def _onnxruntime(encoder, threads: int, notes: list[str]) -> dict[str, Engine]:
 
 
 def _openvino(directory: Path, threads: int, precisions: Sequence[str], calibration: Sequence[str],
-              max_length: int, notes: list[str]) -> dict[str, Engine]:
+              tokenize: Tokenize, notes: list[str]) -> dict[str, Engine]:
     try:
         import openvino as ov
         import torch
@@ -148,9 +154,9 @@ def _openvino(directory: Path, threads: int, precisions: Sequence[str], calibrat
         notes.append("openvino: not installed, skipped (pip install 'encoderlab[peers]')")
         return {}
     transformers.logging.set_verbosity_error()
-    model = transformers.AutoModel.from_pretrained(str(directory)).eval()
     example = {"input_ids": torch.ones(2, 8, dtype=torch.long), "attention_mask": torch.ones(2, 8, dtype=torch.long)}
-    with torch.inference_mode():
+    with quietly(), torch.inference_mode():
+        model = transformers.AutoModel.from_pretrained(str(directory)).eval()
         converted = ov.convert_model(model, example_input=example)
     core = ov.Core()
     names = [port.get_any_name() for port in converted.inputs]
@@ -170,10 +176,11 @@ def _openvino(directory: Path, threads: int, precisions: Sequence[str], calibrat
             except ImportError:
                 notes.append("openvino int8: nncf not installed, skipped (pip install nncf)")
                 continue
-            tokenizer = plain_tokenizer(directory)
-            samples = [feeds([e.ids[:max_length]]) for e in tokenizer.encode_batch(list(calibration))]
-            graph = nncf.quantize(converted, nncf.Dataset(samples), model_type=nncf.ModelType.TRANSFORMER,
-                                  subset_size=len(samples))
+            samples = [feeds([ids]) for ids in tokenize(list(calibration))]
+            nncf.set_log_level(logging.ERROR)
+            with quietly():
+                graph = nncf.quantize(converted, nncf.Dataset(samples), model_type=nncf.ModelType.TRANSFORMER,
+                                      subset_size=len(samples))
         else:
             config["INFERENCE_PRECISION_HINT"] = {"fp32": "f32", "bf16": "bf16"}[precision]
         compiled = core.compile_model(graph, "CPU", config)
@@ -206,20 +213,21 @@ def _ctranslate2(directory: Path, threads: int, precisions: Sequence[str], notes
     available = ctranslate2.get_supported_compute_types("cpu")
     types = {"fp32": "float32", "bf16": "bfloat16", "int8": "int8"}
     engines: dict[str, Engine] = {}
-    converted = Path(tempfile.mkdtemp(prefix="encoderlab-ct2-"))
-    ctranslate2.converters.TransformersConverter(str(directory)).convert(str(converted), force=True)
-    for precision in precisions:
-        if types[precision] not in available:
-            notes.append(f"ctranslate2 {precision}: this CPU build offers {sorted(available)}, skipped")
-            continue
-        model = ctranslate2.Encoder(str(converted), device="cpu", compute_type=types[precision],
-                                    intra_threads=threads)
+    with tempfile.TemporaryDirectory(prefix="encoderlab-ct2-") as converted:  # each Encoder reads it whole
+        with quietly():
+            ctranslate2.converters.TransformersConverter(str(directory)).convert(converted, force=True)
+        for precision in precisions:
+            if types[precision] not in available:
+                notes.append(f"ctranslate2 {precision}: this CPU build offers {sorted(available)}, skipped")
+                continue
+            model = ctranslate2.Encoder(converted, device="cpu", compute_type=types[precision],
+                                        intra_threads=threads)
 
-        def run(batch: list[list[int]], model=model) -> np.ndarray:
-            return np.asarray(model.forward_batch(batch).last_hidden_state)
+            def run(batch: list[list[int]], model=model) -> np.ndarray:
+                return np.asarray(model.forward_batch(batch).last_hidden_state)
 
-        engines[f"ctranslate2 {precision}"] = Engine(  # type: ignore[arg-type]
-            run, f"CTranslate2 compute_type={types[precision]} (its ISA dispatch; CT2_VERBOSE=1 prints it)")
+            engines[f"ctranslate2 {precision}"] = Engine(  # type: ignore[arg-type]
+                run, f"CTranslate2 compute_type={types[precision]} (its ISA dispatch; CT2_VERBOSE=1 prints it)")
     return engines
 
 
@@ -229,6 +237,10 @@ def build_peer_engines(encoder, include: Sequence[str], threads: int, max_length
     'openvino-int8', 'ctranslate2', 'ctranslate2-int8', or a bare engine name for all its precisions) that is
     installed here; reasons for skips go to `notes`. `encoder` is the TextEncoder whose directory they load."""
     directory = Path(encoder.tokenizer.source)
+
+    def tokenize(texts: list[str]) -> list[list[int]]:
+        return encoder.tokenizer.encode_ids(texts, max_length)
+
     wanted: dict[str, list[str]] = {}
     for item in include:
         engine, _, precision = item.partition("-")
@@ -242,8 +254,8 @@ def build_peer_engines(encoder, include: Sequence[str], threads: int, max_length
     if "onnxruntime" in wanted:
         raw.update(_onnxruntime(encoder, threads, notes))
     if "openvino" in wanted:
-        raw.update(_openvino(directory, threads, wanted["openvino"], calibration, max_length, notes))
+        raw.update(_openvino(directory, threads, wanted["openvino"], calibration, tokenize, notes))
     if "ctranslate2" in wanted:
         raw.update(_ctranslate2(directory, threads, wanted["ctranslate2"], notes))
-    return {name: Engine(by_length(directory, engine.encode, max_length, batch_size), engine.kernels)  # type: ignore
+    return {name: Engine(by_length(tokenize, engine.encode, batch_size), engine.kernels)  # type: ignore[arg-type]
             for name, engine in raw.items()}

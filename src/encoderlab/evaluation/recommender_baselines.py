@@ -23,6 +23,12 @@ def _dense(x: SparseRows) -> np.ndarray:
     return x.to_dense().astype(np.float64)
 
 
+def cooccurrence(train: SparseRows) -> np.ndarray:
+    """(I, I) co-occurrence counts X^T X of the binarised training rows."""
+    x = _dense(train.binarized())  # (U, I): fine for the catalogues baselines are run on
+    return x.T @ x
+
+
 def _matmul(x: SparseRows, dense: np.ndarray) -> np.ndarray:
     """(rows x n) sparse @ (n x d) dense -> (rows x d), without densifying `x`."""
     out = np.zeros((x.n_rows, dense.shape[1]), dtype=np.float64)
@@ -58,15 +64,24 @@ class ItemKNN:
     a user's score for item j sums the similarities of j to the user's items."""
 
     def __init__(self, train: SparseRows, k: int = 100, shrink: float = 0.0) -> None:
-        x = _dense(train.binarized())  # (U, I): fine for the catalogues baselines are run on
-        gram = x.T @ x  # (I, I) co-occurrence counts
+        self.sim = self._similarities(cooccurrence(train), k, shrink)  # (I, I): column j keeps j's k nearest items
+
+    @classmethod
+    def from_gram(cls, gram: np.ndarray, k: int = 100, shrink: float = 0.0) -> ItemKNN:
+        """From the (I, I) co-occurrence counts X^T X, computed once when several k are tried."""
+        knn = cls.__new__(cls)
+        knn.sim = cls._similarities(gram, k, shrink)
+        return knn
+
+    @staticmethod
+    def _similarities(gram: np.ndarray, k: int, shrink: float) -> np.ndarray:
         norms = np.sqrt(np.diag(gram))
         sim = gram / (np.outer(norms, norms) + shrink + 1e-12)
         np.fill_diagonal(sim, 0.0)
         if k < sim.shape[0]:
             weakest = np.argpartition(-sim, k, axis=0)[k:]  # (I - k, I) rows to drop in every column
             np.put_along_axis(sim, weakest, 0.0, axis=0)
-        self.sim = sim  # (I, I): column j keeps j's k nearest items
+        return sim
 
     def scores(self, x: SparseRows) -> np.ndarray:
         return _matmul(x.binarized(), self.sim)
@@ -77,11 +92,21 @@ class EASE:
     min ||X - XB||^2 + lam ||B||^2 subject to diag(B) = 0."""
 
     def __init__(self, train: SparseRows, lam: float = 500.0) -> None:
-        x = _dense(train.binarized())
-        gram = x.T @ x + lam * np.eye(x.shape[1])
-        p = np.linalg.inv(gram)
-        self.b = p / -np.diag(p)  # B_ij = -P_ij / P_jj
-        np.fill_diagonal(self.b, 0.0)
+        self.b = self._weights(cooccurrence(train), lam)
+
+    @classmethod
+    def from_gram(cls, gram: np.ndarray, lam: float = 500.0) -> EASE:
+        """From the (I, I) co-occurrence counts X^T X, computed once when several lambdas are tried."""
+        ease = cls.__new__(cls)
+        ease.b = cls._weights(gram, lam)
+        return ease
+
+    @staticmethod
+    def _weights(gram: np.ndarray, lam: float) -> np.ndarray:
+        p = np.linalg.inv(gram + lam * np.eye(len(gram)))  # P = (X^T X + lam I)^-1
+        b = p / -np.diag(p)  # B_ij = -P_ij / P_jj
+        np.fill_diagonal(b, 0.0)
+        return b
 
     def scores(self, x: SparseRows) -> np.ndarray:
         return _matmul(x.binarized(), self.b)
@@ -161,4 +186,5 @@ class BiasedMF:
         return np.clip(pred, *clip) if clip else pred
 
 
-__all__ = ["EASE", "BiasedMF", "ContentKNN", "FeaturePopularity", "ItemKNN", "Popularity", "RandomScores"]
+__all__ = ["EASE", "BiasedMF", "ContentKNN", "FeaturePopularity", "ItemKNN", "Popularity", "RandomScores",
+           "cooccurrence"]

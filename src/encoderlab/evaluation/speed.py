@@ -93,7 +93,8 @@ def bf16_supported(device: torch.device) -> tuple[bool, str]:
     ok = bool(torch.ops.mkldnn._is_mkldnn_bf16_supported())
     capability = torch.backends.cpu.get_cpu_capability()
     if ok:
-        return True, f"CPU bf16 through oneDNN ({capability})"
+        tiles = " with AMX tiles" if "amx_bf16" in cpu_flags() else ""
+        return True, f"CPU bf16 through oneDNN ({capability}{tiles})"
     return False, f"this CPU ({capability}) has no native bf16 (needs AVX-512 BF16 or AMX); bf16 would be emulated"
 
 

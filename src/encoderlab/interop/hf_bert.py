@@ -1,4 +1,5 @@
-"""Hugging Face BERT-family checkpoints <-> `encoderlab.models.bert.BertModel`.
+"""Hugging Face BERT-family checkpoints <-> `encoderlab.models.bert.BertModel`: the weights. The families'
+tables are in hf_layouts.py, the config.json translation in hf_config.py.
 
 A checkpoint directory holds `config.json`, weights (`model.safetensors`, or `pytorch_model.bin` loaded
 with `weights_only=True`) and a tokenizer (`tokenizer.json` or `vocab.txt`). Weights are renamed through
@@ -52,12 +53,8 @@ layout (half-split rows, no sinusoid table) still load, and save back as roforme
 
 from __future__ import annotations
 
-import json
 import re
-import warnings
-from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 import torch
@@ -66,153 +63,23 @@ from safetensors.torch import load_file, save
 
 from ..errors import CheckpointError, ConfigError
 from ..files import atomic_write_bytes, atomic_write_json
-from ..models.bert import ARCHITECTURE_FIELDS, BertConfig, BertForMaskedLM, BertModel
-
-# Hugging Face name -> our name; "{}" is the layer index.
-HF_TO_OURS: dict[str, str] = {
-    "embeddings.word_embeddings.weight": "embeddings.tokens.weight",
-    "embeddings.position_embeddings.weight": "embeddings.positions.weight",
-    "embeddings.token_type_embeddings.weight": "embeddings.segments.weight",
-    "embeddings.LayerNorm.weight": "embeddings.norm.weight",
-    "embeddings.LayerNorm.bias": "embeddings.norm.bias",
-    "encoder.layer.{}.attention.self.query.weight": "blocks.{}.attn.query.weight",
-    "encoder.layer.{}.attention.self.query.bias": "blocks.{}.attn.query.bias",
-    "encoder.layer.{}.attention.self.key.weight": "blocks.{}.attn.key.weight",
-    "encoder.layer.{}.attention.self.key.bias": "blocks.{}.attn.key.bias",
-    "encoder.layer.{}.attention.self.value.weight": "blocks.{}.attn.value.weight",
-    "encoder.layer.{}.attention.self.value.bias": "blocks.{}.attn.value.bias",
-    "encoder.layer.{}.attention.output.dense.weight": "blocks.{}.attn.out.weight",
-    "encoder.layer.{}.attention.output.dense.bias": "blocks.{}.attn.out.bias",
-    "encoder.layer.{}.attention.output.LayerNorm.weight": "blocks.{}.attn_norm.weight",
-    "encoder.layer.{}.attention.output.LayerNorm.bias": "blocks.{}.attn_norm.bias",
-    "encoder.layer.{}.intermediate.dense.weight": "blocks.{}.ffn.up.weight",
-    "encoder.layer.{}.intermediate.dense.bias": "blocks.{}.ffn.up.bias",
-    "encoder.layer.{}.output.dense.weight": "blocks.{}.ffn.down.weight",
-    "encoder.layer.{}.output.dense.bias": "blocks.{}.ffn.down.bias",
-    "encoder.layer.{}.output.LayerNorm.weight": "blocks.{}.ffn_norm.weight",
-    "encoder.layer.{}.output.LayerNorm.bias": "blocks.{}.ffn_norm.bias",
-    "pooler.dense.weight": "pooler.weight",
-    "pooler.dense.bias": "pooler.bias",
-}
-
-# Tensors only encoderlab's variants have (model_type "encoderlab-bert"), named in the same style.
-EXTENSION_TO_OURS: dict[str, str] = {
-    "encoder.layer.{}.intermediate.gate.weight": "blocks.{}.ffn.gate.weight",  # GLU feed-forward
-    "encoder.layer.{}.intermediate.gate.bias": "blocks.{}.ffn.gate.bias",
-    "encoder.final_layer_norm.weight": "final_norm.weight",  # pre-LN
-    "encoder.final_layer_norm.bias": "final_norm.bias",
-}
-# Like models.bert.ARCHITECTURE_FIELDS, for position numbering; written to an encoderlab-bert config.json only
-# when they differ (RoBERTa's).
-POSITION_FIELDS = {"position_numbering": "column", "position_offset": 0}
-ENCODERLAB_MODEL_TYPE = "encoderlab-bert"
-
-# Present in real checkpoints but not part of the encoder: buffers and task heads of other architectures.
-IGNORED_HF_KEYS = re.compile(r"^(embeddings\.position_ids|cls\..*|qa_outputs\..*|classifier\..*)$")
-
-# config.json name -> BertConfig name
-HF_CONFIG_FIELDS = {
-    "vocab_size": "vocab_size",
-    "hidden_size": "d_model",
-    "num_hidden_layers": "n_layers",
-    "num_attention_heads": "n_heads",
-    "intermediate_size": "d_ff",
-    "max_position_embeddings": "max_positions",
-    "type_vocab_size": "n_segments",
-    "hidden_dropout_prob": "dropout",
-    "attention_probs_dropout_prob": "attention_dropout",
-    "layer_norm_eps": "norm_eps",
-    "pad_token_id": "pad_token_id",
-    "initializer_range": "init_std",
-}
-PER_LAYER_D_FF = "encoderlab_intermediate_sizes"  # our extension of config.json: per-block d_ff after pruning
-HF_ACTIVATIONS = {"gelu": "gelu", "gelu_new": "gelu_tanh", "gelu_pytorch_tanh": "gelu_tanh",
-                  "relu": "relu", "silu": "silu", "swish": "silu"}
-WEIGHT_FILES = ("model.safetensors", "pytorch_model.bin")
-
-# ---------------------------------------------------------------------------- DistilBERT
-# Hugging Face name -> our name. No token types and no pooler; otherwise one-to-one with BERT's blocks.
-DISTILBERT_TO_OURS: dict[str, str] = {
-    "embeddings.word_embeddings.weight": "embeddings.tokens.weight",
-    "embeddings.position_embeddings.weight": "embeddings.positions.weight",
-    "embeddings.LayerNorm.weight": "embeddings.norm.weight",
-    "embeddings.LayerNorm.bias": "embeddings.norm.bias",
-    "transformer.layer.{}.attention.q_lin.weight": "blocks.{}.attn.query.weight",
-    "transformer.layer.{}.attention.q_lin.bias": "blocks.{}.attn.query.bias",
-    "transformer.layer.{}.attention.k_lin.weight": "blocks.{}.attn.key.weight",
-    "transformer.layer.{}.attention.k_lin.bias": "blocks.{}.attn.key.bias",
-    "transformer.layer.{}.attention.v_lin.weight": "blocks.{}.attn.value.weight",
-    "transformer.layer.{}.attention.v_lin.bias": "blocks.{}.attn.value.bias",
-    "transformer.layer.{}.attention.out_lin.weight": "blocks.{}.attn.out.weight",
-    "transformer.layer.{}.attention.out_lin.bias": "blocks.{}.attn.out.bias",
-    "transformer.layer.{}.sa_layer_norm.weight": "blocks.{}.attn_norm.weight",
-    "transformer.layer.{}.sa_layer_norm.bias": "blocks.{}.attn_norm.bias",
-    "transformer.layer.{}.ffn.lin1.weight": "blocks.{}.ffn.up.weight",
-    "transformer.layer.{}.ffn.lin1.bias": "blocks.{}.ffn.up.bias",
-    "transformer.layer.{}.ffn.lin2.weight": "blocks.{}.ffn.down.weight",
-    "transformer.layer.{}.ffn.lin2.bias": "blocks.{}.ffn.down.bias",
-    "transformer.layer.{}.output_layer_norm.weight": "blocks.{}.ffn_norm.weight",
-    "transformer.layer.{}.output_layer_norm.bias": "blocks.{}.ffn_norm.bias",
-}
-# DistilBERT config.json name -> BertConfig name
-DISTILBERT_CONFIG_FIELDS = {
-    "vocab_size": "vocab_size",
-    "dim": "d_model",
-    "n_layers": "n_layers",
-    "n_heads": "n_heads",
-    "hidden_dim": "d_ff",
-    "max_position_embeddings": "max_positions",
-    "dropout": "dropout",
-    "attention_dropout": "attention_dropout",
-    "pad_token_id": "pad_token_id",
-    "initializer_range": "init_std",
-}
-DISTILBERT_NORM_EPS = 1e-12  # transformers hard-codes it; config.json has no field for it
-
-
-# ---------------------------------------------------------------------------- the families
-@dataclass(frozen=True)
-class HFLayout:
-    """How one Hugging Face family names an encoder's tensors, and what else its checkpoints hold."""
-
-    name: str
-    """Display name in messages."""
-    architecture: str
-    """config.json `architectures` entry we write (the encoder class, e.g. BertModel)."""
-    prefix: str
-    """What task-model checkpoints (…ForMaskedLM, …ForSequenceClassification) put before the encoder's names."""
-    templates: dict[str, str]
-    """Hugging Face name -> our name; "{}" is the layer index."""
-    ignored: re.Pattern
-    """Buffers and task heads that real checkpoints hold besides the encoder."""
-
-
-ROBERTA_IGNORED = re.compile(r"^(embeddings\.(position_ids|token_type_ids)|lm_head\..*|qa_outputs\..*|classifier\..*)$")
-LAYOUTS: dict[str, HFLayout] = {
-    "bert": HFLayout("BERT", "BertModel", "bert.", HF_TO_OURS, IGNORED_HF_KEYS),
-    "distilbert": HFLayout("DistilBERT", "DistilBertModel", "distilbert.", DISTILBERT_TO_OURS, re.compile(
-        r"^(embeddings\.position_ids|vocab_(transform|layer_norm|projector)\..*|pre_classifier\..*|qa_outputs\..*"
-        r"|classifier\..*)$")),
-    "roberta": HFLayout("RoBERTa", "RobertaModel", "roberta.", HF_TO_OURS, ROBERTA_IGNORED),
-    "xlm-roberta": HFLayout("XLM-RoBERTa", "XLMRobertaModel", "roberta.", HF_TO_OURS, ROBERTA_IGNORED),
-}
-# ---------------------------------------------------------------------------- RoFormer
-# BERT's names without the position table; the pooler stays in the map as our extension (RoFormerModel has none).
-ROFORMER = "roformer"
-ROFORMER_TO_OURS = {hf: ours for hf, ours in HF_TO_OURS.items() if hf != "embeddings.position_embeddings.weight"}
-ROFORMER_SINUSOIDS = "encoder.embed_positions.weight"  # transformers' fixed table of rotary angles, not learned
-LAYOUTS[ROFORMER] = HFLayout("RoFormer", "RoFormerModel", "roformer.", ROFORMER_TO_OURS, re.compile(
-    r"^(encoder\.embed_positions\.weight|cls\..*|classifier\..*|qa_outputs\..*|sequence_summary\..*)$"))
-
-ROBERTA_FAMILY = {"roberta", "xlm-roberta"}
-BERT_FAMILY = set(LAYOUTS)
-EXAMPLES = ("bert-base-uncased, all-MiniLM-L6-v2, distilbert-base-uncased, all-distilroberta-v1, "
-            "xlm-roberta-base, roformer_chinese_base")
-
-
-class EncoderlabOnlyWarning(UserWarning):
-    """A model was saved in a form that encoderlab loads but `transformers` / sentence-transformers do not (all
-    of it, or a part such as a pooler), because no Hugging Face family computes it."""
+from ..models.bert import BertConfig, BertForMaskedLM, BertModel
+from .hf_config import (
+    config_from_hf,
+    config_to_hf,
+    is_plain_bert,
+    is_roformer,
+    read_hf_config,
+    saved_layout,
+    warn_if_encoderlab_only,
+)
+from .hf_layouts import (
+    EXTENSION_TO_OURS,
+    LAYOUTS,
+    ROFORMER,
+    ROFORMER_SINUSOIDS,
+    WEIGHT_FILES,
+)
 
 
 def _expand(hf: str, ours: str, n_layers: int) -> list[tuple[str, str]]:
@@ -235,223 +102,6 @@ def key_map(cfg: BertConfig, pooler: bool = True, layout: str | None = None) -> 
         templates.update({k: v for k, v in EXTENSION_TO_OURS.items() if ".ffn.gate." in v})
     pairs = [pair for hf, ours in templates.items() for pair in _expand(hf, ours, cfg.n_layers)]
     return {hf: ours for hf, ours in pairs if pooler or not hf.startswith("pooler.")}
-
-
-def read_hf_config(directory: Path) -> dict[str, Any]:
-    path = directory / "config.json"
-    if not path.is_file():
-        raise CheckpointError(
-            f"{str(directory)!r} has no config.json; point to a Hugging Face BERT-family checkpoint directory "
-            "(config.json + model.safetensors + tokenizer.json), an encoderlab run's OUT_DIR, or the alias "
-            "'minilm'"
-        )
-    try:
-        return json.loads(path.read_text(encoding="utf-8"))
-    except json.JSONDecodeError as exc:
-        raise CheckpointError(f"{str(path)!r} is not valid JSON ({exc}); re-export or re-download it") from exc
-
-
-def config_from_hf(hf: dict[str, Any], source: str = "config.json") -> BertConfig:
-    """Translate a Hugging Face BERT-family config.json into a BertConfig, rejecting what we cannot represent."""
-    model_type = hf.get("model_type")
-    if model_type not in BERT_FAMILY | {ENCODERLAB_MODEL_TYPE}:
-        raise CheckpointError(
-            f"{source}: model_type={model_type!r} is not a BERT checkpoint; encoderlab imports the BERT family, "
-            f"model_type in {sorted(BERT_FAMILY)} (e.g. {EXAMPLES}), and its own {ENCODERLAB_MODEL_TYPE!r}"
-        )
-    if hf.get("is_decoder") or hf.get("add_cross_attention"):
-        raise CheckpointError(f"{source}: is_decoder / add_cross_attention is set, so this checkpoint attends "
-                              "causally or to another sequence; encoderlab imports bidirectional encoders only")
-    if model_type == "distilbert":
-        kwargs = _distilbert_config_from_hf(hf, source)
-    else:
-        kwargs = _bert_config_from_hf(hf, source, model_type)
-    try:
-        return BertConfig(**kwargs)
-    except ConfigError as exc:
-        raise CheckpointError(f"{source}: {exc}") from exc
-
-
-def _activation_from_hf(act: Any, field: str, source: str) -> str:
-    if act not in HF_ACTIVATIONS:
-        raise CheckpointError(f"{source}: {field}={act!r} is not supported; use one of {sorted(HF_ACTIVATIONS)}")
-    return HF_ACTIVATIONS[act]
-
-
-def _bert_config_from_hf(hf: dict[str, Any], source: str, model_type: str) -> dict[str, Any]:
-    """BertConfig arguments from a bert, roberta, xlm-roberta or encoderlab-bert config.json."""
-    if hf.get("position_embedding_type", "absolute") != "absolute":
-        raise CheckpointError(
-            f"{source}: position_embedding_type={hf['position_embedding_type']!r} is not supported; "
-            "only 'absolute' (learned) positions can be imported"
-        )
-    kwargs = {ours: hf[name] for name, ours in HF_CONFIG_FIELDS.items() if hf.get(name) is not None}
-    kwargs["activation"] = _activation_from_hf(hf.get("hidden_act", "gelu"), "hidden_act", source)
-    kwargs["layer_heads"] = _layer_heads_from_hf(hf, source, hf.get("num_hidden_layers", 12),
-                                                 hf.get("num_attention_heads", 12))
-    if hf.get(PER_LAYER_D_FF) is not None:
-        kwargs["layer_d_ff"] = hf[PER_LAYER_D_FF]
-    if model_type == ENCODERLAB_MODEL_TYPE:
-        kwargs.update({name: hf[f"encoderlab_{name}"] for name in (*ARCHITECTURE_FIELDS, *POSITION_FIELDS)
-                       if f"encoderlab_{name}" in hf})
-    elif model_type == ROFORMER:
-        _check_roformer_config(hf, source)
-        kwargs["positions"] = "rotary"  # hf_model_type stays 'bert': saved_layout writes it back as roformer
-    else:
-        kwargs["hf_model_type"] = model_type
-    if model_type in ROBERTA_FAMILY:  # fairseq's numbering: real tokens from pad_token_id + 1
-        kwargs.setdefault("pad_token_id", 1)  # RobertaConfig's default
-        kwargs.update(position_numbering="non_padding", position_offset=kwargs["pad_token_id"] + 1)
-    # config.json counts the table's rows; BertConfig.max_positions the longest sequence
-    offset = kwargs.get("position_offset", 0)
-    if "max_positions" in kwargs:
-        if kwargs["max_positions"] <= offset:
-            raise CheckpointError(f"{source}: max_position_embeddings={kwargs['max_positions']} leaves no position "
-                                  f"for a token after the first {offset} rows (pad_token_id + 1)")
-        kwargs["max_positions"] -= offset
-    return kwargs
-
-
-def _check_roformer_config(hf: dict[str, Any], source: str) -> None:
-    """Refuse the RoFormer options our encoder does not compute."""
-    if hf.get("rotary_value"):
-        raise CheckpointError(f"{source}: rotary_value=true rotates the values too; encoderlab's rotary attention "
-                              "rotates queries and keys only, so this RoFormer cannot be imported")
-    embedding_size = hf.get("embedding_size")
-    if embedding_size is not None and embedding_size != hf.get("hidden_size", 768):
-        raise CheckpointError(f"{source}: embedding_size={embedding_size} differs from hidden_size="
-                              f"{hf.get('hidden_size')}, so RoFormer projects its embeddings (embeddings_project); "
-                              "encoderlab imports RoFormers whose embeddings are as wide as the encoder")
-
-
-def _distilbert_config_from_hf(hf: dict[str, Any], source: str) -> dict[str, Any]:
-    """BertConfig arguments from a DistilBERT config.json: no token types, no pooler, LayerNorm eps 1e-12."""
-    kwargs = {ours: hf[name] for name, ours in DISTILBERT_CONFIG_FIELDS.items() if hf.get(name) is not None}
-    kwargs["layer_heads"] = _layer_heads_from_hf(hf, source, hf.get("n_layers", 6), hf.get("n_heads", 12))
-    if hf.get(PER_LAYER_D_FF) is not None:
-        kwargs["layer_d_ff"] = hf[PER_LAYER_D_FF]
-    return dict(kwargs, activation=_activation_from_hf(hf.get("activation", "gelu"), "activation", source),
-                n_segments=0, pooler=False, norm_eps=DISTILBERT_NORM_EPS, hf_model_type="distilbert")
-
-
-def _layer_heads_from_hf(hf: dict[str, Any], source: str, n_layers: int, n_heads: int) -> list[int] | None:
-    """Heads per block from `pruned_heads` ({"layer": [removed head, ...]}), or None when nothing was pruned."""
-    pruned = hf.get("pruned_heads") or {}
-    if not pruned:
-        return None
-    n_layers, n_heads = int(n_layers), int(n_heads)
-    if not isinstance(pruned, dict):
-        raise CheckpointError(f"{source}: pruned_heads must map a layer index to a list of head indices, "
-                              f"got {pruned!r}")
-    kept = [n_heads] * n_layers
-    for layer, heads in pruned.items():
-        try:
-            i, removed = int(layer), {int(h) for h in heads}
-        except (TypeError, ValueError):
-            raise CheckpointError(f"{source}: pruned_heads[{layer!r}]={heads!r} is not a list of head indices "
-                                  "under a layer index") from None
-        if not 0 <= i < n_layers or not all(0 <= h < n_heads for h in removed):
-            raise CheckpointError(f"{source}: pruned_heads[{layer!r}]={sorted(removed)} is outside "
-                                  f"{n_layers} layers x {n_heads} heads; config.json is inconsistent")
-        kept[i] = n_heads - len(removed)
-    return kept
-
-
-def config_to_hf(cfg: BertConfig) -> dict[str, Any]:
-    """A config.json that `transformers` reads as the same model, in the family of cfg.hf_model_type. A model
-    BERT cannot express (see is_plain_bert) gets model_type "encoderlab-bert" and its architecture fields."""
-    hf_act = {"gelu": "gelu", "gelu_tanh": "gelu_new", "relu": "relu", "silu": "silu"}[cfg.activation]
-    if cfg.hf_model_type == "distilbert":
-        if cfg.norm_eps != DISTILBERT_NORM_EPS:
-            raise ConfigError(f"BertConfig.norm_eps={cfg.norm_eps}: DistilBERT's LayerNorm epsilon is fixed at "
-                              f"{DISTILBERT_NORM_EPS}; set hf_model_type='bert' to save this encoder as BERT")
-        hf = {name: getattr(cfg, ours) for name, ours in DISTILBERT_CONFIG_FIELDS.items()}
-        hf.update(model_type="distilbert", architectures=[LAYOUTS["distilbert"].architecture], activation=hf_act,
-                  sinusoidal_pos_embds=False)
-    elif saved_layout(cfg) == ROFORMER:
-        hf = {name: getattr(cfg, ours) for name, ours in HF_CONFIG_FIELDS.items()}
-        hf.update(model_type=ROFORMER, architectures=[LAYOUTS[ROFORMER].architecture], hidden_act=hf_act,
-                  embedding_size=cfg.d_model, rotary_value=False, type_vocab_size=max(cfg.n_segments, 1))
-    else:
-        hf = {name: getattr(cfg, ours) for name, ours in HF_CONFIG_FIELDS.items()}
-        hf["max_position_embeddings"] = cfg.max_positions + cfg.position_offset  # rows of the table
-        hf.update(model_type=cfg.hf_model_type, architectures=[LAYOUTS[cfg.hf_model_type].architecture],
-                  hidden_act=hf_act, position_embedding_type="absolute")
-        if not is_plain_bert(cfg):
-            del hf["position_embedding_type"]
-            hf.update(model_type=ENCODERLAB_MODEL_TYPE, architectures=["EncoderlabBertModel"],
-                      **{f"encoderlab_{name}": getattr(cfg, name) for name in ARCHITECTURE_FIELDS})
-            hf.update({f"encoderlab_{name}": getattr(cfg, name) for name, value in POSITION_FIELDS.items()
-                       if getattr(cfg, name) != value})
-    if cfg.layer_heads is not None and any(k < cfg.n_heads for k in cfg.layer_heads):
-        # the kept heads sit first in the saved weights, so the removed ones are the last indices
-        hf["pruned_heads"] = {str(i): list(range(k, cfg.n_heads))
-                              for i, k in enumerate(cfg.layer_heads) if k < cfg.n_heads}
-    if cfg.layer_d_ff is not None and any(f != cfg.d_ff for f in cfg.layer_d_ff):
-        hf[PER_LAYER_D_FF] = list(cfg.layer_d_ff)
-    return hf
-
-
-def is_roformer(cfg: BertConfig) -> bool:
-    """Whether `transformers.RoFormerModel` computes this config: rotary positions, post-LN, an MLP feed-forward
-    (BertConfig already ties rotary positions to column numbering)."""
-    return (cfg.hf_model_type == "bert" and cfg.positions == "rotary" and cfg.norm_position == "post"
-            and cfg.ffn_kind == "mlp")
-
-
-def saved_layout(cfg: BertConfig) -> str:
-    """The LAYOUTS entry `save_hf_bert` writes for `cfg`: its own family, roformer, or (for encoderlab-bert)
-    BERT's names."""
-    return ROFORMER if is_roformer(cfg) else cfg.hf_model_type
-
-
-def encoderlab_only_variants(cfg: BertConfig) -> list[str]:
-    """The architecture choices of `cfg` that no Hugging Face family computes, in words (empty: it saves as
-    bert, distilbert, roberta, xlm-roberta or roformer)."""
-    if is_plain_bert(cfg) or is_roformer(cfg):
-        return []
-    words = {("positions", "sinusoidal"): "sinusoidal positions (positions='sinusoidal')",
-             ("norm_position", "pre"): "pre-LN (norm_position='pre')",
-             ("ffn_kind", "glu"): "a GLU feed-forward (ffn_kind='glu')"}
-    variants = [text for (field, value), text in words.items() if getattr(cfg, field) == value]
-    if cfg.n_segments == 0:
-        variants.append("no token-type embeddings (n_segments=0)")
-    if cfg.position_numbering != "column":
-        variants.append("RoBERTa's position numbering under hf_model_type='bert'")
-    return variants
-
-
-def warn_if_encoderlab_only(cfg: BertConfig, pooler: bool, directory: Path) -> None:
-    """Say at save time (EncoderlabOnlyWarning) what of the model only encoderlab will load, and why."""
-    variants = encoderlab_only_variants(cfg)
-    if variants:
-        warnings.warn(f"{str(directory)!r}: this encoder has {', '.join(variants)}, which no Hugging Face family "
-                      f"computes; it is saved as model_type {ENCODERLAB_MODEL_TYPE!r}, which encoderlab loads and "
-                      "transformers / sentence-transformers refuse. Post-LN encoders with an MLP feed-forward and "
-                      "learned or rotary positions are saved as bert / roformer, which they load",
-                      EncoderlabOnlyWarning, stacklevel=3)
-    pruned = []
-    if cfg.layer_heads is not None and any(k < cfg.n_heads for k in cfg.layer_heads):
-        pruned.append("fewer heads in some blocks (pruned_heads; transformers 5 dropped head pruning)")
-    if cfg.layer_d_ff is not None and any(f != cfg.d_ff for f in cfg.layer_d_ff):
-        pruned.append(f"per-block feed-forward widths ({PER_LAYER_D_FF})")
-    if pruned:
-        warnings.warn(f"{str(directory)!r}: this pruned encoder has {' and '.join(pruned)}, which transformers 5 "
-                      "refuses with a size mismatch; encoderlab loads it", EncoderlabOnlyWarning, stacklevel=3)
-    if pooler and is_roformer(cfg):
-        warnings.warn(f"{str(directory)!r}: RoFormerModel has no pooler, so transformers ignores this encoder's "
-                      "pooler.dense.* tensors (encoderlab loads them; the last hidden states are the same)",
-                      EncoderlabOnlyWarning, stacklevel=3)
-
-
-def is_plain_bert(cfg: BertConfig) -> bool:
-    """Whether `transformers`' class for cfg.hf_model_type computes what this config describes (positions and
-    their numbering, norms, feed-forward, token types). BertConfig only lets the 'bert' layout differ."""
-    if cfg.hf_model_type != "bert":
-        return True
-    return (all(getattr(cfg, name) == value for name, value in {**ARCHITECTURE_FIELDS, **POSITION_FIELDS}.items())
-            and cfg.n_segments > 0)  # transformers' BERT always adds a token-type embedding
-
 
 def _find_weights(directory: Path) -> Path:
     for name in WEIGHT_FILES:

@@ -155,6 +155,9 @@ class AudioTransformer(nn.Module):
         self.dropout = nn.Dropout(cfg.dropout)
         self.blocks = nn.ModuleList(EncoderBlock(block_cfg, i) for i in range(cfg.n_layers))
         self.final_norm = nn.LayerNorm(cfg.d_model, eps=block_cfg.norm_eps)
+        self.time_columns: int | None = None
+        """Rows of the sinusoidal time table: None sizes it per batch; an ONNX export fixes it (a traced graph
+        cannot size a table from its input), which bounds the clip length the graph takes."""
 
     def patches(self, features: torch.Tensor, n_frames: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """features (B, M, T) -> patch vectors (B, Tp·R, patch_mels·patch_frames), token mask (B, Tp·R);
@@ -176,7 +179,8 @@ class AudioTransformer(nn.Module):
         R = self.n_rows
         column = torch.arange(N, device=tokens.device) // R  # (N,) time column of each token
         row = torch.arange(N, device=tokens.device) % R      # (N,) mel row of each token
-        time_table = sinusoidal_table(int(column[-1]) + 1, self.cfg.d_model).to(tokens)  # (Tp, C)
+        n_columns = self.time_columns or int(column[-1]) + 1
+        time_table = sinusoidal_table(n_columns, self.cfg.d_model).to(tokens)  # (Tp, C)
         x = self.patch(tokens) + self.row_embedding(row) + time_table[column]  # (B, N, C)
         x = self.dropout(x)
         if self.cfg.unpad and not bool(mask.all()):

@@ -203,13 +203,18 @@ class EncoderBlock(nn.Module):
                 packing: Packing | None = None, rotary: RotaryAngles | None = None) -> torch.Tensor:
         """x: (B, T, C) padded with attn_bias, or (N, C) packed with its packing; rotary: the positions' angles
         with rotary positions (see MultiHeadSelfAttention)."""
-        if self.pre_norm:
-            x = x + self.attn_dropout(self.attn(self.attn_norm(x), attn_bias, packing, rotary))
-            x = x + self.ffn(self.ffn_norm(x))
-        else:
+        if self.training:  # dropout sits between each sublayer and its residual add
+            if self.pre_norm:
+                x = x + self.attn_dropout(self.attn(self.attn_norm(x), attn_bias, packing, rotary))
+                return x + self.ffn(self.ffn_norm(x))
             x = self.attn_norm(x + self.attn_dropout(self.attn(x, attn_bias, packing, rotary)))
-            x = self.ffn_norm(x + self.ffn(x))
-        return x
+            return self.ffn_norm(x + self.ffn(x))
+        # inference: each residual add rides in its sublayer's output projection (nn/prepacked_linear.py)
+        if self.pre_norm:
+            x = self.attn(self.attn_norm(x), attn_bias, packing, rotary, residual=x)
+            return self.ffn(self.ffn_norm(x), residual=x)
+        x = self.attn_norm(self.attn(x, attn_bias, packing, rotary, residual=x))
+        return self.ffn_norm(self.ffn(x, residual=x))
 
 
 class BertModel(nn.Module):

@@ -2,7 +2,8 @@
 
 - Mult-VAE and Mult-DAE (Liang, Krishnan, Hoffman & Jebara 2018, "Variational Autoencoders for Collaborative
   Filtering"): a user's row of clicked items -> L2-normalised, input dropout -> [I -> 600 -> 200] tanh encoder
-  (the VAE outputs mu and log sigma^2) -> [200 -> 600 -> I] tanh decoder -> logits over the catalogue. Loss:
+  (the VAE outputs mu and log sigma^2) -> [200 -> 600 -> I] tanh decoder -> logits over the catalogue
+  (`hidden_dim=0`: [I -> 200 -> I], the Mult-DAE of the paper's published code). Loss:
   the multinomial log-likelihood -sum_j x_j log softmax(logits)_j, plus beta * KL for the VAE with beta annealed
   from 0 to `anneal_cap` (the caller passes the current beta). The input layer is a `SparseLinear`
   (EmbeddingBag): a batch costs its non-zeros, never a dense B x I input.
@@ -44,7 +45,8 @@ class RecommenderConfig:
     n_users: int = 0
     """Number of users; filled in from the data (AutoRec: the width of an item's rating vector)."""
     hidden_dim: int = 600
-    """Mult-*: the hidden layer of encoder and decoder (Liang et al.: 600). AutoRec: the code (paper: 500)."""
+    """Mult-*: the hidden layer of encoder and decoder (Liang et al.: 600); 0 = none, [I -> L -> I] (the Mult-DAE
+    of Liang et al.'s published code is [I -> 200 -> I]). AutoRec: the code (paper: 500)."""
     latent_dim: int = 200
     """Mult-*: the user code (Liang et al.: 200). Two-tower: the dimension D of both towers' vectors."""
     dropout: float = 0.5
@@ -67,8 +69,9 @@ class RecommenderConfig:
         if self.kind not in KINDS:
             raise ConfigError(f"model.kind={self.kind!r}; choose one of {', '.join(KINDS)}")
         for name in ("hidden_dim", "latent_dim"):
-            if getattr(self, name) < 1:
-                raise ConfigError(f"model.{name}={getattr(self, name)} must be at least 1")
+            if getattr(self, name) < (0 if name == "hidden_dim" and self.kind.startswith("mult-") else 1):
+                raise ConfigError(f"model.{name}={getattr(self, name)} must be at least 1"
+                                  + (" (or 0 for Mult-*: no hidden layer)" if name == "hidden_dim" else ""))
         for name in ("n_items", "n_users", "n_user_tokens", "n_item_tokens", "title_dim"):
             if getattr(self, name) < 0:
                 raise ConfigError(f"model.{name}={getattr(self, name)} must be >= 0 (it is filled in from the data)")
@@ -117,24 +120,31 @@ class MultVAE(nn.Module):
         cfg.check_sizes()
         self.cfg = cfg
         self.variational = cfg.kind == "mult-vae"
-        self.input = SparseLinear(cfg.n_items, cfg.hidden_dim)  # the I -> H layer, over non-zeros only
-        self.to_code = nn.Linear(cfg.hidden_dim, 2 * cfg.latent_dim if self.variational else cfg.latent_dim)
-        self.decoder_hidden = nn.Linear(cfg.latent_dim, cfg.hidden_dim)
-        self.output = nn.Linear(cfg.hidden_dim, cfg.n_items)  # (I, H) weight rows: the item vectors
+        self.shallow = cfg.hidden_dim == 0  # [I -> L -> I]: the input layer gives the code directly
+        code = 2 * cfg.latent_dim if self.variational else cfg.latent_dim  # the VAE's mu and log sigma^2
+        width = code if self.shallow else cfg.hidden_dim
+        self.input = SparseLinear(cfg.n_items, width)  # the I -> H layer (I -> L if shallow), over non-zeros only
+        if not self.shallow:
+            self.to_code = nn.Linear(cfg.hidden_dim, code)
+            self.decoder_hidden = nn.Linear(cfg.latent_dim, cfg.hidden_dim)
+        self.output = nn.Linear(cfg.latent_dim if self.shallow else cfg.hidden_dim, cfg.n_items)  # rows: item vectors
+
+    def _pre_code(self, h: torch.Tensor) -> torch.Tensor:
+        """(B, H) input-layer output -> (B, L) pre-activation code, (B, 2L) mu and log sigma^2 for the VAE."""
+        return h if self.shallow else self.to_code(torch.tanh(h))
 
     def _code(self, h: torch.Tensor) -> tuple[torch.Tensor, Posterior | None]:
         """(B, H) input-layer output -> the code z (B, L) and, for the VAE, q(z|x)."""
-        h = torch.tanh(h)
         if not self.variational:
-            return torch.tanh(self.to_code(h)), None
-        mu, logvar = self.to_code(h).chunk(2, dim=-1)  # (B, L) each
+            return torch.tanh(self._pre_code(h)), None
+        mu, logvar = self._pre_code(h).chunk(2, dim=-1)  # (B, L) each
         q = Posterior(mu, logvar)
         z = mu + torch.randn_like(mu) * (0.5 * logvar).exp() if self.training else mu
         return z, q
 
     def decode(self, z: torch.Tensor) -> torch.Tensor:
         """(B, L) -> (B, I) logits."""
-        return self.output(torch.tanh(self.decoder_hidden(z)))
+        return self.output(z if self.shallow else torch.tanh(self.decoder_hidden(z)))
 
     def forward(self, indices: torch.Tensor, offsets: torch.Tensor, values: torch.Tensor) -> MultOutput:
         x = drop_values(normalized_values(values, offsets), self.cfg.dropout, self.training)
@@ -149,14 +159,11 @@ class MultVAE(nn.Module):
 
     def encode(self, indices: torch.Tensor, offsets: torch.Tensor, values: torch.Tensor) -> torch.Tensor:
         """(B, L) user codes: the posterior mean (VAE) or the code (DAE), without dropout."""
-        x = normalized_values(values, offsets)
-        h = self.input(indices, offsets, x)
-        if not self.variational:
-            return torch.tanh(self.to_code(torch.tanh(h)))
-        return self.to_code(torch.tanh(h)).chunk(2, dim=-1)[0]
+        code = self._pre_code(self.input(indices, offsets, normalized_values(values, offsets)))
+        return code.chunk(2, dim=-1)[0] if self.variational else torch.tanh(code)
 
     def item_vectors(self) -> torch.Tensor:
-        """(I, H) output embeddings: logits = tanh(decoder_hidden(z)) @ item_vectors.T + bias."""
+        """(I, H) output embeddings (I, L if shallow): logits = tanh(decoder_hidden(z)) @ item_vectors.T + bias."""
         return self.output.weight
 
 

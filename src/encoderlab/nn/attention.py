@@ -24,6 +24,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from .packing import Packing
+from .prepacked_linear import PrepackedLinear
 from .rotary import RotaryAngles, apply_rotary
 
 
@@ -59,17 +60,20 @@ class MultiHeadSelfAttention(nn.Module):
         return x.view(B, T, self.n_heads, self.d_head).transpose(1, 2)  # (B, nh, T, hs)
 
     def forward(self, x: torch.Tensor, attn_bias: torch.Tensor | None = None,
-                packing: Packing | None = None, rotary: RotaryAngles | None = None) -> torch.Tensor:
+                packing: Packing | None = None, rotary: RotaryAngles | None = None,
+                residual: torch.Tensor | None = None) -> torch.Tensor:
         """Padded: x (B, T, C) with attn_bias additive (B, 1, 1, T) or (B, nh, T, T), 0 where allowed.
         Packed: x (N, C) with its `packing`; each sequence attends only within itself.
-        rotary: the (cos, sin) of each token's position, (T, hs) padded or (N, hs) packed; None without."""
+        rotary: the (cos, sin) of each token's position, (T, hs) padded or (N, hs) packed; None without.
+        residual: added to the output (inside the output projection's matmul where it can be; no dropout, so
+        inference only — a training block adds after its own dropout)."""
         if packing is not None:
             # projections on the N real tokens; attention on length-grouped tiles of them
             q, k = self.query(x), self.key(x)  # (N, nh·hs)
             if rotary is not None:
                 q, k = self._rotate_packed(q, rotary), self._rotate_packed(k, rotary)
             y = packing.attend(q, k, self.value(x), self.n_heads, self._attend)  # (N, nh·hs)
-            return self.out(y)  # (N, C)
+            return self._project_out(y, residual)  # (N, C)
         B, T, C = x.shape
         q = self._split_heads(self.query(x))  # (B, nh, T, hs)
         k = self._split_heads(self.key(x))    # (B, nh, T, hs)
@@ -78,7 +82,14 @@ class MultiHeadSelfAttention(nn.Module):
             q, k = apply_rotary(q, rotary), apply_rotary(k, rotary)  # angles (T, hs) broadcast over B, nh
         y = self._attend(q, k, v, attn_bias)
         y = y.transpose(1, 2).reshape(B, T, -1)  # (B, T, nh·hs): heads side by side again
-        return self.out(y)
+        return self._project_out(y, residual)
+
+    def _project_out(self, y: torch.Tensor, residual: torch.Tensor | None) -> torch.Tensor:
+        if residual is None:
+            return self.out(y)
+        if type(self.out) is PrepackedLinear:
+            return self.out.forward_plus(y, residual)
+        return self.out(y) + residual
 
     def _rotate_packed(self, x: torch.Tensor, rotary: RotaryAngles) -> torch.Tensor:
         """(N, nh·hs) packed rows, angles (N, hs) -> rotated (N, nh·hs)."""

@@ -39,7 +39,9 @@ class FeedForward(nn.Module):
         self.down = nn.Linear(d_ff, d_model, bias=bias)
         self.dropout = nn.Dropout(dropout)
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
+    def forward(self, x: torch.Tensor, residual: torch.Tensor | None = None) -> torch.Tensor:
+        """x (…, d_model) -> (…, d_model); plus `residual` when given (in inference the add runs inside the
+        down-projection's matmul; in training dropout comes first, as in x + dropout(ffn(x)))."""
         up = self.up
         if type(up) is PrepackedLinear and up.fuses(x, self.activation):
             h = up.forward_activated(x, self.activation)  # (B, T, d_ff): matmul and activation in one call
@@ -47,4 +49,8 @@ class FeedForward(nn.Module):
             h = self.act(up(x))  # (B, T, d_ff)
         if self.gate is not None:
             h = h * self.gate(x)
-        return self.dropout(self.down(h))
+        if residual is None:
+            return self.dropout(self.down(h))
+        if type(self.down) is PrepackedLinear and not self.training:
+            return self.down.forward_plus(h, residual)
+        return residual + self.dropout(self.down(h))

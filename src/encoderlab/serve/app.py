@@ -3,8 +3,8 @@
     app = create_app({"minilm": TextEncoder.from_pretrained("minilm")}, ServeSettings())
     run(app, settings)            # uvicorn on settings.host:settings.port until SIGINT / SIGTERM
 
-Routes: POST /v1/embeddings (OpenAI's shape), /v1/tokenize, /v1/classify, /v1/tag, /v1/generate, /v1/score,
-/v1/recommend;
+Routes: POST /v1/embeddings (OpenAI's shape; also audio clips, table rows and images as JSON objects),
+/v1/tokenize, /v1/classify (texts, audio clips, table rows), /v1/tag, /v1/generate, /v1/score, /v1/recommend;
 GET /v1/models, /health, /ready, /metrics, /openapi.json, /docs and / (a page to try the models).
 """
 
@@ -137,13 +137,22 @@ def as_list(value: Any) -> list:
     elif value and isinstance(value[0], int):
         value = [value]
     if not value:
-        raise APIError(422, "input is empty; send at least one text", "input", "empty_input")
+        raise APIError(422, "input is empty; send at least one input", "input", "empty_input")
     return list(value)
+
+
+def text_inputs(served: Served, inputs: list) -> list:
+    """A text model's inputs: strings (or token ids); a JSON object is a 422 saying what the model reads."""
+    for i, item in enumerate(inputs):
+        if isinstance(item, dict):
+            raise APIError(422, f"input[{i}] is a JSON object; model {served.name!r} is a {served.kind} and reads "
+                                "texts (strings)", "input", "invalid_input")
+    return inputs
 
 
 def create_app(models: Mapping[str, Any], settings: ServeSettings | None = None) -> FastAPI:
     """The app serving `models` (name -> a loaded model: TextEncoder, TextClassifier, TokenTagger,
-    Seq2SeqPredictor, ArrayEncoder or Recommender)."""
+    Seq2SeqPredictor, ArrayEncoder, Recommender, AudioClassifier, MultimodalClassifier or ImageTextEncoder)."""
     settings = settings or ServeSettings()
     if not models:
         raise EncoderlabError("serve needs at least one model; pass --model minilm or --model NAME=RUN_DIR")
@@ -231,34 +240,42 @@ def create_app(models: Mapping[str, Any], settings: ServeSettings | None = None)
             for name, m in state.models.items()]}
 
     # ------------------------------------------------------------------------------------ model routes
-    @app.post("/v1/embeddings", summary="Embed texts (OpenAI's request and response)",
-              responses={200: {"model": EmbeddingResponse}, **ERRORS}, dependencies=guarded["dependencies"])
+    @app.post("/v1/embeddings", summary="Embed texts (OpenAI's request and response); audio clips, table rows, "
+                                        "images as JSON objects", dependencies=guarded["dependencies"],
+              responses={200: {"model": EmbeddingResponse}, **ERRORS})
     async def embeddings(body: EmbeddingRequest) -> JSONResponse:
         served = state.pick(body.model, "embed")
-        assert isinstance(served, ServedTextModel)
         inputs = as_list(body.input)
         if body.dimensions is not None and body.dimensions != served.dim:
             raise APIError(422, f"model {served.name!r} returns {served.dim}-dimensional embeddings and cannot cut "
                                 f"them to dimensions={body.dimensions} (it was not trained for it); drop the field",
                            "dimensions", "dimensions_not_supported")
         state.check_count(inputs)
-        tokenized = await asyncio.to_thread(served.tokenize, inputs, body.truncate,
-                                            getattr(served, "chunk", False))
-        vectors = await state.run(served, "embed", tokenized.ids, [len(s) for s in tokenized.ids])
-        matrix = served.finish(vectors, tokenized, len(inputs))  # (N, d) float32
+        if isinstance(served, ServedTextModel):
+            tokenized = await asyncio.to_thread(served.tokenize, text_inputs(served, inputs), body.truncate,
+                                                getattr(served, "chunk", False))
+            vectors = await state.run(served, "embed", tokenized.ids, [len(s) for s in tokenized.ids])
+            matrix = served.finish(vectors, tokenized, len(inputs))  # (N, d) float32
+            tokens, truncated = tokenized.tokens, len(tokenized.truncated)
+        else:  # audio clips, table rows, images: JSON objects
+            payloads, costs = await asyncio.to_thread(served.payloads, inputs, "embed")
+            matrix = np.stack(await state.run(served, "embed", payloads, costs)).astype(np.float32)
+            tokens, truncated = sum(costs), 0
         if body.encoding_format == "base64":
             rows: list = [base64.b64encode(row.astype("<f4").tobytes()).decode("ascii") for row in matrix]
         else:
             rows = matrix.tolist()
         data = [{"object": "embedding", "index": i, "embedding": row} for i, row in enumerate(rows)]
-        headers = {"X-Truncated-Inputs": str(len(tokenized.truncated))}
         return JSONResponse({"object": "list", "data": data, "model": served.name,
-                             "usage": {"prompt_tokens": tokenized.tokens, "total_tokens": tokenized.tokens}},
-                            headers=headers)
+                             "usage": {"prompt_tokens": tokens, "total_tokens": tokens}},
+                            headers={"X-Truncated-Inputs": str(truncated)})
 
     @app.post("/v1/tokenize", summary="Token ids and tokens of texts, as the model sees them", **guarded)
     async def tokenize(body: TokenizeRequest) -> dict:
         served = state.pick(body.model, "embed")  # text encoders and classifiers
+        if not isinstance(served, ServedTextModel):
+            raise APIError(400, f"model {served.name!r} is a {served.kind}: it reads no tokens (its input is "
+                                f"{getattr(served, 'shape', 'not text')})", "model", "wrong_model_kind")
         texts = as_list(body.input)
         state.check_count(texts)
         check_texts(texts)
@@ -269,20 +286,27 @@ def create_app(models: Mapping[str, Any], settings: ServeSettings | None = None)
             {"index": i, "ids": e.ids, "tokens": e.tokens, "count": len(e.ids), "truncated": len(e.ids) > limit}
             for i, e in enumerate(encodings)]}
 
-    @app.post("/v1/classify", summary="Labels and probabilities (fine-tuned classifiers)", **guarded)
+    @app.post("/v1/classify", summary="Labels and probabilities (text, audio and multimodal classifiers; image-text "
+                                      "models: zero-shot categories of images)", **guarded)
     async def classify(body: ClassifyRequest) -> JSONResponse:
         served = state.pick(body.model, "classify")
-        texts = as_list(body.input)
-        state.check_count(texts)
-        tokenized = await asyncio.to_thread(served.tokenize, texts, True, False)
-        probabilities = await state.run(served, "classify", tokenized.ids, [len(s) for s in tokenized.ids])
+        inputs = as_list(body.input)
+        state.check_count(inputs)
+        if isinstance(served, ServedTextModel):
+            tokenized = await asyncio.to_thread(served.tokenize, text_inputs(served, inputs), True, False)
+            payloads, costs = tokenized.ids, [len(s) for s in tokenized.ids]
+            tokens, truncated = tokenized.tokens, len(tokenized.truncated)
+        else:  # audio clips, table rows, images: JSON objects
+            payloads, costs = await asyncio.to_thread(served.payloads, inputs, "classify")
+            tokens, truncated = sum(costs), 0
+        probabilities = await state.run(served, "classify", payloads, costs)
         labels = served.labels
         data = [{"index": i, "label": labels[int(np.argmax(p))], "score": float(np.max(p)),
                  "probabilities": {label: float(v) for label, v in zip(labels, p, strict=True)}}
                 for i, p in enumerate(probabilities)]
         return JSONResponse({"object": "list", "model": served.name, "data": data,
-                             "usage": {"prompt_tokens": tokenized.tokens, "total_tokens": tokenized.tokens}},
-                            headers={"X-Truncated-Inputs": str(len(tokenized.truncated))})
+                             "usage": {"prompt_tokens": tokens, "total_tokens": tokens}},
+                            headers={"X-Truncated-Inputs": str(truncated)})
 
     @app.post("/v1/tag", summary="One tag per word (fine-tuned token taggers)", **guarded)
     async def tag(body: TagRequest) -> dict:

@@ -2,7 +2,9 @@
 
 Texts in, and per kind: the cosine-similarity matrix of their embeddings (text encoders), labels and
 probabilities (classifiers), tags (taggers), outputs (seq2seq), anomaly scores (autoencoders: one JSON array
-per line), top items (recommenders: one user id per line).
+per line), top items (recommenders: one user id per line), labels of chosen audio files (audio classifiers),
+labels of table rows (multimodal classifiers: one JSON object per line), and the similarity matrix of texts and
+chosen images in one space (image-text models).
 """
 
 PAGE = """<!doctype html>
@@ -22,14 +24,18 @@ td.t,th.t{text-align:left;max-width:24rem;overflow:hidden;text-overflow:ellipsis
 <textarea id="texts">A man is playing a guitar.
 Someone strums a guitar.
 The stock market fell sharply today.</textarea>
-<p><button id="run">Run</button>
-<small>one input per line (autoencoders: one JSON array of numbers per line)</small></p>
+<p><input id="files" type="file" multiple hidden> <button id="run">Run</button>
+<small id="hint">one input per line (autoencoders: one JSON array of numbers per line)</small></p>
 <div id="error" role="alert"></div><div id="out"></div>
 <script>
 "use strict";
 const $ = (id) => document.getElementById(id);
 const ROUTE = {"text-encoder": "/v1/embeddings", "classifier": "/v1/classify", "tagger": "/v1/tag",
-               "seq2seq": "/v1/generate", "autoencoder": "/v1/score", "recommender": "/v1/recommend"};
+               "seq2seq": "/v1/generate", "autoencoder": "/v1/score", "recommender": "/v1/recommend",
+               "audio-classifier": "/v1/classify", "multimodal": "/v1/classify", "image-text": "/v1/embeddings"};
+const HINT = {"audio-classifier": "choose audio files (.wav, .flac, .ogg)",
+              "multimodal": "one JSON object per line with the model's columns",
+              "image-text": "one text per line, and images (.png) to choose"};
 let models = {};
 
 function headers() {
@@ -66,19 +72,41 @@ async function loadModels() {
     if (wanted && models[wanted]) $("model").value = wanted;
     describe();
     const kind = models[$("model").value].kind;
-    if (kind !== "autoencoder" && kind !== "recommender") await run();  // the example texts, at once
+    if (!["autoencoder", "recommender", "audio-classifier", "multimodal"].includes(kind)) await run();  // examples
   } catch (e) { $("error").textContent = e.message; }
 }
 function describe() {
   const m = models[$("model").value];
   $("about").textContent = m ? m.kind + (m.dimensions ? ", " + m.dimensions + " dimensions" : "") : "";
+  const kind = m ? m.kind : "";
+  $("files").hidden = kind !== "audio-classifier" && kind !== "image-text";
+  $("files").accept = kind === "image-text" ? "image/png" : "audio/*";
+  $("hint").textContent = HINT[kind] || "one input per line (autoencoders: one JSON array of numbers per line)";
+  if (kind === "multimodal" && m.columns) {
+    const row = {};
+    [...m.columns.text, ...m.columns.categorical, ...m.columns.numeric].forEach((c) => { row[c] = null; });
+    $("texts").value = JSON.stringify(row);
+  }
+}
+function base64Of(file) {  // a chosen file's bytes, as the server's JSON objects carry them
+  return new Promise((resolve, reject) => {
+    const reader = new FileReader();
+    reader.onload = () => resolve(String(reader.result).split(",")[1] || "");
+    reader.onerror = () => reject(reader.error);
+    reader.readAsDataURL(file);
+  });
 }
 async function run() {
   $("error").textContent = ""; $("out").textContent = "";
   const m = models[$("model").value];
   if (!m) { await loadModels(); return; }
-  const lines = $("texts").value.split("\\n").filter((l) => l.trim());
-  if (!lines.length) { $("error").textContent = "type at least one input"; return; }
+  let lines = $("texts").value.split("\\n").filter((l) => l.trim());
+  const files = [...$("files").files];
+  if (m.kind === "audio-classifier") lines = [];
+  if (!lines.length && !(files.length && !$("files").hidden)) {
+    $("error").textContent = m.kind === "audio-classifier" ? "choose audio files" : "type at least one input";
+    return;
+  }
   try {
     if (m.kind === "recommender") {  // one user id per line, one request each
       const rows = [];
@@ -92,18 +120,24 @@ async function run() {
       return;
     }
     let input = lines;
-    if (m.kind === "autoencoder") input = lines.map((l) => JSON.parse(l));
+    if (m.kind === "autoencoder" || m.kind === "multimodal") input = lines.map((l) => JSON.parse(l));
+    if (m.kind === "audio-classifier" || m.kind === "image-text") {
+      const key = m.kind === "audio-classifier" ? "audio" : "image";
+      const encoded = await Promise.all(files.map(base64Of));
+      input = [...encoded.map((b) => ({[key]: b})), ...lines];
+      lines = [...files.map((f) => f.name), ...lines];
+    }
     const body = {model: m.id, input};
-    if (m.kind === "text-encoder") body.encoding_format = "float";
+    if (m.kind === "text-encoder" || m.kind === "image-text") body.encoding_format = "float";
     const data = await call("POST", ROUTE[m.kind], body);
     let result;
-    if (m.kind === "text-encoder") {
+    if (m.kind === "text-encoder" || m.kind === "image-text") {
       const v = data.data.map((d) => d.embedding);
       const unit = v.map((x) => { const n = Math.hypot(...x) || 1; return x.map((y) => y / n); });
       const cos = (a, b) => a.reduce((s, x, i) => s + x * b[i], 0);
       result = table(["text", ...lines.map((_, j) => String(j))],
                      unit.map((a, i) => [i + ": " + lines[i], ...unit.map((b) => cos(a, b).toFixed(3))]));
-    } else if (m.kind === "classifier") {
+    } else if (["classifier", "audio-classifier", "multimodal"].includes(m.kind)) {
       result = table(["text", "label", "probability"],
                      data.data.map((d, i) => [lines[i], d.label, d.score.toFixed(3)]));
     } else if (m.kind === "tagger") {

@@ -11,7 +11,11 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, StrictBool, StrictInt, StrictStr
 
 Texts = StrictStr | list[StrictStr]
-EmbeddingInput = StrictStr | list[StrictStr] | list[StrictInt] | list[list[StrictInt]]
+Items = list[StrictStr | dict[str, Any]]
+"""Inputs of the kinds that do not read text alone, as JSON objects: audio clips ({"audio": base64 of a
+.wav/.flac/.ogg file}), table rows ({column: value}, multimodal classifiers), images ({"image": base64 of a .png},
+image-text models, which take texts in the same list). Each route checks them against the model it picks."""
+EmbeddingInput = StrictStr | list[StrictStr] | list[StrictInt] | list[list[StrictInt]] | Items
 
 
 class Request(BaseModel):
@@ -23,7 +27,13 @@ class Request(BaseModel):
 
 class EmbeddingRequest(Request):
     input: EmbeddingInput = Field(description="A text, a list of texts, or token ids of this model's own vocabulary "
-                                              "(one list, or a list of lists), as POST /v1/tokenize returns them.")
+                                              "(one list, or a list of lists), as POST /v1/tokenize returns them. "
+                                              "Audio classifiers: [{\"audio\": base64 of a .wav/.flac/.ogg file}]; "
+                                              "multimodal classifiers: [{column: value}] rows; image-text models: "
+                                              "[{\"image\": base64 of a .png}] and texts (strings or "
+                                              "{\"text\": ...}) in one list.",
+                                  examples=[["A man is playing a guitar."],
+                                            [{"image": "<base64 of a .png>"}, "red apple"]])
     encoding_format: Literal["float", "base64"] = Field(
         "float", description="base64: each embedding as the base64 of its little-endian float32 bytes.")
     dimensions: StrictInt | None = Field(None, description="Only the model's own dimension is accepted: these models "
@@ -56,7 +66,12 @@ class TokenizeRequest(Request):
 
 
 class ClassifyRequest(Request):
-    input: Texts
+    input: StrictStr | Items = Field(description="Text classifiers: a text or a list of texts. Audio classifiers: "
+                                               "[{\"audio\": base64 of a .wav/.flac/.ogg file}]; multimodal "
+                                               "classifiers: [{column: value}], one object per table row with the "
+                                               "columns the model was trained on (GET /v1/models lists them).",
+                                   examples=[["I loved it"], [{"audio": "<base64 of hello.flac>"}],
+                                             [{"Review Text": "Runs small", "Age": 40, "Class Name": "Dresses"}]])
 
 
 class TagRequest(Request):

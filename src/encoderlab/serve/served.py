@@ -27,8 +27,6 @@ from ..artifacts.seq2seq import Seq2SeqPredictor
 from ..artifacts.tagger import TokenTagger
 from ..artifacts.text_encoder import TextEncoder
 from ..errors import InputDataError
-from ..nn.pooling import pool
-from ..sharding import MIN_SHARD_TOKENS, deal_rows, run_parts
 from ..tokenization import TextTokenizer
 from .limits import APIError
 
@@ -168,7 +166,6 @@ class ServedTextEncoder(ServedTextModel):
     def __init__(self, name: str, encoder: TextEncoder, precision: str = "fp32", chunk: bool = False):
         super().__init__(name)
         self.encoder, self.chunk = encoder, chunk
-        self.autocast = precision == "bf16"  # int8 arrives already quantized: its layers pick their own kernels
         self.precision = precision
         self.front = FrontTokenizer(encoder.tokenizer, encoder.max_seq_length, encoder.do_lower_case)
         self.dim = encoder.dim
@@ -179,25 +176,12 @@ class ServedTextEncoder(ServedTextModel):
         return {"dimensions": self.dim, "max_input_tokens": self.front.max_tokens, "pooling": self.encoder.pooling,
                 "normalized": self.normalize, "precision": self.precision, "chunking": self.chunk}
 
-    @torch.inference_mode()
     def embed_ids(self, ids: list[list[int]]) -> list[np.ndarray]:
-        """Inference thread: pooled, not yet normalised vectors of id lists. The padding-free, core-sharded path
-        of TextEncoder.encode, on ids the front already made (and checked)."""
-        encoder = self.encoder
-        device = encoder.device
-        order = np.argsort([-len(seq) for seq in ids], kind="stable")
-        shards = min(encoder.resolve_shards("auto"), max(1, sum(len(seq) for seq in ids) // MIN_SHARD_TOKENS))
-        out = np.empty((len(ids), self.dim), dtype=np.float32)
-
-        def work(rows: np.ndarray) -> None:
-            batch = encoder.tokenizer.pad([ids[i] for i in rows])
-            mask = batch.attention_mask.to(device)
-            with torch.inference_mode(), torch.autocast(device.type, dtype=torch.bfloat16, enabled=self.autocast):
-                hidden = encoder.bert(batch.input_ids.to(device), mask, batch.token_type_ids.to(device))  # (b, T, C)
-            out[rows] = pool(hidden.float(), mask, encoder.pooling).cpu().numpy()  # (b, C)
-
-        run_parts(work, deal_rows(order, shards), shards, on_done=lambda rows: None)
-        return list(out)
+        """Inference thread: pooled, not yet normalised vectors of id lists the front already made (and checked),
+        on TextEncoder.embed_ids: encode's padding-free, core-sharded path (bf16 on the model's bf16 twin where
+        the CPU has native bf16; int8 arrives already quantized). The batcher made one batch of them."""
+        precision = "bf16" if self.precision == "bf16" else "fp32"
+        return list(self.encoder.embed_ids(ids, batch_size=max(1, len(ids)), precision=precision))
 
     def finish(self, vectors: list[np.ndarray], tokenized: Tokenized, n_inputs: int) -> np.ndarray:
         """Per-window vectors -> one (n_inputs, d) float32 row per input: windows averaged by token count, then
@@ -398,4 +382,9 @@ def serve_model(name: str, model: Any, precision: str = "fp32", chunk: bool = Fa
         return ServedAutoencoder(name, model)
     if isinstance(model, Recommender):
         return ServedRecommender(name, model)
+    from .served_media import MEDIA_KINDS  # audio, table rows, images: requests of JSON objects
+
+    for loaded, served in MEDIA_KINDS.items():
+        if isinstance(model, loaded):
+            return served(name, model)
     raise TypeError(f"no served form for {type(model).__name__}")

@@ -35,7 +35,7 @@ from ..data.audio import LabelledAudio, check_channels, load_labelled_audio, nor
 from ..data.records import parse_fractions
 from ..errors import ConfigError, InputDataError
 from ..evaluation.audio import FEATURES, LinearBaseline, add_noise, noisy_copies, pair_accuracy
-from ..evaluation.classification import classification_report
+from ..evaluation.classification import ClassificationReport, classification_report
 from ..files import atomic_write_text
 from ..models.audio import AudioEncoderConfig, AudioModel, pad_waves, with_classes
 from ..nn.spectrogram import SpectrogramConfig, frame_mask, spec_augment
@@ -266,7 +266,7 @@ def test_metrics(cfg: AudioConfig, clf: AudioClassifier, splits: tuple[LabelledA
     names = test.label_names
 
     def model_proba(waves: list[np.ndarray]) -> np.ndarray:
-        return torch.softmax(torch.from_numpy(clf.logits_of_waves(waves, cfg.eval_batch_size)), -1).numpy()
+        return clf.proba_of_waves(waves, cfg.eval_batch_size)
 
     baselines = fit_baselines(cfg, train, val, clf.model.cfg.spectrogram)
     scorers = {"test": model_proba} | {f"{kind}_test": b.predict_proba for kind, b in baselines.items()}
@@ -375,3 +375,70 @@ def train_audio_classifier(cfg: AudioConfig) -> dict:
     write_report(cfg, metrics, splits, out_dir / "audio_report.md")
     return metrics
 
+
+
+# ----------------------------------------------------------------------------------------------- saved models
+@dataclass
+class EvaluationClips:
+    classifier: AudioClassifier
+    clips: LabelledAudio
+    """Waveforms prepared as in training, labels indexing the model's label_names."""
+    split: str
+    """Which clips: train / validation / test of the run's own split, or all of `data`."""
+    data: str
+    control: list[int]
+    """Class ids of the same-speaker control (empty when its labels are not all the model's)."""
+
+
+def evaluation_clips(model: str | Path, data: str | None = None, split: str = "auto") -> EvaluationClips:
+    """The labelled clips to score a saved audio classifier on, prepared as in training. split=auto: the run's
+    own held-out test clips when `data` is its training data (or not given), every clip of `data` otherwise;
+    train / validation / test repeat the run's group split (they need the run's config.yaml); all: every clip."""
+    from .saved_run import rows_to_score
+
+    chosen = rows_to_score(model, AudioClassifier, AudioConfig, "an audio classifier", data, split,
+                           data_hint="a folder of class sub-folders, or a .csv/.jsonl of path,label")
+    clf, cfg, data, split = chosen.model, chosen.config, chosen.data, chosen.split
+    if cfg is not None and split != "all":  # the run's own split of its own data
+        clips = split_by_group(load_data(cfg), parse_fractions(cfg.split), cfg.split_seed)[
+            ("train", "validation", "test").index(split)]
+    else:  # another folder or list: read as the model reads files
+        languages = {"languages": cfg.languages} if cfg is not None else {}
+        clips = load_data(AudioConfig(data=data, sample_rate=clf.sample_rate, max_seconds=clf.info.max_seconds or 3600,
+                                      channels=clf.info.channels, level_dbfs=clf.info.level_dbfs, **languages))
+    if len(clips) == 0:
+        raise InputDataError(f"{data!r} has no clips in the {split} split; use another --split")
+    unknown = sorted(set(clips.label_names) - set(clf.label_names))
+    if unknown:
+        raise InputDataError(f"{data!r} has labels {unknown[:5]} that the model never learned (its classes: "
+                             f"{clf.label_names}); drop those recordings or retrain with them")
+    index = {name: k for k, name in enumerate(clf.label_names)}
+    clips = LabelledAudio(clips.waves, [index[clips.label_names[y]] for y in clips.labels], tuple(clf.label_names),
+                          clips.groups, clips.sample_rate, clips.source, clips.paths)
+    return EvaluationClips(clf, clips, split, data, control_classes(cfg or AudioConfig(), clips.label_names))
+
+
+def evaluate_audio(model: str | Path, data: str | None = None, split: str = "auto",
+                   output_dir: str | Path | None = None, max_examples: int | None = None, seed: int = 0
+                   ) -> tuple[ClassificationReport, dict, Path]:
+    """Score a saved audio classifier as its run scored its test clips: accuracy, macro-F1, per-class precision
+    and recall, the confusion matrix and the same-speaker control; write eval_<data>_<split>.json and its
+    confusion PNG (default: the run's evaluations/). -> (the report, the control numbers, the JSON path)."""
+    from ..artifacts.runs import evaluations_dir
+    from .saved_run import data_name
+
+    chosen = evaluation_clips(model, data, split)
+    clips = chosen.clips
+    if max_examples is not None and len(clips) > max_examples:
+        clips = clips.subset(np.sort(np.random.default_rng(seed).permutation(len(clips))[:max_examples]).tolist())
+    proba = chosen.classifier.proba_of_waves(clips.waves)
+    report = classification_report(clips.labels, proba.argmax(1).tolist(), clips.label_names)
+    control: dict = {}
+    if chosen.control:
+        accuracy, n = pair_accuracy(clips.labels, proba, chosen.control)
+        control = {"control_labels": [clips.label_names[k] for k in chosen.control], "control_accuracy": accuracy,
+                   "control_n": n}
+    directory = Path(output_dir) if output_dir else evaluations_dir(model)
+    path = report.save(directory, f"eval_{data_name(chosen.data)}_{chosen.split}",
+                       extra={"model": str(model), "data": chosen.data, "split": chosen.split, **control})
+    return report, control, path

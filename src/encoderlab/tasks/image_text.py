@@ -231,8 +231,11 @@ def train_image_text(cfg: ImageTextConfig) -> dict[str, Any]:
                         for batch in (tokenizer.pad(ids[i:i + 256]) for i in range(0, len(ids), 256))]
         return Pairs(pixels[name], torch.cat(features))
 
+    categories = sorted(c for c in set(pairs.categories) if c)
+
     def save_final(trained: nn.Module, directory: Path) -> None:
-        ImageTextEncoder(trained, tokenizer, cfg.max_length, source_size, cfg.category_prompt).save(directory)
+        ImageTextEncoder(trained, tokenizer, cfg.max_length, source_size, cfg.category_prompt,
+                         categories).save(directory)
 
     trainer = Trainer(cfg, model, dataset(train, "train"), loss_fn=make_loss_fn(cfg.shift),
                       collate_fn=make_collate(tokenizer.pad_id), eval_data=dataset(val, "val"),
@@ -240,7 +243,7 @@ def train_image_text(cfg: ImageTextConfig) -> dict[str, Any]:
     result = trainer.fit()
     metrics: dict[str, Any] = dict(result.metrics)
     encoder = ImageTextEncoder(unwrap(trainer.model).cpu(), tokenizer, cfg.max_length, source_size,
-                               cfg.category_prompt)
+                               cfg.category_prompt, categories)
     metrics |= score_held_out(encoder, name_encoder, train, pixels["train"], test, pixels["test"],
                               cfg.category_prompt)
     metrics |= {"train_pairs": len(train), "val_pairs": len(val), "image_kind": cfg.model.image.kind,
@@ -248,3 +251,39 @@ def train_image_text(cfg: ImageTextConfig) -> dict[str, Any]:
                 "temperature": float(1.0 / unwrap(trainer.model).logit_scale.detach().exp())}
     return metrics
 
+
+
+# ----------------------------------------------------------------------------------------------- saved models
+def evaluate_image_text(model: str | Path, data: str | None = None, split: str = "auto",
+                        output_dir: str | Path | None = None) -> tuple[dict[str, Any], Path]:
+    """Retrieval both ways (Recall@1/5/10, median rank) and, when the pairs have categories, zero-shot category
+    accuracy of a saved image-text model. split=auto: the run's held-out test pairs when `data` is its training
+    data (or not given), every pair of `data` (a .csv of image,text[,category]) otherwise. Written to
+    eval_<data>_<split>.json (default: the run's evaluations/). -> (metrics, the JSON path)."""
+    from ..artifacts.runs import evaluations_dir
+    from ..files import atomic_write_json
+    from .saved_run import data_name, rows_to_score
+
+    chosen = rows_to_score(model, ImageTextEncoder, ImageTextConfig, "an image-text model", data, split,
+                           splits=("auto", "test", "all"), data_hint="a .csv with image and text columns")
+    encoder, cfg, data, split = chosen.model, chosen.config, chosen.data, chosen.split
+    pairs, _ = load_pairs(data)
+    if cfg is not None and split == "test":
+        pairs = split_by_group(pairs, cfg.test_fraction, cfg.split_seed)[1]
+    if len(pairs) < 2:
+        raise InputDataError(f"{data!r}: {len(pairs)} pair(s) in the {split} split; retrieval needs at least 2")
+    images, texts = encoder.encode_images(pairs.paths), encoder.encode_texts(pairs.texts)
+    metrics: dict[str, Any] = {"model": str(model), "data": data, "split": split, "pairs": len(pairs)}
+    metrics |= {f"text_to_image_{k}": v for k, v in recall_at_k(texts, images).items()}
+    metrics |= {f"image_to_text_{k}": v for k, v in recall_at_k(images, texts).items()}
+    metrics |= {f"chance_recall@{k}": min(k, len(pairs)) / len(pairs) for k in (1, 5, 10)}
+    names = sorted(c for c in set(pairs.categories) | set(encoder.categories) if c)
+    if len(names) >= 2 and all(pairs.categories):
+        index = {c: i for i, c in enumerate(names)}
+        labels = np.array([index[c] for c in pairs.categories])
+        prompts = encoder.encode_texts([encoder.prompt.format(c) for c in names])
+        metrics |= {"zero_shot_category_accuracy": zero_shot_accuracy(images, prompts, labels),
+                    "categories": len(names), "chance_category_accuracy": 1.0 / len(names)}
+    path = (Path(output_dir) if output_dir else evaluations_dir(model)) / f"eval_{data_name(data)}_{split}.json"
+    atomic_write_json(path, metrics)
+    return metrics, path

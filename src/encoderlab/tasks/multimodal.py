@@ -274,3 +274,41 @@ def train_multimodal(cfg: MultimodalConfig) -> dict[str, Any]:
         metrics["baselines"] = baselines
         atomic_write_json(Path(cfg.out_dir) / "baselines.json", baselines)
     return metrics
+
+
+# ----------------------------------------------------------------------------------------------- saved models
+def evaluation_rows(model: str | Path, data: str | None = None, split: str = "auto"
+                    ) -> tuple[MultimodalClassifier, EncodedTable, str, str]:
+    """A saved multimodal classifier and the labelled rows to score it on -> (model, rows, split, data).
+    split=auto: the run's own held-out test rows when `data` is its training table (or not given), every row
+    of `data` otherwise; train / validation / test repeat the run's split (they need its config.yaml)."""
+    from .saved_run import rows_to_score
+
+    chosen = rows_to_score(model, MultimodalClassifier, MultimodalConfig, "a multimodal classifier", data, split,
+                           data_hint="a labelled .csv or .parquet with the run's columns")
+    classifier, cfg, data, split = chosen.model, chosen.config, chosen.data, chosen.split
+    if cfg is not None and split != "all":
+        prepared = prepare_data(cfg)
+        return classifier, {"train": prepared.train, "validation": prepared.val, "test": prepared.test}[split], \
+            split, data
+    table, _ = load_table(data)
+    return classifier, classifier.prepare(table, with_labels=True), split, data
+
+
+def evaluate_multimodal(model: str | Path, data: str | None = None, split: str = "auto",
+                        output_dir: str | Path | None = None) -> tuple[Any, dict[str, Any], Path]:
+    """Accuracy, macro-F1, AUROC, per-class precision / recall and the confusion matrix of a saved multimodal
+    classifier, as its run scored its test rows; written to eval_<data>_<split>.json and its confusion PNG
+    (default: the run's evaluations/). -> (the ClassificationReport, {"auroc": ...}, the JSON path)."""
+    from ..artifacts.runs import evaluations_dir
+    from ..evaluation.classification import classification_report
+    from .saved_run import data_name
+
+    classifier, rows, split, data = evaluation_rows(model, data, split)
+    probs = classifier.predict_proba(rows)
+    report = classification_report(rows.labels, probs.argmax(1).tolist(), classifier.label_names)
+    extra = {"auroc": probability_metrics(rows.labels, probs, classifier.label_names)["auroc"]}
+    directory = Path(output_dir) if output_dir else evaluations_dir(model)
+    path = report.save(directory, f"eval_{data_name(data)}_{split}",
+                       extra={"model": str(model), "data": data, "split": split, **extra})
+    return report, extra, path

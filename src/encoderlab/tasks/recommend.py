@@ -12,6 +12,9 @@ NDCG@100 or RMSE every `eval_every` steps; the best validation step's weights be
 score the test split, and the baselines on the very same split: popularity, ItemKNN and EASE (its lambda
 chosen on validation) for top-N, biased MF for ratings, feature popularity and a content kNN for cold
 items. OUT_DIR/final/ is a `Recommender` (artifacts/recommender.py): `recommend(user)`, `encode(ids)`.
+
+This file holds the config and the training loops; recommend_inputs.py what the models are fed (batches, side
+features, AutoRec's rating vectors), recommend_scoring.py the test scoring of the model and the baselines.
 """
 
 from __future__ import annotations
@@ -25,11 +28,9 @@ from typing import Any, Literal
 import numpy as np
 import torch
 from torch import nn
-from torch.utils.data import Dataset
 
 from ..artifacts.recommender import Recommender, RecommenderInfo, score_rows
 from ..data.interactions import (
-    FeatureTable,
     Interactions,
     RatingSplit,
     SparseRows,
@@ -41,16 +42,9 @@ from ..data.interactions import (
     strong_generalization,
 )
 from ..errors import ConfigError
-from ..evaluation.recommendation import TOP_N_METRICS, evaluate_top_n, mae, ndcg_at_k, rmse, top_k
-from ..evaluation.recommender_baselines import (
-    EASE,
-    BiasedMF,
-    ContentKNN,
-    FeaturePopularity,
-    ItemKNN,
-    Popularity,
-    RandomScores,
-)
+from ..evaluation.recommendation import TOP_N_METRICS, mae, ndcg_at_k, rmse, top_k
+from ..evaluation.recommender_baselines import BiasedMF
+from ..files import atomic_write_json
 from ..models.recommender import (
     AutoRec,
     RecommenderConfig,
@@ -63,6 +57,20 @@ from ..training import TrainConfig, Trainer
 from ..training import checkpoint as ckpt
 from ..training.distributed import unwrap
 from ..training.precision import apply_threads
+from .recommend_inputs import (
+    Positions,
+    SideFeatures,
+    autorec_predict,
+    by_tag,
+    history_batch,
+    install_features,
+    rating_eval_batch,
+    rating_vectors,
+    side_features,
+    top_n_batch,
+    with_sizes,
+)
+from .recommend_scoring import evaluate_model, per_user_table, top_n_baselines
 
 PROTOCOLS = ("strong", "leave-last-out", "cold-start", "rating")
 FITS = {"mult-vae": ("strong", "leave-last-out"), "mult-dae": ("strong", "leave-last-out"),
@@ -103,6 +111,11 @@ class RecommendConfig(TrainConfig):
     """protocol=cold-start: share of the items held out (half for validation, half for test)."""
     split_seed: int = 0
     """Seed of the split, separate from `seed` so training seeds can vary on one split."""
+    folds: int = 0
+    """protocol=strong: 0 = one held-out split; K >= 2 = K-fold cross-validation over users, this run testing
+    fold `fold` (validation users are carved from the other folds). Run fold=0..K-1 to test every user once."""
+    fold: int = 0
+    """protocol=strong with folds=K: which fold (0..K-1) is the test users."""
 
     model: RecommenderConfig = field(default_factory=RecommenderConfig)
     """The architecture; model.n_items, n_users and the feature sizes are filled in from the data."""
@@ -127,8 +140,8 @@ class RecommendConfig(TrainConfig):
     """Also score the baselines on the same split."""
     ease_lambdas: tuple[float, ...] = (50.0, 100.0, 200.0, 500.0, 1000.0)
     """EASE: the L2 weights tried; the one with the best validation NDCG@100 is reported on test."""
-    knn_neighbours: int = 100
-    """ItemKNN: neighbours kept per item."""
+    knn_neighbours: tuple[int, ...] = (100,)
+    """ItemKNN: the neighbours kept per item tried; the best on validation NDCG@100 is reported on test."""
     mf_factors: int = 64
     """Biased MF: latent factors."""
     mf_reg: float = 0.1
@@ -147,40 +160,19 @@ class RecommendConfig(TrainConfig):
                               f"{' or '.join(FITS[self.model.kind])} (rating prediction: model.kind=autorec)")
         if self.anneal_cap < 0 or self.anneal_steps < 0 or self.autorec_reg < 0:
             raise ConfigError("anneal_cap, anneal_steps and autorec_reg must be >= 0")
-        if self.feature_min_count < 1 or self.eval_batch_size < 1 or self.knn_neighbours < 1:
-            raise ConfigError("feature_min_count, eval_batch_size and knn_neighbours must be at least 1")
+        if self.feature_min_count < 1 or self.eval_batch_size < 1 or min(self.knn_neighbours, default=0) < 1:
+            raise ConfigError("feature_min_count, eval_batch_size and every knn_neighbours must be at least 1")
         if self.mf_factors < 1 or self.mf_iterations < 1 or self.mf_reg < 0:
             raise ConfigError("mf_factors and mf_iterations must be at least 1, mf_reg >= 0")
         if not self.ease_lambdas or any(v <= 0 for v in self.ease_lambdas):
             raise ConfigError(f"ease_lambdas={list(self.ease_lambdas)} must be positive numbers, e.g. [100, 500]")
+        if self.folds and (self.protocol != "strong" or self.folds < 2 or not 0 <= self.fold < self.folds):
+            raise ConfigError(f"folds={self.folds} fold={self.fold}: cross-validation is for protocol=strong, with "
+                              "folds >= 2 and 0 <= fold < folds (folds=0: one held-out split)")
         if self.protocol == "rating" and self.best_metric == "eval_ndcg@100":
             self.best_metric, self.best_mode = "eval_mse", "min"  # ratings: the validation mean squared error
         if self.protocol != "rating" and self.best_metric == "eval_mse":
             raise ConfigError("best_metric=eval_mse is for protocol=rating; top-N runs report eval_ndcg@100")
-
-
-# ----------------------------------------------------------------------------------------------- data
-class Positions(Dataset):
-    """Positions 0..n-1 tagged with what they index ("train" or "val"): the Trainer uses one collate function
-    for training and evaluation batches, and `by_tag` sends each batch to the right one."""
-
-    def __init__(self, n: int, tag: str) -> None:
-        self.n, self.tag = n, tag
-
-    def __len__(self) -> int:
-        return self.n
-
-    def __getitem__(self, i: int) -> tuple[str, int]:
-        return self.tag, i
-
-
-def by_tag(**collates):
-    """One collate function over tagged positions: collates[tag]([positions])."""
-
-    def collate(items: list[tuple[str, int]]) -> Any:
-        return collates[items[0][0]]([i for _, i in items])
-
-    return collate
 
 
 def load_data(cfg: RecommendConfig) -> Interactions:
@@ -194,171 +186,11 @@ def make_split(cfg: RecommendConfig, data: Interactions) -> TopNSplit | RatingSp
     if cfg.protocol == "rating":
         return rating_split(data, seed=cfg.split_seed)
     if cfg.protocol == "strong":
-        return strong_generalization(data, cfg.heldout, cfg.fold_in, cfg.split_seed, cfg.threshold)
+        return strong_generalization(data, cfg.heldout, cfg.fold_in, cfg.split_seed, cfg.threshold,
+                                     folds=cfg.folds, fold=cfg.fold)
     if cfg.protocol == "leave-last-out":
         return leave_last_out(data, cfg.threshold)
     return cold_start_items(data, cfg.cold_fraction, cfg.split_seed, cfg.threshold)
-
-
-def top_n_batch(split: TopNSplit, which: str):
-    """collate for evaluation users of `which`: their input bags, target bags and user indices."""
-    inputs, targets, users, _ = split.evaluation(which)
-
-    def collate(positions: list[int]) -> dict[str, Any]:
-        rows = np.asarray(positions)
-        return {"input": inputs.bags(rows), "target": targets.bags(rows), "users": torch.from_numpy(users[rows]),
-                "rows": torch.from_numpy(rows)}
-
-    return collate
-
-
-def history_batch(train: SparseRows, users: np.ndarray):
-    """collate for two-tower training pairs (user, positive item): the user's history without that item."""
-    pair_users, pair_items = train.row_ids(), train.indices
-
-    def collate(positions: list[int]) -> dict[str, Any]:
-        p = np.asarray(positions)
-        rows, items = pair_users[p], pair_items[p]
-        bags = train.bags(rows)
-        keep = (bags["indices"] != torch.from_numpy(np.repeat(items, train.row_lengths()[rows]))).float()
-        return {"users": torch.from_numpy(users[rows]), "items": torch.from_numpy(items),
-                "history": bags["indices"], "history_offsets": bags["offsets"], "history_weights": keep}
-
-    return collate
-
-
-# ----------------------------------------------------------------------------------------------- features
-def feature_bags(table: FeatureTable | None, n: int, min_count: int, text: bool) -> tuple[SparseRows, list[str]]:
-    """(entities x vocabulary) token bags and the vocabulary; empty when there is no feature table."""
-    if table is None:
-        return SparseRows(np.zeros(n + 1, np.int64), np.zeros(0, np.int64), np.zeros(0, np.float32), 0), []
-    vocab = table.vocabulary(min_count, text=text)
-    return table.bags(vocab, text=text), vocab
-
-
-def title_vectors(cfg: RecommendConfig, data: Interactions) -> torch.Tensor | None:
-    """(I, 384) MiniLM vectors of the item titles (our TextEncoder), or None."""
-    table = data.item_features
-    if cfg.title != "minilm":
-        return None
-    if table is None or table.text is None:
-        raise ConfigError("title=minilm needs item titles: set item_features= and item_text_column= (ml-100k has "
-                          "them), or title=none")
-    from ..artifacts.text_encoder import TextEncoder
-
-    encoder = TextEncoder.from_pretrained(cfg.title_model)
-    titles = [t or "(no title)" for t in table.text]
-    return torch.from_numpy(encoder.encode(titles, batch_size=128))
-
-
-@dataclass
-class SideFeatures:
-    """The two-tower's inputs besides interactions: token bags per item and per user, title vectors."""
-
-    items: SparseRows
-    users: SparseRows
-    titles: torch.Tensor | None
-
-
-def side_features(cfg: RecommendConfig, data: Interactions) -> SideFeatures:
-    items, _ = feature_bags(data.item_features, data.n_items, cfg.feature_min_count, text=cfg.title == "words")
-    users, _ = feature_bags(data.user_features, data.n_users, cfg.feature_min_count, text=False)
-    return SideFeatures(items, users, title_vectors(cfg, data))
-
-
-def install_features(model: TwoTower, features: SideFeatures, train: SparseRows) -> None:
-    items, users = features.items, features.users
-    model.set_features(item_token_indptr=torch.from_numpy(items.indptr), item_token_indices=torch.from_numpy(
-        items.indices), user_token_indptr=torch.from_numpy(users.indptr),
-        user_token_indices=torch.from_numpy(users.indices), item_titles=features.titles,
-        item_counts=torch.from_numpy(train.col_counts()))
-
-
-def with_sizes(cfg: RecommendConfig, data: Interactions, features: SideFeatures | None) -> RecommenderConfig:
-    """The model config with the data's sizes filled in."""
-    sizes: dict[str, int] = {"n_items": data.n_items, "n_users": data.n_users}
-    if features is not None:
-        sizes["n_item_tokens"] = features.items.n_cols
-        sizes["n_user_tokens"] = features.users.n_cols
-        sizes["title_dim"] = 0 if features.titles is None else features.titles.shape[1]
-    for name, value in sizes.items():
-        given = getattr(cfg.model, name)
-        if given and given != value:
-            raise ConfigError(f"model.{name}={given} but the data gives {value}; remove model.{name} (it is "
-                              "filled in from the data)")
-    return dataclasses.replace(cfg.model, **sizes)
-
-
-# ----------------------------------------------------------------------------------------------- scoring
-def evaluate_model(model: nn.Module, split: TopNSplit, which: str, batch_size: int) -> dict[str, float]:
-    inputs, targets, users, candidates = split.evaluation(which)
-    vectors = model.eval().all_items() if isinstance(model, TwoTower) else None
-    with torch.no_grad():
-        return evaluate_top_n(lambda rows: score_rows(model, inputs.take(rows), users[rows], vectors), inputs,
-                              targets, candidates, batch_size=batch_size)
-
-
-def evaluate_baseline(scorer, split: TopNSplit, which: str, batch_size: int) -> dict[str, float]:
-    inputs, targets, _, candidates = split.evaluation(which)
-    return evaluate_top_n(lambda rows: scorer.scores(inputs.take(rows)), inputs, targets, candidates,
-                          batch_size=batch_size)
-
-
-def top_n_baselines(cfg: RecommendConfig, data: Interactions, split: TopNSplit) -> dict[str, Any]:
-    out: dict[str, Any] = {}
-
-    def report(name: str, scorer) -> None:
-        for metric, value in evaluate_baseline(scorer, split, "test", cfg.eval_batch_size).items():
-            if metric != "users":
-                out[f"{name}_test_{metric}"] = value
-
-    report("popularity", Popularity(split.train, seed=cfg.split_seed))
-    if split.protocol == "cold-start":
-        report("random", RandomScores(split.n_items, seed=cfg.split_seed))
-        bags, _ = feature_bags(data.item_features, data.n_items, cfg.feature_min_count, text=True)
-        if bags.n_cols:
-            report("feature_popularity", FeaturePopularity(split.train, bags))
-            report("content_knn", ContentKNN(bags))
-        return out
-    report("itemknn", ItemKNN(split.train, cfg.knn_neighbours))
-    best = max(cfg.ease_lambdas, key=lambda lam: evaluate_baseline(EASE(split.train, lam), split, "val",
-                                                                  cfg.eval_batch_size)["ndcg@100"])
-    out["ease_lambda"] = best
-    report("ease", EASE(split.train, best))
-    return out
-
-
-# ----------------------------------------------------------------------------------------------- AutoRec
-def rating_vectors(ratings: Interactions, side: str) -> SparseRows:
-    """The vectors AutoRec encodes: items x users (I-AutoRec) or users x items (U-AutoRec)."""
-    x = ratings.matrix()
-    return x.transpose() if side == "item" else x
-
-
-@torch.no_grad()
-def autorec_predict(model: AutoRec, train: SparseRows, users: np.ndarray, items: np.ndarray, fallback: float,
-                    batch_size: int = 256) -> np.ndarray:
-    """Ratings for (user, item) pairs from the training vectors, clipped to [1, 5]; a pair whose vector has
-    no training rating gets `fallback` (the training mean)."""
-    model.eval()
-    rows, cols = (items, users) if model.cfg.autorec_side == "item" else (users, items)
-    pred = np.full(len(rows), fallback, dtype=np.float64)
-    known = train.row_lengths()[rows] > 0
-    order = np.unique(rows[known])
-    for start in range(0, len(order), batch_size):
-        chunk = order[start:start + batch_size]
-        out = model(**{k: v for k, v in train.bags(chunk).items()}).numpy()  # (chunk, width)
-        where = np.searchsorted(chunk, rows)
-        hit = known & (where < len(chunk)) & (chunk[np.minimum(where, len(chunk) - 1)] == rows)
-        pred[hit] = out[where[hit], cols[hit]]
-    return np.clip(pred, 1.0, 5.0)
-
-
-def rating_eval_batch(train: SparseRows, target: SparseRows):
-    def collate(positions: list[int]) -> dict[str, Any]:
-        return {"input": train.bags(positions), "target": target.bags(positions)}
-
-    return collate
 
 
 # ----------------------------------------------------------------------------------------------- the task
@@ -444,12 +276,18 @@ def _train_top_n(cfg: RecommendConfig, data: Interactions, split: TopNSplit, mod
     trainer = Trainer(cfg, model, train_data, loss_fn=loss_fn, collate_fn=by_tag(train=collate, val=eval_collate),
                       eval_data=Positions(split.val_input.n_rows, "val"), eval_fn=eval_fn, save_final=save_final)
     metrics, model = _fit(cfg, model, trainer, save_final)
-    for metric, value in evaluate_model(model, split, "test", cfg.eval_batch_size).items():
+    results = {"model": evaluate_model(model, split, "test", cfg.eval_batch_size)}
+    for metric, value in results["model"].means().items():
         metrics[f"test_{metric}" if metric != "users" else "test_users"] = value
     metrics |= {f"split_{k}": v for k, v in split.summary().items()}
     metrics["protocol"] = cfg.protocol
+    if cfg.folds:
+        metrics["folds"], metrics["fold"] = cfg.folds, cfg.fold
     if cfg.baselines:
-        metrics |= top_n_baselines(cfg, data, split)
+        baseline_metrics, baseline_results = top_n_baselines(cfg, data, split)
+        metrics |= baseline_metrics
+        results |= baseline_results
+    atomic_write_json(Path(cfg.out_dir) / "per_user.json", per_user_table(split, data, results))
     return metrics
 
 

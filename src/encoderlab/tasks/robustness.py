@@ -7,7 +7,10 @@ The model decides what is measured:
   text and noisy→clean retrieval on the texts of `data`;
 - a seq2seq run: exact match and token error rate on misspelt sources of its own test split (or `data`);
 - an autoencoder run: reconstruction error against the clean input under Gaussian noise, on the run's own
-  test split (or the arrays of `data`), with anomaly AUROC when the run has anomaly labels.
+  test split (or the arrays of `data`), with anomaly AUROC when the run has anomaly labels;
+- an audio classifier run: accuracy, macro-F1 and the same-speaker control with white noise at SNR 20 / 10 /
+  0 dB (or `levels`), on the run's own held-out test clips (or the recordings of `data`); seed 0 adds the very
+  noise the run's own test metrics used, so the numbers match its metrics.json.
 Results go to `robustness_<data>.json` and a PNG next to it (default: MODEL/evaluations for a run).
 """
 
@@ -27,8 +30,10 @@ from ..artifacts.text_encoder import TextEncoder
 from ..errors import InputDataError
 from ..evaluation.noise import (
     ARRAY_SIGMAS,
+    AUDIO_SNRS,
     TEXT_RATES,
     array_robustness,
+    audio_robustness,
     classifier_robustness,
     encoder_robustness,
     plot_robustness,
@@ -81,7 +86,10 @@ def evaluate_robustness(model: str | Path, data: str | None = None, levels: list
         raise InputDataError(f"--max-examples {max_examples}: give at least 1 (the number of rows to score)")
     found = detect(model)
     saved = found.kind.name if found is not None else "text-encoder"  # else TextEncoder says what is wrong
-    if saved == "autoencoder":
+    if saved == "audio-classifier":
+        kind, noise = "audio classifier", "SNR of added white noise (dB)"
+        rows, name = _audio_rows(model, data, levels or list(AUDIO_SNRS), max_examples, seed)
+    elif saved == "autoencoder":
         kind, noise = "autoencoder", "Gaussian noise sigma on the model's scale"
         rows, name = _autoencoder_rows(model, data, levels or list(ARRAY_SIGMAS), max_examples, seed)
     elif saved == "seq2seq":
@@ -176,6 +184,18 @@ def _autoencoder_rows(model, data, levels, max_examples, seed) -> tuple[list, st
     rows = array_robustness(lambda z: batched(net.reconstruct, z), x, encoder.info.kind == "image",
                             levels, score=lambda z: anomaly_scores(net, z), anomaly_labels=labels, seed=seed)
     return rows, _data_name(data, f"{_data_name(encoder.info.name or 'data', 'data')}_test")
+
+
+def _audio_rows(model, data, levels, max_examples, seed) -> tuple[list, str]:
+    from .audio import NOISE_SEED, evaluation_clips
+
+    chosen = evaluation_clips(model, data, "auto")
+    clips = chosen.clips
+    if max_examples is not None and len(clips) > max_examples:
+        clips = clips.subset(np.sort(np.random.default_rng(seed).permutation(len(clips))[:max_examples]).tolist())
+    rows = audio_robustness(chosen.classifier.proba_of_waves, clips.waves, clips.labels,
+                            clips.label_names, levels, NOISE_SEED + seed, chosen.control)
+    return rows, f"{_data_name(chosen.data, 'data')}_{chosen.split}"
 
 
 def _seq2seq_rows(model, data, levels, max_examples, text_column, label_column, seed) -> tuple[list, str]:
