@@ -3,20 +3,19 @@
 import numpy as np
 import pytest
 
-from encoderlab.evaluation.peer_engines import build_peer_engines, by_length, mean_pool_normalise, padded
+from encoderlab.evaluation.peer_engines import build_peer_engines, by_length, mean_pool_normalise
 from encoderlab.evaluation.speed import measure, real_text_workloads
 
 
 def test_length_sorted_batches_come_back_in_input_order(minilm):
     seen: list[list[int]] = []
 
-    def run_batch(batch):  # hidden state = the token id, so each row's mean pool is its mean id
-        seen.append([len(ids) for ids in batch])
-        ids, _ = padded(batch)
+    def run_batch(ids, mask):  # hidden state = the token id, so each row's mean pool is its mean id
+        seen.append(mask.sum(1).tolist())
         return np.repeat(ids[..., None].astype(np.float32), 2, axis=2)
 
     texts = ["a", "a much longer text than the others here", "b c", "d e f g h", "x"]
-    encode = by_length(lambda batch: minilm.tokenizer.encode_ids(batch, 6), run_batch, batch_size=2)
+    encode = by_length(minilm.tokenizer, 6, run_batch, batch_size=2)
     out = encode(texts)
     ours = minilm.tokenizer.encode_ids(texts, 6)  # our own cut: [CLS] ... [SEP], at most 6
     assert [n for batch in seen for n in batch] == sorted((len(ids) for ids in ours), reverse=True)

@@ -33,11 +33,13 @@ from pathlib import Path
 
 import numpy as np
 
+from ..tokenization import TextTokenizer
+
 Encode = Callable[[list[str]], np.ndarray]
-Tokenize = Callable[[list[str]], list[list[int]]]
-"""Texts -> token-id lists with their special tokens, cut at the common limit."""
-BatchFn = Callable[[list[list[int]]], np.ndarray]
-"""Id lists of one batch -> (B, T, C) last hidden states, T the batch's longest list."""
+BatchFn = Callable[[np.ndarray, np.ndarray], np.ndarray]
+"""One padded batch, (ids, mask) (B, T) int64 each -> (B, T, C) last hidden states."""
+PeerBatches = dict[str, tuple[BatchFn, str]]
+"""What each peer's builder returns: engine name -> (its batch function, its kernels in words)."""
 
 PEERS = ("transformers", "onnxruntime", "openvino", "ctranslate2")
 
@@ -59,17 +61,6 @@ def quietly() -> Iterator[None]:
         yield
 
 
-def padded(batch: list[list[int]]) -> tuple[np.ndarray, np.ndarray]:
-    """Id lists -> (ids, mask), (B, T) int64 each, right-padded with 0 to the longest."""
-    longest = max(len(ids) for ids in batch)
-    ids = np.zeros((len(batch), longest), dtype=np.int64)
-    mask = np.zeros((len(batch), longest), dtype=np.int64)
-    for row, seq in enumerate(batch):
-        ids[row, :len(seq)] = seq
-        mask[row, :len(seq)] = 1
-    return ids, mask
-
-
 def mean_pool_normalise(hidden: np.ndarray, mask: np.ndarray) -> np.ndarray:
     """(B, T, C) hidden states and (B, T) mask -> (B, C) unit vectors of the mean over real tokens."""
     weights = mask[..., None].astype(np.float32)
@@ -77,17 +68,19 @@ def mean_pool_normalise(hidden: np.ndarray, mask: np.ndarray) -> np.ndarray:
     return mean / np.maximum(np.linalg.norm(mean, axis=1, keepdims=True), 1e-12)
 
 
-def by_length(tokenize: Tokenize, run_batch: BatchFn, batch_size: int) -> Encode:
-    """texts -> normalised embeddings in input order, through `run_batch` on length-sorted batches."""
+def by_length(tokenizer: TextTokenizer, max_length: int, run_batch: BatchFn, batch_size: int) -> Encode:
+    """texts -> normalised embeddings in input order, through `run_batch` on length-sorted batches, each padded
+    by the model's own tokenizer to its longest text."""
 
     def encode(texts: list[str]) -> np.ndarray:
-        ids = tokenize([t.strip() for t in texts])
+        ids = tokenizer.encode_ids([t.strip() for t in texts], max_length)
         order = np.argsort([-len(seq) for seq in ids], kind="stable")
         out = np.empty((len(ids), 0), dtype=np.float32)
         for start in range(0, len(ids), batch_size):
             rows = order[start:start + batch_size]
-            batch = [ids[i] for i in rows]
-            vectors = mean_pool_normalise(run_batch(batch), padded(batch)[1])
+            batch = tokenizer.pad([ids[i] for i in rows])
+            mask = batch.attention_mask.numpy()
+            vectors = mean_pool_normalise(run_batch(batch.input_ids.numpy(), mask), mask)
             if out.shape[1] == 0:
                 out = np.empty((len(ids), vectors.shape[1]), dtype=np.float32)
             out[rows] = vectors
@@ -96,7 +89,7 @@ def by_length(tokenize: Tokenize, run_batch: BatchFn, batch_size: int) -> Encode
     return encode
 
 
-def _transformers(directory: Path, threads: int, notes: list[str]) -> dict[str, Engine]:
+def _transformers(directory: Path, threads: int, notes: list[str]) -> PeerBatches:
     import torch
 
     try:
@@ -114,14 +107,13 @@ def _transformers(directory: Path, threads: int, notes: list[str]) -> dict[str, 
         return {}
 
     @torch.inference_mode()
-    def run(batch: list[list[int]]) -> np.ndarray:
-        ids, mask = padded(batch)
+    def run(ids: np.ndarray, mask: np.ndarray) -> np.ndarray:
         return model(input_ids=torch.from_numpy(ids), attention_mask=torch.from_numpy(mask)).last_hidden_state.numpy()
 
-    return {"transformers fp32": Engine(run, "PyTorch eager, SDPA attention")}  # type: ignore[dict-item]
+    return {"transformers fp32": (run, "PyTorch eager, SDPA attention")}
 
 
-def _onnxruntime(encoder, threads: int, notes: list[str]) -> dict[str, Engine]:
+def _onnxruntime(encoder, threads: int, notes: list[str]) -> PeerBatches:
     try:
         import onnxruntime as ort
     except ImportError:
@@ -137,15 +129,14 @@ def _onnxruntime(encoder, threads: int, notes: list[str]) -> dict[str, Engine]:
         options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
         session = ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
 
-    def run(batch: list[list[int]]) -> np.ndarray:
-        ids, mask = padded(batch)
+    def run(ids: np.ndarray, mask: np.ndarray) -> np.ndarray:
         return session.run(["last_hidden_state"], {"input_ids": ids, "attention_mask": mask})[0]
 
-    return {"onnxruntime fp32": Engine(run, "MLAS (ONNX Runtime's CPU kernels)")}  # type: ignore[dict-item]
+    return {"onnxruntime fp32": (run, "MLAS (ONNX Runtime's CPU kernels)")}
 
 
 def _openvino(directory: Path, threads: int, precisions: Sequence[str], calibration: Sequence[str],
-              tokenize: Tokenize, notes: list[str]) -> dict[str, Engine]:
+              tokenizer: TextTokenizer, max_length: int, notes: list[str]) -> PeerBatches:
     try:
         import openvino as ov
         import torch
@@ -160,12 +151,15 @@ def _openvino(directory: Path, threads: int, precisions: Sequence[str], calibrat
         converted = ov.convert_model(model, example_input=example)
     core = ov.Core()
     names = [port.get_any_name() for port in converted.inputs]
-    engines: dict[str, Engine] = {}
+    engines: PeerBatches = {}
 
-    def feeds(batch: list[list[int]]) -> dict[str, np.ndarray]:
-        ids, mask = padded(batch)
+    def feeds(ids: np.ndarray, mask: np.ndarray) -> dict[str, np.ndarray]:
         given = {"input_ids": ids, "attention_mask": mask, "token_type_ids": np.zeros_like(ids)}
         return {name: given[name] for name in names}
+
+    def padded(texts: list[str]) -> tuple[np.ndarray, np.ndarray]:
+        batch = tokenizer.pad(tokenizer.encode_ids(texts, max_length))
+        return batch.input_ids.numpy(), batch.attention_mask.numpy()
 
     for precision in precisions:
         graph = converted
@@ -176,7 +170,7 @@ def _openvino(directory: Path, threads: int, precisions: Sequence[str], calibrat
             except ImportError:
                 notes.append("openvino int8: nncf not installed, skipped (pip install nncf)")
                 continue
-            samples = [feeds([ids]) for ids in tokenize(list(calibration))]
+            samples = [feeds(*padded([text])) for text in calibration]
             nncf.set_log_level(logging.ERROR)
             with quietly():
                 graph = nncf.quantize(converted, nncf.Dataset(samples), model_type=nncf.ModelType.TRANSFORMER,
@@ -186,11 +180,11 @@ def _openvino(directory: Path, threads: int, precisions: Sequence[str], calibrat
         compiled = core.compile_model(graph, "CPU", config)
         output = compiled.outputs[0]
 
-        def run(batch: list[list[int]], compiled=compiled, output=output) -> np.ndarray:
-            return compiled(feeds(batch))[output]
+        def run(ids: np.ndarray, mask: np.ndarray, compiled=compiled, output=output) -> np.ndarray:
+            return compiled(feeds(ids, mask))[output]
 
-        run([[101, 102]])  # the primitive types are known once it has run
-        engines[f"openvino {precision}"] = Engine(run, _openvino_kernels(compiled))  # type: ignore[arg-type]
+        run(*padded(["warm-up"]))  # the primitive types are known once it has run
+        engines[f"openvino {precision}"] = (run, _openvino_kernels(compiled))
     return engines
 
 
@@ -204,7 +198,7 @@ def _openvino_kernels(compiled) -> str:
     return "OpenVINO matmuls: " + ", ".join(sorted(found))
 
 
-def _ctranslate2(directory: Path, threads: int, precisions: Sequence[str], notes: list[str]) -> dict[str, Engine]:
+def _ctranslate2(directory: Path, threads: int, precisions: Sequence[str], notes: list[str]) -> PeerBatches:
     try:
         import ctranslate2
     except ImportError:
@@ -212,7 +206,7 @@ def _ctranslate2(directory: Path, threads: int, precisions: Sequence[str], notes
         return {}
     available = ctranslate2.get_supported_compute_types("cpu")
     types = {"fp32": "float32", "bf16": "bfloat16", "int8": "int8"}
-    engines: dict[str, Engine] = {}
+    engines: PeerBatches = {}
     with tempfile.TemporaryDirectory(prefix="encoderlab-ct2-") as converted:  # each Encoder reads it whole
         with quietly():
             ctranslate2.converters.TransformersConverter(str(directory)).convert(converted, force=True)
@@ -223,10 +217,11 @@ def _ctranslate2(directory: Path, threads: int, precisions: Sequence[str], notes
             model = ctranslate2.Encoder(converted, device="cpu", compute_type=types[precision],
                                         intra_threads=threads)
 
-            def run(batch: list[list[int]], model=model) -> np.ndarray:
-                return np.asarray(model.forward_batch(batch).last_hidden_state)
+            def run(ids: np.ndarray, mask: np.ndarray, model=model) -> np.ndarray:  # it takes unpadded id lists
+                lists = [row[:n].tolist() for row, n in zip(ids, mask.sum(1), strict=True)]
+                return np.asarray(model.forward_batch(lists).last_hidden_state)
 
-            engines[f"ctranslate2 {precision}"] = Engine(  # type: ignore[arg-type]
+            engines[f"ctranslate2 {precision}"] = (
                 run, f"CTranslate2 compute_type={types[precision]} (its ISA dispatch; CT2_VERBOSE=1 prints it)")
     return engines
 
@@ -236,11 +231,7 @@ def build_peer_engines(encoder, include: Sequence[str], threads: int, max_length
     """Name -> Engine for each peer in `include` ('transformers', 'onnxruntime', 'openvino', 'openvino-bf16',
     'openvino-int8', 'ctranslate2', 'ctranslate2-int8', or a bare engine name for all its precisions) that is
     installed here; reasons for skips go to `notes`. `encoder` is the TextEncoder whose directory they load."""
-    directory = Path(encoder.tokenizer.source)
-
-    def tokenize(texts: list[str]) -> list[list[int]]:
-        return encoder.tokenizer.encode_ids(texts, max_length)
-
+    directory, tokenizer = Path(encoder.tokenizer.source), encoder.tokenizer
     wanted: dict[str, list[str]] = {}
     for item in include:
         engine, _, precision = item.partition("-")
@@ -248,14 +239,14 @@ def build_peer_engines(encoder, include: Sequence[str], threads: int, max_length
             wanted.setdefault(engine, []).extend([precision] if precision else ["fp32", "bf16", "int8"])
         elif engine in ("transformers", "onnxruntime"):
             wanted.setdefault(engine, [])
-    raw: dict[str, Engine] = {}
+    raw: PeerBatches = {}
     if "transformers" in wanted:
         raw.update(_transformers(directory, threads, notes))
     if "onnxruntime" in wanted:
         raw.update(_onnxruntime(encoder, threads, notes))
     if "openvino" in wanted:
-        raw.update(_openvino(directory, threads, wanted["openvino"], calibration, tokenize, notes))
+        raw.update(_openvino(directory, threads, wanted["openvino"], calibration, tokenizer, max_length, notes))
     if "ctranslate2" in wanted:
         raw.update(_ctranslate2(directory, threads, wanted["ctranslate2"], notes))
-    return {name: Engine(by_length(tokenize, engine.encode, batch_size), engine.kernels)  # type: ignore[arg-type]
-            for name, engine in raw.items()}
+    return {name: Engine(by_length(tokenizer, max_length, run, batch_size), kernels)
+            for name, (run, kernels) in raw.items()}
