@@ -26,7 +26,7 @@ import torch
 
 from ..artifacts.text_encoder import TextEncoder
 from ..cpu_features import cpu_flags, cpu_has_vnni
-from ..nn.prepacked_linear import prepack_available
+from ..nn.prepacked_linear import bf16_matmul_native, prepack_available
 from .peer_engines import PEERS, Engine, build_peer_engines
 
 Encode = Callable[[list[str]], np.ndarray]
@@ -90,7 +90,7 @@ def bf16_supported(device: torch.device) -> tuple[bool, str]:
     if device.type == "cuda":
         ok = torch.cuda.is_bf16_supported()
         return ok, "CUDA bf16" if ok else "this GPU has no bf16 support"
-    ok = bool(torch.ops.mkldnn._is_mkldnn_bf16_supported())
+    ok = bf16_matmul_native()
     capability = torch.backends.cpu.get_cpu_capability()
     if ok:
         tiles = " with AMX tiles" if "amx_bf16" in cpu_flags() else ""
