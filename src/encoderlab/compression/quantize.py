@@ -107,13 +107,15 @@ def calibrate(run_model: Callable[[], object], layers: dict[str, nn.Linear]) -> 
 INT8_KERNELS = ("fbgemm", "onednn")
 
 
-def resolve_int8_kernel(model: Quantizable, kernel: str | None) -> str:
+def resolve_int8_kernel(model: Quantizable, kernel: str | None, keep_fp32: Sequence[str] = ()) -> str:
     """None (auto): "onednn" for a text encoder on a CPU with AMX int8 tiles and native bf16 — int8 feed-forward
     networks (nn/int8_feedforward.py) in a bf16 model, the fastest int8 there —, else "fbgemm": every encoder
-    Linear in int8 through PyTorch's quantized kernels, fp32 around them (every x86 and ARM CPU)."""
+    Linear in int8 through PyTorch's quantized kernels, fp32 around them (every x86 and ARM CPU). Layers asked to
+    stay in fp32 (`keep_fp32`) choose "fbgemm" too: "onednn" holds everything outside its int8 layers in bf16."""
     if kernel is None:
         amx = {"amx_int8", "amx_bf16"} <= cpu_flags()
-        ok = isinstance(model, TextEncoder) and amx and bf16_matmul_native() and onednn_int8_available()
+        ok = (isinstance(model, TextEncoder) and amx and bf16_matmul_native() and onednn_int8_available()
+              and not keep_fp32)
         return "onednn" if ok else "fbgemm"
     if kernel not in INT8_KERNELS:
         raise ConfigError(f"int8 kernel={kernel!r} is unknown; choose one of {INT8_KERNELS} (or None: by the CPU)")
@@ -134,7 +136,8 @@ def quantize_int8(model: Quantizable, calibration_texts: Sequence[str], alpha: f
     projections as pre-packed bf16 matmuls): on such a CPU one pass to quantize an attention projection's input
     costs what int8 would save on it.
 
-    Layers whose name ends in one of `keep_fp32` stay in fp32; the classifier head always does. The original
+    Layers whose name ends in one of `keep_fp32` stay in fp32 (with kernel="onednn", asked for explicitly, they
+    run in bf16 like the rest of that model); the classifier head always does. The original
     is untouched. Calibration runs `calibration_texts` through the model: give texts like the ones it will see
     (for a classifier, a few hundred training texts; see `calibration_texts`). `reduce_range`: 7-bit
     activations (True), 8-bit (False, only safe on CPUs with VNNI), or None to choose by the CPU (measured on
@@ -146,7 +149,7 @@ def quantize_int8(model: Quantizable, calibration_texts: Sequence[str], alpha: f
     if "fbgemm" not in torch.backends.quantized.supported_engines and \
             "qnnpack" not in torch.backends.quantized.supported_engines:
         raise ConfigError("this PyTorch build has no quantized CPU engine (fbgemm/qnnpack); int8 is unavailable")
-    kernel = resolve_int8_kernel(model, kernel)
+    kernel = resolve_int8_kernel(model, kernel, keep_fp32)
     quantized = _cpu_copy(model)
     bert = _bert_of(quantized)
     layers = _target_linears(bert, keep_fp32)
@@ -156,7 +159,7 @@ def quantize_int8(model: Quantizable, calibration_texts: Sequence[str], alpha: f
     else:
         absmax = calibrate(lambda: quantized.predict_proba(texts, batch_size=32), layers)
     if kernel == "onednn":
-        return _int8_feedforwards_in_bf16(quantized, absmax, keep_fp32)
+        return _int8_feedforwards_in_bf16(quantized, absmax)
     reduce_range = resolve_reduce_range(reduce_range)
     for name, linear in layers.items():
         parent, _, child = name.rpartition(".")
@@ -164,10 +167,10 @@ def quantize_int8(model: Quantizable, calibration_texts: Sequence[str], alpha: f
     return quantized
 
 
-def _int8_feedforwards_in_bf16(encoder: TextEncoder, absmax: dict[str, torch.Tensor],
-                               keep_fp32: Sequence[str]) -> TextEncoder:
-    """Every fusable feed-forward network whose layers are not kept by `keep_fp32` -> Int8FeedForward (its own α and
-    hidden range, chosen on held-out tweets); then the whole encoder in bf16 (nn/inference_copy.py explains why)."""
+def _int8_feedforwards_in_bf16(encoder: TextEncoder, absmax: dict[str, torch.Tensor]) -> TextEncoder:
+    """Every fusable feed-forward network whose two layers were calibrated (`keep_fp32` leaves a layer out of
+    `absmax`) -> Int8FeedForward (its own α and hidden range, chosen on held-out tweets); then the whole encoder
+    in bf16 (nn/inference_copy.py explains why)."""
     bert = encoder.bert
     for name, module in list(bert.named_modules()):
         up, down = f"{name}.up", f"{name}.down"
