@@ -22,9 +22,9 @@ from encoderlab.tasks.seq2seq import (
     read_inputs,
     sample_sources,
     seq2seq_command,
-    summary_lines,
     train_seq2seq,
 )
+from encoderlab.tasks.seq2seq_scoring import summary_lines
 from encoderlab.training import run_task
 from encoderlab.training.checkpoint import list_checkpoints
 from encoderlab.training.metrics_log import read_log

@@ -92,7 +92,8 @@ def seq2seq(overrides: Overrides = None, config: ConfigFile = None, resume: Resu
     Main keys: data=cmudict|bible-es-en|FILE  model.kind=lstm|gru|transformer
     init=RUN_DIR (warm-start a Transformer's encoder)  label_smoothing=  beam_size=  length_penalty=
     max_steps=  lr=  schedule=cosine|inverse_sqrt|...  warmup_steps=  threads=  out_dir="""
-    from ..tasks.seq2seq import seq2seq_command, summary_lines
+    from ..tasks.seq2seq import seq2seq_command
+    from ..tasks.seq2seq_scoring import summary_lines
 
     metrics = seq2seq_command(config, overrides or [], resume)
     for line in summary_lines(metrics):  # BLEU / chrF for text targets, word accuracy, error rate

@@ -27,7 +27,6 @@ from __future__ import annotations
 import dataclasses
 import sys
 import time
-from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -37,7 +36,7 @@ import torch
 from torch import nn
 from torch.utils.data import Dataset
 
-from ..artifacts.seq2seq import VOCAB_FILE, Seq2SeqPredictor, generate, pad
+from ..artifacts.seq2seq import VOCAB_FILE, Seq2SeqPredictor, pad
 from ..config import load_config, read_yaml, save_config
 from ..data.bible import BIBLE_ES_EN
 from ..data.pairs import CMUDICT, Pairs, SubwordVocabulary, Tokenization, Vocabulary, load_pairs, split_by_source
@@ -58,6 +57,7 @@ from ..training.distributed import unwrap
 from ..training.encoder_setup import load_encoder
 from ..training.precision import apply_threads
 from ..weights import save_weights
+from .seq2seq_scoring import copy_source_baseline, one_to_one_baseline, score_model, wants_bleu
 
 
 @dataclass
@@ -305,37 +305,6 @@ def make_eval_fn(target_vocab: Vocabulary, max_output_length: int):
     return eval_fn
 
 
-def score_outputs(outputs: Sequence[str], pairs: Pairs, data: Seq2SeqData, bleu: bool) -> dict[str, float]:
-    """exact_match and token_error_rate (and BLEU / chrF) of one output string per distinct source of `pairs`."""
-    references = list(pairs.references().values())
-    scores = SequenceScores()
-    for out, targets in zip(outputs, references, strict=True):
-        scores.add(data.target_vocab.pieces(out), [data.target_vocab.pieces(t) for t in targets])
-    metrics = {"exact_match": scores.exact_match, "token_error_rate": scores.token_error_rate}
-    if bleu:
-        metrics |= {k: v for k, v in bleu_chrf(outputs, references).items() if k in ("bleu", "chrf")}
-    return metrics
-
-
-def wants_bleu(data: Seq2SeqData) -> bool:
-    """BLEU and chrF are text metrics: reported when the target is words (subword or whitespace tokens)."""
-    return data.target_vocab.mode in ("subword", "space")
-
-
-def score_model(model: nn.Module, pairs: Pairs, data: Seq2SeqData, beam_size: int = 1, batch_size: int = 256,
-                length_penalty: float = 0.0) -> dict[str, float]:
-    """Metrics of `model`'s outputs (greedy, or beam search) over the distinct sources of `pairs`."""
-    refs = pairs.references()
-    ids = generate(model, [data.source_vocab.encode(s) for s in refs], data.max_output_length, beam_size, batch_size,
-                   length_penalty)
-    return score_outputs([data.target_vocab.decode(out) for out in ids], pairs, data, wants_bleu(data))
-
-
-def copy_source_baseline(test: Pairs, data: Seq2SeqData) -> dict[str, float]:
-    """The output is the source itself: what a translation must beat (names and numbers already match)."""
-    return score_outputs(list(test.references()), test, data, wants_bleu(data))
-
-
 @torch.no_grad()
 def teacher_forced_metrics(model: Seq2Seq, pairs: Pairs, data: Seq2SeqData, batch_size: int = 256) -> dict[str, float]:
     """Loss and next-token accuracy against the first target of each source."""
@@ -351,27 +320,6 @@ def teacher_forced_metrics(model: Seq2Seq, pairs: Pairs, data: Seq2SeqData, batc
         correct += int(n_correct)
         tokens += n
     return {"loss": loss_sum / tokens, "token_accuracy": correct / tokens}
-
-
-def one_to_one_baseline(train: Pairs, test: Pairs, data: Seq2SeqData) -> dict[str, float] | None:
-    """A baseline anyone can follow: learn, from the training pairs whose source and target have the same
-    number of tokens (where position i plausibly maps to position i), each source token's most frequent
-    target token; then replace every test token by it (tokens never seen so aligned are dropped).
-    None if no training pair has equal lengths."""
-    counts: dict[str, Counter] = {}
-    for s, t in zip(train.sources, train.targets, strict=True):
-        src, tgt = data.source_vocab.pieces(s), data.target_vocab.pieces(t)
-        if len(src) == len(tgt):
-            for a, b in zip(src, tgt, strict=True):
-                counts.setdefault(a, Counter())[b] += 1
-    if not counts:
-        return None
-    best = {a: c.most_common(1)[0][0] for a, c in counts.items()}
-    scores = SequenceScores()
-    for source, targets in test.references().items():
-        prediction = [best[a] for a in data.source_vocab.pieces(source) if a in best]
-        scores.add(prediction, [data.target_vocab.pieces(t) for t in targets])
-    return {"exact_match": scores.exact_match, "token_error_rate": scores.token_error_rate}
 
 
 def _prefixed(prefix: str, metrics: dict[str, float]) -> dict[str, float]:
@@ -466,28 +414,6 @@ def train_seq2seq(cfg: Seq2SeqConfig) -> dict[str, Any]:
 
 
 # ----------------------------------------------------------------------------------------------- CLI-facing
-def summary_lines(metrics: dict[str, Any]) -> list[str]:
-    """The end-of-run summary, one line per decoder and baseline on the test split, for people: BLEU and chrF
-    when the target is text, word accuracy (= exact match: the whole output right) and the token error
-    rate. metrics.json holds the same numbers under test_*, test_beamK_*, copy_source_test_*, ..."""
-    n = metrics.get("test_sources")
-    rows = [("test" + (f" ({n} sources)" if n else "") + ", greedy", "test")]
-    rows += [(f"test, beam {k[len('test_beam'):-len('_exact_match')]}", k[:-len("_exact_match")])
-             for k in metrics if k.startswith("test_beam") and k.endswith("_exact_match")]
-    rows += [("copy-source baseline", "copy_source_test"), ("one-to-one baseline", "one_to_one_test"),
-             ("untrained model", "untrained_test")]
-    lines = []
-    for label, prefix in rows:
-        parts = [f"BLEU {metrics[f'{prefix}_bleu']:.1f}", f"chrF {metrics[f'{prefix}_chrf']:.1f}"] \
-            if f"{prefix}_bleu" in metrics else []
-        if f"{prefix}_exact_match" in metrics:
-            parts += [f"word accuracy {100 * metrics[f'{prefix}_exact_match']:.1f}%",
-                      f"token error rate {100 * metrics[f'{prefix}_token_error_rate']:.1f}%"]
-        if parts:
-            lines.append(f"{label}: " + "  ".join(parts))
-    return lines
-
-
 def seq2seq_command(config: str | Path | None, overrides: Sequence[str] = (),
                     resume: str | Path | None = None) -> dict[str, Any]:
     """`encoderlab seq2seq --config FILE [key=value ...] [--resume OUT_DIR]`."""
