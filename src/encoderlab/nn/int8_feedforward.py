@@ -33,6 +33,12 @@ from torch import nn
 from .mlp import FeedForward
 from .prepacked_linear import ONEDNN_ACTIVATIONS
 
+# PyTorch announces that quantized tensors move to torchao; they are still this pinned release's kernels. The
+# one message is filtered here once: `warnings.catch_warnings` around each call is not safe in encode's shard
+# threads, which run this layer side by side.
+warnings.filterwarnings("ignore", message=r"torch\.quantize_per_tensor, torch\.quantize_per_channel",
+                        category=UserWarning)
+
 ACTIVATION_MINIMUM = {"gelu": -0.17, "gelu_tanh": -0.17, "relu": 0.0, "silu": -0.2785}
 """The smallest value each activation can output (rounded outward): the low end of the hidden layer's u8 range."""
 
@@ -94,9 +100,7 @@ class Int8FeedForward(nn.Module):
         shape = x.shape
         flat = x.reshape(-1, self.in_features)  # (N, C)
         # one pass: scale (a bf16 input becomes fp32 here), round to u8 around 128
-        with warnings.catch_warnings():  # PyTorch announces quantized tensors' move to torchao; still its kernels
-            warnings.simplefilter("ignore", UserWarning)
-            x_u8 = torch.quantize_per_tensor(flat * self.x_multiplier, 1.0, 128, torch.quint8).int_repr()
+        x_u8 = torch.quantize_per_tensor(flat * self.x_multiplier, 1.0, 128, torch.quint8).int_repr()
         up, down = self._packed()
         hidden = torch.ops.onednn.qlinear_pointwise(  # (N, d_ff) u8: act(x·W_upᵀ + b), quantized as it is written
             x_u8, self.x_scale, 128, up, self.up_scales, self.up_zero_points, self.up_bias, self.h_scale,
