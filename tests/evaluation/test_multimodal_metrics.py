@@ -30,3 +30,39 @@ def test_paired_bootstrap_brackets_a_real_difference_and_not_a_null_one():
     assert better["low"] > 0 and better["low"] <= better["difference"] <= better["high"]
     same = paired_bootstrap(y, good, good, ("0", "1"), n_resamples=20)
     assert same == {"difference": 0.0, "low": 0.0, "high": 0.0}
+
+
+def _rows(categories, numbers, labels):
+    from encoderlab.data.tables import EncodedTable
+
+    return EncodedTable([""] * len(labels), categories, numbers, labels)
+
+
+def test_stacked_fusion_uses_a_column_only_when_it_carries_signal_beyond_the_model():
+    pytest.importorskip("sklearn")
+    from encoderlab.evaluation.multimodal import stacked_fusion
+
+    rng = np.random.default_rng(0)
+
+    def split(n):  # the label depends on a weak model score AND on a category the model never saw
+        score, group = rng.normal(size=n), rng.integers(1, 4, n)
+        y = (score + 1.5 * (group == 2) - 0.5 + rng.normal(0, 0.7, n) > 0).astype(np.int64)
+        p1 = 1 / (1 + np.exp(-score))
+        return _rows(group[:, None], rng.normal(size=(n, 1)).astype(np.float32), y), np.stack([1 - p1, p1], 1)
+
+    (val, val_p), (test, test_p) = split(1500), split(1500)
+    fused = stacked_fusion(val, val_p, test, test_p, use_columns=True)
+    alone = stacked_fusion(val, val_p, test, test_p, use_columns=False)
+    assert fused.shape == alone.shape == (1500, 2)
+    assert probability_metrics(test.labels, fused, "01")["auroc"] > probability_metrics(test.labels, alone,
+                                                                                          "01")["auroc"] + 0.05
+
+
+def test_stacked_fusion_refuses_mismatched_rows():
+    pytest.importorskip("sklearn")
+    from encoderlab.errors import ConfigError
+    from encoderlab.evaluation.multimodal import stacked_fusion
+
+    rows = _rows(np.ones((10, 1), np.int64), np.zeros((10, 1), np.float32), np.arange(10) % 2)
+    with pytest.raises(ConfigError, match="test has 10 rows but 9 probability rows"):
+        stacked_fusion(rows, np.full((10, 2), 0.5), rows, np.full((9, 2), 0.5))

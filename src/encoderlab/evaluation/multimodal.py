@@ -129,3 +129,38 @@ def paired_bootstrap(labels: np.ndarray, probs_a: np.ndarray, probs_b: np.ndarra
                      - probability_metrics(labels[rows], probs_a[rows], label_names)[metric])
     low, high = np.percentile(diffs, [2.5, 97.5])
     return {"difference": float(observed), "low": float(low), "high": float(high)}
+
+
+def stacked_fusion(val: EncodedTable, val_probs: np.ndarray, test: EncodedTable, test_probs: np.ndarray,
+                   seed: int = 0, use_columns: bool = True) -> np.ndarray:
+    """Decision-level fusion of a trained model with the tabular columns: gradient-boosted trees fitted on
+    held-out rows (`val`, never seen by the model) over [the model's log-probabilities | categories | numbers]
+    -> (N_test, K) probabilities. use_columns=False fits the same trees on the log-probabilities alone (a
+    recalibration), so the difference between the two measures what the columns add beyond the model."""
+    _sklearn()
+    from sklearn.ensemble import HistGradientBoostingClassifier
+
+    for name, rows, probs in (("val", val, val_probs), ("test", test, test_probs)):
+        if probs.shape[0] != len(rows):
+            raise ConfigError(f"stacked_fusion: {name} has {len(rows)} rows but {probs.shape[0]} probability rows")
+    if val.labels is None:
+        raise ConfigError("stacked_fusion: the held-out rows it is fitted on need labels")
+
+    def features(rows: EncodedTable, probs: np.ndarray) -> np.ndarray:
+        scores = np.log(np.clip(probs, 1e-7, 1.0))
+        if scores.shape[1] == 2:
+            scores = scores[:, 1:] - scores[:, :1]  # binary: the one logit
+        parts = [scores]
+        if use_columns:
+            parts += [rows.categories.astype(np.float64), rows.numbers.astype(np.float64)]
+        return np.hstack(parts)
+
+    n_scores = 1 if val_probs.shape[1] == 2 else val_probs.shape[1]
+    categorical = [use_columns and n_scores <= j < n_scores + val.categories.shape[1]
+                   and int(val.categories[:, j - n_scores].max(initial=0)) < 255
+                   for j in range(n_scores + (val.categories.shape[1] + val.numbers.shape[1] if use_columns else 0))]
+    model = HistGradientBoostingClassifier(categorical_features=categorical if any(categorical) else None,
+                                           random_state=seed, early_stopping=True, validation_fraction=0.2,
+                                           learning_rate=0.05, max_leaf_nodes=15, min_samples_leaf=40)
+    model.fit(features(val, val_probs), val.labels)
+    return model.predict_proba(features(test, test_probs))
