@@ -47,8 +47,8 @@ def runs(out: Path, full: bool = False) -> list[tuple[Path, Path, list[str]]]:
         plan.append((CONFIG, out / f"{short}-tabular-full", [f"label_column={column}", "model.mode=tabular",
                                                              "train_limit=null", "baselines=true"]))
     if full:
-        for mode in FULL_MODES:
-            for short, column in LABELS.items():
+        for short, column in LABELS.items():
+            for mode in FULL_MODES:
                 plan.append((FULL_CONFIG, out / f"{short}-{mode}-full", [f"label_column={column}",
                                                                          f"model.mode={mode}"]))
     return plan
