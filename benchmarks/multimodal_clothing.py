@@ -183,13 +183,14 @@ def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--out", default=str(ROOT / "runs" / "mm-clothing"))
     parser.add_argument("--table-only", action="store_true")
+    parser.add_argument("--runs", default="", help="only these runs (comma-separated directory names)")
     parser.add_argument("--full", action="store_true", help="the runs on all training rows "
                         "(configs/multimodal-clothing-full.yaml) and their table against the best baseline")
     args = parser.parse_args()
     out = Path(args.out)
     if not args.table_only:
         for config, run_dir, overrides in runs(out, args.full):
-            if (run_dir / "metrics.json").is_file():
+            if (run_dir / "metrics.json").is_file() or (args.runs and run_dir.name not in args.runs.split(",")):
                 continue
             print(f"== {run_dir.name}", flush=True)
             run_task(train_multimodal, MultimodalConfig, config, [*overrides, f"out_dir={run_dir}", "progress=lines"])

@@ -42,8 +42,10 @@ def test_train_and_reload_an_image_text_model(tmp_path, tiny_text, emoji_cache, 
     n = metrics["test_pairs"]
     assert n >= 5 and metrics["train_pairs"] + metrics["val_pairs"] + n == 39
     for key in ("text_to_image_recall@1", "image_to_text_recall@10", "zero_shot_category_accuracy",
-                "pixel_nearest_neighbour_category_accuracy", "nearest_name_category_accuracy"):
+                "pixel_nearest_neighbour_category_accuracy", "nearest_name_category_accuracy",
+                "zero_shot_category_accuracy_ensemble", "nearest_name_category_accuracy_ensemble"):
         assert 0.0 <= metrics[key] <= 1.0
+    assert metrics["ensemble_prompts"] == 9 + 10  # a prompt per category and per subcategory of the subset
     assert metrics["chance_recall@1"] == pytest.approx(1 / n)
     model = ImageTextEncoder.from_dir(tmp_path / "run")
     folder = SUBSET / "img" / "google" / "64"
@@ -53,6 +55,20 @@ def test_train_and_reload_an_image_text_model(tmp_path, tiny_text, emoji_cache, 
     np.testing.assert_array_equal(again.encode_images(folder), vectors)  # reload -> the same vectors
     np.testing.assert_array_equal(again.encode_texts(["grinning face"]), model.encode_texts(["grinning face"]))
     assert set(model.classify(folder, ["Flags", "Objects"])) <= {"Flags", "Objects"}
+
+
+def test_subcategories_and_prompt_ensembles():
+    from encoderlab.data.images import emoji_subcategories
+    from encoderlab.tasks.image_text import class_means, ensemble_prompts
+
+    subs = emoji_subcategories(SUBSET)
+    assert subs["People & Body"] == ["hand fingers open", "body parts"] and subs["Flags"] == ["flag"]
+    texts, owner = ensemble_prompts(["Flags", "People & Body"], "category {}", subs, "an emoji of {}")
+    assert texts == ["category Flags", "an emoji of flag", "category People & Body", "an emoji of hand fingers open",
+                     "an emoji of body parts"]
+    assert owner.tolist() == [0, 0, 1, 1, 1]
+    vectors = np.array([[1, 0], [0, 1], [1, 0], [1, 0], [1, 0]], dtype=np.float32)
+    np.testing.assert_allclose(class_means(vectors, owner, 2), [[0.5 ** 0.5, 0.5 ** 0.5], [1, 0]], rtol=1e-6)
 
 
 def test_bad_image_inputs_are_clear_errors(tmp_path, tiny_text, emoji_cache):

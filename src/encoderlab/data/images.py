@@ -131,6 +131,22 @@ def load_emoji(root: Path) -> ImageTextPairs:
     return pairs
 
 
+def emoji_subcategories(root: Path) -> dict[str, list[str]]:
+    """Each emoji.json category -> its subcategory names as words ("face-smiling" -> "face smiling"), in
+    order of first appearance: the label taxonomy, read without any image (zero-shot prompt ensembles)."""
+    try:
+        entries = json.loads((root / "emoji.json").read_text(encoding="utf-8"))
+    except (OSError, json.JSONDecodeError) as exc:
+        raise InputDataError(f"cannot read {root / 'emoji.json'} ({exc}); delete {root} to fetch it again") from exc
+    out: dict[str, list[str]] = {}
+    for entry in sorted(entries, key=lambda e: e["sort_order"]):
+        names = out.setdefault(entry["category"], [])
+        words = entry.get("subcategory", "").replace("-", " ").strip()
+        if words and words not in names:
+            names.append(words)
+    return out
+
+
 def split_by_group(pairs: ImageTextPairs, test_fraction: float, seed: int) -> tuple[ImageTextPairs, ImageTextPairs]:
     """A seeded share of the groups (base emoji) and all their pairs go to the test side."""
     if not 0.0 < test_fraction < 1.0:

@@ -31,7 +31,15 @@ from torch.utils.data import Dataset
 
 from ..artifacts.image_text import ImageTextEncoder
 from ..artifacts.text_encoder import TextEncoder
-from ..data.images import EMOJI_SIZE, ImageTextPairs, emoji_root, load_emoji, read_images, split_by_group
+from ..data.images import (
+    EMOJI_SIZE,
+    ImageTextPairs,
+    emoji_root,
+    emoji_subcategories,
+    load_emoji,
+    read_images,
+    split_by_group,
+)
 from ..errors import ConfigError, InputDataError
 from ..evaluation.retrieval import nearest_neighbour_labels, recall_at_k, zero_shot_accuracy
 from ..models.dual_encoder import DualEncoder, DualEncoderConfig, contrastive_loss
@@ -63,6 +71,9 @@ class ImageTextConfig(TrainConfig):
     """Augmentation: each training batch is shifted by up to this many pixels (white fill); 0 = none."""
     category_prompt: str = "an emoji of the category {}"
     """Zero-shot: the text each category name becomes ('{}' is replaced by the name)."""
+    description_prompt: str = "an emoji of {}"
+    """Zero-shot prompt ensembles (emoji): the text each subcategory name becomes; a category's vector averages
+    its own prompt and these."""
     model: DualEncoderConfig = field(default_factory=DualEncoderConfig)
     """Image tower, shared space, temperature, whether the text tower trains."""
 
@@ -70,6 +81,8 @@ class ImageTextConfig(TrainConfig):
         super().__post_init__()
         if not 0.0 < self.test_fraction < 1.0 or not 0.0 < self.val_fraction < 1.0:
             raise ConfigError("test_fraction and val_fraction must be between 0 and 1")
+        if "{}" not in self.description_prompt:
+            raise ConfigError(f"description_prompt={self.description_prompt!r} must contain {{}} (the name)")
         if "{}" not in self.category_prompt:
             raise ConfigError(f"category_prompt={self.category_prompt!r} must contain {{}} (the category name)")
         if self.shift < 0 or self.max_length < 2 or self.text_lr_scale <= 0:
@@ -174,10 +187,32 @@ def optimizer_groups(cfg: ImageTextConfig):
 
 
 # ----------------------------------------------------------------------------------------------- scoring
+def ensemble_prompts(names: list[str], prompt: str, descriptions: dict[str, list[str]],
+                     description_prompt: str) -> tuple[list[str], np.ndarray]:
+    """Every category's prompt plus one prompt per description (e.g. its subcategory names) -> (texts, owner):
+    owner[i] is the category index of texts[i]; a category's vector is the mean of its texts' vectors."""
+    texts, owner = [], []
+    for k, name in enumerate(names):
+        for text in [prompt.format(name)] + [description_prompt.format(d) for d in descriptions.get(name, [])]:
+            texts.append(text)
+            owner.append(k)
+    return texts, np.array(owner)
+
+
+def class_means(vectors: np.ndarray, owner: np.ndarray, n_classes: int) -> np.ndarray:
+    """(N_texts, D) unit vectors and each one's class -> (n_classes, D) unit mean vectors."""
+    means = np.stack([vectors[owner == k].mean(0) for k in range(n_classes)])
+    return means / np.linalg.norm(means, axis=1, keepdims=True)
+
+
 def score_held_out(encoder: ImageTextEncoder, name_encoder: TextEncoder, train: ImageTextPairs,
                    train_pixels: np.ndarray, test: ImageTextPairs, test_pixels: np.ndarray,
-                   prompt: str) -> dict[str, Any]:
-    """Retrieval both ways and zero-shot categories on the test pairs, with chance and the baselines."""
+                   prompt: str, descriptions: dict[str, list[str]] | None = None,
+                   description_prompt: str = "an emoji of {}") -> dict[str, Any]:
+    """Retrieval both ways and zero-shot categories on the test pairs, with chance and the baselines. With
+    `descriptions` (category -> e.g. its subcategory names), also zero-shot from prompt ensembles: each
+    category's vector is the mean of its own prompt's and its descriptions' prompts' vectors (after Radford
+    et al., 2021, section 3.1.4), for the dual encoder and for the nearest-name baseline alike."""
     images, texts = encoder.encode_images(test_pixels), encoder.encode_texts(test.texts)
     n = len(test)
     metrics: dict[str, Any] = {"test_pairs": n, "test_groups": len(set(test.groups))}
@@ -204,6 +239,13 @@ def score_held_out(encoder: ImageTextEncoder, name_encoder: TextEncoder, train: 
     name_vectors = name_encoder.encode(test.texts, shards=1)
     prompt_vectors = name_encoder.encode(prompts, shards=1)
     metrics["nearest_name_category_accuracy"] = zero_shot_accuracy(name_vectors, prompt_vectors, labels)
+    if descriptions:
+        texts, owner = ensemble_prompts(names, prompt, descriptions, description_prompt)
+        metrics["zero_shot_category_accuracy_ensemble"] = zero_shot_accuracy(
+            images, class_means(encoder.encode_texts(texts), owner, len(names)), labels)
+        metrics["nearest_name_category_accuracy_ensemble"] = zero_shot_accuracy(
+            name_vectors, class_means(name_encoder.encode(texts, shards=1), owner, len(names)), labels)
+        metrics["ensemble_prompts"] = len(texts)
     return metrics
 
 
@@ -244,8 +286,9 @@ def train_image_text(cfg: ImageTextConfig) -> dict[str, Any]:
     metrics: dict[str, Any] = dict(result.metrics)
     encoder = ImageTextEncoder(unwrap(trainer.model).cpu(), tokenizer, cfg.max_length, source_size,
                                cfg.category_prompt, categories)
+    descriptions = emoji_subcategories(emoji_root()) if cfg.data == "emoji" else None
     metrics |= score_held_out(encoder, name_encoder, train, pixels["train"], test, pixels["test"],
-                              cfg.category_prompt)
+                              cfg.category_prompt, descriptions, cfg.description_prompt)
     metrics |= {"train_pairs": len(train), "val_pairs": len(val), "image_kind": cfg.model.image.kind,
                 "text_trained": cfg.model.train_text,
                 "temperature": float(1.0 / unwrap(trainer.model).logit_scale.detach().exp())}
