@@ -16,7 +16,6 @@ import contextlib
 import logging
 import time
 from collections.abc import Mapping, Sequence
-from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import numpy as np
@@ -27,7 +26,7 @@ from fastapi.responses import HTMLResponse, JSONResponse, PlainTextResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from ..errors import EncoderlabError
-from .batching import Batcher, QueueFull, TooLarge
+from .batching import Batcher, InferencePool, QueueFull, TooLarge
 from .limits import APIError, BodyLimit, check_api_key, error_body
 from .metrics import ServerMetrics
 from .page import PAGE
@@ -57,27 +56,31 @@ class ServerState:
     def __init__(self, models: Mapping[str, Served], settings: ServeSettings):
         self.models, self.settings = dict(models), settings
         self.metrics = ServerMetrics()
-        # one forward pass at a time, on the thread count the process was given (set explicitly: whether a new
-        # thread inherits torch.set_num_threads depends on the build's threading backend)
-        self.inference = ThreadPoolExecutor(1, thread_name_prefix="inference", initializer=torch.set_num_threads,
-                                            initargs=(torch.get_num_threads(),))
+        self.pool: InferencePool | None = None
         self.batchers: dict[tuple[str, str], Batcher] = {}
         self.ready = False
         self.created = int(time.time())
 
     def start(self) -> None:
-        s = self.settings
+        """The inference threads and every model's batcher (in the server's event loop)."""
+        s, threads = self.settings, torch.get_num_threads()
+        workers = s.resolve_workers(threads)
+        # each worker's thread count set explicitly: whether a new thread inherits torch.set_num_threads depends
+        # on the build's threading backend
+        self.pool = InferencePool(workers, torch.set_num_threads, (max(1, threads // workers),))
         for name, served in self.models.items():
             for operation, run_batch in served.operations.items():
-                self.batchers[name, operation] = Batcher(f"{name}:{operation}", run_batch, self.inference,
+                self.batchers[name, operation] = Batcher(f"{name}:{operation}", run_batch, self.pool,
                                                          self.metrics, s.max_batch_tokens, s.max_queue, s.batching)
         for batcher in self.batchers.values():
             batcher.start()
+        log.info("inference: %d worker(s) of %d thread(s)", workers, max(1, threads // workers))
 
     async def stop(self) -> None:
         for batcher in self.batchers.values():
             await batcher.stop()
-        self.inference.shutdown(wait=True, cancel_futures=True)
+        if self.pool is not None:
+            self.pool.shutdown()
 
     async def warm_up(self) -> None:
         """One request's worth of work through every model (first calls pay for lazy set-up), then ready."""
