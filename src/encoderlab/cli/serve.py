@@ -97,7 +97,7 @@ def serve(
     from ..errors import EncoderlabError
     from ..serve.settings import ServeSettings
 
-    missing = [m for m in ("fastapi", "uvicorn") if importlib.util.find_spec(m) is None]
+    missing = [m for m in ("fastapi", "uvicorn", "orjson") if importlib.util.find_spec(m) is None]
     if missing:
         raise EncoderlabError(f"encoderlab serve needs {' and '.join(missing)}: pip install 'encoderlab[serve]'")
 
