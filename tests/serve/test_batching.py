@@ -138,3 +138,15 @@ def test_settings_refuse_a_budget_below_one(budget):
         ServeSettings(max_batch_tokens=budget)
     with pytest.raises(ConfigError, match="raise --max-queue"):
         ServeSettings(max_texts=10, max_queue=5)
+
+
+def test_workers_default_to_two_batches_in_flight_and_never_outnumber_the_threads():
+    from encoderlab.errors import ConfigError
+    from encoderlab.serve.settings import ServeSettings
+
+    auto = ServeSettings()
+    assert [auto.resolve_workers(t) for t in (1, 2, 8)] == [1, 2, 2]
+    assert ServeSettings(workers=3).resolve_workers(2) == 2
+    assert ServeSettings(workers=1).resolve_workers(8) == 1
+    with pytest.raises(ConfigError, match="workers=0"):
+        ServeSettings(workers=0)
