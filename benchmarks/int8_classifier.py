@@ -1,8 +1,8 @@
 """A fine-tuned classifier in fp32 and in both int8 paths, side by side: accuracy, macro-F1, agreement with fp32,
 and predictions per CPU-second (one thread, runs alternating so a busy machine disturbs each alike).
 
-    encoderlab finetune --config configs/finetune-tweets.yaml init=minilm mode=full out_dir=runs/table/tweets-minilm-full
-    python benchmarks/int8_classifier.py runs/table/tweets-minilm-full --data tweets-sentiment --max-examples 1000
+    encoderlab finetune --config configs/finetune-tweets.yaml init=minilm mode=full out_dir=runs/tweets-full
+    python benchmarks/int8_classifier.py runs/tweets-full --data tweets-sentiment --max-examples 1000
 
 int8 "fbgemm": every encoder Linear in PyTorch's quantized kernels (SmoothQuant), fp32 around them (any x86/ARM CPU).
 int8 "onednn": the feed-forward networks in oneDNN int8 (AMX), the rest of the encoder in bf16; skipped where the
