@@ -384,17 +384,18 @@ def test_the_saved_seq2seq_kind_encodes_and_loads_through_the_registry(g2p_run):
         model.encode(["a", " "])
 
 
-def test_training_batches_bucket_by_target_length_so_the_decoder_pads_little():
-    """Both encoders skip source padding; the decoders run over the padded target, so batches are bucketed
-    by target length first (source second). On 3,000 real CMUdict pairs that leaves under 5% of the
-    decoder's positions padding, where bucketing by source length alone left about a quarter."""
+def test_bucketing_by_target_length_pads_the_decoder_little():
+    """Both encoders skip source padding; the decoders run over the padded target. bucket_by=target sorts
+    by target length first (source second): on 3,000 real CMUdict pairs under 5% of the decoder's
+    positions are padding, where bucketing by source length (the default) leaves about a quarter."""
     pairs = load_cmudict()
     pairs = pairs.subset(range(0, 3000 * 40, 40))
     source_vocab, target_vocab = Vocabulary.build(pairs.sources, "char"), Vocabulary.build(pairs.targets, "space")
     dataset = PairDataset(pairs, source_vocab, target_vocab)
-    keys = dataset.bucket_keys()
+    keys = dataset.bucket_keys("target")
     longest_source = max(len(item["source"]) for item in dataset.items)
     assert keys[0] == len(dataset[0]["target"]) * (longest_source + 1) + len(dataset[0]["source"])
+    assert dataset.bucket_keys() == [len(item["source"]) for item in dataset.items]  # the default: by source
 
     def target_padding(lengths):
         padded = real = 0
@@ -403,4 +404,4 @@ def test_training_batches_bucket_by_target_length_so_the_decoder_pads_little():
             padded, real = padded + max(targets) * len(batch), real + sum(targets)
         return 1 - real / padded
 
-    assert target_padding(keys) < 0.05 < 0.15 < target_padding([len(it["source"]) for it in dataset.items])
+    assert target_padding(keys) < 0.05 < 0.15 < target_padding(dataset.bucket_keys("source"))
