@@ -83,9 +83,10 @@ def test_the_cached_decoder_step_computes_what_recomputing_the_prefix_computes(r
     assert stepped.shape == full.shape
     assert np.abs(stepped - full).max() < 1e-4
     other_past = target.copy()
-    other_past[:, 1:-1] = target[:, 1:-1][:, ::-1]  # the same last token after another prefix
+    other_past[:, 1:-1] = np.arange(100, 106)  # the same last token after another prefix
     shuffled = onnx_step_logits(memory_graph, step, memory, ids, other_past)
-    assert np.abs(shuffled[:, -1] - full[:, -1]).max() > 1e-3  # the last position sees its past
+    # the last position sees its past: far above the 1e-6 noise of equal computations
+    assert np.abs(shuffled[:, -1] - full[:, -1]).max() > 5e-4  # 2.7e-3 measured
     cached = onnx_greedy_cached(encoder, memory_graph, step, ids, translator.max_output_length)
     assert cached == onnx_greedy(encoder, decoder, ids, translator.max_output_length)
     assert [translator.target_vocab.decode(o) for o in cached] == translator.predict(sources)
