@@ -19,11 +19,12 @@ SEEDS = (0, 1, 2)
 TOP_N = ("recall@20", "recall@50", "ndcg@10", "ndcg@100", "coverage@20")
 RUNS = {  # name -> (config, overrides)
     **{f"multvae-strong-s{s}": ("configs/ml100k-multvae.yaml", [f"split_seed={s}"]) for s in SEEDS},
-    **{f"multdae-strong-s{s}": ("configs/ml100k-multdae.yaml", [f"split_seed={s}"]) for s in SEEDS},
+    **{f"multdae-strong-s{s}": ("configs/ml100k-multdae.yaml", [f"split_seed={s}", "model.hidden_dim=600"])
+       for s in SEEDS},
     **{f"two-tower-strong-s{s}": ("configs/ml100k-two-tower-cold.yaml", ["protocol=strong", f"split_seed={s}"])
        for s in SEEDS},
     "multvae-llo": ("configs/ml100k-multvae.yaml", ["protocol=leave-last-out"]),
-    "multdae-llo": ("configs/ml100k-multdae.yaml", ["protocol=leave-last-out"]),
+    "multdae-llo": ("configs/ml100k-multdae.yaml", ["protocol=leave-last-out", "model.hidden_dim=600"]),
     "multdae-shallow-llo": ("configs/ml100k-multdae.yaml", ["protocol=leave-last-out", "model.hidden_dim=0"]),
     "autorec-rating": ("configs/ml100k-autorec.yaml", []),
     "uautorec-rating": ("configs/ml100k-autorec.yaml", ["model.autorec_side=user", "baselines=false"]),

@@ -19,6 +19,7 @@ Servers (each started here as its own process on a free loopback port, stopped a
   encoderlab-no-batching  the same with --no-batching: one request per forward pass
   infinity                infinity-emb (PyPI) serving the same minilm directory, torch engine, CPU
   sentence-transformers   benchmarks/st_server.py: FastAPI + SentenceTransformer.encode, a dozen lines
+  encoderlab:OPTIONS      encoderlab serve with more options, e.g. encoderlab:--workers=1 (space-separated)
 Results go to stdout as a markdown table and to --output as JSON.
 """
 
@@ -28,7 +29,6 @@ import argparse
 import asyncio
 import json
 import os
-import platform
 import shutil
 import signal
 import socket
@@ -46,16 +46,6 @@ def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return s.getsockname()[1]
-
-
-def cpu_name() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or "unknown CPU"
 
 
 # ------------------------------------------------------------------------------------------- HTTP load
@@ -123,6 +113,8 @@ def server_command(name: str, port: int, model_dir: str, threads: int, infinity:
     if name == "encoderlab":
         return [sys.executable, "-m", "encoderlab", "serve", "--model", "minilm", "--port", str(port),
                 "--threads", str(threads)]
+    if name.startswith("encoderlab:"):  # a variant: encoderlab:--workers=1 (extra serve options, space-separated)
+        return [*server_command("encoderlab", port, model_dir, threads, infinity), *name.partition(":")[2].split()]
     if name == "encoderlab-no-batching":
         return [*server_command("encoderlab", port, model_dir, threads, infinity), "--no-batching"]
     if name == "infinity":
@@ -217,6 +209,7 @@ def main() -> None:
     args = parser.parse_args()
 
     from encoderlab.artifacts.aliases import resolve_model_path
+    from encoderlab.cpu_features import describe_cpu
     from encoderlab.data.catalog import load_dataset
 
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
@@ -230,7 +223,7 @@ def main() -> None:
 
     # every server up at once (idle while another is measured), so the rounds can interleave them
     servers: dict[str, tuple[int, subprocess.Popen]] = {}
-    results: dict = {"cpu": cpu_name(), "cores": os.cpu_count(), "threads": args.threads, "texts_per_request": k,
+    results: dict = {"cpu": describe_cpu(), "cores": os.cpu_count(), "threads": args.threads, "texts_per_request": k,
                      "rounds": args.rounds, "seconds_per_round": args.seconds, "servers": {}, "agreement": {},
                      "not_started": {}}
     ceilings, reference_vectors = [], None

@@ -141,15 +141,21 @@ def one_thread():
     torch.set_num_threads(previous)
 
 
-def test_int8_classifier_keeps_its_predictions(minilm_classifier):
+@pytest.mark.parametrize("kernel", ["fbgemm", pytest.param("onednn", marks=needs_onednn)])
+def test_int8_classifier_keeps_its_predictions(minilm_classifier, kernel):
     from encoderlab.artifacts.classifier import TextClassifier
-    from encoderlab.tasks.classify import calibration_texts, evaluation_records, load_classifier
+    from encoderlab.tasks.classify import calibration_texts, evaluation_records
 
     fp32 = TextClassifier.from_pretrained(minilm_classifier)
-    int8 = load_classifier(minilm_classifier, precision="int8")
-    assert sum(isinstance(m, SmoothQuantLinear) for m in int8.model.bert.modules()) == 36
+    int8 = quantize_int8(fp32, calibration_texts(fp32), kernel=kernel)
+    if kernel == "fbgemm":
+        assert sum(isinstance(m, SmoothQuantLinear) for m in int8.model.bert.modules()) == 36
+    else:  # the feed-forward networks in oneDNN int8, the rest of the encoder in bf16
+        assert sum(isinstance(m, Int8FeedForward) for m in int8.model.bert.modules()) == 6
+        assert int8.model.bert.blocks[0].attn.query.weight.dtype == torch.bfloat16
     assert isinstance(int8.model.head.out, torch.nn.Linear)  # the head stays fp32
-    assert not any(isinstance(m, SmoothQuantLinear) for m in fp32.model.modules())  # the loaded original is fp32
+    assert int8.model.head.out.weight.dtype == torch.float32
+    assert not any(isinstance(m, SmoothQuantLinear | Int8FeedForward) for m in fp32.model.modules())  # untouched
     calibration = set(calibration_texts(fp32))
     test, _ = evaluation_records(fp32, "tweets-sentiment", "test")
     texts = [t for t in test.texts[:120] if t not in calibration]  # judged on texts it was not calibrated on

@@ -4,11 +4,11 @@ back in its own order, oversized requests split, no mixing without batching, and
 from __future__ import annotations
 
 import asyncio
-from concurrent.futures import ThreadPoolExecutor
+import threading
 
 import pytest
 
-from encoderlab.serve.batching import Batcher, QueueFull
+from encoderlab.serve.batching import Batcher, InferencePool, QueueFull
 from encoderlab.serve.metrics import ServerMetrics
 
 
@@ -21,14 +21,15 @@ def run_requests(requests: list[list[tuple[str, int]]], budget: int, batching: b
         return [p.upper() for p in payloads]
 
     async def main():
-        with ThreadPoolExecutor(1) as pool:
-            batcher = Batcher("m", work, pool, ServerMetrics(), budget, max_queue, batching)
-            batcher.start()
-            try:
-                return await asyncio.gather(*(batcher.submit([p for p, _ in r], [c for _, c in r])
-                                              for r in requests), return_exceptions=True)
-            finally:
-                await batcher.stop()
+        pool = InferencePool(1)
+        batcher = Batcher("m", work, pool, ServerMetrics(), budget, max_queue, batching)
+        batcher.start()
+        try:
+            return await asyncio.gather(*(batcher.submit([p for p, _ in r], [c for _, c in r])
+                                          for r in requests), return_exceptions=True)
+        finally:
+            await batcher.stop()
+            pool.shutdown()
 
     return asyncio.run(main()), batches
 
@@ -75,15 +76,57 @@ def test_an_inference_error_reaches_every_caller_of_the_batch_and_the_queue_goes
         return payloads
 
     async def main():
-        with ThreadPoolExecutor(1) as pool:
-            batcher = Batcher("m", work, pool, ServerMetrics(), 100, 100)
-            first = await asyncio.gather(batcher.submit(["ok", "boom"], [1, 1]), return_exceptions=True)
-            second = await batcher.submit(["fine"], [1])
-            await batcher.stop()
-            return first[0], second
+        pool = InferencePool(1)
+        batcher = Batcher("m", work, pool, ServerMetrics(), 100, 100)
+        first = await asyncio.gather(batcher.submit(["ok", "boom"], [1, 1]), return_exceptions=True)
+        second = await batcher.submit(["fine"], [1])
+        await batcher.stop()
+        pool.shutdown()
+        return first[0], second
 
     error, later = asyncio.run(main())
     assert isinstance(error, RuntimeError) and later == ["fine"]
+
+
+def test_two_workers_run_two_batches_at_once_and_share_out_a_big_request():
+    """With two workers, the queue is dealt into two batches that run at the same time (each waits until the
+    other has started, which would deadlock with one batch at a time), and every caller still gets its rows."""
+    both_running = threading.Barrier(2, timeout=10)
+    batches: list[list[str]] = []
+
+    def work(payloads: list[str]) -> list[str]:
+        batches.append(list(payloads))
+        both_running.wait()
+        return [p.upper() for p in payloads]
+
+    async def main():
+        pool = InferencePool(2)
+        batcher = Batcher("m", work, pool, ServerMetrics(), 1000, 100, min_share_tokens=1)
+        try:
+            return await batcher.submit([f"t{i}" for i in range(8)], [5] * 8)
+        finally:
+            await batcher.stop()
+            pool.shutdown()
+
+    assert asyncio.run(main()) == [f"T{i}" for i in range(8)]
+    assert sorted(len(b) for b in batches) == [4, 4]  # 40 queued tokens, two idle workers: 20 each
+
+
+def test_one_worker_takes_the_whole_budget_and_shares_never_go_below_the_minimum():
+    results, batches = run_requests([[(f"y{i}", 5) for i in range(8)]], budget=1000)
+    assert batches == [[f"y{i}" for i in range(8)]]
+
+    async def share(queued: int, idle: int, minimum: int) -> int:
+        pool = InferencePool(idle + 1)
+        await pool.acquire()  # this batch's worker
+        batcher = Batcher("m", lambda p: p, pool, ServerMetrics(), 100, 100, min_share_tokens=minimum)
+        batcher.queued_tokens = queued
+        pool.shutdown()
+        return batcher.share_tokens()
+
+    assert asyncio.run(share(60, 1, 1)) == 30
+    assert asyncio.run(share(60, 1, 50)) == 50
+    assert asyncio.run(share(600, 2, 1)) == 100  # never above max_batch_tokens
 
 
 @pytest.mark.parametrize("budget", [0, -5])
@@ -95,3 +138,15 @@ def test_settings_refuse_a_budget_below_one(budget):
         ServeSettings(max_batch_tokens=budget)
     with pytest.raises(ConfigError, match="raise --max-queue"):
         ServeSettings(max_texts=10, max_queue=5)
+
+
+def test_workers_default_to_two_batches_in_flight_and_never_outnumber_the_threads():
+    from encoderlab.errors import ConfigError
+    from encoderlab.serve.settings import ServeSettings
+
+    auto = ServeSettings()
+    assert [auto.resolve_workers(t) for t in (1, 2, 8)] == [1, 2, 2]
+    assert ServeSettings(workers=3).resolve_workers(2) == 2
+    assert ServeSettings(workers=1).resolve_workers(8) == 1
+    with pytest.raises(ConfigError, match="workers=0"):
+        ServeSettings(workers=0)

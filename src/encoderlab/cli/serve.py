@@ -84,6 +84,8 @@ def serve(
                                                           "default: BBC news sentences.")] = None,
     text_field: Annotated[str, typer.Option(help="Field/column of --calibration holding the text.")] = "text",
     threads: Annotated[int | None, typer.Option(help="Inference threads (default: torch's, one per core).")] = None,
+    workers: Annotated[int | None, typer.Option(help="Batches in flight at once, each on threads/workers threads "
+                                                     "(default: 2 when there are 2+ threads).")] = None,
     drain_seconds: Annotated[float, typer.Option(help="On SIGTERM, time in-flight requests get to finish.")] = 30.0,
 ) -> None:
     """Serve saved models over HTTP: POST /v1/embeddings (OpenAI's format), /v1/classify, /v1/tag, /v1/generate,
@@ -95,13 +97,14 @@ def serve(
     from ..errors import EncoderlabError
     from ..serve.settings import ServeSettings
 
-    missing = [m for m in ("fastapi", "uvicorn") if importlib.util.find_spec(m) is None]
+    missing = [m for m in ("fastapi", "uvicorn", "orjson") if importlib.util.find_spec(m) is None]
     if missing:
         raise EncoderlabError(f"encoderlab serve needs {' and '.join(missing)}: pip install 'encoderlab[serve]'")
 
     settings = ServeSettings(host=host, port=port, api_key=api_key, max_batch_tokens=max_batch_tokens,
                              max_queue=max_queue, max_texts=max_texts, max_body_bytes=int(max_body_mb * 2**20),
-                             batching=batching, chunk=chunk, precision=precision, drain_seconds=drain_seconds)
+                             batching=batching, chunk=chunk, precision=precision, workers=workers,
+                             drain_seconds=drain_seconds)
     if not settings.loopback and settings.api_key is None:
         typer.echo(f"warning: listening on {host} without --api-key: anyone who can reach it can use it", err=True)
     import torch

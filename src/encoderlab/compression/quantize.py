@@ -108,20 +108,19 @@ INT8_KERNELS = ("fbgemm", "onednn")
 
 
 def resolve_int8_kernel(model: Quantizable, kernel: str | None, keep_fp32: Sequence[str] = ()) -> str:
-    """None (auto): "onednn" for a text encoder on a CPU with AMX int8 tiles and native bf16 — int8 feed-forward
-    networks (nn/int8_feedforward.py) in a bf16 model, the fastest int8 there —, else "fbgemm": every encoder
+    """None (auto): "onednn" on a CPU with AMX int8 tiles and native bf16 — int8 feed-forward networks
+    (nn/int8_feedforward.py) in a bf16 encoder, the fastest int8 there (a classifier's head stays fp32) —, else
+    "fbgemm": every encoder
     Linear in int8 through PyTorch's quantized kernels, fp32 around them (every x86 and ARM CPU). Layers asked to
     stay in fp32 (`keep_fp32`) choose "fbgemm" too: "onednn" holds everything outside its int8 layers in bf16."""
     if kernel is None:
         amx = {"amx_int8", "amx_bf16"} <= cpu_flags()
-        ok = (isinstance(model, TextEncoder) and amx and bf16_matmul_native() and onednn_int8_available()
-              and not keep_fp32)
+        ok = amx and bf16_matmul_native() and onednn_int8_available() and not keep_fp32
         return "onednn" if ok else "fbgemm"
     if kernel not in INT8_KERNELS:
         raise ConfigError(f"int8 kernel={kernel!r} is unknown; choose one of {INT8_KERNELS} (or None: by the CPU)")
-    if kernel == "onednn" and not (isinstance(model, TextEncoder) and onednn_int8_available()):
-        raise ConfigError("int8 kernel='onednn' needs a TextEncoder and a PyTorch with oneDNN's quantized ops; "
-                          "use kernel='fbgemm'")
+    if kernel == "onednn" and not onednn_int8_available():
+        raise ConfigError("int8 kernel='onednn' needs a PyTorch with oneDNN's quantized ops; use kernel='fbgemm'")
     return kernel
 
 
@@ -167,18 +166,19 @@ def quantize_int8(model: Quantizable, calibration_texts: Sequence[str], alpha: f
     return quantized
 
 
-def _int8_feedforwards_in_bf16(encoder: TextEncoder, absmax: dict[str, torch.Tensor]) -> TextEncoder:
+def _int8_feedforwards_in_bf16(model: Quantizable, absmax: dict[str, torch.Tensor]) -> Quantizable:
     """Every fusable feed-forward network whose two layers were calibrated (`keep_fp32` leaves a layer out of
     `absmax`) -> Int8FeedForward (its own α and hidden range, chosen on held-out tweets); then the whole encoder
-    in bf16 (nn/inference_copy.py explains why)."""
-    bert = encoder.bert
+    in bf16 (nn/inference_copy.py explains why). A classifier's head stays fp32 (it reads the pooled features
+    in its own dtype)."""
+    bert = _bert_of(model)
     for name, module in list(bert.named_modules()):
         up, down = f"{name}.up", f"{name}.down"
         if fusable(module) and up in absmax and down in absmax:
             parent, _, child = name.rpartition(".")
             setattr(bert.get_submodule(parent), child, Int8FeedForward(module, absmax[up], absmax[down]))
-    encoder.bert = bert.to(torch.bfloat16)  # Int8FeedForward keeps its own tensors as they are
-    return encoder
+    bert.to(torch.bfloat16)  # in place; Int8FeedForward keeps its own tensors as they are
+    return model
 
 
 def _cpu_copy(model: Quantizable) -> Quantizable:

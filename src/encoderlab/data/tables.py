@@ -145,15 +145,24 @@ def _category(cell: Any) -> str | None:
     return str(cell).strip()
 
 
+class BadNumberError(InputDataError):
+    """A numeric column's cell that is not a number; says where (0-based `row`), so that each caller can word
+    the fix for its own user (a training table's file, a server's request)."""
+
+    def __init__(self, message: str, row: int, column: str, cell: Any):
+        super().__init__(message)
+        self.row, self.column, self.cell = row, column, cell
+
+
 def _number(cell: Any, column: str, row: int, source: str) -> float:
     if _is_missing(cell):
         return math.nan
     try:
         value = float(cell)
     except (TypeError, ValueError):
-        raise InputDataError(f"{source}: row {row + 1}, numeric column {column!r} holds {cell!r}, not a number; "
+        raise BadNumberError(f"{source}: row {row + 1}, numeric column {column!r} holds {cell!r}, not a number; "
                              f"fix the cell (or, when training a new model, list {column!r} under "
-                             "categorical_columns)") from None
+                             "categorical_columns)", row, column, cell) from None
     if math.isinf(value):
         raise InputDataError(f"{source}: row {row + 1}, numeric column {column!r} is infinite; fix the cell")
     return value

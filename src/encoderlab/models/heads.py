@@ -45,8 +45,8 @@ class SequenceClassificationHead(nn.Module):
         return pool(hidden, attention_mask, self.pooling)
 
     def classify(self, pooled: torch.Tensor) -> torch.Tensor:
-        """(B, C) -> logits (B, K)."""
-        return self.out(self.dropout(pooled))
+        """(B, C) -> logits (B, K), in the head's own dtype (a bf16 or int8 encoder may feed an fp32 head)."""
+        return self.out(self.dropout(pooled.to(self.out.weight.dtype)))
 
     def forward(self, hidden: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
         return self.classify(self.pool(hidden, attention_mask))

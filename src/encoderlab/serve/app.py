@@ -16,18 +16,17 @@ import contextlib
 import logging
 import time
 from collections.abc import Mapping, Sequence
-from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import numpy as np
 import torch
 from fastapi import Depends, FastAPI, Header, Request
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import HTMLResponse, JSONResponse, PlainTextResponse
+from fastapi.responses import HTMLResponse, JSONResponse, ORJSONResponse, PlainTextResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from ..errors import EncoderlabError
-from .batching import Batcher, QueueFull, TooLarge
+from .batching import Batcher, InferencePool, QueueFull, TooLarge
 from .limits import APIError, BodyLimit, check_api_key, error_body
 from .metrics import ServerMetrics
 from .page import PAGE
@@ -57,27 +56,31 @@ class ServerState:
     def __init__(self, models: Mapping[str, Served], settings: ServeSettings):
         self.models, self.settings = dict(models), settings
         self.metrics = ServerMetrics()
-        # one forward pass at a time, on the thread count the process was given (set explicitly: whether a new
-        # thread inherits torch.set_num_threads depends on the build's threading backend)
-        self.inference = ThreadPoolExecutor(1, thread_name_prefix="inference", initializer=torch.set_num_threads,
-                                            initargs=(torch.get_num_threads(),))
+        self.pool: InferencePool | None = None
         self.batchers: dict[tuple[str, str], Batcher] = {}
         self.ready = False
         self.created = int(time.time())
 
     def start(self) -> None:
-        s = self.settings
+        """The inference threads and every model's batcher (in the server's event loop)."""
+        s, threads = self.settings, torch.get_num_threads()
+        workers = s.resolve_workers(threads)
+        # each worker's thread count set explicitly: whether a new thread inherits torch.set_num_threads depends
+        # on the build's threading backend
+        self.pool = InferencePool(workers, torch.set_num_threads, (max(1, threads // workers),))
         for name, served in self.models.items():
             for operation, run_batch in served.operations.items():
-                self.batchers[name, operation] = Batcher(f"{name}:{operation}", run_batch, self.inference,
+                self.batchers[name, operation] = Batcher(f"{name}:{operation}", run_batch, self.pool,
                                                          self.metrics, s.max_batch_tokens, s.max_queue, s.batching)
         for batcher in self.batchers.values():
             batcher.start()
+        log.info("inference: %d worker(s) of %d thread(s)", workers, max(1, threads // workers))
 
     async def stop(self) -> None:
         for batcher in self.batchers.values():
             await batcher.stop()
-        self.inference.shutdown(wait=True, cancel_futures=True)
+        if self.pool is not None:
+            self.pool.shutdown()
 
     async def warm_up(self) -> None:
         """One request's worth of work through every model (first calls pay for lazy set-up), then ready."""
@@ -243,7 +246,7 @@ def create_app(models: Mapping[str, Any], settings: ServeSettings | None = None)
     @app.post("/v1/embeddings", summary="Embed texts (OpenAI's request and response); audio clips, table rows, "
                                         "images as JSON objects", dependencies=guarded["dependencies"],
               responses={200: {"model": EmbeddingResponse}, **ERRORS})
-    async def embeddings(body: EmbeddingRequest) -> JSONResponse:
+    async def embeddings(body: EmbeddingRequest) -> ORJSONResponse:
         served = state.pick(body.model, "embed")
         inputs = as_list(body.input)
         if body.dimensions is not None and body.dimensions != served.dim:
@@ -264,9 +267,9 @@ def create_app(models: Mapping[str, Any], settings: ServeSettings | None = None)
         if body.encoding_format == "base64":
             rows: list = [base64.b64encode(row.astype("<f4").tobytes()).decode("ascii") for row in matrix]
         else:
-            rows = matrix.tolist()
+            rows = list(matrix)  # float32 rows, written by orjson as the shortest decimals that read back exactly
         data = [{"object": "embedding", "index": i, "embedding": row} for i, row in enumerate(rows)]
-        return JSONResponse({"object": "list", "data": data, "model": served.name,
+        return ORJSONResponse({"object": "list", "data": data, "model": served.name,
                              "usage": {"prompt_tokens": tokens, "total_tokens": tokens}},
                             headers={"X-Truncated-Inputs": str(truncated)})
 
@@ -288,7 +291,7 @@ def create_app(models: Mapping[str, Any], settings: ServeSettings | None = None)
 
     @app.post("/v1/classify", summary="Labels and probabilities (text, audio and multimodal classifiers; image-text "
                                       "models: zero-shot categories of images)", **guarded)
-    async def classify(body: ClassifyRequest) -> JSONResponse:
+    async def classify(body: ClassifyRequest) -> ORJSONResponse:
         served = state.pick(body.model, "classify")
         inputs = as_list(body.input)
         state.check_count(inputs)
@@ -304,9 +307,9 @@ def create_app(models: Mapping[str, Any], settings: ServeSettings | None = None)
         data = [{"index": i, "label": labels[int(np.argmax(p))], "score": float(np.max(p)),
                  "probabilities": {label: float(v) for label, v in zip(labels, p, strict=True)}}
                 for i, p in enumerate(probabilities)]
-        return JSONResponse({"object": "list", "model": served.name, "data": data,
-                             "usage": {"prompt_tokens": tokens, "total_tokens": tokens}},
-                            headers={"X-Truncated-Inputs": str(truncated)})
+        return ORJSONResponse({"object": "list", "model": served.name, "data": data,
+                               "usage": {"prompt_tokens": tokens, "total_tokens": tokens}},
+                              headers={"X-Truncated-Inputs": str(truncated)})
 
     @app.post("/v1/tag", summary="One tag per word (fine-tuned token taggers)", **guarded)
     async def tag(body: TagRequest) -> dict:
@@ -332,7 +335,7 @@ def create_app(models: Mapping[str, Any], settings: ServeSettings | None = None)
                 "data": [{"index": i, "output": out} for i, out in enumerate(outputs)]}
 
     @app.post("/v1/score", summary="Anomaly score (and code, reconstruction) of samples (autoencoders)", **guarded)
-    async def score(body: ScoreRequest) -> JSONResponse:
+    async def score(body: ScoreRequest) -> ORJSONResponse:
         served = state.pick(body.model, "score")
         if not body.input:
             raise APIError(422, "input is empty; send at least one sample", "input", "empty_input")
@@ -347,7 +350,7 @@ def create_app(models: Mapping[str, Any], settings: ServeSettings | None = None)
             if body.return_reconstruction:
                 row["reconstruction"] = r.reconstruction.tolist()
             data.append(row)
-        return JSONResponse({"object": "list", "model": served.name, "data": data})
+        return ORJSONResponse({"object": "list", "model": served.name, "data": data})
 
     @app.post("/v1/recommend", summary="Top items for a user or a history (recommenders)", **guarded)
     async def recommend(body: RecommendRequest) -> dict:

@@ -25,7 +25,7 @@ from ..artifacts.audio import AudioClassifier
 from ..artifacts.image_text import ImageTextEncoder
 from ..artifacts.multimodal import MultimodalClassifier
 from ..data.images import read_image
-from ..data.tables import EncodedTable
+from ..data.tables import BadNumberError, EncodedTable
 from ..errors import InputDataError
 from .limits import APIError
 from .served import Served
@@ -125,6 +125,10 @@ class ServedMultimodal(Served):
                                     "missing value may be null)", "input", "missing_column")
         try:
             x = self.classifier.prepare([{c: row[c] for c in self.columns} for row in rows])
+        except BadNumberError as exc:  # the table reader's message speaks to someone training on a file
+            raise APIError(422, f"input[{exc.row}]: column {exc.column!r} holds {exc.cell!r}, which is not a "
+                                "number; this model reads it as a number (send null for a missing value)",
+                           "input", "invalid_input") from None
         except InputDataError as exc:
             raise APIError(422, str(exc).replace("rows: row ", "input row "), "input", "invalid_input") from None
         return ([(x.texts[i], x.categories[i], x.numbers[i]) for i in range(len(x))],

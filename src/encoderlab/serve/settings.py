@@ -34,6 +34,10 @@ class ServeSettings:
     them weighted by token count (then normalise if the model does). Without it, long texts are truncated."""
     precision: Literal["fp32", "bf16", "int8"] = "fp32"
     """Text encoders: fp32 (exact), bf16 autocast, or int8 (the CLI quantizes before serving)."""
+    workers: int | None = None
+    """Batches in flight at once, each on its own inference thread with threads // workers torch threads. None:
+    two when there are at least two threads (one batch computes while the other's callers are answered and the
+    next requests arrive; measured in benchmarks/serve_load.py), else one."""
     drain_seconds: float = 30.0
     """On SIGTERM: stop accepting, then give in-flight requests this long to finish."""
     warmup: bool = True
@@ -50,10 +54,18 @@ class ServeSettings:
             raise ConfigError(f"port={self.port} must be in 1..65535 (0: any free port)")
         if self.precision not in ("fp32", "bf16", "int8"):
             raise ConfigError(f"precision={self.precision!r} is unknown; choose fp32, bf16 or int8")
+        if self.workers is not None and self.workers < 1:
+            raise ConfigError(f"workers={self.workers} must be at least 1 (or unset: automatic)")
         if self.drain_seconds < 0:
             raise ConfigError(f"drain_seconds={self.drain_seconds} must be >= 0")
         if self.api_key is not None and not self.api_key.strip():
             raise ConfigError("the API key is empty; pass a real key or none")
+
+    def resolve_workers(self, threads: int) -> int:
+        """The inference workers on `threads` torch threads: `workers`, or the automatic choice; never more
+        workers than threads."""
+        workers = self.workers if self.workers is not None else (2 if threads >= 2 else 1)
+        return max(1, min(workers, threads))
 
     @property
     def loopback(self) -> bool:

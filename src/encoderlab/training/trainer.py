@@ -51,7 +51,17 @@ from ..files import atomic_write_json
 from ..weights import save_weights
 from . import checkpoint as ckpt
 from .config import TrainConfig
-from .distributed import all_reduce_sum, broadcast_object, dist_info, no_grad_sync, unwrap, wrap_model
+from .distributed import (
+    all_reduce_sum,
+    broadcast_object,
+    dist_info,
+    full_model_state,
+    full_optimizer_state,
+    load_full_state,
+    no_grad_sync,
+    unwrap,
+    wrap_model,
+)
 from .metrics_log import MetricsLog, Progress, memory_mb, truncate_log
 from .optim import build_optimizer, clip_grad_norm
 from .precision import autocast, check_precision, grad_scaler, resolve_device
@@ -413,23 +423,11 @@ class Trainer:
             print(message, file=sys.stderr, flush=True)
 
     def _model_state(self) -> dict[str, torch.Tensor]:
-        if self._fsdp:
-            from torch.distributed.checkpoint.state_dict import StateDictOptions, get_model_state_dict
-
-            return get_model_state_dict(self.model, options=StateDictOptions(full_state_dict=True,
-                                                                             cpu_offload=True))
-        return unwrap(self.model).state_dict()
-
-    def _optimizer_state(self) -> dict[str, Any]:
-        if self._fsdp:
-            from torch.distributed.checkpoint.state_dict import StateDictOptions, get_optimizer_state_dict
-
-            return get_optimizer_state_dict(self.model, self.optimizer,
-                                            options=StateDictOptions(full_state_dict=True, cpu_offload=True))
-        return self.optimizer.state_dict()
+        return full_model_state(self.model, self._fsdp)
 
     def _save_checkpoint(self) -> None:
-        model_state, optimizer_state = self._model_state(), self._optimizer_state()  # collective under FSDP
+        model_state = self._model_state()  # collective under FSDP
+        optimizer_state = full_optimizer_state(self.model, self.optimizer, self._fsdp)
         rngs = [rng_state()]
         if self.dist.enabled:
             rngs = [None] * self.dist.world_size
@@ -459,19 +457,7 @@ class Trainer:
     def load_checkpoint(self, path: Path) -> None:
         """Restore model, optimizer, scaler, counters, data position and RNG states from `path`."""
         model_state, state, _ = ckpt.load_checkpoint(path)
-        if self._fsdp:
-            from torch.distributed.checkpoint.state_dict import (
-                StateDictOptions,
-                set_model_state_dict,
-                set_optimizer_state_dict,
-            )
-
-            options = StateDictOptions(full_state_dict=True)
-            set_model_state_dict(self.model, model_state, options=options)
-            set_optimizer_state_dict(self.model, self.optimizer, state["optimizer"], options=options)
-        else:
-            unwrap(self.model).load_state_dict(model_state)
-            self.optimizer.load_state_dict(state["optimizer"])
+        load_full_state(self.model, self.optimizer, model_state, state["optimizer"], self._fsdp)
         self.scaler.load_state_dict(state["scaler"])
         self.step = state["step"]
         self.epoch = state["data_position"]["epoch"]
