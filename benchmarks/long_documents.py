@@ -10,6 +10,9 @@ gives the exact McNemar (binomial) p-value of each encoder against TF-IDF.
         --output runs/long/tfidf.json
     python benchmarks/long_documents.py --tfidf runs/long/tfidf.json runs/long/frozen-truncate \
         runs/long/frozen-chunk-max
+
+Any labelled data works the same way (a user's CSV too): the runs' data, columns, split, seed and training
+subset come from the first run's config.yaml, and every run must have been trained on the same data and split.
 """
 
 from __future__ import annotations
@@ -25,8 +28,10 @@ from sklearn.feature_extraction.text import TfidfVectorizer
 from sklearn.linear_model import LogisticRegression
 
 from encoderlab.artifacts.classifier import TextClassifier
+from encoderlab.artifacts.finetuned import finetuned_dir
 from encoderlab.data.records import seeded_subset
-from encoderlab.tasks.classify import ClassifyConfig, load_labelled_splits
+from encoderlab.tasks.classify import load_labelled_splits
+from encoderlab.tasks.prune import teacher_data_config
 
 
 def main() -> None:
@@ -38,15 +43,18 @@ def main() -> None:
     torch.set_num_threads(args.threads)
 
     first = TextClassifier.from_dir(args.runs[0]).info
-    cfg = ClassifyConfig(data=first.data, split=first.split, seed=first.seed, out_dir="unused")
+    # the first run's data as it was trained on: its file, columns, split, seed and subset sizes (config.yaml)
+    cfg = teacher_data_config(finetuned_dir(args.runs[0]), first)
     splits = load_labelled_splits(cfg)
-    train, test = seeded_subset(splits.train, 1000, cfg.seed), splits.test
+    train = seeded_subset(splits.train, cfg.max_train_examples, cfg.seed)
+    test = seeded_subset(splits.test, cfg.max_test_examples, cfg.seed)
     gold = np.asarray(test.labels)
     params = json.loads(args.tfidf.read_text())["best_params"]
     vectorizer = TfidfVectorizer(ngram_range=(1, 2), min_df=params["min_df"], sublinear_tf=params["sublinear_tf"])
     tfidf = LogisticRegression(C=params["C"], max_iter=2000).fit(vectorizer.fit_transform(train.texts), train.labels)
     tfidf_right = tfidf.predict(vectorizer.transform(test.texts)) == gold
-    print(f"{len(test)} test articles; TF-IDF {params}: {int(tfidf_right.sum())} right ({tfidf_right.mean():.4f})")
+    print(f"{len(test)} test texts, {len(train)} training texts; TF-IDF {params}: {int(tfidf_right.sum())} right "
+          f"({tfidf_right.mean():.4f})")
     print("| model | reads | right | accuracy | only it right | only TF-IDF right | McNemar p |")
     print("|---|---|---:|---:|---:|---:|---:|")
     for run in args.runs:

@@ -129,18 +129,21 @@ class TextClassifier:
         return run_encoder(lambda x, m: head.pool(self.model.bert(x, m), m), windows, self.tokenizer,
                            batch_size), counts
 
-    def predict_proba(self, texts: Sequence[str], batch_size: int = 64) -> np.ndarray:
-        """(N, K) float32 probabilities; column k is label_names[k]."""
+    def logits(self, texts: Sequence[str], batch_size: int = 64) -> torch.Tensor:
+        """(N, K) float32 logits, read as the classifier reads texts (truncated, or whole in windows)."""
         texts = check_texts(texts)
         if not texts:
-            return np.zeros((0, len(self.label_names)), dtype=np.float32)
+            return torch.zeros(0, len(self.label_names))
         if self.long_text.chunked:
             vectors, counts = self.window_features(texts, batch_size)
             with torch.no_grad():
-                logits = WindowedClassifier(None, self.model.head, self.window_pool).classify_windows(vectors, counts)
-        else:
-            logits = run_encoder(self.model, self.encode_ids(texts), self.tokenizer, batch_size)
-        return logits.softmax(-1).numpy().astype(np.float32)
+                return WindowedClassifier(None, self.model.head, self.window_pool).classify_windows(vectors,
+                                                                                                     counts).float()
+        return run_encoder(self.model, self.encode_ids(texts), self.tokenizer, batch_size)
+
+    def predict_proba(self, texts: Sequence[str], batch_size: int = 64) -> np.ndarray:
+        """(N, K) float32 probabilities; column k is label_names[k]."""
+        return self.logits(texts, batch_size).softmax(-1).numpy().astype(np.float32)
 
     def predict(self, texts: Sequence[str], batch_size: int = 64) -> list[str]:
         """The most probable label of every text."""

@@ -26,20 +26,18 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ..artifacts.classifier import TextClassifier, run_encoder, save_window_pool
+from ..artifacts.classifier import TextClassifier, run_encoder
 from ..artifacts.finetuned import HeadInfo, save_finetuned
-from ..artifacts.text_encoder import text_windows
 from ..data.catalog import load_dataset
 from ..data.records import LabelledTexts, Splits, seeded_subset
 from ..data.references import data_reference, is_catalog_name, same_data
 from ..errors import ConfigError, InputDataError
 from ..evaluation.classification import ClassificationReport, classifier_report
 from ..models.heads import EncoderWithHead, SequenceClassificationHead
-from ..models.windowed import WindowedClassifier
-from ..nn.windows import WindowPool
 from ..tokenization import TextTokenizer
 from ..training import Trainer
 from ..training.encoder_setup import optimizer_groups, unknown_piece_rate
+from .classify_windows import windowed_trainer
 from .finetune import Encoder, FinetuneConfig, HeldOut, evaluation_split, run_finetune
 
 
@@ -222,41 +220,6 @@ def collate_features(items: list[tuple[torch.Tensor, int]]) -> dict[str, torch.T
     return {"features": torch.stack([f for f, _ in items]), "labels": torch.tensor([y for _, y in items])}
 
 
-# ---------------------------------------------------------------------------- long_text=chunk
-# An item is one text: (its windows of ids, label) or, cached, (its windows' pooled features (W_i, C), label).
-# A batch holds every window of its texts, text after text, and `counts`: how many windows each text has.
-def make_window_collate(tokenizer: TextTokenizer):
-    def collate(items: list[tuple[list[list[int]], int]]) -> dict[str, torch.Tensor]:
-        batch = tokenizer.pad([window for windows, _ in items for window in windows])  # (W, T)
-        return {"input_ids": batch.input_ids, "attention_mask": batch.attention_mask,
-                "counts": torch.tensor([len(windows) for windows, _ in items]),
-                "labels": torch.tensor([label for _, label in items])}
-    return collate
-
-
-def collate_window_features(items: list[tuple[torch.Tensor, int]]) -> dict[str, torch.Tensor]:
-    return {"features": torch.cat([f for f, _ in items]), "counts": torch.tensor([len(f) for f, _ in items]),
-            "labels": torch.tensor([y for _, y in items])}
-
-
-def windowed_logits(model: WindowedClassifier, batch: dict[str, torch.Tensor]) -> torch.Tensor:
-    """(B, K) logits of a batch of texts, from their windows' ids or their windows' cached features."""
-    if "features" in batch:
-        return model.classify_windows(batch["features"], batch["counts"]).float()
-    return model(batch["input_ids"], batch["attention_mask"], batch["counts"]).float()
-
-
-def windowed_loss_fn(model: WindowedClassifier, batch: dict[str, torch.Tensor]) -> tuple[torch.Tensor, int]:
-    return F.cross_entropy(windowed_logits(model, batch), batch["labels"]), len(batch["labels"])
-
-
-def windowed_eval_fn(model: WindowedClassifier, batch: dict[str, torch.Tensor]) -> dict:
-    logits = windowed_logits(model, batch)
-    n = len(batch["labels"])
-    return {"loss": (F.cross_entropy(logits, batch["labels"]), n),
-            "accuracy": ((logits.argmax(-1) == batch["labels"]).float().mean(), n)}
-
-
 # ============================================================================ the task
 class ClassifyTask:
     """task=classify in the fine-tuning recipe (tasks/finetune.py)."""
@@ -287,7 +250,7 @@ class ClassifyTask:
                         label_column=cfg.label_column,
                         long_text=encoder.reading.to_dict() if encoder.reading.chunked else None)
         if encoder.reading.chunked:
-            return self.make_windowed_trainer(cfg, encoder, data, info)
+            return windowed_trainer(cfg, encoder, data, info)
         train_ids = tokenizer.encode_ids([t.strip() for t in data.train.texts], max_length)
         before = {"unknown_piece_rate": round(unknown_piece_rate(tokenizer, train_ids, cfg.init, cfg.data), 4)}
         val_ids = tokenizer.encode_ids([t.strip() for t in data.validation.texts], max_length)
@@ -311,58 +274,6 @@ class ClassifyTask:
                           collate_fn=make_collate(tokenizer),
                           eval_data=TokenisedTexts(val_ids, data.validation.labels) if val_ids else None,
                           eval_fn=eval_fn, save_final=lambda m, d: save_finetuned(m, tokenizer, d, info),
-                          param_groups=optimizer_groups(cfg.layer_lr_decay, cfg.weight_decay))
-        return trainer, before
-
-    def make_windowed_trainer(self, cfg: ClassifyConfig, encoder: Encoder, data: HeldOut,
-                              info: HeadInfo) -> tuple[Trainer, dict[str, Any]]:
-        """long_text=chunk: every text is all of its windows; they run through the encoder as one batch
-        (padding-free), and the loss is on the pooled windows, so training sees what inference classifies."""
-        tokenizer, reading = encoder.tokenizer, encoder.reading
-        bert, head = encoder.model.bert, encoder.model.head
-        window_pool = WindowPool(reading.pooling, bert.cfg.d_model)
-
-        def windows(texts: Sequence[str]) -> list[list[list[int]]]:
-            flat, counts = text_windows(tokenizer, [t.strip() for t in texts], reading)
-            starts = torch.tensor([0, *counts]).cumsum(0).tolist()
-            return [flat[a:b] for a, b in zip(starts[:-1], starts[1:], strict=True)]
-
-        train_windows, val_windows = windows(data.train.texts), windows(data.validation.texts)
-        before = {"unknown_piece_rate": round(unknown_piece_rate(tokenizer, [ids for text in train_windows
-                                                                              for ids in text], cfg.init, cfg.data), 4),
-                  "train_windows": sum(len(text) for text in train_windows),
-                  "train_windows_per_text_max": max((len(text) for text in train_windows), default=0),
-                  # trainable_parameters is counted before the window pooling exists: its weights come on top
-                  "window_pool_parameters": sum(p.numel() for p in window_pool.parameters())}
-        if not val_windows and (cfg.eval_every or cfg.patience):
-            raise ConfigError("eval_every/patience need validation data; give split= a validation fraction or "
-                              "validation_data=")
-
-        def save_final(trained: WindowedClassifier, directory: Path) -> None:
-            save_finetuned(EncoderWithHead(bert, trained.head), tokenizer, directory, info)
-            save_window_pool(trained.window_pool, directory)
-
-        if cfg.mode == "frozen" and cfg.cache_features:
-            # The encoder never changes: pool every window's states once (dropout off); train the window pooling
-            # and the head on the cached vectors.
-            bert.eval()
-
-            def features(texts: list[list[list[int]]]) -> list[torch.Tensor]:
-                flat = run_encoder(lambda x, m: head.pool(bert(x, m), m), [w for text in texts for w in text],
-                                   tokenizer)  # (W, C)
-                return list(flat.split([len(text) for text in texts]))
-
-            model = WindowedClassifier(None, head, window_pool)
-            train_set = list(zip(features(train_windows), data.train.labels, strict=True))
-            eval_set = list(zip(features(val_windows), data.validation.labels, strict=True)) if val_windows else None
-            collate = collate_window_features
-        else:
-            model = WindowedClassifier(bert, head, window_pool)
-            train_set = list(zip(train_windows, data.train.labels, strict=True))
-            eval_set = list(zip(val_windows, data.validation.labels, strict=True)) if val_windows else None
-            collate = make_window_collate(tokenizer)
-        trainer = Trainer(cfg, model, train_set, loss_fn=windowed_loss_fn, collate_fn=collate, eval_data=eval_set,
-                          eval_fn=windowed_eval_fn, save_final=save_final,
                           param_groups=optimizer_groups(cfg.layer_lr_decay, cfg.weight_decay))
         return trainer, before
 

@@ -26,6 +26,7 @@ parameter counts; and the speed of both, side by side in this process, on the sa
 
 from __future__ import annotations
 
+import copy
 import dataclasses
 import time
 from dataclasses import dataclass
@@ -36,7 +37,7 @@ import numpy as np
 import torch
 
 from ..artifacts.aliases import ALIASES, resolve_model_path
-from ..artifacts.classifier import TextClassifier, run_encoder
+from ..artifacts.classifier import TextClassifier, load_window_pool, run_encoder
 from ..artifacts.finetuned import HEAD_CONFIG, HeadInfo, export_encoder, load_finetuned, read_head_info, save_finetuned
 from ..artifacts.text_encoder import TextEncoder
 from ..compression.distillation import (
@@ -58,12 +59,15 @@ from ..evaluation.speed import measure, real_text_workloads
 from ..files import atomic_write_json
 from ..models.bert import BertModel
 from ..models.heads import EncoderWithHead, ProjectionHead, SequenceClassificationHead
+from ..models.windowed import WindowedClassifier
 from ..nn.pooling import pool
+from ..nn.windows import LongText
 from ..tokenization import TextTokenizer
 from ..training import TrainConfig, Trainer
 from ..training.distributed import unwrap
 from ..training.precision import apply_threads
 from .classify import ClassifyConfig, load_labelled_splits, relabel
+from .classify_windows import save_windowed, windows_per_text
 
 DISTILL_INFO = "distillation.json"  # written next to the student's weights: where it came from
 
@@ -200,9 +204,10 @@ def student_from(teacher: BertModel, cfg: DistillConfig) -> tuple[BertModel, lis
 
 # ============================================================================ data
 class DistillItems(torch.utils.data.Dataset):
-    """(token ids, teacher target, gold label or -1) triples; targets are computed once, before training."""
+    """(token ids, teacher target, gold label or -1) triples; targets are computed once, before training. For a
+    classifier that reads long texts in windows, a text's ids are its windows' ids (a list of lists)."""
 
-    def __init__(self, ids: list[list[int]], targets: torch.Tensor, labels: list[int] | None = None):
+    def __init__(self, ids: list, targets: torch.Tensor, labels: list[int] | None = None):
         self.ids, self.targets = ids, targets
         self.labels = labels if labels is not None else [-1] * len(ids)
 
@@ -213,12 +218,24 @@ class DistillItems(torch.utils.data.Dataset):
         return self.ids[i], self.targets[i], self.labels[i]
 
 
-def make_collate(tokenizer: TextTokenizer):
-    def collate(items: list[tuple[list[int], torch.Tensor, int]]) -> dict[str, torch.Tensor]:
-        batch = tokenizer.pad([ids for ids, _, _ in items])
-        return {"input_ids": batch.input_ids, "attention_mask": batch.attention_mask,
-                "targets": torch.stack([t for _, t, _ in items]), "labels": torch.tensor([y for _, _, y in items])}
+def make_collate(tokenizer: TextTokenizer, windowed: bool = False):
+    """Batches of DistillItems; `windowed`: every window of the batch's texts, text after text, and `counts`
+    (windows per text), as tasks/classify_windows.py batches them."""
+    def collate(items: list[tuple[list, torch.Tensor, int]]) -> dict[str, torch.Tensor]:
+        batch = tokenizer.pad([w for ids, _, _ in items for w in ids] if windowed else [ids for ids, _, _ in items])
+        out = {"input_ids": batch.input_ids, "attention_mask": batch.attention_mask,
+               "targets": torch.stack([t for _, t, _ in items]), "labels": torch.tensor([y for _, _, y in items])}
+        if windowed:
+            out["counts"] = torch.tensor([len(ids) for ids, _, _ in items])
+        return out
     return collate
+
+
+def _forward(m: torch.nn.Module, batch: dict[str, torch.Tensor]) -> torch.Tensor:
+    """The student's output for a batch: of its texts, or of its texts' windows pooled per text."""
+    if "counts" in batch:
+        return m(batch["input_ids"], batch["attention_mask"], batch["counts"])
+    return m(batch["input_ids"], batch["attention_mask"])
 
 
 def _tokenise(tokenizer: TextTokenizer, texts: list[str], max_length: int) -> list[list[int]]:
@@ -297,23 +314,23 @@ def distill(cfg: DistillConfig) -> dict[str, Any]:
     return _distill_logits(cfg, started)
 
 
-def _train(cfg: DistillConfig, model: EncoderWithHead, teacher: BertModel, train: DistillItems,
+def _train(cfg: DistillConfig, model: EncoderWithHead | WindowedClassifier, teacher: BertModel, train: DistillItems,
            validation: DistillItems | None, tokenizer: TextTokenizer, layers: list[int], objective, save_final):
     """Run the shared Trainer. objective(student_output, batch) -> the output-matching loss."""
 
     def loss_fn(m: torch.nn.Module, batch: dict[str, torch.Tensor]) -> tuple[torch.Tensor, int]:
-        ids, mask = batch["input_ids"], batch["attention_mask"]
+        ids, mask, n = batch["input_ids"], batch["attention_mask"], len(batch["targets"])
         if not cfg.hidden_weight:
-            return objective(m(ids, mask), batch), len(ids)
+            return objective(_forward(m, batch), batch), n
         with block_outputs(unwrap(m).bert) as student_states:
-            out = m(ids, mask)
+            out = _forward(m, batch)
         with torch.no_grad(), block_outputs(teacher) as teacher_states:
-            teacher(ids, mask)
+            teacher(ids, mask)  # windows too: block states are per window
         loss = objective(out, batch) + cfg.hidden_weight * hidden_state_loss(student_states, teacher_states, layers)
-        return loss, len(ids)
+        return loss, n
 
     def eval_fn(m: torch.nn.Module, batch: dict[str, torch.Tensor]) -> dict[str, tuple[torch.Tensor, int]]:
-        out = m(batch["input_ids"], batch["attention_mask"]).float()
+        out = _forward(m, batch).float()
         n = len(out)
         metrics = {"loss": (objective(out, batch), n)}
         if cfg.mode == "embeddings":
@@ -323,8 +340,10 @@ def _train(cfg: DistillConfig, model: EncoderWithHead, teacher: BertModel, train
             metrics["teacher_agreement"] = ((out.argmax(-1) == batch["targets"].argmax(-1)).float().mean(), n)
         return metrics
 
-    trainer = Trainer(cfg, model, train, loss_fn=loss_fn, collate_fn=make_collate(tokenizer), eval_data=validation,
-                      eval_fn=eval_fn, save_final=save_final, lengths=[len(ids) for ids in train.ids])
+    windowed = isinstance(model, WindowedClassifier)
+    trainer = Trainer(cfg, model, train, loss_fn=loss_fn, collate_fn=make_collate(tokenizer, windowed),
+                      eval_data=validation, eval_fn=eval_fn, save_final=save_final,
+                      lengths=[sum(map(len, ids)) if windowed else len(ids) for ids in train.ids])
     teacher.to(trainer.device).eval().requires_grad_(False)
     train_started = time.perf_counter()
     result = trainer.fit()
@@ -400,9 +419,20 @@ def _distill_logits(cfg: DistillConfig, started: float) -> dict[str, Any]:
     student_head = SequenceClassificationHead(student.cfg.d_model, len(teacher_info.label_names), head.pooling,
                                               teacher_info.head_dropout)
     student_head.load_state_dict(head.state_dict())
-    model = EncoderWithHead(student, student_head)
+    # A teacher trained with long_text=chunk reads whole texts in windows: the student gets a copy of its window
+    # pooling (a learned attention too), learns the teacher's logits of whole texts through every window, and
+    # is saved reading long texts the same way (head.json's long_text, window_pool.safetensors).
+    reading = LongText.from_dict(teacher_info.long_text, teacher_info.max_length)
+    window_pool = load_window_pool(teacher_dir, reading, teacher_model.bert.cfg.d_model)
+    teacher_classifier = TextClassifier(teacher_model, tokenizer, teacher_info, window_pool)
+    student_pool = copy.deepcopy(window_pool)
+    model = WindowedClassifier(student, student_head, student_pool) if reading.chunked else \
+        EncoderWithHead(student, student_head)
 
     def items(records: LabelledTexts) -> DistillItems:
+        if reading.chunked:  # targets: the teacher's logits of whole texts, (N, K)
+            return DistillItems(windows_per_text(tokenizer, records.texts, reading),
+                                teacher_classifier.logits(records.texts), records.labels)
         ids = _tokenise(tokenizer, records.texts, max_length)
         return DistillItems(ids, run_encoder(teacher_model, ids, tokenizer), records.labels)  # targets: (N, K)
 
@@ -418,12 +448,15 @@ def _distill_logits(cfg: DistillConfig, started: float) -> dict[str, Any]:
     student_info = dataclasses.replace(teacher_info, max_length=max_length, mode="full",
                                        init=f"distilled from {teacher_dir}", distilled=info)
 
-    def save_final(trained: EncoderWithHead, directory: Path) -> None:
-        save_finetuned(trained, tokenizer, directory, student_info)
+    def save_final(trained: EncoderWithHead | WindowedClassifier, directory: Path) -> None:
+        if isinstance(trained, WindowedClassifier):
+            save_windowed(trained.bert, trained, tokenizer, directory, student_info)
+        else:
+            save_finetuned(trained, tokenizer, directory, student_info)
         atomic_write_json(directory / DISTILL_INFO, info)
 
-    teacher_classifier = TextClassifier(teacher_model, tokenizer, teacher_info)
-    initial = classifier_report(TextClassifier(EncoderWithHead(student, student_head), tokenizer, student_info), test)
+    initial = classifier_report(TextClassifier(EncoderWithHead(student, student_head), tokenizer, student_info,
+                                               student_pool), test)
     result, train_seconds = _train(cfg, model, teacher_model.bert, train_items, validation_items, tokenizer, layers,
                                    objective, save_final)
 

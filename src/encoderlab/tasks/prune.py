@@ -23,7 +23,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
 
-from ..artifacts.classifier import TextClassifier
+from ..artifacts.classifier import TextClassifier, load_window_pool
 from ..artifacts.finetuned import HeadInfo, finetuned_dir, load_finetuned, save_finetuned
 from ..compression.pruning import (
     WeightMasks,
@@ -43,6 +43,8 @@ from ..errors import ConfigError
 from ..evaluation.classification import classifier_report
 from ..files import atomic_write_json
 from ..models.heads import EncoderWithHead
+from ..models.windowed import WindowedClassifier
+from ..nn.windows import LongText, WindowPool
 from ..tokenization import TextTokenizer
 from ..training import TrainConfig, Trainer
 from ..training.precision import apply_threads
@@ -54,6 +56,13 @@ from .classify import (
     loss_fn,
     make_collate,
     relabel,
+)
+from .classify_windows import (
+    make_window_collate,
+    save_windowed,
+    windowed_eval_fn,
+    windowed_loss_fn,
+    windows_per_text,
 )
 
 Method = Literal["magnitude", "heads", "ffn", "heads+ffn"]
@@ -140,6 +149,12 @@ def load_teacher(path: str) -> tuple[EncoderWithHead, TextTokenizer, HeadInfo, P
     return model, tokenizer, info, directory
 
 
+def teacher_reading(directory: Path, info: HeadInfo, d_model: int) -> tuple[LongText, WindowPool]:
+    """How the classifier reads long texts (head.json) and its window pooling, learned weights included."""
+    reading = LongText.from_dict(info.long_text, info.max_length)
+    return reading, load_window_pool(directory, reading, d_model)
+
+
 def recovery_data_config(cfg: PruneConfig, data_cfg: ClassifyConfig) -> ClassifyConfig:
     """The teacher's data settings, with `data=` (and its text_column= / label_column=) in place of its data."""
     if not cfg.data or cfg.data == data_cfg.data:
@@ -174,15 +189,24 @@ def _scores(classifier: TextClassifier, records: LabelledTexts) -> dict[str, flo
 
 # ============================================================================ pruning
 def make_plan(cfg: PruneConfig, model: EncoderWithHead, tokenizer: TextTokenizer, train_ids: list[list[int]],
-              labels: list[int]) -> dict[str, Any]:
-    """Which heads / neurons to remove (structured), from importance on the first training examples."""
+              labels: list[int], train_windows: list[list[list[int]]] | None = None,
+              window_pool: WindowPool | None = None) -> dict[str, Any]:
+    """Which heads / neurons to remove (structured), from importance on the first training examples: the loss
+    of the classifier as it reads them (through every window and `window_pool` when `train_windows` is given)."""
     if cfg.method == "magnitude":
         return {}
-    collate = make_collate(tokenizer)
     n = min(cfg.importance_examples, len(train_ids))
-    batches = [collate(list(zip(train_ids[i:i + 32], labels[i:i + 32], strict=True))) for i in range(0, n, 32)]
     started = time.perf_counter()
-    importance = structured_importance(model, batches, loss_fn)
+    if train_windows is not None and window_pool is not None:
+        collate = make_window_collate(tokenizer)
+        batches = [collate(list(zip(train_windows[i:i + 32], labels[i:i + 32], strict=True)))
+                   for i in range(0, n, 32)]
+        importance = structured_importance(WindowedClassifier(model.bert, model.head, window_pool), batches,
+                                           windowed_loss_fn)
+    else:
+        collate = make_collate(tokenizer)
+        batches = [collate(list(zip(train_ids[i:i + 32], labels[i:i + 32], strict=True))) for i in range(0, n, 32)]
+        importance = structured_importance(model, batches, loss_fn)
     plan: dict[str, Any] = {"importance_examples": n, "importance_seconds": round(time.perf_counter() - started, 1)}
     if cfg.method in ("heads", "heads+ffn"):
         plan["heads_removed"] = choose_units(importance.heads, cfg.sparsity, cfg.scope)
@@ -257,19 +281,23 @@ def prune_classifier(cfg: PruneConfig) -> dict[str, Any]:
     max_length = info.max_length
     train_ids = tokenizer.encode_ids([t.strip() for t in train.texts], max_length)
     val_ids = tokenizer.encode_ids([t.strip() for t in validation.texts], max_length)
-    before_clf = TextClassifier(teacher, tokenizer, info)
+    # A classifier trained with long_text=chunk keeps reading whole texts: its window pooling (a learned
+    # attention too) goes over to the pruned copy, and importance and recovery see every window.
+    reading, window_pool = teacher_reading(teacher_dir, info, teacher.bert.cfg.d_model)
+    train_windows = windows_per_text(tokenizer, train.texts, reading) if reading.chunked else None
+    before_clf = TextClassifier(teacher, tokenizer, info, window_pool)
 
-    student = copy.deepcopy(teacher)
+    student, student_pool = copy.deepcopy(teacher), copy.deepcopy(window_pool)
     plan_path = out_dir / PLAN_FILE
     if cfg.resume and plan_path.is_file():
         plan = json.loads(plan_path.read_text(encoding="utf-8"))  # same plan as the interrupted run
         masks = apply_plan(cfg, student, plan)
     else:
-        plan = make_plan(cfg, student, tokenizer, train_ids, train.labels)
+        plan = make_plan(cfg, student, tokenizer, train_ids, train.labels, train_windows, student_pool)
         masks = apply_plan(cfg, student, plan)
         plan["size_before"] = size_report(teacher)
         plan["test_before"] = _scores(before_clf, test)
-        plan["test_pruned"] = _scores(TextClassifier(student, tokenizer, info), test)
+        plan["test_pruned"] = _scores(TextClassifier(student, tokenizer, info, student_pool), test)
         plan["sparsity_pruned"] = weight_sparsity(student.bert)
         atomic_write_json(plan_path, plan)
 
@@ -279,12 +307,21 @@ def prune_classifier(cfg: PruneConfig) -> dict[str, Any]:
                  "recovery_steps": cfg.recovery_steps, "teacher": str(teacher_dir)})
     train_metrics: dict[str, Any] = {}
     train_seconds = 0.0
-    if cfg.recovery_steps > 0:
+    if cfg.recovery_steps > 0 and train_windows is not None:  # through the windows; the window pooling trains too
+        windowed = WindowedClassifier(student.bert, student.head, student_pool).train()
+        val_windows = windows_per_text(tokenizer, validation.texts, reading)
+        trainer = Trainer(cfg, windowed, list(zip(train_windows, train.labels, strict=True)),
+                          loss_fn=windowed_loss_fn, collate_fn=make_window_collate(tokenizer),
+                          eval_data=list(zip(val_windows, validation.labels, strict=True)) if val_windows else None,
+                          eval_fn=windowed_eval_fn,
+                          save_final=lambda m, d: save_windowed(student.bert, m, tokenizer, d, new_info))
+    elif cfg.recovery_steps > 0:
         student.train()
         eval_data = TokenisedTexts(val_ids, validation.labels) if val_ids else None
         trainer = Trainer(cfg, student, TokenisedTexts(train_ids, train.labels), loss_fn=loss_fn,
                           collate_fn=make_collate(tokenizer), eval_data=eval_data, eval_fn=eval_fn,
                           save_final=lambda m, d: save_finetuned(m, tokenizer, d, new_info))
+    if cfg.recovery_steps > 0:
         if masks is not None:
             masks.keep_during_training(student.bert, trainer.optimizer)
         train_started = time.perf_counter()
@@ -292,7 +329,9 @@ def prune_classifier(cfg: PruneConfig) -> dict[str, Any]:
         train_seconds = time.perf_counter() - train_started
         train_metrics, final_dir = dict(result.metrics), result.final_dir
     else:
-        final_dir = save_finetuned(student, tokenizer, out_dir / "final", new_info)
+        final_dir = out_dir / "final"
+        save_windowed(student.bert, WindowedClassifier(None, student.head, student_pool), tokenizer, final_dir,
+                      new_info)
 
     # Every "after" number comes from the saved directory, loaded back as a user would load it.
     after_clf = TextClassifier.from_dir(final_dir)
