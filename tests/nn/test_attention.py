@@ -46,3 +46,29 @@ def test_reference_attention_is_softmax_qk_v():
 def test_rejects_indivisible_heads():
     with pytest.raises(ValueError, match="divisible"):
         MultiHeadSelfAttention(30, 4)
+
+
+def test_bf16_training_takes_the_explicit_path_and_matches_the_fused_kernel(monkeypatch):
+    """bf16 with gradients on CPU runs the reference softmax (the fused kernel's bf16 backward is slow);
+    outputs and gradients agree with the fused kernel in fp32 to bf16's precision."""
+    fast, _ = _attention_pair()
+    fast.train()
+    x = torch.randn(3, 7, 32)
+    bias = padding_mask_to_bias(torch.tensor([[1] * 7, [1] * 4 + [0] * 3, [1] + [0] * 6]), torch.float32)
+    x32 = x.clone().requires_grad_()
+    y32 = fast(x32, bias)
+    y32.square().sum().backward()
+    calls = []
+    original = torch.nn.functional.scaled_dot_product_attention
+    monkeypatch.setattr(torch.nn.functional, "scaled_dot_product_attention",
+                        lambda *a, **k: calls.append(1) or original(*a, **k))
+    x16 = x.clone().requires_grad_()
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        y16 = fast(x16, bias)
+    y16.float().square().sum().backward()
+    assert calls == []  # the explicit path
+    torch.testing.assert_close(y16.float(), y32.detach(), atol=0.05, rtol=0.05)
+    torch.testing.assert_close(x16.grad, x32.grad, atol=0.1, rtol=0.1)
+    with torch.no_grad(), torch.autocast("cpu", dtype=torch.bfloat16):  # inference keeps the fused kernel
+        fast.eval()(x, bias)
+    assert calls == [1]

@@ -41,10 +41,12 @@ def export(
         from ..compression.export_onnx_seq2seq import export_seq2seq_onnx
 
         done = export_seq2seq_onnx(model, output, opset=opset, tolerance=tolerance)
-        typer.echo(f"wrote {output}/encoder.onnx + decoder.onnx (opset {done.opset}); onnxruntime vs PyTorch on "
-                   f"{done.n_sources} held-out sources: max-abs {done.max_abs_encoder:.1e} encoder output, "
-                   f"{done.max_abs_logits:.1e} logits (tolerance {done.tolerance:g}); greedy outputs identical for "
-                   f"{100 * done.greedy_agreement:.0f}%")
+        typer.echo(f"wrote {output}/encoder.onnx + decoder.onnx + decoder_memory.onnx + decoder_step.onnx (cached "
+                   f"keys/values; opset {done.opset}); onnxruntime vs PyTorch on {done.n_sources} held-out sources: "
+                   f"max-abs {done.max_abs_encoder:.1e} encoder output, {done.max_abs_logits:.1e} logits, "
+                   f"{done.max_abs_step_logits:.1e} cached-step logits (tolerance {done.tolerance:g}); greedy "
+                   f"outputs identical for {100 * done.greedy_agreement:.0f}% (cached: "
+                   f"{100 * done.greedy_agreement_cached:.0f}%)")
         return
     if found is not None and found.kind.name == "audio-classifier":
         from ..compression.export_onnx_audio import export_audio_onnx_dir
