@@ -112,6 +112,39 @@ def test_two_workers_run_two_batches_at_once_and_share_out_a_big_request():
     assert sorted(len(b) for b in batches) == [4, 4]  # 40 queued tokens, two idle workers: 20 each
 
 
+def test_while_a_batch_runs_a_free_worker_waits_for_a_share_instead_of_running_a_few_texts():
+    gate = threading.Event()
+    batches: list[list[str]] = []
+
+    def work(payloads: list[str]) -> list[str]:
+        batches.append(list(payloads))
+        if payloads == ["a"]:
+            gate.wait(10)  # the first batch runs until the test lets it end
+        return [p.upper() for p in payloads]
+
+    async def main():
+        pool = InferencePool(2)
+        batcher = Batcher("m", work, pool, ServerMetrics(), 1000, 100, min_share_tokens=256)
+        first = asyncio.ensure_future(batcher.submit(["a"], [300]))
+        await asyncio.sleep(0.1)
+        second = asyncio.ensure_future(batcher.submit(["b"], [10]))  # 10 tokens: not a share's worth
+        await asyncio.sleep(0.1)
+        ran_before = [list(b) for b in batches]
+        third = asyncio.ensure_future(batcher.submit(["c"], [300]))  # now 310 queued: a share
+        await asyncio.sleep(0.1)
+        ran_after = [list(b) for b in batches]
+        gate.set()
+        results = await asyncio.gather(first, second, third)
+        await batcher.stop()
+        pool.shutdown()
+        return ran_before, ran_after, results
+
+    ran_before, ran_after, results = asyncio.run(main())
+    assert ran_before == [["a"]]  # "b" waited: another batch was running and it was small
+    assert ran_after == [["a"], ["b", "c"]]
+    assert results == [["A"], ["B"], ["C"]]
+
+
 def test_one_worker_takes_the_whole_budget_and_shares_never_go_below_the_minimum():
     results, batches = run_requests([[(f"y{i}", 5) for i in range(8)]], budget=1000)
     assert batches == [[f"y{i}" for i in range(8)]]

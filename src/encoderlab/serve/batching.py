@@ -11,7 +11,8 @@ thread (on a CPU: each on its own core). With one batch at a time a closed loop 
 while answers travel back and the next requests arrive, and a small batch spread over two cores pays their
 synchronisation on every operation; with two workers one batch computes while the other's callers are answered.
 When workers are free, the queue is shared out between them (`share_tokens`), so a lone big request still keeps
-every core busy.
+every core busy; while another batch runs, a worker waits until half as many tokens as that batch holds are
+queued (or until it ends) rather than running the one text that has just arrived.
 
 The queue is bounded: a request whose items would take it past `max_queue` is refused at once (`QueueFull`,
 answered 429), instead of piling up until memory runs out.
@@ -71,6 +72,8 @@ class InferencePool:
                                            initargs=initargs)
         self.slots = asyncio.Semaphore(workers)
         self.busy = 0
+        self.listeners: list[asyncio.Event] = []
+        """Set whenever a worker frees up (each batcher's wake-up event)."""
 
     @property
     def idle(self) -> int:
@@ -84,6 +87,8 @@ class InferencePool:
     def release(self) -> None:
         self.busy -= 1
         self.slots.release()
+        for listener in self.listeners:
+            listener.set()
 
     def shutdown(self) -> None:
         self.executor.shutdown(wait=True, cancel_futures=True)
@@ -108,6 +113,8 @@ class Batcher:
         self.wake = asyncio.Event()
         self.task: asyncio.Task | None = None
         self.running: set[asyncio.Task] = set()
+        self.running_tokens: dict[asyncio.Task, int] = {}
+        pool.listeners.append(self.wake)
 
     @property
     def depth(self) -> int:
@@ -149,6 +156,13 @@ class Batcher:
         if self.running:
             await asyncio.gather(*self.running, return_exceptions=True)
 
+    def enough_tokens(self) -> int:
+        """While another of this queue's batches runs, a free worker starts one once this many tokens wait:
+        half the largest running batch (so that the workers' batches stay alike in size), at most a share's
+        minimum."""
+        running = max(self.running_tokens.values(), default=0)
+        return min(self.min_share_tokens, max(1, running // 2))
+
     def share_tokens(self) -> int:
         """This batch's token budget: the whole budget, or, while other workers are idle too, an equal share of
         what is queued (at least `min_share_tokens`), so that the idle workers get the rest."""
@@ -178,6 +192,12 @@ class Batcher:
                 await self.wake.wait()
                 continue
             await self.pool.acquire()
+            while self.batching and self.pool.busy > 1 and self.queued_tokens < self.enough_tokens():
+                # another batch is running and this one would be much smaller: let requests gather until there
+                # is enough or that batch ends (a batch of a few texts pays a whole forward's fixed cost, and
+                # workers grabbing every single arrival would make nothing but such batches)
+                self.wake.clear()
+                await self.wake.wait()
             batch = self._take_batch(self.share_tokens())
             self.metrics.queue_depth.set(len(self.queue), self.name)
             live = [item for item in batch if not item.job.future.done()]  # a caller gone: skip its rows
@@ -186,7 +206,12 @@ class Batcher:
                 continue
             task = asyncio.get_running_loop().create_task(self._run(live), name=f"batch-{self.name}")
             self.running.add(task)
-            task.add_done_callback(self.running.discard)
+            self.running_tokens[task] = sum(item.cost for item in live)
+            task.add_done_callback(self._done)
+
+    def _done(self, task: asyncio.Task) -> None:
+        self.running.discard(task)
+        self.running_tokens.pop(task, None)
 
     async def _run(self, live: list[Item]) -> None:
         """One batch on a pool thread; every caller gets its rows (or the error)."""
