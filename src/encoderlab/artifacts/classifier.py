@@ -55,6 +55,13 @@ def load_window_pool(directory: Path, long_text: LongText, d_model: int) -> Wind
     return window_pool
 
 
+def saved_reading(directory: Path, info: HeadInfo, d_model: int) -> tuple[LongText, WindowPool]:
+    """How the classifier saved in `directory` reads long texts (head.json's long_text; absent: truncate) and
+    its window pooling, learned attention weights included."""
+    long_text = LongText.from_dict(info.long_text, info.max_length)
+    return long_text, load_window_pool(directory, long_text, d_model)
+
+
 @torch.no_grad()
 def run_encoder(fn: Callable[[torch.Tensor, torch.Tensor], torch.Tensor], ids: list[list[int]],
                 tokenizer: TextTokenizer, batch_size: int = 64) -> torch.Tensor:
@@ -93,8 +100,8 @@ class TextClassifier:
         model, tokenizer, info = load_finetuned(path)
         if info.task != "sequence-classification":
             raise InputDataError(f"{str(path)!r} is a {info.task} model (a tagger), not a text classifier")
-        long_text = LongText.from_dict(info.long_text, info.max_length)
-        return cls(model, tokenizer, info, load_window_pool(finetuned_dir(path), long_text, model.bert.cfg.d_model))
+        _, window_pool = saved_reading(finetuned_dir(path), info, model.bert.cfg.d_model)
+        return cls(model, tokenizer, info, window_pool)
 
     def read_long_texts(self, mode: str | None = None, window: int | None = None, stride: int | None = None) -> None:
         """Read long texts another way from now on: truncate, or chunk into windows of `window` pieces (default:

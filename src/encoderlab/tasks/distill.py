@@ -37,7 +37,7 @@ import numpy as np
 import torch
 
 from ..artifacts.aliases import ALIASES, resolve_model_path
-from ..artifacts.classifier import TextClassifier, load_window_pool, run_encoder
+from ..artifacts.classifier import TextClassifier, run_encoder, saved_reading
 from ..artifacts.finetuned import HEAD_CONFIG, HeadInfo, export_encoder, load_finetuned, read_head_info, save_finetuned
 from ..artifacts.text_encoder import TextEncoder
 from ..compression.distillation import (
@@ -61,7 +61,6 @@ from ..models.bert import BertModel
 from ..models.heads import EncoderWithHead, ProjectionHead, SequenceClassificationHead
 from ..models.windowed import WindowedClassifier
 from ..nn.pooling import pool
-from ..nn.windows import LongText
 from ..tokenization import TextTokenizer
 from ..training import TrainConfig, Trainer
 from ..training.distributed import unwrap
@@ -422,8 +421,7 @@ def _distill_logits(cfg: DistillConfig, started: float) -> dict[str, Any]:
     # A teacher trained with long_text=chunk reads whole texts in windows: the student gets a copy of its window
     # pooling (a learned attention too), learns the teacher's logits of whole texts through every window, and
     # is saved reading long texts the same way (head.json's long_text, window_pool.safetensors).
-    reading = LongText.from_dict(teacher_info.long_text, teacher_info.max_length)
-    window_pool = load_window_pool(teacher_dir, reading, teacher_model.bert.cfg.d_model)
+    reading, window_pool = saved_reading(teacher_dir, teacher_info, teacher_model.bert.cfg.d_model)
     teacher_classifier = TextClassifier(teacher_model, tokenizer, teacher_info, window_pool)
     student_pool = copy.deepcopy(window_pool)
     model = WindowedClassifier(student, student_head, student_pool) if reading.chunked else \

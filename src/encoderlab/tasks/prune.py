@@ -23,7 +23,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
 
-from ..artifacts.classifier import TextClassifier, load_window_pool
+from ..artifacts.classifier import TextClassifier, saved_reading
 from ..artifacts.finetuned import HeadInfo, finetuned_dir, load_finetuned, save_finetuned
 from ..compression.pruning import (
     WeightMasks,
@@ -44,7 +44,7 @@ from ..evaluation.classification import classifier_report
 from ..files import atomic_write_json
 from ..models.heads import EncoderWithHead
 from ..models.windowed import WindowedClassifier
-from ..nn.windows import LongText, WindowPool
+from ..nn.windows import WindowPool
 from ..tokenization import TextTokenizer
 from ..training import TrainConfig, Trainer
 from ..training.precision import apply_threads
@@ -147,12 +147,6 @@ def load_teacher(path: str) -> tuple[EncoderWithHead, TextTokenizer, HeadInfo, P
         raise ConfigError(f"model={path!r} is a {info.task} model; `encoderlab prune` prunes text "
                           "classifiers (the OUT_DIR of `encoderlab finetune` with task=classify)")
     return model, tokenizer, info, directory
-
-
-def teacher_reading(directory: Path, info: HeadInfo, d_model: int) -> tuple[LongText, WindowPool]:
-    """How the classifier reads long texts (head.json) and its window pooling, learned weights included."""
-    reading = LongText.from_dict(info.long_text, info.max_length)
-    return reading, load_window_pool(directory, reading, d_model)
 
 
 def recovery_data_config(cfg: PruneConfig, data_cfg: ClassifyConfig) -> ClassifyConfig:
@@ -283,7 +277,7 @@ def prune_classifier(cfg: PruneConfig) -> dict[str, Any]:
     val_ids = tokenizer.encode_ids([t.strip() for t in validation.texts], max_length)
     # A classifier trained with long_text=chunk keeps reading whole texts: its window pooling (a learned
     # attention too) goes over to the pruned copy, and importance and recovery see every window.
-    reading, window_pool = teacher_reading(teacher_dir, info, teacher.bert.cfg.d_model)
+    reading, window_pool = saved_reading(teacher_dir, info, teacher.bert.cfg.d_model)
     train_windows = windows_per_text(tokenizer, train.texts, reading) if reading.chunked else None
     before_clf = TextClassifier(teacher, tokenizer, info, window_pool)
 
