@@ -54,10 +54,10 @@ def test_onednn_int8_quantizes_feed_forwards_and_holds_the_rest_in_bf16(minilm, 
     assert {p.dtype for p in onednn_minilm.bert.parameters()} == {torch.bfloat16}
     assert all(isinstance(block.ffn, FeedForward) for block in minilm.bert.blocks)  # the original is untouched
     assert {p.dtype for p in minilm.bert.parameters()} == {torch.float32}
-    assert resolve_int8_kernel(minilm, "fbgemm") == "fbgemm"
-    assert resolve_int8_kernel(minilm, None, keep_fp32=("ffn.down",)) == "fbgemm"  # fp32 kept means fp32
+    assert resolve_int8_kernel("fbgemm") == "fbgemm"
+    assert resolve_int8_kernel(None, keep_fp32=("ffn.down",)) == "fbgemm"  # fp32 kept means fp32
     with pytest.raises(ConfigError, match="kernel='avx9' is unknown"):
-        resolve_int8_kernel(minilm, "avx9")
+        resolve_int8_kernel("avx9")
 
 
 @needs_onednn

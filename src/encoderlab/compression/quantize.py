@@ -107,12 +107,12 @@ def calibrate(run_model: Callable[[], object], layers: dict[str, nn.Linear]) -> 
 INT8_KERNELS = ("fbgemm", "onednn")
 
 
-def resolve_int8_kernel(model: Quantizable, kernel: str | None, keep_fp32: Sequence[str] = ()) -> str:
+def resolve_int8_kernel(kernel: str | None, keep_fp32: Sequence[str] = ()) -> str:
     """None (auto): "onednn" on a CPU with AMX int8 tiles and native bf16 — int8 feed-forward networks
     (nn/int8_feedforward.py) in a bf16 encoder, the fastest int8 there (a classifier's head stays fp32) —, else
-    "fbgemm": every encoder
-    Linear in int8 through PyTorch's quantized kernels, fp32 around them (every x86 and ARM CPU). Layers asked to
-    stay in fp32 (`keep_fp32`) choose "fbgemm" too: "onednn" holds everything outside its int8 layers in bf16."""
+    "fbgemm": every encoder Linear in int8 through PyTorch's quantized kernels, fp32 around them (every x86 and
+    ARM CPU). Layers asked to stay in fp32 (`keep_fp32`) choose "fbgemm" too: "onednn" holds everything outside
+    its int8 layers in bf16."""
     if kernel is None:
         amx = {"amx_int8", "amx_bf16"} <= cpu_flags()
         ok = amx and bf16_matmul_native() and onednn_int8_available() and not keep_fp32
@@ -148,7 +148,7 @@ def quantize_int8(model: Quantizable, calibration_texts: Sequence[str], alpha: f
     if "fbgemm" not in torch.backends.quantized.supported_engines and \
             "qnnpack" not in torch.backends.quantized.supported_engines:
         raise ConfigError("this PyTorch build has no quantized CPU engine (fbgemm/qnnpack); int8 is unavailable")
-    kernel = resolve_int8_kernel(model, kernel, keep_fp32)
+    kernel = resolve_int8_kernel(kernel, keep_fp32)
     quantized = _cpu_copy(model)
     bert = _bert_of(quantized)
     layers = _target_linears(bert, keep_fp32)

@@ -144,7 +144,7 @@ def max_tokens(encoder: TextEncoder) -> int:
     return min(512, encoder.bert.cfg.max_positions)
 
 
-def _encoderlab_kernels(precision: str, encoder: TextEncoder) -> str:
+def _encoderlab_kernels(precision: str) -> str:
     """In words, which matmul kernels our encode runs here in `precision`."""
     bf16 = "oneDNN bf16 matmul on " + ("AMX tiles" if "amx_bf16" in cpu_flags() else "AVX-512 BF16")
     if precision == "bf16":
@@ -152,7 +152,7 @@ def _encoderlab_kernels(precision: str, encoder: TextEncoder) -> str:
     if precision == "int8":
         from ..compression.quantize import resolve_int8_kernel
 
-        if resolve_int8_kernel(encoder, None) == "onednn":
+        if resolve_int8_kernel(None) == "onednn":
             return (f"oneDNN int8 feed-forward networks (u8×s8, {'AMX' if 'amx_int8' in cpu_flags() else 'VNNI'}; "
                     f"GELU and the hidden layer's quantization inside the up-projection), {bf16} elsewhere")
         return "fbgemm int8 matmul (" + ("VNNI, 8-bit activations" if cpu_has_vnni() else "7-bit activations") + ")"
@@ -182,21 +182,21 @@ def build_engines(encoder: TextEncoder, calibration_texts: list[str], threads: i
     if "fp32" in include:
         engines["encoderlab fp32"] = Engine(
             lambda texts: encoder.encode(texts, batch_size=batch_size, max_length=limit),
-            _encoderlab_kernels("fp32", encoder))
+            _encoderlab_kernels("fp32"))
     if "bf16" in include:
         ok, why = bf16_supported(encoder.device)
         notes.append(f"bf16: {why}")
         if ok:
             engines["encoderlab bf16"] = Engine(
                 lambda texts: encoder.encode(texts, batch_size=batch_size, max_length=limit, precision="bf16"),
-                _encoderlab_kernels("bf16", encoder))
+                _encoderlab_kernels("bf16"))
     if "int8" in include:
         from ..compression.quantize import quantize_int8
 
         int8 = quantize_int8(encoder, calibration_texts)
         engines["encoderlab int8"] = Engine(
             lambda texts: int8.encode(texts, batch_size=batch_size, max_length=limit),
-            _encoderlab_kernels("int8", encoder))
+            _encoderlab_kernels("int8"))
     peers = [name for name in include if name.partition("-")[0] in PEERS]
     engines.update(build_peer_engines(encoder, peers, threads, limit, batch_size, calibration_texts, notes))
     return engines
