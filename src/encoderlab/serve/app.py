@@ -65,16 +65,17 @@ class ServerState:
         """The inference threads and every model's batcher (in the server's event loop)."""
         s, threads = self.settings, torch.get_num_threads()
         workers = s.resolve_workers(threads)
+        each = max(1, threads // workers)
         # each worker's thread count set explicitly: whether a new thread inherits torch.set_num_threads depends
         # on the build's threading backend
-        self.pool = InferencePool(workers, torch.set_num_threads, (max(1, threads // workers),))
+        self.pool = InferencePool(workers, torch.set_num_threads, (each,))
         for name, served in self.models.items():
             for operation, run_batch in served.operations.items():
                 self.batchers[name, operation] = Batcher(f"{name}:{operation}", run_batch, self.pool,
                                                          self.metrics, s.max_batch_tokens, s.max_queue, s.batching)
         for batcher in self.batchers.values():
             batcher.start()
-        log.info("inference: %d worker(s) of %d thread(s)", workers, max(1, threads // workers))
+        log.info("inference: %d worker(s) of %d thread(s)", workers, each)
 
     async def stop(self) -> None:
         for batcher in self.batchers.values():
@@ -270,8 +271,8 @@ def create_app(models: Mapping[str, Any], settings: ServeSettings | None = None)
             rows = list(matrix)  # float32 rows, written by orjson as the shortest decimals that read back exactly
         data = [{"object": "embedding", "index": i, "embedding": row} for i, row in enumerate(rows)]
         return ORJSONResponse({"object": "list", "data": data, "model": served.name,
-                             "usage": {"prompt_tokens": tokens, "total_tokens": tokens}},
-                            headers={"X-Truncated-Inputs": str(truncated)})
+                               "usage": {"prompt_tokens": tokens, "total_tokens": tokens}},
+                              headers={"X-Truncated-Inputs": str(truncated)})
 
     @app.post("/v1/tokenize", summary="Token ids and tokens of texts, as the model sees them", **guarded)
     async def tokenize(body: TokenizeRequest) -> dict:

@@ -112,8 +112,8 @@ class Batcher:
         self.queued_tokens = 0
         self.wake = asyncio.Event()
         self.task: asyncio.Task | None = None
-        self.running: set[asyncio.Task] = set()
-        self.running_tokens: dict[asyncio.Task, int] = {}
+        self.running: dict[asyncio.Task, int] = {}
+        """Each running batch's task and its tokens."""
         pool.listeners.append(self.wake)
 
     @property
@@ -160,8 +160,8 @@ class Batcher:
         """While another of this queue's batches runs, a free worker starts one once this many tokens wait:
         half the largest running batch (so that the workers' batches stay alike in size), at most a share's
         minimum."""
-        running = max(self.running_tokens.values(), default=0)
-        return min(self.min_share_tokens, max(1, running // 2))
+        largest = max(self.running.values(), default=0)
+        return min(self.min_share_tokens, max(1, largest // 2))
 
     def share_tokens(self) -> int:
         """This batch's token budget: the whole budget, or, while other workers are idle too, an equal share of
@@ -205,13 +205,11 @@ class Batcher:
                 self.pool.release()
                 continue
             task = asyncio.get_running_loop().create_task(self._run(live), name=f"batch-{self.name}")
-            self.running.add(task)
-            self.running_tokens[task] = sum(item.cost for item in live)
+            self.running[task] = sum(item.cost for item in live)
             task.add_done_callback(self._done)
 
     def _done(self, task: asyncio.Task) -> None:
-        self.running.discard(task)
-        self.running_tokens.pop(task, None)
+        self.running.pop(task, None)
 
     async def _run(self, live: list[Item]) -> None:
         """One batch on a pool thread; every caller gets its rows (or the error)."""
