@@ -53,6 +53,7 @@ from ..models.transformer_seq2seq import (
     warm_start_encoder,
 )
 from ..training import TrainConfig, Trainer, run_task
+from ..training.checkpoint import average_checkpoints, list_checkpoints
 from ..training.distributed import unwrap
 from ..training.encoder_setup import load_encoder
 from ..training.precision import apply_threads
@@ -121,6 +122,10 @@ class Seq2SeqConfig(TrainConfig):
     padded target, so `target` wastes less (CMUdict: 3% of decoder positions padding instead of 24%); it
     also changes which pairs share a batch, and on Spanish->English one warm-started run learned more slowly
     with it (docs/seq2seq.md), so the default stays source."""
+    average_last: int = 0
+    """Average the weights of the last N checkpoints into the final model (Vaswani et al. 2017, section 6.1),
+    which is then what is validated, tested and saved; needs save_every > 0 (their spacing) and keep_last >= N.
+    0 or 1: the last model as it is."""
     decoder_init: Literal["fresh", "encoder"] = "fresh"
     """With init=: fresh (BERT2RND) or encoder (BERT2BERT: decoder block i's self-attention and feed-forward
     network copied from encoder block i, cross-attention fresh; decoder embeddings from the encoder's)."""
@@ -158,6 +163,14 @@ class Seq2SeqConfig(TrainConfig):
         if self.decoder_init == "encoder" and self.init is None:
             raise ConfigError("decoder_init=encoder copies a pretrained encoder into the decoder; give init=RUN_DIR "
                               "(an `encoderlab pretrain` run), or decoder_init=fresh")
+        if self.average_last < 0:
+            raise ConfigError(f"average_last={self.average_last} must be >= 0 (0 = no checkpoint averaging)")
+        if self.average_last > 1 and (self.save_every < 1 or self.keep_last < self.average_last):
+            spacing = max(1, (self.max_steps or 1000) // 10)
+            raise ConfigError(f"average_last={self.average_last} averages the last {self.average_last} checkpoints: "
+                              f"set save_every=N (their spacing in steps, e.g. {spacing}) and "
+                              f"keep_last={self.average_last} or more (now save_every={self.save_every}, "
+                              f"keep_last={self.keep_last})")
         if getattr(self.model, "share_embeddings", False) and not self.joint_vocabulary:
             raise ConfigError("model.share_embeddings=true needs one joint vocabulary: set source_tokens=subword "
                               "target_tokens=subword, or model.share_embeddings=false")
@@ -411,6 +424,8 @@ def train_seq2seq(cfg: Seq2SeqConfig) -> dict[str, Any]:
     result = trainer.fit()
     metrics |= result.metrics | {"train_cpu_seconds": time.process_time() - fit_started}
     model = unwrap(trainer.model).eval()
+    if cfg.average_last > 1:
+        metrics |= average_final_checkpoints(trainer, model, cfg.average_last, result.final_dir, save_final)
     metrics |= _prefixed("test", teacher_forced_metrics(model, test, data))
     metrics |= _prefixed("test", score_model(model, test, data))
     if cfg.beam_size > 1:
@@ -423,6 +438,20 @@ def train_seq2seq(cfg: Seq2SeqConfig) -> dict[str, Any]:
                 "cpu_seconds": time.process_time() - started}
     if wants_bleu(data):
         metrics["sacrebleu_signatures"] = {k: v for k, v in bleu_chrf(["a"], [["a"]]).items() if "signature" in k}
+    return metrics
+
+
+def average_final_checkpoints(trainer: Trainer, model: nn.Module, n: int, final_dir: Path | None,
+                              save_final) -> dict[str, Any]:
+    """Load the mean of the last `n` checkpoints into `model`, validate it (as averaged_eval_*) and save it
+    to final/ in place of the last weights."""
+    chosen = list_checkpoints(trainer.out_dir)[-n:]
+    model.load_state_dict(average_checkpoints(chosen))
+    metrics: dict[str, Any] = {"averaged_checkpoints": [path.name for path in chosen]}
+    if trainer.eval_data is not None:
+        metrics |= _prefixed("averaged", trainer.evaluate())
+    if final_dir is not None:
+        save_final(model, final_dir)
     return metrics
 
 

@@ -93,13 +93,44 @@ def _read_verified(path: Path, manifest: dict[str, Any], name: str) -> bytes:
 def load_checkpoint(path: Path) -> tuple[dict[str, torch.Tensor], dict[str, Any], dict[str, Any]]:
     """(model state, trainer state, manifest) of a checkpoint, after verifying both checksums."""
     manifest = read_manifest(path)
-    model_bytes = _read_verified(path, manifest, MODEL_FILE)
+    model_state = load_model_state(path)
     state_bytes = _read_verified(path, manifest, STATE_FILE)
-    model_state = load_safetensors(model_bytes)
-    for alias, source in manifest["aliases"].items():
-        model_state[alias] = model_state[source]
     trainer_state = torch.load(io.BytesIO(state_bytes), weights_only=True)
     return model_state, trainer_state, manifest
+
+
+def load_model_state(path: Path) -> dict[str, torch.Tensor]:
+    """The model weights of a checkpoint (tied aliases restored), after verifying their checksum."""
+    manifest = read_manifest(path)
+    model_state = load_safetensors(_read_verified(path, manifest, MODEL_FILE))
+    for alias, source in manifest["aliases"].items():
+        model_state[alias] = model_state[source]
+    return model_state
+
+
+def average_checkpoints(paths: list[Path]) -> dict[str, torch.Tensor]:
+    """The element-wise mean of the model weights of `paths` (Vaswani et al. 2017, section 6.1: the last
+    few checkpoints of a run, averaged, usually beat the last one alone). Floating tensors are averaged in
+    float64 and cast back; integer tensors (counters, index buffers) must agree and are kept."""
+    if not paths:
+        raise CheckpointError("no checkpoints to average; save some with save_every=N")
+    states = [load_model_state(p) for p in paths]
+    names = set(states[0])
+    for path, state in zip(paths[1:], states[1:], strict=True):
+        if set(state) != names:
+            raise CheckpointError(f"checkpoint {path} holds other tensors than {paths[0]}; average checkpoints "
+                                  "of one run")
+    averaged = {}
+    for name, first in states[0].items():
+        if first.is_floating_point():
+            total = sum(state[name].double() for state in states)
+            averaged[name] = (total / len(states)).to(first.dtype)
+        else:
+            if any(not torch.equal(state[name], first) for state in states[1:]):
+                raise CheckpointError(f"tensor {name} ({first.dtype}) differs between checkpoints; integer "
+                                      "tensors cannot be averaged")
+            averaged[name] = first
+    return averaged
 
 
 def list_checkpoints(out_dir: str | Path) -> list[Path]:
