@@ -1,7 +1,8 @@
-"""Where a G2P run's validation and test numbers come from: greedy word accuracy of a trained CMUdict run on
-the 2,000-word validation sample that training reports (`max_eval_examples=2000`), on the whole validation
-split and on the whole test split, each broken down by how many pronunciations a word has (a word with
-several is right if the output is any of them) and by word length.
+"""Where a G2P run's validation and test numbers come from: greedy word accuracy of a trained CMUdict run on the
+2,000-word validation sample that training reports (`max_eval_examples=2000`), on the first 2,000 validation
+words in file order (alphabetical: what training reported before the sample was made random, commit 2accc90's
+`first_sources`), on the whole validation split and on the whole test split, each broken down by how many
+pronunciations a word has (a word with several is right if the output is any of them) and by word length.
 
     OMP_NUM_THREADS=1 python benchmarks/seq2seq_g2p_splits.py runs/g2p-lstm runs/g2p-transformer
 
@@ -49,7 +50,10 @@ def main() -> None:
         cfg = load_config(Seq2SeqConfig, Path(run) / "config.yaml", [])
         data = prepare_data(cfg)
         predictor = Seq2SeqPredictor.from_dir(run)
-        subsets = {"validation_sample_2000": sample_sources(data.validation, 2000, cfg.seed),
+        first = set(list(dict.fromkeys(data.validation.sources))[:2000])  # file order: alphabetical
+        subsets = {"validation_first_2000": data.validation.subset(
+                       i for i, s in enumerate(data.validation.sources) if s in first),
+                   "validation_sample_2000": sample_sources(data.validation, 2000, cfg.seed),
                    "validation_all": data.validation, "test_all": data.test}
         for name, pairs in subsets.items():
             print(json.dumps({"run": run, "subset": name, **word_accuracy(predictor, pairs, data.max_output_length)}),

@@ -34,6 +34,7 @@ from encoderlab.tasks.seq2seq import (
     with_vocab_sizes,
 )
 from encoderlab.training.optim import build_optimizer, clip_grad_norm
+from encoderlab.training.precision import autocast
 from encoderlab.training.sampler import EpochBatchSampler
 
 
@@ -60,6 +61,7 @@ def main() -> None:
     parser.add_argument("--bucket-by", choices=("source", "target"), default="target")
     parser.add_argument("--warmup", type=int, default=5)
     parser.add_argument("--steps", type=int, default=20)
+    parser.add_argument("--precision", choices=("fp32", "bf16"), default="fp32", help="autocast, as the Trainer's")
     args = parser.parse_args()
     torch.set_num_threads(1)
     cfg = load_config(Seq2SeqConfig, "configs/seq2seq-g2p-transformer.yaml", [f"batch_size={args.batch_size}"])
@@ -76,14 +78,15 @@ def main() -> None:
         for i, batch in enumerate(batches):
             if i == args.warmup:
                 started = time.process_time()
-            loss, _ = loss_fn(model, batch)
+            with autocast(args.precision, torch.device("cpu")):
+                loss, _ = loss_fn(model, batch)
             loss.backward()
             clip_grad_norm(list(model.parameters()), 1.0)
             optimizer.step()
             optimizer.zero_grad(set_to_none=True)
         per_step = (time.process_time() - started) / args.steps
         print(json.dumps({"model": spec, "parameters": sum(p.numel() for p in model.parameters()),
-                          "batch_size": args.batch_size, "bucket_by": args.bucket_by,
+                          "batch_size": args.batch_size, "bucket_by": args.bucket_by, "precision": args.precision,
                           "cpu_s_per_step": round(per_step, 4)}), flush=True)
 
 
