@@ -87,6 +87,23 @@ def test_semicolon_separated_csv_says_so(tmp_path):
         read_csv_rows(tmp_path / "in.csv", "review", "stars")
 
 
+def test_a_duplicated_header_of_the_text_or_label_column_is_refused(tmp_path):
+    """A spreadsheet with two 'text' columns used to be read silently by its first one; which was meant is the
+    user's call. Duplicates of columns that are not read do not matter."""
+    from encoderlab.data.text_input import read_csv_rows
+
+    (tmp_path / "in.csv").write_text("text,label,text\nfirst,p,x\nsecond,n,y\n", encoding="utf-8")
+    with pytest.raises(InputDataError, match=r"in\.csv:1: the header names 'text' 2 times \(columns 1, 3\)"):
+        read_csv_rows(tmp_path / "in.csv", "text", "label")
+    with pytest.raises(InputDataError, match=r"names 'text' 2 times"):
+        read_texts(tmp_path / "in.csv")
+    (tmp_path / "labels.csv").write_text("label,text,label\np,first,q\n", encoding="utf-8")
+    with pytest.raises(InputDataError, match=r"names 'label' 2 times \(columns 1, 3\)"):
+        read_csv_rows(tmp_path / "labels.csv", "text", "label")
+    (tmp_path / "other.csv").write_text("note,text,label,note\na,first,p,b\n", encoding="utf-8")
+    assert read_csv_rows(tmp_path / "other.csv", "text", "label") == (["first"], ["p"], [])
+
+
 def test_csv_and_tsv_inputs_give_one_text_per_row(tmp_path):
     """encode and predict read a spreadsheet's text column; a row without text is an error, never skipped."""
     (tmp_path / "in.csv").write_text('id,review\n1,"Good, fast"\n2,"two\nlines"\n', encoding="utf-8")

@@ -153,6 +153,11 @@ def read_csv_rows(path: str | Path, text_column: str, label_column: str | None =
                                          "tab-separated as .tsv")
                 raise InputDataError(f"{path}:1: no column {column!r} in the header {header}; name the right "
                                      f"one with {option}")
+            if column is not None and header.count(column) > 1:  # which one was meant? refuse to guess
+                where = [i + 1 for i, name in enumerate(header) if name == column]
+                raise InputDataError(f"{path}:1: the header names {column!r} {len(where)} times (columns "
+                                     f"{', '.join(map(str, where))}); rename the duplicates so that one column is "
+                                     f"{column!r}")
         text_at = header.index(text_column)
         label_at = header.index(label_column) if label_column is not None else None
         for row in reader:
