@@ -265,7 +265,9 @@ def _labelled_splits(cfg: DistillConfig, info: HeadInfo, run: dict[str, Any]):
         label_column=cfg.label_column or info.label_column,
         # the teacher's own held-out files: in its run's config.yaml, or in head.json when given its final/
         validation_data=(run.get("validation_data") or info.validation_data) if not cfg.data else "",
-        test_data=(run.get("test_data") or info.test_data) if not cfg.data else "", out_dir=cfg.out_dir)
+        test_data=(run.get("test_data") or info.test_data) if not cfg.data else "", out_dir=cfg.out_dir,
+        # a teacher trained with bad_rows=warn skipped its file's unusable rows: read the file as it did
+        bad_rows=run.get("bad_rows", "error") if not cfg.data else "error")
     splits = load_labelled_splits(classify_cfg)
     names = info.label_names
     limits = {name: getattr(cfg, name) if getattr(cfg, name) is not None else run.get(name)

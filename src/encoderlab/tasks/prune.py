@@ -68,7 +68,9 @@ from .classify_windows import (
 Method = Literal["magnitude", "heads", "ffn", "heads+ffn"]
 PLAN_FILE = "pruning.json"
 DATA_KEYS = ("data", "validation_data", "test_data", "split", "seed", "text_column", "label_column",
-             "max_train_examples", "max_eval_examples", "max_test_examples")
+             "max_train_examples", "max_eval_examples", "max_test_examples", "bad_rows")
+"""The teacher's data settings that decide which rows it trained on (bad_rows=warn: its file's unusable rows
+were skipped, so reading the file again must skip them too)."""
 
 
 @dataclass
