@@ -157,6 +157,27 @@ def test_csv_text_labels_become_class_ids_and_columns_are_kept(tmp_path):
     assert anomaly.columns == ["x1", "x2"] and anomaly.class_names == data.class_names
 
 
+def test_normal_class_by_name_for_text_labels(tmp_path):
+    """A user's CSV labels rows 'ok' / 'bad': normal_class=ok trains on the 'ok' rows (before, normal_class had
+    to be the id the sorted names get, 1 here, which no message told the user)."""
+    from encoderlab.config import load_config
+    from encoderlab.tasks.autoencode import AutoencodeConfig
+
+    rows = ["temp,status,vib"] + [f"{i},{'bad' if i % 5 == 0 else 'ok'},{i % 7}" for i in range(60)]
+    (tmp_path / "s.csv").write_text("\n".join(rows) + "\n")
+    data = load_user_arrays(tmp_path / "s.csv", label_column="status")
+    by_name, by_id = one_class(data, "ok"), one_class(data, 1)
+    np.testing.assert_array_equal(by_name.train.x, by_id.train.x)
+    np.testing.assert_array_equal(by_name.test.y, by_id.test.y)
+    temps = by_name.scaling.invert(by_name.train.x)[:, 0].round().astype(int)
+    assert len(temps) > 0 and (temps % 5 != 0).all()  # only 'ok' rows are trained on
+    with pytest.raises(InputDataError, match=r"normal_class='fine' is not a label of the data; give one of "
+                                             r"\['bad', 'ok'\]"):
+        one_class(data, "fine")
+    assert load_config(AutoencodeConfig, None, ["normal_class=ok"]).normal_class == "ok"
+    assert load_config(AutoencodeConfig, None, ["normal_class=3"]).normal_class == 3
+
+
 def test_npz_with_other_key_names_says_how_to_resave(tmp_path):
     np.savez(tmp_path / "f.npz", features=np.zeros((20, 3)), labels=np.zeros(20))
     with pytest.raises(InputDataError, match=r"found \['features', 'labels'\]\. Re-save .*np\.savez\('f\.npz', x="):

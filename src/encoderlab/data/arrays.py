@@ -134,7 +134,7 @@ class ArrayData:
         return info | {k: v for k, v in extra.items() if v is not None}
 
 
-def prepare_arrays(source: str, label_column: str | None = None, normal_class: int | None = None,
+def prepare_arrays(source: str, label_column: str | None = None, normal_class: int | str | None = None,
                    train_limit: int | None = None, eval_limit: int | None = None, binarize_images: bool = False
                    ) -> ArrayData:
     """An autoencoder run's data, as `encoderlab autoencode` prepares it: loaded (`load_arrays`), one normal class
@@ -352,12 +352,19 @@ def load_arrays(spec: str, label_column: str | None = None) -> ArrayData:
                          f"{'/'.join(ARRAY_SUFFIXES)} file nor a folder of images")
 
 
-def one_class(data: ArrayData, normal: int) -> ArrayData:
+def one_class(data: ArrayData, normal: int | str) -> ArrayData:
     """Anomaly detection: train (and validate the model) on label `normal` only; in val and test every
-    other label is an anomaly (y = 1) and `normal` is y = 0. The scaling is refitted on the normal training
-    samples for tables (images keep theirs: [0, 1] does not depend on which digits were seen)."""
+    other label is an anomaly (y = 1) and `normal` is y = 0. `normal` is a label as the file holds it: a
+    number, or a class name (a text label column, an image folder's sub-folder). The scaling is refitted on
+    the normal training samples for tables (images keep theirs: [0, 1] does not depend on which digits were
+    seen)."""
     if data.train.y is None:
         raise InputDataError(f"{data.name}: normal_class= needs labels, but the data has none; add a label column")
+    if data.class_names and str(normal) in data.class_names:
+        normal = data.class_names.index(str(normal))  # names are ids 0, 1, ... in sorted order
+    elif isinstance(normal, str):
+        names = f"one of {data.class_names}" if data.class_names else "a number (the labels are numbers)"
+        raise InputDataError(f"{data.name}: normal_class={normal!r} is not a label of the data; give {names}")
     present = np.unique(data.train.y)
     if normal not in present:
         names = f" = {[data.class_names[i] for i in present]}" if data.class_names else ""

@@ -58,8 +58,9 @@ class AutoencodeConfig(TrainConfig):
     """The architecture; model.input_shape is filled in from the data."""
     label_column: str = ""
     """.csv data: the label column (default: a column named label, y, target, class or anomaly, if any)."""
-    normal_class: int | None = None
-    """Anomaly detection: train on this label only; every other label is an anomaly (shuttle: 0)."""
+    normal_class: int | str | None = None
+    """Anomaly detection: train on this label only; every other label is an anomaly (shuttle: 0). A number,
+    or a class name: a value of a text label column (normal_class=ok), an image folder's sub-folder."""
     train_limit: int | None = None
     """Use only the first N training samples (quick runs and tests); null = all."""
     eval_limit: int | None = None
