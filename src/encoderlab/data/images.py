@@ -198,13 +198,16 @@ def read_images(paths: Sequence[str | Path], size: int, source_size: int | None 
 
 
 def image_paths(source: str | Path, column: str = "image") -> list[Path]:
-    """The images of a folder (sorted by name; files with an image suffix) or of a CSV's `column` (paths
-    relative to the CSV's folder)."""
+    """The images of a folder, its sub-folders included (files with an image suffix, sorted by their path
+    in the folder), or of a CSV's `column` (paths relative to the CSV's folder)."""
     source = Path(source)
     if source.is_dir():
-        paths = sorted(p for p in source.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES)
+        # sub-folders too: a user's photos are often sorted into class folders (as `autoencode data=` reads them)
+        paths = sorted((p for p in source.rglob("*") if p.suffix.lower() in IMAGE_SUFFIXES and p.is_file()),
+                       key=lambda p: p.relative_to(source).parts)
         if not paths:
-            raise InputDataError(f"{str(source)!r} holds no images ({', '.join(IMAGE_SUFFIXES)})")
+            raise InputDataError(f"{str(source)!r} holds no images ({', '.join(IMAGE_SUFFIXES)}), in it or in "
+                                 "its sub-folders")
         return paths
     if source.suffix.lower() == ".csv" and source.is_file():
         with source.open(encoding="utf-8", newline="") as handle:
