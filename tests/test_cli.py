@@ -96,6 +96,23 @@ def test_a_run_directory_is_a_model_for_encode_and_from_pretrained(tmp_path, min
     assert "no config.json" in capsys.readouterr().err and not (tmp_path / "out2.npy").exists()
 
 
+def test_evaluate_without_data_scores_the_runs_own_test_split(tmp_path, minilm_dir, capsys):
+    """--help says --data defaults to the run's own data; for a text classifier it answered 'give --data'."""
+    from tasks.finetune_fixtures import tweet_rows, write_csv, write_tiny_encoder
+
+    tiny = write_tiny_encoder(tmp_path / "tiny", minilm_dir)
+    data = write_csv(tmp_path / "my reviews.csv", tweet_rows(60), header=("Review Text", "My Label"))
+    run = tmp_path / "run"
+    assert run_cli("finetune", f"data={data}", "text_column=Review Text", "label_column=My Label", f"init={tiny}",
+                   "batch_size=8", "max_steps=1", "threads=1", "progress=off", f"out_dir={run}") == 0
+    capsys.readouterr()
+    assert run_cli("evaluate", "--model", str(run)) == 0
+    out = capsys.readouterr().out
+    assert f"the held-out test rows of {data}:" in out
+    saved = json.loads((run / "evaluations" / "eval_my reviews_test.json").read_text())
+    assert saved["n"] == json.loads((run / "metrics.json").read_text())["test_examples"]
+
+
 def test_finetune_task_embed_prints_its_held_out_recall(tmp_path, minilm_dir, capsys):
     from tasks.finetune_fixtures import write_tiny_encoder
 

@@ -212,8 +212,14 @@ def evaluate(
         typer.echo(json.dumps({k: v for k, v in metrics.items() if k not in ("model", "data")}, indent=2))
         typer.echo(f"wrote {path}", err=True)
         return
-    if data is None and kind in ("classifier", "tagger"):
-        raise InputDataError("give --data (a catalog name or a labelled .csv/.jsonl file)")
+    if data is None and kind in ("classifier", "tagger"):  # as --help says: the run's own (held-out) data
+        from ..artifacts.finetuned import read_head_info
+
+        info = read_head_info(model)
+        data = info.test_data or info.data or None
+        if data is None:
+            raise InputDataError(f"{model}'s head.json does not say what it was trained on; give --data (a catalog "
+                                 "name or a labelled .csv/.jsonl file)")
     extra: dict = {}
     if kind == "audio-classifier":
         from ..tasks.audio import evaluate_audio
