@@ -1,4 +1,5 @@
 import json
+import shlex
 import subprocess
 import sys
 from pathlib import Path
@@ -97,15 +98,17 @@ def test_a_run_directory_is_a_model_for_encode_and_from_pretrained(tmp_path, min
 
 
 def test_evaluate_without_data_scores_the_runs_own_test_split(tmp_path, minilm_dir, capsys):
-    """--help says --data defaults to the run's own data; for a text classifier it answered 'give --data'."""
+    """--help says --data defaults to the run's own data; for a text classifier it answered 'give --data'. The
+    closing hint quotes a run directory with a space, so it can be pasted."""
     from tasks.finetune_fixtures import tweet_rows, write_csv, write_tiny_encoder
 
     tiny = write_tiny_encoder(tmp_path / "tiny", minilm_dir)
     data = write_csv(tmp_path / "my reviews.csv", tweet_rows(60), header=("Review Text", "My Label"))
-    run = tmp_path / "run"
+    run = tmp_path / "my run"
     assert run_cli("finetune", f"data={data}", "text_column=Review Text", "label_column=My Label", f"init={tiny}",
                    "batch_size=8", "max_steps=1", "threads=1", "progress=off", f"out_dir={run}") == 0
-    capsys.readouterr()
+    hint = next(line for line in capsys.readouterr().err.splitlines() if line.startswith("look at the run: "))
+    assert shlex.split(hint.removeprefix("look at the run: ")) == ["encoderlab", "report", str(run)]  # pasteable
     assert run_cli("evaluate", "--model", str(run)) == 0
     out = capsys.readouterr().out
     assert f"the held-out test rows of {data}:" in out

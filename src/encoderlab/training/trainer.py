@@ -35,6 +35,7 @@ from __future__ import annotations
 
 import copy
 import math
+import shlex
 import signal
 import sys
 import threading
@@ -261,7 +262,7 @@ class Trainer:
                         raise TrainingInterrupted(
                             f"{stop.received} at step {self.step} of {self.total_steps}: stopped after that step "
                             f"and saved a checkpoint of it in {ckpt.checkpoint_root(self.out_dir)}; continue "
-                            f"with --resume {self.out_dir}")
+                            f"with --resume {shlex.quote(str(self.out_dir))}")
                     if stopped_early:
                         progress.message(f"early stop at step {self.step}: {cfg.best_metric} has not improved "
                                          f"for {cfg.patience} evaluations (best {self.best_value:.6g} at step "
