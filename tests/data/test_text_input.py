@@ -157,3 +157,39 @@ def test_a_list_of_labels_is_refused_not_turned_into_a_class_name(tmp_path):
     (tmp_path / "in.jsonl").write_text('{"text": "a", "y": "p"}\n{"text": "b", "y": ["p", "n"]}\n', encoding="utf-8")
     with pytest.raises(InputDataError, match=r"in\.jsonl:2: the 'y' label is a list; each text takes one label"):
         read_jsonl_records(tmp_path / "in.jsonl", "text", "y")
+
+
+def test_parquet_texts_and_labels_like_a_csv(tmp_path):
+    """A user's Parquet file (pandas' default export) for finetune / encode / predict: refused before ('has
+    suffix .parquet'), though the multimodal and recommend commands read Parquet."""
+    pa = pytest.importorskip("pyarrow")
+    import pyarrow.parquet as pq
+
+    from encoderlab.data.catalog import load_records
+    from encoderlab.data.text_input import read_parquet_rows
+    from encoderlab.data.text_stream import count_rows, iter_texts
+
+    path = tmp_path / "my reviews.parquet"
+    pq.write_table(pa.table({"Review Text": ["très bien", "bad 😡", None, "ok"], "stars": [5, 1, 3, None],
+                             "extra": [1, 2, 3, 4]}), path)
+    assert read_parquet_rows(path, "Review Text", "stars") == (
+        ["très bien", "bad 😡"], ["5", "1"], [f"{path}: row 3: empty 'Review Text'", f"{path}: row 4: empty 'stars'"])
+    with pytest.raises(InputDataError, match=r"1 rows cannot be used, e.g. .*row 3: empty 'Review Text'"):
+        read_texts(path, text_field="Review Text")
+    with pytest.raises(InputDataError, match=r"no column 'text' among \['Review Text', 'stars', 'extra'\]; name "
+                                             r"the right one with --text-field"):
+        read_texts(path)
+    with pytest.raises(InputDataError, match=r"(?s)2 bad rows:.*row 3.*bad_rows=warn"):
+        load_records(path, text_field="Review Text", label_field="stars")
+    records = load_records(path, text_field="Review Text", label_field="stars", bad_rows="warn")
+    assert records.texts == ["très bien", "bad 😡"] and list(records.label_names) == ["1", "5"]
+
+    clean = tmp_path / "clean.parquet"
+    pq.write_table(pa.table({"body": ["first", "second", "third"]}), clean)
+    assert list(iter_texts(clean, "body")) == read_texts(clean, "body") == ["first", "second", "third"]
+    assert count_rows(clean) == 3
+    with pytest.raises(InputDataError, match=r"row 3: empty 'Review Text'"):
+        list(iter_texts(path, "Review Text"))
+    (tmp_path / "broken.parquet").write_bytes(b"PAR1 not really")
+    with pytest.raises(InputDataError, match=r"cannot read .*broken\.parquet' as Parquet"):
+        read_texts(tmp_path / "broken.parquet")

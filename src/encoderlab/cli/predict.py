@@ -32,10 +32,11 @@ def predict(
                                         "(or its final/). The kind decides what --input holds.")],
     files: Annotated[list[Path] | None, typer.Argument(help="Audio runs: audio files, a folder of them or a .txt "
                                                        "listing them; image-text runs: images.")] = None,
-    input: Annotated[Path | None, typer.Option("--input", "-i", help="Texts: .txt (one per line), .jsonl or .csv; "
-                                               "audio: a folder or a .txt of paths; multimodal: a .csv / .parquet "
-                                               "with the run's columns; image-text: a folder or a .csv of "
-                                               "paths.")] = None,
+    input: Annotated[Path | None, typer.Option("--input", "-i", help="Texts: .txt (one per line), .jsonl, .csv or "
+                                               ".parquet; audio: a folder or a .txt of paths; multimodal: a "
+                                               ".csv / .parquet with the run's columns; image-text: a folder or "
+                                               "a .csv of paths; autoencoder: a .csv / .npy / .npz or images.")]
+    = None,
     output: Annotated[Path | None, typer.Option("--output", "-o", help="Where to write one JSON line per input "
                                                                        "(.jsonl), or a table with a .csv / .tsv "
                                                                        "name (audio, multimodal and image-text "
