@@ -102,6 +102,13 @@ def test_a_duplicated_header_of_the_text_or_label_column_is_refused(tmp_path):
         read_csv_rows(tmp_path / "labels.csv", "text", "label")
     (tmp_path / "other.csv").write_text("note,text,label,note\na,first,p,b\n", encoding="utf-8")
     assert read_csv_rows(tmp_path / "other.csv", "text", "label") == (["first"], ["p"], [])
+    from encoderlab.data.text_stream import iter_texts  # encode --output DIR streams the file: the same rule
+
+    with pytest.raises(InputDataError, match=r"in\.csv:1: the header names 'text' 2 times \(columns 1, 3\)"):
+        list(iter_texts(tmp_path / "in.csv"))
+    (tmp_path / "semi.csv").write_text("text;label\nfirst;p\n", encoding="utf-8")
+    with pytest.raises(InputDataError, match=r"semi\.csv:1: the header \['text;label'\] is one cell"):
+        list(iter_texts(tmp_path / "semi.csv"))
 
 
 def test_csv_and_tsv_inputs_give_one_text_per_row(tmp_path):

@@ -120,6 +120,22 @@ def read_text_folder(directory: str | Path) -> tuple[list[str], list[str] | None
     return docs, labels, files
 
 
+def check_header_column(path: Path, header: list[str], column: str, option: str, delimiter: str) -> None:
+    """`column` is in a CSV's `header` exactly once; else an error naming the file and the fix (`option`)."""
+    if column not in header:
+        other = next((d for d in (";", "\t", "|", ",") if d != delimiter and len(header) == 1 and d in header[0]),
+                     None)
+        if other is not None:  # e.g. a European Excel export: 'review;stars' is one cell
+            raise InputDataError(f"{path}:1: the header {header} is one cell: the file is separated by "
+                                 f"{other!r}, not {delimiter!r}; save it comma-separated as .csv or "
+                                 "tab-separated as .tsv")
+        raise InputDataError(f"{path}:1: no column {column!r} in the header {header}; name the right one with {option}")
+    if header.count(column) > 1:  # which one was meant? refuse to guess
+        where = [i + 1 for i, name in enumerate(header) if name == column]
+        raise InputDataError(f"{path}:1: the header names {column!r} {len(where)} times (columns "
+                             f"{', '.join(map(str, where))}); rename the duplicates so that one column is {column!r}")
+
+
 def read_csv_rows(path: str | Path, text_column: str, label_column: str | None = None,
                   encoding: str = "utf-8", options: tuple[str, str] = FINETUNE_OPTIONS,
                   ) -> tuple[list[str], list[str] | None, list[str]]:
@@ -146,20 +162,8 @@ def read_csv_rows(path: str | Path, text_column: str, label_column: str | None =
         if header is None:
             raise InputDataError(f"{path}: the file is empty; expected a header row naming the columns")
         for column, option in ((text_column, options[0]), (label_column, options[1])):
-            if column is not None and column not in header:
-                other = next((d for d in (";", "\t", "|", ",") if d != delimiter and len(header) == 1
-                              and d in header[0]), None)
-                if other is not None:  # e.g. a European Excel export: 'review;stars' is one cell
-                    raise InputDataError(f"{path}:1: the header {header} is one cell: the file is separated by "
-                                         f"{other!r}, not {delimiter!r}; save it comma-separated as .csv or "
-                                         "tab-separated as .tsv")
-                raise InputDataError(f"{path}:1: no column {column!r} in the header {header}; name the right "
-                                     f"one with {option}")
-            if column is not None and header.count(column) > 1:  # which one was meant? refuse to guess
-                where = [i + 1 for i, name in enumerate(header) if name == column]
-                raise InputDataError(f"{path}:1: the header names {column!r} {len(where)} times (columns "
-                                     f"{', '.join(map(str, where))}); rename the duplicates so that one column is "
-                                     f"{column!r}")
+            if column is not None:
+                check_header_column(path, header, column, option, delimiter)
         text_at = header.index(text_column)
         label_at = header.index(label_column) if label_column is not None else None
         for row in reader:

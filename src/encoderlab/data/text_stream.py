@@ -15,7 +15,15 @@ from collections.abc import Iterator
 from pathlib import Path
 
 from ..errors import InputDataError
-from .text_input import BOM, TEXT_SUFFIXES, _conversion_hint, json_array_hint, jsonl_text, pyarrow_parquet
+from .text_input import (
+    BOM,
+    TEXT_SUFFIXES,
+    _conversion_hint,
+    check_header_column,
+    json_array_hint,
+    jsonl_text,
+    pyarrow_parquet,
+)
 
 
 def check_text_file(path: str | Path) -> Path:
@@ -72,13 +80,12 @@ def iter_texts(path: str | Path, text_field: str = "text", text_option: str = "-
 
 def _csv_texts(path: Path, column: str, option: str) -> Iterator[str]:
     with path.open(encoding="utf-8-sig", newline="") as handle:
-        reader = csv.reader(handle, delimiter="\t" if path.suffix.lower() == ".tsv" else ",")
+        delimiter = "\t" if path.suffix.lower() == ".tsv" else ","
+        reader = csv.reader(handle, delimiter=delimiter)
         header = next(reader, None)
         if header is None:
             raise InputDataError(f"{path}: the file is empty; expected a header row naming the columns")
-        if column not in header:
-            raise InputDataError(f"{path}:1: no column {column!r} in the header {header}; name the right one with "
-                                 f"{option}")
+        check_header_column(path, header, column, option, delimiter)
         at = header.index(column)
         for row in reader:
             if not row:  # a blank line is no row
