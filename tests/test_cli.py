@@ -114,6 +114,11 @@ def test_evaluate_without_data_scores_the_runs_own_test_split(tmp_path, minilm_d
     assert f"the held-out test rows of {data}:" in out
     saved = json.loads((run / "evaluations" / "eval_my reviews_test.json").read_text())
     assert saved["n"] == json.loads((run / "metrics.json").read_text())["test_examples"]
+    # export takes the classifier's encoder and says that its head (the labels) is not in the graph
+    pytest.importorskip("onnxruntime")
+    assert run_cli("export", "--model", str(run), "--output", str(tmp_path / "onnx")) == 0
+    assert "the export holds its encoder only" in capsys.readouterr().err
+    assert (tmp_path / "onnx" / "model.onnx").is_file()
 
 
 def test_finetune_task_embed_prints_its_held_out_recall(tmp_path, minilm_dir, capsys):

@@ -67,6 +67,10 @@ def export(
                    f"logits {audio.max_abs_logits:.1e}, embedding {audio.max_abs_embedding:.1e} "
                    f"(tolerance {audio.tolerance:g})")
         return
+    if found is not None and found.kind.name in ("classifier", "tagger"):  # say what is (not) in the graph
+        typer.echo(f"note: {model} is a fine-tuned {found.kind.name}; the export holds its encoder only (hidden "
+                   "states and the pooled embedding), not its head: no logits or labels. Serve the run itself "
+                   f"(`encoderlab serve --model {model}`) for its predictions", err=True)
     report = export_onnx_dir(TextEncoder.from_pretrained(model), output, opset=opset, tolerance=tolerance)
     typer.echo(f"wrote {report.path} (opset {report.opset}); onnxruntime vs PyTorch on {report.n_texts} texts: "
                f"max-abs {report.max_abs_hidden:.1e} hidden, {report.max_abs_embedding:.1e} embedding "
