@@ -200,3 +200,20 @@ def test_parquet_texts_and_labels_like_a_csv(tmp_path):
     (tmp_path / "broken.parquet").write_bytes(b"PAR1 not really")
     with pytest.raises(InputDataError, match=r"cannot read .*broken\.parquet' as Parquet"):
         read_texts(tmp_path / "broken.parquet")
+
+
+def test_hidden_files_and_folders_are_not_documents(tmp_path):
+    """Jupyter leaves .ipynb_checkpoints/ in a folder it opened; it became a class (and the run failed: 'class
+    .ipynb_checkpoints has only 1 example'). macOS zips carry ._name resource forks."""
+    from encoderlab.data.catalog import load_records
+    from encoderlab.data.text_input import read_text_folder
+
+    for name, text in (("sport/a.txt", "goal scored"), ("sport/b.txt", "match won"), ("money/c.txt", "stocks fell"),
+                       ("money/d.txt", "budget cut"), (".ipynb_checkpoints/a-checkpoint.txt", "junk"),
+                       ("sport/._a.txt", "\x00\x05binary"), ("money/.hidden/e.txt", "junk")):
+        (tmp_path / "docs" / name).parent.mkdir(parents=True, exist_ok=True)
+        (tmp_path / "docs" / name).write_text(text, encoding="utf-8")
+    docs, labels, files = read_text_folder(tmp_path / "docs")
+    assert docs == ["stocks fell", "budget cut", "goal scored", "match won"]
+    assert labels == ["money", "money", "sport", "sport"]
+    assert list(load_records(tmp_path / "docs", label_field="label").label_names) == ["money", "sport"]

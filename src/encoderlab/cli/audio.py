@@ -41,13 +41,14 @@ def audio_paths(sources: list[Path]) -> list[Path]:
     """Audio files given as files, folders (every .wav/.flac/.ogg inside, sorted) or .txt lists of paths
     (relative to the list's folder), in the order given."""
     from ..data.audio import AUDIO_SUFFIXES
+    from ..data.text_input import visible_files
 
     if not sources:
         raise InputDataError("no audio files given; pass one or more paths, a folder, or a .txt listing them")
     paths: list[Path] = []
     for source in sources:
         if source.is_dir():
-            found = sorted(p for p in source.rglob("*") if p.suffix.lower() in AUDIO_SUFFIXES and p.is_file())
+            found = visible_files(source, AUDIO_SUFFIXES)
             if not found:
                 raise InputDataError(f"folder {str(source)!r} holds no audio files ({', '.join(AUDIO_SUFFIXES)})")
             paths += found

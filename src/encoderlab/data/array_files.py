@@ -10,6 +10,7 @@ from pathlib import Path
 import numpy as np
 
 from ..errors import InputDataError
+from .text_input import visible_files
 
 ARRAY_SUFFIXES = (".npy", ".npz", ".csv")
 LABEL_COLUMNS = ("label", "labels", "y", "target", "class", "anomaly")
@@ -122,7 +123,7 @@ def read_image_folder(path: str | Path) -> tuple[np.ndarray, np.ndarray | None, 
     if path.is_file():
         files, labels, classes = [path], None, None
     else:
-        files = sorted(f for f in path.rglob("*") if f.is_file() and f.suffix.lower() in IMAGE_SUFFIXES)
+        files = visible_files(path, IMAGE_SUFFIXES)
         if not files:
             raise InputDataError(f"folder {str(path)!r} holds no images ({', '.join(IMAGE_SUFFIXES)})")
         nested = [f for f in files if f.parent != path]

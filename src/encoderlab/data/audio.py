@@ -27,6 +27,7 @@ from typing import Literal
 import numpy as np
 
 from ..errors import ConfigError, InputDataError
+from .text_input import visible_files
 
 AUDIO_SUFFIXES = (".wav", ".flac", ".ogg")
 TABLE_SUFFIXES = (".csv", ".tsv", ".jsonl")
@@ -211,13 +212,13 @@ def load_audio_folder(root: str | Path, sample_rate: int, max_seconds: float | N
     """A folder with one sub-folder per class holding .wav/.flac/.ogg files (searched recursively).
     Each file is its own group (name a group per clip with a .csv/.jsonl `group` column instead)."""
     root = Path(root)
-    classes = sorted(d for d in root.iterdir() if d.is_dir())
+    classes = sorted(d for d in root.iterdir() if d.is_dir() and not d.name.startswith("."))  # not .git/ etc.
     if not classes:
         raise InputDataError(f"{str(root)!r} has no class sub-folders; put each class's recordings in a folder "
                              "named after the class (my_sounds/dog/1.wav, my_sounds/cat/2.flac, ...)")
     paths, labels = [], []
     for folder in classes:
-        files = sorted(p for p in folder.rglob("*") if p.suffix.lower() in AUDIO_SUFFIXES and p.is_file())
+        files = visible_files(folder, AUDIO_SUFFIXES)
         paths += files
         labels += [folder.name] * len(files)
     return _read_labelled(paths, labels, [str(p.relative_to(root)) for p in paths], str(root), sample_rate,

@@ -31,6 +31,7 @@ from pathlib import Path
 import numpy as np
 
 from ..errors import InputDataError
+from .text_input import visible_files
 
 EMOJI_PACKAGE = "emoji-datasource-google@16.0.0"
 EMOJI_TARBALL = "emoji-datasource-google-16.0.0.tgz"
@@ -203,8 +204,7 @@ def image_paths(source: str | Path, column: str = "image") -> list[Path]:
     source = Path(source)
     if source.is_dir():
         # sub-folders too: a user's photos are often sorted into class folders (as `autoencode data=` reads them)
-        paths = sorted((p for p in source.rglob("*") if p.suffix.lower() in IMAGE_SUFFIXES and p.is_file()),
-                       key=lambda p: p.relative_to(source).parts)
+        paths = visible_files(source, IMAGE_SUFFIXES)
         if not paths:
             raise InputDataError(f"{str(source)!r} holds no images ({', '.join(IMAGE_SUFFIXES)}), in it or in "
                                  "its sub-folders")

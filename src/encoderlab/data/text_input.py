@@ -106,11 +106,19 @@ def read_text_file(path: Path, encodings: tuple[str, ...] = ("utf-8",)) -> str:
     raise InputDataError(f"{str(path)!r} {_conversion_hint(path, error.start)}")
 
 
+def visible_files(directory: Path, suffixes: tuple[str, ...]) -> list[Path]:
+    """The files under `directory` (sub-folders included) whose suffix is one of `suffixes`, sorted by their
+    path; hidden ones are left out: a name starting with '.' in the path below `directory` (Jupyter's
+    .ipynb_checkpoints/ copies, macOS's ._photo.jpg resource forks, .git/) is no document, image or recording."""
+    return sorted(p for p in directory.rglob("*") if p.suffix.lower() in suffixes and p.is_file()
+                  and not any(part.startswith(".") for part in p.relative_to(directory).parts))
+
+
 def read_text_folder(directory: str | Path) -> tuple[list[str], list[str] | None, list[Path]]:
     """Every `*.txt` under `directory` is one document. If all of them sit one level down, in class folders
     (`directory/<class>/*.txt`), the folder names are returned as labels; otherwise labels is None."""
     directory = Path(directory)
-    files = sorted(p for p in directory.rglob("*.txt") if p.is_file())
+    files = visible_files(directory, (".txt",))
     if not files:
         raise InputDataError(f"folder {str(directory)!r} holds no .txt files; put one document per .txt file "
                              "in it (optionally in one sub-folder per class)")
