@@ -89,9 +89,10 @@ def bench(
     corpus: Annotated[int, typer.Option(help="Texts in the corpus workload (one call per engine, length-sorted "
                                         "batches); 0 leaves it out.")] = 1024,
     corpus_repeats: Annotated[int, typer.Option(help="Timed corpus calls per engine.")] = 3,
-    data: Annotated[Path | None, typer.Option("--data", "-d", help="Your texts (.txt, one per line, or .jsonl): "
-                                              "time a random batch of them instead of the BBC news batches.")] = None,
-    text_field: Annotated[str, typer.Option(help="Field holding the text in a .jsonl --data file.")] = "text",
+    data: Annotated[Path | None, typer.Option("--data", "-d", help="Your texts (.txt, one per line; .jsonl, .csv, "
+                                              ".parquet): time a random batch of them instead of the BBC news "
+                                              "batches.")] = None,
+    text_field: Annotated[str, typer.Option(help="Field (.jsonl) or column (.csv, .parquet) of the text.")] = "text",
 ) -> None:
     """Inference speed side by side: sentences/s, ms/batch, peak memory, agreement with fp32; the CPU's
     features, each engine's kernels, and the share of the machine's matmul peak each engine uses."""
