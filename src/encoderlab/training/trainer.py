@@ -445,7 +445,7 @@ class Trainer:
         if not self.cfg.resume:
             if existing:
                 raise ConfigError(f"{self.out_dir} already holds checkpoints ({existing[-1].name}); resume it "
-                                  f"with --resume {self.out_dir}, or choose a new out_dir=")
+                                  f"with --resume {shlex.quote(str(self.out_dir))}, or choose a new out_dir=")
             # The training stream (dropout, augmentation) starts from the seed whatever the task drew while
             # building the model, and differs per rank so data-parallel replicas drop different units.
             seed_everything(self.cfg.seed + self.dist.rank)
