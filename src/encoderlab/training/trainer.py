@@ -75,6 +75,9 @@ from .schedules import make_schedule
 from .seeding import rng_state, seed_everything, set_rng_state
 
 Batch = Any
+FEW_STEPS = 10
+"""Fewer optimizer steps than this, from epochs= (not an explicit max_steps=), get a note: a small data set at
+the default epochs and batch size trains a model for one or two updates and reports its scores as if trained."""
 LossFn = Callable[[nn.Module, Batch], tuple[torch.Tensor, int | torch.Tensor]]
 EvalFn = Callable[[nn.Module, Batch], Mapping[str, tuple[torch.Tensor | float, int | torch.Tensor]]]
 SaveFn = Callable[[nn.Module, Path], None]
@@ -221,6 +224,11 @@ class Trainer:
     def fit(self) -> TrainResult:
         cfg, main = self.cfg, self.dist.is_main
         self._start_or_resume()
+        if not cfg.max_steps and self.step == 0 and self.total_steps < FEW_STEPS:  # e.g. epochs=1 on 50 rows
+            self._warn(f"note: this run takes {self.total_steps} optimizer step(s) in all ({cfg.epochs} epoch(s) of "
+                       f"{len(self.train_data)} training samples at batch_size={cfg.batch_size}"
+                       f"{f' x grad_accum={cfg.grad_accum}' if cfg.grad_accum > 1 else ''}); a model learns little "
+                       "from so few updates: raise epochs= (or set max_steps=), or lower batch_size=")
         log = MetricsLog(self.out_dir, tensorboard=cfg.tensorboard) if main else None
         progress = Progress(self.total_steps, self.step, cfg.progress if main else "off")
         window = {"loss": 0.0, "items": 0.0, "time": time.perf_counter()}
