@@ -9,7 +9,7 @@ import pytest
 
 from encoderlab.data import array_files, arrays
 from encoderlab.data.arrays import binarize, load_arrays, load_user_arrays, one_class
-from encoderlab.errors import InputDataError
+from encoderlab.errors import ConfigError, InputDataError
 
 
 @pytest.fixture(scope="module")
@@ -249,3 +249,29 @@ def test_a_rare_class_reaches_validation_and_test():
     assert len(val) == 11 and len(test) == 11  # the big class is split exactly as before
     y2 = np.array([0] * 100 + [1] * 2)  # too few to share: all in train
     assert (y2[arrays.stratified_split(y2, len(y2), (0.1, 0.1))[0]] == 1).sum() == 2
+
+
+def test_a_folder_of_photos_of_different_sizes_and_modes(tmp_path):
+    """A user's photos differ in size and mode: image_size= resizes them as they are read (before, the only
+    answer was 'resize the images to one size first'), and `channels` reads a grey photo for a colour model."""
+    from PIL import Image
+
+    rng = np.random.default_rng(0)
+    for i, (size, mode) in enumerate([((40, 28), "RGB"), ((64, 64), "RGBA"), ((20, 30), "L"), ((32, 32), "P")] * 3):
+        (tmp_path / "photos" / ("cats" if i % 2 else "dogs")).mkdir(parents=True, exist_ok=True)
+        pixels = rng.integers(0, 256, (size[1], size[0], 3), dtype=np.uint8)
+        Image.fromarray(pixels).convert(mode).save(tmp_path / "photos" / ("cats" if i % 2 else "dogs") / f"{i}.png")
+    with pytest.raises(InputDataError, match=r"resize the images to one size first, or .* image_size="):
+        load_arrays(str(tmp_path / "photos"))
+    data = load_arrays(str(tmp_path / "photos"), image_size=16)
+    assert data.sample_shape == (3, 16, 16) and data.class_names == ["cats", "dogs"]
+    assert len(data.train) + len(data.val) + len(data.test) == 12
+    grey = tmp_path / "photos" / "dogs" / "2.png"
+    assert array_files.read_samples(grey).shape == (1, 30, 20)  # (N, H, W): grey, one channel
+    colour = array_files.read_samples(grey, image_size=16, channels=3)
+    assert colour.shape == (1, 3, 16, 16) and (colour[:, 0] == colour[:, 1]).all()  # grey, as colour
+    np.save(tmp_path / "t.npy", np.zeros((5, 3)))
+    with pytest.raises(ConfigError, match="image_size=16 resizes image files"):
+        load_arrays(str(tmp_path / "t.npy"), image_size=16)
+    with pytest.raises(ConfigError, match="data=mnist has its own fixed size"):
+        load_arrays("mnist", image_size=16)
