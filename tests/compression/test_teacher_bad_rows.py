@@ -1,6 +1,6 @@
 """A classifier fine-tuned on a user's file with unusable rows (`bad_rows=warn` skipped them) can be pruned and
 distilled: both re-read the teacher's training file, and used to refuse its bad rows with "pass
-bad_rows=warn", an option neither command has."""
+bad_rows=warn", an option neither command had; distill on a user's file takes bad_rows= itself."""
 
 import json
 
@@ -51,3 +51,17 @@ def test_distill_reads_the_teachers_file_as_it_was_trained(tmp_path, teacher, ca
                 "batch_size=8", "warmup_steps=0", "speed_repeats=0", "progress=off", "threads=1") == 0, \
         capsys.readouterr().err
     assert (out / "final" / "head.json").is_file()
+
+
+@pytest.mark.slow
+def test_distill_embeddings_on_a_file_with_bad_rows_takes_bad_rows_warn(tmp_path, minilm_dir, capsys):
+    """Its error said 'pass bad_rows=warn to skip them', and distill refused the key."""
+    encoder = write_tiny_encoder(tmp_path / "enc", minilm_dir)
+    rows = tweet_rows(60)
+    data = write_csv(tmp_path / "texts.csv", rows[:30] + [("", "x")] + rows[30:], header=("body", "label"))
+    common = ["distill", "mode=embeddings", f"teacher={encoder}", f"data={data}", "text_field=body", "layers=[1]",
+              "max_steps=1", "batch_size=8", "warmup_steps=0", "speed_repeats=0", "progress=off", "threads=1"]
+    assert _cli(*common, f"out_dir={tmp_path / 'refused'}") == 2
+    assert "bad_rows=warn" in capsys.readouterr().err
+    assert _cli(*common, f"out_dir={tmp_path / 'student'}", "bad_rows=warn") == 0, capsys.readouterr().err
+    assert "skipped 1 bad rows" in capsys.readouterr().err
