@@ -65,3 +65,14 @@ def test_distill_embeddings_on_a_file_with_bad_rows_takes_bad_rows_warn(tmp_path
     assert "bad_rows=warn" in capsys.readouterr().err
     assert _cli(*common, f"out_dir={tmp_path / 'student'}", "bad_rows=warn") == 0, capsys.readouterr().err
     assert "skipped 1 bad rows" in capsys.readouterr().err
+
+
+@pytest.mark.slow
+def test_prune_recovery_on_another_file_with_bad_rows_takes_bad_rows_warn(tmp_path, teacher, capsys):
+    rows = tweet_rows(200)[120:]
+    data = write_csv(tmp_path / "more.csv", rows[:40] + [("", rows[0][1])] + rows[40:])
+    common = ["prune", f"model={teacher}", f"data={data}", "method=ffn", "sparsity=0.25", "recovery_steps=1",
+              "batch_size=8", "importance_examples=16", "speed_repeats=0", "progress=off", "threads=1"]
+    assert _cli(*common, f"out_dir={tmp_path / 'refused'}") == 2
+    assert "bad_rows=warn" in capsys.readouterr().err
+    assert _cli(*common, f"out_dir={tmp_path / 'pruned'}", "bad_rows=warn") == 0, capsys.readouterr().err
