@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import json
 import sys
+import warnings
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Literal
@@ -35,6 +36,9 @@ from ..sharding import MIN_SHARD_TOKENS, WHOLE_BATCHES_FROM, deal_rows, run_part
 from ..tokenization import TextTokenizer
 from .aliases import resolve_model_path
 from .registry import Kind
+
+EMULATED_BF16 = ("precision='bf16' on a CPU without native bf16 (AVX-512 BF16 or AMX): oneDNN emulates it, which is "
+                 "several times slower than fp32 (5x on AVX2, benchmarks/isa_ceiling.py) for no gain; use fp32 here")
 
 ST_POOLING_FLAGS = {"pooling_mode_cls_token": "cls", "pooling_mode_mean_tokens": "mean",
                     "pooling_mode_max_tokens": "max"}
@@ -302,6 +306,8 @@ class TextEncoder(nn.Module):
         bert, autocast = self.bert, precision == "bf16"
         if autocast and device.type == "cpu" and bf16_matmul_native() and not has_forward_hooks(self.modules()):
             bert, autocast = self._bf16.of(self.bert), False
+        elif autocast and device.type == "cpu":
+            warnings.warn(EMULATED_BF16, stacklevel=2)
         out = np.empty((len(ids), self.dim), dtype=np.float32)
 
         def embed(rows: np.ndarray) -> None:
