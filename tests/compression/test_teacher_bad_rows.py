@@ -6,14 +6,8 @@ import json
 
 import pytest
 
-from encoderlab.cli import main
 from tasks.finetune_fixtures import one_thread, tweet_rows, write_csv, write_tiny_encoder  # noqa: F401 (autouse)
-
-
-def _cli(*args: str) -> int:
-    with pytest.raises(SystemExit) as exit_info:
-        main(list(args))
-    return exit_info.value.code
+from tasks.finetune_fixtures import run_cli as _cli
 
 
 @pytest.fixture(scope="module")
