@@ -38,7 +38,7 @@ def audio(overrides: Overrides = None, config: ConfigFile = None, resume: Resume
 
 
 def audio_paths(sources: list[Path]) -> list[Path]:
-    """Audio files given as files, folders (every .wav/.flac/.ogg inside, sorted) or .txt lists of paths
+    """Audio files given as files, folders (every recording inside, AUDIO_SUFFIXES, sorted) or .txt lists of paths
     (relative to the list's folder), in the order given."""
     from ..data.audio import AUDIO_SUFFIXES
     from ..data.text_input import visible_files
