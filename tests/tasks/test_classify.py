@@ -277,6 +277,7 @@ def test_bad_rows_warn_is_an_option_of_finetune_and_evaluate_does_not_offer_it(t
 
 def test_bad_option_values_of_evaluate_and_predict_are_one_line(tmp_path, tiny, tweets_csv, capsys):
     finetune_classifier(_cfg(tmp_path, tiny, tweets_csv))
+    capsys.readouterr()  # the training run's own notes
     (tmp_path / "in.txt").write_text("hello\n")
     assert main_exit(["predict", "--model", str(tmp_path / "run"), "--input", str(tmp_path / "in.txt"), "--output",
                       str(tmp_path / "p.jsonl"), "--batch-size", "0"]) == 2
