@@ -400,21 +400,32 @@ def predict_file(model: str | Path, input_path: str | Path, output_path: str | P
 
     classifier = load_classifier(model, precision, long_text, window, stride)
     texts = read_prediction_inputs(input_path, text_column)
-    probs = classifier.predict_proba(texts, batch_size)
+    blank = [i for i, text in enumerate(texts) if not text.strip()]
+    if len(blank) == len(texts):
+        raise InputDataError(f"input file {str(input_path)!r} holds only empty texts; give it at least one text")
+    if blank:  # no label for an empty text, but its row stays, so output row k is still input row k
+        print(f"note: {len(blank)} empty text(s) in {input_path} (the first: row {blank[0] + 1}) get no label",
+              file=sys.stderr)
+    labelled = [i for i, text in enumerate(texts) if text.strip()]
+    probs: list[Any] = [None] * len(texts)  # (K,) probabilities, None for an empty text
+    for i, row in zip(labelled, classifier.predict_proba([texts[i] for i in labelled], batch_size), strict=True):
+        probs[i] = row
+    names = classifier.label_names
     suffix = Path(output_path).suffix.lower()
     if suffix in (".csv", ".tsv"):  # a table for spreadsheets
         table = io.StringIO()
         writer = csv.writer(table, delimiter="\t" if suffix == ".tsv" else ",", lineterminator="\n")
-        writer.writerow(["text", "label", *(f"prob_{name}" for name in classifier.label_names)])
+        writer.writerow(["text", "label", *(f"prob_{name}" for name in names)])
         for text, row in zip(texts, probs, strict=True):
-            writer.writerow([text, classifier.label_names[int(row.argmax())], *(f"{float(p):.6f}" for p in row)])
+            writer.writerow([text, "", *[""] * len(names)] if row is None else
+                            [text, names[int(row.argmax())], *(f"{float(p):.6f}" for p in row)])
         atomic_write_text(output_path, table.getvalue())
         return len(texts)
     lines = []
     for text, row in zip(texts, probs, strict=True):
-        lines.append(json.dumps({"text": text, "label": classifier.label_names[int(row.argmax())],
-                                 "probabilities": {n: round(float(p), 6) for n, p in zip(classifier.label_names, row,
-                                                                                         strict=True)}},
+        lines.append(json.dumps({"text": text, "label": None, "probabilities": None} if row is None else
+                                {"text": text, "label": names[int(row.argmax())],
+                                 "probabilities": {n: round(float(p), 6) for n, p in zip(names, row, strict=True)}},
                                 ensure_ascii=False))
     atomic_write_text(output_path, "\n".join(lines) + "\n")
     return len(lines)
