@@ -247,7 +247,7 @@ class ClassifyTask:
                         data=data_reference(cfg.data), split=cfg.split, seed=cfg.seed,
                         validation_data=data_reference(cfg.validation_data),
                         test_data=data_reference(cfg.test_data), text_column=cfg.text_column,
-                        label_column=cfg.label_column,
+                        label_column=cfg.label_column, bad_rows=cfg.bad_rows,
                         long_text=encoder.reading.to_dict() if encoder.reading.chunked else None)
         if encoder.reading.chunked:
             return windowed_trainer(cfg, encoder, data, info)
@@ -317,8 +317,9 @@ def evaluation_records(classifier: TextClassifier, data: str, split: str = "auto
                              "training rows")
     fractions = info.split if split != "all" else "1,0,0"
     label = None if is_catalog_name(data) else label_column
-    splits = load_dataset(data, split=fractions, seed=info.seed, text_field=text_column,
-                          label_field=label, options=("--text-column", "--label-column"), skip_option=None)
+    bad_rows = info.bad_rows if same_data(data, info.data) else "error"  # training's own rows: skipped alike
+    splits = load_dataset(data, split=fractions, seed=info.seed, text_field=text_column, label_field=label,
+                          bad_rows=bad_rows, options=("--text-column", "--label-column"), skip_option=None)
     records = splits.train if split == "all" else getattr(splits, split)
     if records.labels is None:
         raise InputDataError(f"data {data!r} has no labels to evaluate against; give a file with a "
