@@ -82,6 +82,27 @@ def run(out: Path, data: Path, modes: list[str], seed: int) -> None:
         subprocess.run([sys.executable, "-m", *cmd], cwd=ROOT, env=env, check=True)
 
 
+def ids_reference(out: Path) -> np.ndarray:
+    """A reference outside the comparison: logistic regression on one-hot user_id + movie_id (the classic bias
+    model of collaborative filtering; it needs no text because it knows each movie by its id), fitted on the
+    tabular run's training rows and scored on its test rows. Cached in OUT/test_probabilities_ids_logreg.npy."""
+    import dataclasses
+
+    from encoderlab.config import load_config
+    from encoderlab.evaluation.multimodal import tfidf_onehot_logistic
+    from encoderlab.tasks.multimodal import MultimodalConfig, prepare_data
+
+    path = out / "test_probabilities_ids_logreg.npy"
+    if not path.is_file():
+        cfg = load_config(MultimodalConfig, out / "tabular" / "config.yaml")
+        data = prepare_data(dataclasses.replace(cfg, text_columns=[], categorical_columns=["user_id", "movie_id"],
+                                                numeric_columns=[], min_count=1))
+        if not np.array_equal(data.test.labels, np.load(out / "tabular" / "test_labels.npy")):
+            raise SystemExit("the id reference's test rows differ from the runs'")
+        np.save(path, tfidf_onehot_logistic(data.train, data.test))
+    return np.load(path)
+
+
 def table(out: Path, seed: int = 0) -> str:
     """Test metrics of every finished run and baseline, each against the best single modality and the best
     baseline (both by test macro-F1: the stronger reference, so the comparison is the harder one)."""
@@ -97,7 +118,8 @@ def table(out: Path, seed: int = 0) -> str:
             raise SystemExit(f"{finished[m]} was scored on other test rows than {finished['tabular']}")
     baselines = {f"baseline: {n}": np.load(finished["tabular"] / f"test_probabilities_{n}.npy")
                  for n in metrics["tabular"]["baselines"]}
-    scores = {k: probability_metrics(labels, p, names) for k, p in {**probs, **baselines}.items()}
+    references = {"reference: one-hot user_id + movie_id, logistic regression (no text)": ids_reference(out)}
+    scores = {k: probability_metrics(labels, p, names) for k, p in {**probs, **baselines, **references}.items()}
     singles = [m for m in ("text", "tabular") if m in probs]
     best_single = max(singles, key=lambda m: scores[m]["macro_f1"])
     best_baseline = max(baselines, key=lambda k: scores[k]["macro_f1"])
@@ -109,12 +131,12 @@ def table(out: Path, seed: int = 0) -> str:
     lines = [f"| model ({metrics['tabular']['train_rows_used']:,} training rows) | accuracy | macro-F1 | AUROC | "
              f"Δ macro-F1 vs best single ({best_single}) [95 % CI] | Δ AUROC vs best single [95 % CI] | "
              f"Δ macro-F1 vs best baseline [95 % CI] | CPU s |", "|---|---|---|---|---|---|---|---|"]
-    for key, p in {**probs, **baselines}.items():
+    for key, p in {**probs, **baselines, **references}.items():
         s = scores[key]
         single = ["", ""] if key == best_single else [delta(probs[best_single], p, k) for k in ("macro_f1", "auroc")]
         base = "" if key == best_baseline else delta(baselines[best_baseline], p, "macro_f1")
         cpu = metrics[key]["process_cpu_seconds"] if key in metrics else \
-            metrics["tabular"]["baselines"][key.removeprefix("baseline: ")].get("fit_seconds", "")
+            metrics["tabular"]["baselines"].get(key.removeprefix("baseline: "), {}).get("fit_seconds", "")
         lines.append(f"| {NAMES.get(key, key)} | {s['accuracy']:.4f} | {s['macro_f1']:.4f} | {s['auroc']:.4f} | "
                      f"{single[0]} | {single[1]} | {base} | {cpu} |")
     return "\n".join(lines) + ("\n\nCPU s: the run's process CPU seconds (data, training, test scoring; one thread); "
@@ -129,6 +151,7 @@ def main() -> None:
     parser.add_argument("--modes", default=",".join(MODES))
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args()
+    os.chdir(ROOT)  # the runs' config.yaml name their data relative to the repository
     if args.action == "export":
         export(Path(args.path))
     elif args.action == "run":
