@@ -143,7 +143,8 @@ class ArrayEncoder:
         split is what exports and robustness are checked on."""
         saved = self.run_config()
         return prepare_arrays(str(saved.get("data", "")), saved.get("label_column") or None, saved.get("normal_class"),
-                              saved.get("train_limit"), saved.get("eval_limit"), bool(saved.get("binarize")))
+                              saved.get("train_limit"), saved.get("eval_limit"), bool(saved.get("binarize")),
+                              saved.get("image_size"))
 
     @property
     def latent_dim(self) -> int:
@@ -155,7 +156,9 @@ class ArrayEncoder:
         columns = self.info.columns
         if columns and Path(path).suffix.lower() == ".csv" and Path(path).is_file():
             return read_csv_columns(path, columns)
-        return read_samples(path, self.info.label_column)
+        image_size = self.run_config().get("image_size") if self.directory is not None else None
+        channels = self.sample_shape[0] if self.info.kind == "image" else None  # a grey photo for a colour model
+        return read_samples(path, self.info.label_column, image_size, channels)  # images resized as in training
 
     def prepare(self, x: np.ndarray, where: str = "input") -> np.ndarray:
         """Raw samples -> the model's scale, checked against the training data's sample shape."""

@@ -10,6 +10,7 @@ from pathlib import Path
 import numpy as np
 
 from ..errors import InputDataError
+from .text_input import visible_files
 
 ARRAY_SUFFIXES = (".npy", ".npz", ".csv")
 LABEL_COLUMNS = ("label", "labels", "y", "target", "class", "anomaly")
@@ -111,18 +112,21 @@ def read_csv_columns(path: str | Path, columns: list[str]) -> np.ndarray:
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".gif", ".tif", ".tiff", ".webp")
 
 
-def read_image_folder(path: str | Path) -> tuple[np.ndarray, np.ndarray | None, list[str] | None]:
+def read_image_folder(path: str | Path, image_size: int | None = None, channels: int | None = None
+                      ) -> tuple[np.ndarray, np.ndarray | None, list[str] | None]:
     """(images (N, C, H, W) uint8, labels or None, class names or None) from a folder of image files, or one
     image file. A folder whose images sit in sub-folders is labelled by sub-folder (sorted names -> 0, 1, ...),
     like torchvision's ImageFolder. Greyscale images give C = 1, colour ones C = 3 (alpha dropped); a folder
-    mixing both is read as colour. Every image must have the same size."""
+    mixing both is read as colour. Every image must have the same size, unless `image_size` resizes each one
+    to image_size x image_size pixels (bilinear; the aspect ratio is not kept). `channels` (1 or 3) reads every
+    image as grey or colour whatever it is: what a trained model takes."""
     from PIL import Image, UnidentifiedImageError
 
     path = Path(path)
     if path.is_file():
         files, labels, classes = [path], None, None
     else:
-        files = sorted(f for f in path.rglob("*") if f.is_file() and f.suffix.lower() in IMAGE_SUFFIXES)
+        files = visible_files(path, IMAGE_SUFFIXES)
         if not files:
             raise InputDataError(f"folder {str(path)!r} holds no images ({', '.join(IMAGE_SUFFIXES)})")
         nested = [f for f in files if f.parent != path]
@@ -141,13 +145,16 @@ def read_image_folder(path: str | Path) -> tuple[np.ndarray, np.ndarray | None, 
                               img.convert("RGB"))
         except (UnidentifiedImageError, OSError) as exc:
             raise InputDataError(f"cannot read image {str(f)!r}: {exc}") from exc
-    if any(img.mode == "RGB" for img in images):
-        images = [img.convert("RGB") for img in images]
+    if channels is not None or any(img.mode == "RGB" for img in images):
+        images = [img.convert("L" if channels == 1 else "RGB") for img in images]
+    if image_size is not None:
+        images = [img.resize((image_size, image_size), Image.Resampling.BILINEAR) for img in images]
     size = images[0].size
     for f, img in zip(files, images, strict=True):
         if img.size != size:
             raise InputDataError(f"{str(f)!r} is {img.size[0]}x{img.size[1]} pixels but {files[0].name!r} is "
-                                 f"{size[0]}x{size[1]}; resize the images to one size first")
+                                 f"{size[0]}x{size[1]}; resize the images to one size first, or let the command "
+                                 f"resize them as it reads them (autoencode: image_size=, e.g. image_size={size[1]})")
     x = np.stack([np.asarray(img, dtype=np.uint8) for img in images])  # (N, H, W) or (N, H, W, 3)
     return (x if x.ndim == 3 else x.transpose(0, 3, 1, 2)), labels, classes
 
@@ -157,14 +164,16 @@ def _xy(x: np.ndarray, y: np.ndarray | None) -> dict[str, np.ndarray]:
     return {"x": x} if y is None else {"x": x, "y": y}
 
 
-def read_array_file(path: str | Path, label_column: str | None = None) -> dict[str, np.ndarray]:
-    """The arrays of a user file: keys x (and y) for .npy/.csv, x_train/y_train/x_test/... for .npz."""
+def read_array_file(path: str | Path, label_column: str | None = None, image_size: int | None = None,
+                    channels: int | None = None) -> dict[str, np.ndarray]:
+    """The arrays of a user file: keys x (and y) for .npy/.csv, x_train/y_train/x_test/... for .npz; images
+    (a file or a folder) resized to image_size x image_size pixels and read with `channels` if given."""
     path = Path(path)
     suffix = path.suffix.lower()
     if path.is_dir() or suffix in IMAGE_SUFFIXES:
         if not path.exists():
             raise InputDataError(f"input file {str(path)!r} does not exist; check the path")
-        x, y, _ = read_image_folder(path)
+        x, y, _ = read_image_folder(path, image_size, channels)
         return _xy(x, y)
     if suffix not in ARRAY_SUFFIXES:
         raise InputDataError(f"{str(path)!r} has suffix {suffix or '(none)'!r}; use one of "
@@ -190,10 +199,11 @@ def read_array_file(path: str | Path, label_column: str | None = None) -> dict[s
     return arrays
 
 
-def read_samples(path: str | Path, label_column: str | None = None) -> np.ndarray:
-    """The samples to encode from a user file: a .npy array, a .csv table (label column dropped), or the
-    `x` array (or only array) of an .npz."""
-    arrays = read_array_file(path, label_column)
+def read_samples(path: str | Path, label_column: str | None = None, image_size: int | None = None,
+                 channels: int | None = None) -> np.ndarray:
+    """The samples to encode from a user file: a .npy array, a .csv table (label column dropped), the `x` array
+    (or only array) of an .npz, or images (resized to image_size x image_size, with `channels`, if given)."""
+    arrays = read_array_file(path, label_column, image_size, channels)
     if "x" not in arrays:
         raise InputDataError(f"{path}: holds {sorted(arrays)}; save the samples to encode as a single array "
                              "or under the key x")

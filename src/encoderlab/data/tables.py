@@ -34,6 +34,7 @@ from .arrays import package_file
 from .catalog import checksum
 from .records import split_indices
 from .tables_movielens import movielens_ratings
+from .text_input import read_parquet_table
 
 UNKNOWN = "<unknown>"
 """Name of id 0 in every category vocabulary."""
@@ -47,23 +48,10 @@ def read_table(path: str | Path) -> dict[str, list[Any]]:
         raise InputDataError(f"table {str(path)!r} does not exist; pass a .csv or .parquet file")
     suffixes = [s.lower() for s in path.suffixes]
     if ".parquet" in suffixes:
-        return _read_parquet(path)
+        return read_parquet_table(path)
     if suffixes and suffixes[-1] in (".csv", ".tsv"):
         return _read_csv(path, "\t" if suffixes[-1] == ".tsv" else ",")
     raise InputDataError(f"table {str(path)!r}: unknown format {path.suffix!r}; pass a .csv, .tsv or .parquet file")
-
-
-def _read_parquet(path: Path) -> dict[str, list[Any]]:
-    try:
-        import pyarrow.parquet as pq
-    except ImportError:
-        raise InputDataError(f"reading {str(path)!r} needs pyarrow; install it with: pip install pyarrow "
-                             "(or pip install 'encoderlab[tables]'), or convert the file to CSV") from None
-    try:
-        table = pq.read_table(path)
-    except Exception as exc:  # pyarrow raises several unrelated types for damaged files
-        raise InputDataError(f"cannot read {str(path)!r} as Parquet ({exc}); is the file complete?") from exc
-    return {name: column for name, column in table.to_pydict().items() if not name.startswith("__index_level")}
 
 
 def _read_csv(path: Path, delimiter: str) -> dict[str, list[Any]]:

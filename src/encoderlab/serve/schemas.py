@@ -86,8 +86,10 @@ class GenerateRequest(Request):
 
 
 class ScoreRequest(Request):
-    input: list[list[Any]] = Field(description="Samples as nested lists of numbers, each of the model's sample "
-                                               "shape (a table row: its columns' values), in the data's raw units.")
+    input: list[list[Any] | dict[str, Any]] = Field(
+        description="Samples as nested lists of numbers, each of the model's sample shape (a table row: its columns' "
+                    "values), in the data's raw units; a table row may also be an object {column: number} (the "
+                    "training columns, any order; other keys such as the label are ignored).")
     return_embedding: StrictBool = False
     return_reconstruction: StrictBool = False
 

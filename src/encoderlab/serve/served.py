@@ -11,7 +11,7 @@ and the model's own one belongs to the inference thread.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -318,6 +318,8 @@ class ServedAutoencoder(Served):
         """Raw samples (nested lists of numbers) -> the model's scale, one array each, checked as training data."""
         out = []
         for i, sample in enumerate(inputs):
+            if isinstance(sample, Mapping):  # a table row by column name, as a CSV row is read
+                sample = self._row_values(sample, i)
             try:
                 array = np.asarray(sample, dtype=np.float32)
                 out.append(self.autoencoder.prepare(array[None], where=f"input[{i}]")[0])  # one sample
@@ -328,6 +330,19 @@ class ServedAutoencoder(Served):
                 raise APIError(422, f"input[{i}] is not a rectangular array of numbers of shape {shape} ({exc})",
                                "input", "invalid_sample") from exc
         return out
+
+    def _row_values(self, row: Mapping[str, Any], i: int) -> list[Any]:
+        """A row object -> its values in the training columns' order; other keys (the label) are ignored."""
+        columns = self.autoencoder.info.columns
+        if not columns:
+            shape = list(self.autoencoder.sample_shape)
+            raise APIError(422, f"input[{i}] is an object, but this model was not trained on a table with named "
+                                f"columns; send a nested list of numbers of shape {shape}", "input", "invalid_sample")
+        missing = [c for c in columns if c not in row]
+        if missing:
+            raise APIError(422, f"input[{i}] has no column(s) {missing}; this model reads {columns}", "input",
+                           "missing_column")
+        return [row[c] for c in columns]
 
     def score(self, samples: list[np.ndarray]) -> list[ScoreResult]:
         """Inference thread: anomaly score, code and reconstruction of every (scaled) sample."""
