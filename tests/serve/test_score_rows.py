@@ -35,3 +35,41 @@ def test_a_row_object_is_the_same_sample_as_its_values_in_column_order():
 def test_a_row_object_for_a_model_without_named_columns_says_what_to_send():
     with pytest.raises(APIError, match=r"not trained on a table with named columns; send a nested list .* \[3\]"):
         _served(None).samples([{"a": 1}])
+
+
+def _image_served(channels=1):
+    model = build_model(AutoencoderConfig(input_shape=(channels, 8, 8), hidden=(16,), latent_dim=2,
+                                          output="sigmoid", reconstruction="bce"))
+    info = AutoencoderInfo(name="photos", kind="image", sample_shape=[channels, 8, 8],
+                           scaling={"kind": "divide", "offset": 0.0, "scale": 255.0}, labels="none")
+    return ServedAutoencoder("ae", ArrayEncoder(model, info))
+
+
+def _png(pixels: np.ndarray) -> str:
+    import base64
+    import io
+
+    from PIL import Image
+
+    buffer = io.BytesIO()
+    Image.fromarray(pixels).save(buffer, format="PNG")
+    return base64.b64encode(buffer.getvalue()).decode()
+
+
+def test_an_image_sample_may_be_a_base64_file_read_as_in_training():
+    """{"image": base64 PNG} is the same sample as its pixels as numbers; a colour PNG for a grey model is read
+    grey (as `predict --input FOLDER` reads it), and a wrong size or a broken file is a 422 naming the input."""
+    pixels = np.arange(64, dtype=np.uint8).reshape(8, 8) * 3
+    served = _image_served()
+    from_file, from_numbers = served.samples([{"image": _png(pixels)}, pixels[None].tolist()])
+    np.testing.assert_array_equal(from_file, from_numbers)
+    colour = np.repeat(pixels[:, :, None], 3, axis=2)
+    np.testing.assert_array_equal(served.samples([{"image": _png(colour)}])[0], from_numbers)
+    with pytest.raises(APIError, match=r"input\[0\]"):
+        served.samples([{"image": _png(np.zeros((9, 9), np.uint8))}])
+    with pytest.raises(APIError, match=r"cannot read image input\[1\]\.image"):
+        served.samples([pixels[None].tolist(), {"image": "bm90IGFuIGltYWdl"}])  # base64 of "not an image"
+    with pytest.raises(APIError, match=r"input\[0\]\.image is not a base64 string"):
+        served.samples([{"image": "%%%"}])
+    with pytest.raises(APIError, match=r"trained on tabular rows"):
+        _served(["a", "b", "c"]).samples([{"image": _png(pixels)}])

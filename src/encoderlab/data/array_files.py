@@ -6,6 +6,7 @@ from __future__ import annotations
 import csv
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any, BinaryIO
 
 import numpy as np
 
@@ -112,6 +113,34 @@ def read_csv_columns(path: str | Path, columns: list[str]) -> np.ndarray:
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".gif", ".tif", ".tiff", ".webp")
 
 
+def _grey_or_colour(source: Path | BinaryIO, name: str) -> Any:
+    """One image file (a path or open bytes) as a PIL image in mode L (grey kinds) or RGB (the rest, alpha dropped)."""
+    from PIL import Image, UnidentifiedImageError
+
+    try:
+        with Image.open(source) as img:
+            img.load()
+            return img.convert("L") if img.mode in ("1", "L", "LA", "I", "I;16", "F") else img.convert("RGB")
+    except (UnidentifiedImageError, OSError) as exc:
+        raise InputDataError(f"cannot read image {name}: {exc}") from exc
+
+
+def read_image_bytes(data: bytes, name: str, image_size: int | None = None, channels: int | None = None) -> np.ndarray:
+    """One image file's bytes (a PNG, JPEG, ...) -> (C, H, W) uint8, read as `read_image_folder` reads each file
+    (grey or colour, `channels` forcing one, resized to `image_size` when given). `name` says which input it was."""
+    import io
+
+    from PIL import Image
+
+    img = _grey_or_colour(io.BytesIO(data), name)
+    if channels is not None:
+        img = img.convert("L" if channels == 1 else "RGB")
+    if image_size is not None:
+        img = img.resize((image_size, image_size), Image.Resampling.BILINEAR)
+    x = np.asarray(img, dtype=np.uint8)
+    return x[None] if x.ndim == 2 else x.transpose(2, 0, 1)
+
+
 def read_image_folder(path: str | Path, image_size: int | None = None, channels: int | None = None
                       ) -> tuple[np.ndarray, np.ndarray | None, list[str] | None]:
     """(images (N, C, H, W) uint8, labels or None, class names or None) from a folder of image files, or one
@@ -120,7 +149,7 @@ def read_image_folder(path: str | Path, image_size: int | None = None, channels:
     mixing both is read as colour. Every image must have the same size, unless `image_size` resizes each one
     to image_size x image_size pixels (bilinear; the aspect ratio is not kept). `channels` (1 or 3) reads every
     image as grey or colour whatever it is: what a trained model takes."""
-    from PIL import Image, UnidentifiedImageError
+    from PIL import Image
 
     path = Path(path)
     if path.is_file():
@@ -136,15 +165,7 @@ def read_image_folder(path: str | Path, image_size: int | None = None, channels:
                                  f"as {loose.name!r}; put every image in a sub-folder (one per class) or none")
         classes = sorted({f.relative_to(path).parts[0] for f in nested}) or None
         labels = np.array([classes.index(f.relative_to(path).parts[0]) for f in files]) if classes else None
-    images = []
-    for f in files:
-        try:
-            with Image.open(f) as img:
-                img.load()
-                images.append(img.convert("L") if img.mode in ("1", "L", "LA", "I", "I;16", "F") else
-                              img.convert("RGB"))
-        except (UnidentifiedImageError, OSError) as exc:
-            raise InputDataError(f"cannot read image {str(f)!r}: {exc}") from exc
+    images = [_grey_or_colour(f, repr(str(f))) for f in files]
     if channels is not None or any(img.mode == "RGB" for img in images):
         images = [img.convert("L" if channels == 1 else "RGB") for img in images]
     if image_size is not None:
