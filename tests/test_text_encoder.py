@@ -259,10 +259,13 @@ def test_a_corpus_runs_whole_batches_side_by_side(minilm, monkeypatch):
 
 
 def test_bf16_without_native_support_falls_back_to_autocast(minilm, monkeypatch):
-    """AVX2-only CPUs: no bf16 twin (its matmuls would be emulated); autocast as before, same contract."""
+    """AVX2-only CPUs: no bf16 twin (its matmuls would be emulated); autocast as before, same contract, and a
+    warning that fp32 is the faster choice there."""
     import encoderlab.artifacts.text_encoder as module
 
     monkeypatch.setattr(module, "bf16_matmul_native", lambda: False)
     monkeypatch.setattr(type(minilm._bf16), "of", lambda self, m: pytest.fail("the twin is for native bf16 only"))
-    fp32, bf16 = minilm.encode(SHARD_TEXTS), minilm.encode(SHARD_TEXTS, precision="bf16")
+    fp32 = minilm.encode(SHARD_TEXTS)
+    with pytest.warns(UserWarning, match="emulates it"):
+        bf16 = minilm.encode(SHARD_TEXTS, precision="bf16")
     assert (fp32 * bf16).sum(1).min() > 0.999

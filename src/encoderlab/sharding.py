@@ -2,7 +2,8 @@
 
 Splitting one batch across threads inside every operation speeds up its big matmuls but not its many small
 operations (LayerNorm, activations, gathers, attention on small length groups); independent parts run those
-in parallel too. `TextEncoder.encode(shards=...)` uses these two functions.
+in parallel too. `TextEncoder.encode(shards=...)` and the classifiers' inference (`artifacts.classifier.run_encoder`)
+use them: `plan_parts` cuts the work, `run_parts` runs it.
 """
 
 from __future__ import annotations
@@ -24,6 +25,30 @@ WHOLE_BATCHES_FROM = 4
 each batch being dealt across the cores: a matmul over half a batch is less efficient than over all of it
 (minilm, 512 BBC texts, one thread, AMX bf16: batches of 16 cost 1.85 s, of 32 1.69 s), and with many
 batches the cores stay busy without splitting. Fewer batches are still dealt, so none waits for the last."""
+
+
+def auto_shards(device: torch.device, hooked: bool) -> int:
+    """How many parts run side by side with shards="auto": one per torch thread on a CPU, where each worker
+    thread can get its own intra-op thread count (OpenMP builds); 1 on a GPU, elsewhere, or when forward hooks
+    watch the model (they expect one forward at a time, e.g. int8 calibration)."""
+    per_thread_counts = torch.backends.openmp.is_available()  # else torch's thread count is global
+    return torch.get_num_threads() if device.type == "cpu" and per_thread_counts and not hooked else 1
+
+
+def plan_parts(lengths: list[int], batch_size: int, shards: int, auto: bool = True) -> list[np.ndarray]:
+    """Rows (indices into `lengths`) sorted longest first, cut into batches of `batch_size` and then into the
+    parts that run side by side on `shards` cores: whole batches when there are WHOLE_BATCHES_FROM or more per
+    shard (and `auto`), else every batch dealt into `shards` parts (with `auto`, only parts of at least
+    MIN_SHARD_TOKENS tokens)."""
+    order = np.argsort([-n for n in lengths], kind="stable")
+    batches = [order[start:start + batch_size] for start in range(0, len(lengths), batch_size)]
+    if auto and len(batches) >= WHOLE_BATCHES_FROM * shards:
+        return batches  # a corpus: whole batches side by side (WHOLE_BATCHES_FROM says why)
+
+    def shards_for(rows: np.ndarray) -> int:
+        return min(shards, max(1, sum(lengths[i] for i in rows) // MIN_SHARD_TOKENS)) if auto else shards
+
+    return [part for rows in batches for part in deal_rows(rows, shards_for(rows))]
 
 
 def deal_rows(rows: np.ndarray, parts: int) -> list[np.ndarray]:

@@ -220,3 +220,15 @@ def test_an_encoder_block_gives_the_same_in_training_and_inference_without_dropo
             trained = block.train()(x)  # adds after each sublayer
             inferred = block.eval()(x)  # adds inside the output projections
         torch.testing.assert_close(inferred, trained, rtol=0, atol=1e-5)
+
+
+def test_bf16_counts_as_native_only_with_a_bf16_instruction(monkeypatch):
+    """PyTorch's check says yes on AVX-512 without BF16 too (oneDNN emulates there): a CPU whose flags name
+    neither avx512_bf16 nor amx_bf16 keeps bf16 autocast instead of the bf16 twin."""
+    from encoderlab.nn import prepacked_linear
+
+    monkeypatch.setattr(prepacked_linear, "cpu_flags", lambda: frozenset({"avx2", "avx512f", "avx512_vnni"}))
+    assert not prepacked_linear.bf16_matmul_native.__wrapped__()
+    monkeypatch.setattr(prepacked_linear.torch.ops.mkldnn, "_is_mkldnn_bf16_supported", lambda: True)
+    monkeypatch.setattr(prepacked_linear, "cpu_flags", lambda: frozenset({"avx2", "avx512f", "avx512_bf16"}))
+    assert prepacked_linear.bf16_matmul_native.__wrapped__() == torch.backends.mkldnn.is_available()

@@ -145,6 +145,40 @@ def test_while_a_batch_runs_a_free_worker_waits_for_a_share_instead_of_running_a
     assert results == [["A"], ["B"], ["C"]]
 
 
+def test_a_queue_gathering_a_share_leaves_its_worker_to_another_model():
+    """Two models, two workers: model m's first batch runs and a small request of m waits for a share's worth;
+    a request for model n must not wait behind it (the gathering queue holds no worker)."""
+    gate = threading.Event()
+    batches: list[list[str]] = []
+
+    def work(payloads: list[str]) -> list[str]:
+        batches.append(list(payloads))
+        if payloads == ["a"]:
+            gate.wait(10)
+        return [p.upper() for p in payloads]
+
+    async def main():
+        pool = InferencePool(2)
+        m = Batcher("m", work, pool, ServerMetrics(), 1000, 100, min_share_tokens=256)
+        n = Batcher("n", work, pool, ServerMetrics(), 1000, 100, min_share_tokens=256)
+        first = asyncio.ensure_future(m.submit(["a"], [300]))
+        await asyncio.sleep(0.1)
+        small = asyncio.ensure_future(m.submit(["b"], [10]))  # gathers: another batch of m runs
+        await asyncio.sleep(0.1)
+        other = await asyncio.wait_for(n.submit(["x"], [10]), 5)  # runs now, on the worker m is not using
+        ran = [list(b) for b in batches]
+        gate.set()
+        results = await asyncio.gather(first, small)
+        for batcher in (m, n):
+            await batcher.stop()
+        pool.shutdown()
+        return ran, other, results
+
+    ran, other, results = asyncio.run(main())
+    assert ran == [["a"], ["x"]] and other == ["X"]
+    assert results == [["A"], ["B"]]  # and the gathering request still ran once the first batch ended
+
+
 def test_one_worker_takes_the_whole_budget_and_shares_never_go_below_the_minimum():
     results, batches = run_requests([[(f"y{i}", 5) for i in range(8)]], budget=1000)
     assert batches == [[f"y{i}" for i in range(8)]]

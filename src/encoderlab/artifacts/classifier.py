@@ -20,12 +20,14 @@ from pathlib import Path
 
 import numpy as np
 import torch
+from torch import nn
 
 from ..errors import ConfigError, InputDataError
 from ..models.heads import EncoderWithHead
 from ..models.windowed import WindowedClassifier
-from ..nn.prepacked_linear import prepack_linears
+from ..nn.prepacked_linear import has_forward_hooks, prepack_linears
 from ..nn.windows import LongText, WindowPool
+from ..sharding import auto_shards, plan_parts, run_parts
 from ..tokenization import TextTokenizer
 from ..weights import load_module, save_weights
 from .finetuned import HEAD_CONFIG, HeadInfo, finetuned_dir, head_task, load_finetuned
@@ -62,20 +64,29 @@ def saved_reading(directory: Path, info: HeadInfo, d_model: int) -> tuple[LongTe
     return long_text, load_window_pool(directory, long_text, d_model)
 
 
-@torch.no_grad()
 def run_encoder(fn: Callable[[torch.Tensor, torch.Tensor], torch.Tensor], ids: list[list[int]],
-                tokenizer: TextTokenizer, batch_size: int = 64) -> torch.Tensor:
-    """fn(input_ids, mask) -> (B, ...) over every sequence, batched by length; rows come back in input order."""
-    order = np.argsort([-len(seq) for seq in ids], kind="stable")
-    outputs: list[torch.Tensor] = []
-    for start in range(0, len(ids), batch_size):
-        batch = tokenizer.pad([ids[i] for i in order[start:start + batch_size]])
-        outputs.append(fn(batch.input_ids, batch.attention_mask).float())
-    if not outputs:
+                tokenizer: TextTokenizer, batch_size: int = 64, model: nn.Module | None = None) -> torch.Tensor:
+    """fn(input_ids, mask) -> (B, ...) over every sequence, without gradients, batched by length; rows come back
+    in input order. Given the `model` that `fn` runs, batches run side by side on the CPU's cores as
+    `TextEncoder.encode` runs them (sharding.py: whole batches of a long list, a short list's batches dealt), one
+    torch thread each; without it (or with hooks on it), one batch after another on every thread."""
+    if not ids:
         return torch.zeros(0)
-    stacked = torch.cat(outputs)
-    result = torch.empty_like(stacked)
-    result[torch.from_numpy(order)] = stacked
+    device = next(model.parameters()).device if model is not None else torch.device("cpu")
+    shards = auto_shards(device, has_forward_hooks(model.modules())) if model is not None else 1
+    parts = plan_parts([len(seq) for seq in ids], batch_size, shards)
+    outputs: dict[int, torch.Tensor] = {}
+
+    def run(rows: np.ndarray) -> None:
+        batch = tokenizer.pad([ids[i] for i in rows])
+        with torch.no_grad():  # grad mode holds per thread: each shard's worker enters its own
+            outputs[int(rows[0])] = fn(batch.input_ids.to(device), batch.attention_mask.to(device)).float()
+
+    run_parts(run, parts, shards, on_done=lambda rows: None)
+    first = outputs[int(parts[0][0])]
+    result = first.new_empty((len(ids), *first.shape[1:]))
+    for rows in parts:
+        result[torch.from_numpy(rows)] = outputs[int(rows[0])]
     return result
 
 
@@ -134,7 +145,7 @@ class TextClassifier:
         windows, counts = self.windows(texts)
         head = self.model.head
         return run_encoder(lambda x, m: head.pool(self.model.bert(x, m), m), windows, self.tokenizer,
-                           batch_size), counts
+                           batch_size, self.model), counts
 
     def logits(self, texts: Sequence[str], batch_size: int = 64) -> torch.Tensor:
         """(N, K) float32 logits, read as the classifier reads texts (truncated, or whole in windows)."""
@@ -146,7 +157,7 @@ class TextClassifier:
             with torch.no_grad():
                 return WindowedClassifier(None, self.model.head, self.window_pool).classify_windows(vectors,
                                                                                                      counts).float()
-        return run_encoder(self.model, self.encode_ids(texts), self.tokenizer, batch_size)
+        return run_encoder(self.model, self.encode_ids(texts), self.tokenizer, batch_size, self.model)
 
     def predict_proba(self, texts: Sequence[str], batch_size: int = 64) -> np.ndarray:
         """(N, K) float32 probabilities; column k is label_names[k]."""
@@ -167,7 +178,7 @@ class TextClassifier:
                 return self.window_pool(vectors, counts).numpy()
         head = self.model.head
         return run_encoder(lambda x, m: head.pool(self.model.bert(x, m), m), self.encode_ids(texts), self.tokenizer,
-                           batch_size).numpy()
+                           batch_size, self.model).numpy()
 
 
 KIND = Kind(

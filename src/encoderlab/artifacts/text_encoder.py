@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import json
 import sys
+import warnings
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Literal
@@ -31,10 +32,13 @@ from ..nn.inference_copy import InferenceCopy
 from ..nn.pooling import POOLINGS, pool
 from ..nn.prepacked_linear import bf16_matmul_native, has_forward_hooks, prepack_linears
 from ..nn.windows import LongText, WindowPool, split_windows
-from ..sharding import MIN_SHARD_TOKENS, WHOLE_BATCHES_FROM, deal_rows, run_parts
+from ..sharding import auto_shards, plan_parts, run_parts
 from ..tokenization import TextTokenizer
 from .aliases import resolve_model_path
 from .registry import Kind
+
+EMULATED_BF16 = ("precision='bf16' on a CPU without native bf16 (AVX-512 BF16 or AMX): oneDNN emulates it, which is "
+                 "several times slower than fp32 (5x on AVX2, benchmarks/isa_ceiling.py) for no gain; use fp32 here")
 
 ST_POOLING_FLAGS = {"pooling_mode_cls_token": "cls", "pooling_mode_mean_tokens": "mean",
                     "pooling_mode_max_tokens": "max"}
@@ -287,21 +291,12 @@ class TextEncoder(nn.Module):
         pooling = pooling or self.pooling
         device = self.device
         most_shards = self.resolve_shards(shards, device)
-        order = np.argsort([-len(seq) for seq in ids], kind="stable")
-        batches = [order[start:start + batch_size] for start in range(0, len(ids), batch_size)]
-
-        def shards_for(rows: np.ndarray) -> int:
-            if shards != "auto":
-                return most_shards
-            return min(most_shards, max(1, sum(len(ids[i]) for i in rows) // MIN_SHARD_TOKENS))
-
-        if shards == "auto" and len(batches) >= WHOLE_BATCHES_FROM * most_shards:
-            parts = batches  # a corpus: whole batches side by side (sharding.WHOLE_BATCHES_FROM says why)
-        else:
-            parts = [part for rows in batches for part in deal_rows(rows, shards_for(rows))]  # batch by batch
+        parts = plan_parts([len(seq) for seq in ids], batch_size, most_shards, auto=shards == "auto")
         bert, autocast = self.bert, precision == "bf16"
         if autocast and device.type == "cpu" and bf16_matmul_native() and not has_forward_hooks(self.modules()):
             bert, autocast = self._bf16.of(self.bert), False
+        elif autocast and device.type == "cpu":
+            warnings.warn(EMULATED_BF16, stacklevel=2)
         out = np.empty((len(ids), self.dim), dtype=np.float32)
 
         def embed(rows: np.ndarray) -> None:
@@ -328,9 +323,7 @@ class TextEncoder(nn.Module):
         the model's), as encode would use it; see encode for what "auto" picks."""
         device = self.device if device is None else device
         if shards == "auto":
-            hooked = has_forward_hooks(self.modules())
-            per_thread_counts = torch.backends.openmp.is_available()  # else torch's thread count is global
-            return torch.get_num_threads() if device.type == "cpu" and per_thread_counts and not hooked else 1
+            return auto_shards(device, has_forward_hooks(self.modules()))
         if isinstance(shards, bool) or not isinstance(shards, int) or shards < 1:
             raise ValueError(f"shards={shards!r} must be 'auto' or a whole number >= 1")
         if shards > 1 and device.type != "cpu":

@@ -30,6 +30,8 @@ import torch.nn.functional as F
 from torch import nn
 from torch.nn.modules import module as torch_module
 
+from ..cpu_features import cpu_flags
+
 ONEDNN_ACTIVATIONS = {
     "gelu": ("gelu", "none"),  # exact erf GELU, as F.gelu
     "gelu_tanh": ("gelu", "tanh"),  # F.gelu(approximate="tanh")
@@ -66,8 +68,11 @@ def prepack_available() -> bool:
 
 @functools.cache
 def bf16_matmul_native() -> bool:
-    """Whether this CPU runs oneDNN bf16 matmuls natively (AVX-512 BF16 or AMX); elsewhere they are emulated."""
-    return bool(torch.backends.mkldnn.is_available() and torch.ops.mkldnn._is_mkldnn_bf16_supported())
+    """Whether this CPU runs oneDNN bf16 matmuls natively (AVX-512 BF16 or AMX); elsewhere they are emulated.
+    PyTorch's own check also answers yes for AVX-512 without BF16 (Skylake, Cascade Lake), where oneDNN emulates
+    bf16 with fp32 arithmetic: the CPU's flags must name a bf16 instruction too."""
+    return bool(torch.backends.mkldnn.is_available() and torch.ops.mkldnn._is_mkldnn_bf16_supported()
+                and cpu_flags() & {"avx512_bf16", "amx_bf16"})
 
 
 class PrepackedLinear(nn.Linear):

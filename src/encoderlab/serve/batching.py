@@ -12,7 +12,8 @@ while answers travel back and the next requests arrive, and a small batch spread
 synchronisation on every operation; with two workers one batch computes while the other's callers are answered.
 When workers are free, the queue is shared out between them (`share_tokens`), so a lone big request still keeps
 every core busy; while another batch runs, a worker waits until half as many tokens as that batch holds are
-queued (or until it ends) rather than running the one text that has just arrived.
+queued (or until it ends) rather than running the one text that has just arrived; while it waits, its worker
+is free for the other models' queues.
 
 The queue is bounded: a request whose items would take it past `max_queue` is refused at once (`QueueFull`,
 answered 429), instead of piling up until memory runs out.
@@ -195,9 +196,12 @@ class Batcher:
             while self.batching and self.pool.busy > 1 and self.queued_tokens < self.enough_tokens():
                 # another batch is running and this one would be much smaller: let requests gather until there
                 # is enough or that batch ends (a batch of a few texts pays a whole forward's fixed cost, and
-                # workers grabbing every single arrival would make nothing but such batches)
+                # workers grabbing every single arrival would make nothing but such batches). Gathering holds
+                # no worker: another model's queue may run a batch on it meanwhile.
+                self.pool.release()
                 self.wake.clear()
                 await self.wake.wait()
+                await self.pool.acquire()
             batch = self._take_batch(self.share_tokens())
             self.metrics.queue_depth.set(len(self.queue), self.name)
             live = [item for item in batch if not item.job.future.done()]  # a caller gone: skip its rows

@@ -365,7 +365,8 @@ def _distill_embeddings(cfg: DistillConfig, started: float) -> dict[str, Any]:
 
     def targets(texts: list[str]) -> tuple[list[list[int]], torch.Tensor]:
         ids = _tokenise(tokenizer, texts, max_length)
-        return ids, run_encoder(lambda x, m: pool(teacher.bert(x, m), m, teacher.pooling), ids, tokenizer)  # (N, C)
+        return ids, run_encoder(lambda x, m: pool(teacher.bert(x, m), m, teacher.pooling), ids, tokenizer,
+                                model=teacher.bert)  # (N, C), batches side by side on the cores
 
     train = DistillItems(*targets(train_texts))
     validation = DistillItems(*targets(val_texts)) if val_texts else None
@@ -432,7 +433,8 @@ def _distill_logits(cfg: DistillConfig, started: float) -> dict[str, Any]:
             return DistillItems(windows_per_text(tokenizer, records.texts, reading),
                                 teacher_classifier.logits(records.texts), records.labels)
         ids = _tokenise(tokenizer, records.texts, max_length)
-        return DistillItems(ids, run_encoder(teacher_model, ids, tokenizer), records.labels)  # targets: (N, K)
+        return DistillItems(ids, run_encoder(teacher_model, ids, tokenizer, model=teacher_model),
+                            records.labels)  # targets: (N, K)
 
     train_items = items(train)
     validation_items = items(validation) if len(validation) else None
