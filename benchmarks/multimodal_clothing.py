@@ -31,7 +31,7 @@ LABELS = {"recommended": "Recommended IND", "rating": "Rating"}
 MODES = ("tabular", "text", "late", "gated", "early")
 
 
-FULL_MODES = ("text", "late")  # on all training rows: text-only and the best fusion of the 2,000-row runs
+FULL_MODES = ("text", "late", "gated")  # on all training rows: text-only and the two best fusions of the 2,000-row runs
 
 
 def runs(out: Path, full: bool = False) -> list[tuple[Path, Path, list[str]]]:
@@ -143,9 +143,10 @@ def full_table(out: Path, short: str) -> str:
     m_text = json.loads((text_dir / "metrics.json").read_text())
     labels, names = np.load(text_dir / "test_labels.npy"), m_text["classes"]
     entries: list[tuple[str, np.ndarray]] = [("text", np.load(text_dir / "test_probabilities.npy"))]
-    late = out / f"{short}-late-full" / "test_probabilities.npy"
-    if late.is_file():
-        entries.append(("late fusion", np.load(late)))
+    for mode in ("late", "gated"):
+        fused = out / f"{short}-{mode}-full" / "test_probabilities.npy"
+        if fused.is_file():
+            entries.append((f"{mode} fusion", np.load(fused)))
     val, val_probs = validation_outputs(text_dir)
     cfg = load_config(MultimodalConfig, text_dir / "config.yaml")
     test = prepare_data(dataclasses.replace(cfg, val_limit=None)).test

@@ -1,4 +1,5 @@
 import json
+import shlex
 import subprocess
 import sys
 from pathlib import Path
@@ -96,6 +97,30 @@ def test_a_run_directory_is_a_model_for_encode_and_from_pretrained(tmp_path, min
     assert "no config.json" in capsys.readouterr().err and not (tmp_path / "out2.npy").exists()
 
 
+def test_evaluate_without_data_scores_the_runs_own_test_split(tmp_path, minilm_dir, capsys):
+    """--help says --data defaults to the run's own data; for a text classifier it answered 'give --data'. The
+    closing hint quotes a run directory with a space, so it can be pasted."""
+    from tasks.finetune_fixtures import tweet_rows, write_csv, write_tiny_encoder
+
+    tiny = write_tiny_encoder(tmp_path / "tiny", minilm_dir)
+    data = write_csv(tmp_path / "my reviews.csv", tweet_rows(60), header=("Review Text", "My Label"))
+    run = tmp_path / "my run"
+    assert run_cli("finetune", f"data={data}", "text_column=Review Text", "label_column=My Label", f"init={tiny}",
+                   "batch_size=8", "max_steps=1", "threads=1", "progress=off", f"out_dir={run}") == 0
+    hint = next(line for line in capsys.readouterr().err.splitlines() if line.startswith("look at the run: "))
+    assert shlex.split(hint.removeprefix("look at the run: ")) == ["encoderlab", "report", str(run)]  # pasteable
+    assert run_cli("evaluate", "--model", str(run)) == 0
+    out = capsys.readouterr().out
+    assert f"the held-out test rows of {data}:" in out
+    saved = json.loads((run / "evaluations" / "eval_my reviews_test.json").read_text())
+    assert saved["n"] == json.loads((run / "metrics.json").read_text())["test_examples"]
+    # export takes the classifier's encoder and says that its head (the labels) is not in the graph
+    pytest.importorskip("onnxruntime")
+    assert run_cli("export", "--model", str(run), "--output", str(tmp_path / "onnx")) == 0
+    assert "the export holds its encoder only" in capsys.readouterr().err
+    assert (tmp_path / "onnx" / "model.onnx").is_file()
+
+
 def test_finetune_task_embed_prints_its_held_out_recall(tmp_path, minilm_dir, capsys):
     from tasks.finetune_fixtures import write_tiny_encoder
 
@@ -185,3 +210,32 @@ def test_a_run_whose_model_is_not_a_text_encoder_is_not_called_unfinished(tmp_pa
     assert run_cli("similarity", "--model", str(run), "a", "b") == 2
     err = capsys.readouterr().err
     assert "whose model is not a text encoder" in err and "not finished" not in err
+
+
+def test_predict_on_an_autoencoder_run_scores_new_rows(tmp_path, capsys):
+    """Anomaly scoring of new data from the command line: `predict` said 'give --input FILE (the texts)'."""
+    rng = np.random.default_rng(0)
+    rows = ["temp,status,vib"] + [f"{20 + rng.normal() + (9 if i % 10 == 0 else 0):.3f},"
+                                  f"{'bad' if i % 10 == 0 else 'ok'},{rng.normal():.3f}" for i in range(200)]
+    (tmp_path / "sensors.csv").write_text("\n".join(rows) + "\n")
+    run = tmp_path / "run"
+    assert run_cli("autoencode", f"data={tmp_path / 'sensors.csv'}", "label_column=status", "normal_class=ok",
+                   "model.output=identity", "model.reconstruction=mse", "model.hidden=[8]", "model.latent_dim=2",
+                   "max_steps=40", "batch_size=16", "threads=1", "progress=off", "plots=false", "baselines=false",
+                   f"out_dir={run}") == 0
+    (tmp_path / "new.csv").write_text("vib,temp\n0.1,20.2\n0.0,35.0\n")  # the training columns, in another order
+    capsys.readouterr()
+    assert run_cli("predict", "--model", str(run), "--input", str(tmp_path / "new.csv")) == 0
+    lines = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
+    from encoderlab.artifacts.autoencoder import ArrayEncoder
+
+    encoder = ArrayEncoder.from_dir(run)
+    expected = encoder.score(np.array([[20.2, 0.1], [35.0, 0.0]], dtype=np.float32))
+    assert [line["row"] for line in lines] == [0, 1]
+    np.testing.assert_allclose([line["score"] for line in lines], expected, rtol=1e-5)
+    threshold = json.loads((run / "metrics.json").read_text())["test_threshold"]
+    assert [line["anomaly"] for line in lines] == [bool(s >= threshold) for s in expected]
+    assert lines[1]["score"] > lines[0]["score"]
+    assert run_cli("predict", "--model", str(run), "--input", str(tmp_path / "new.csv"),
+                   "--output", str(tmp_path / "scores.csv")) == 0
+    assert (tmp_path / "scores.csv").read_text().splitlines()[0] == "row,score,anomaly"

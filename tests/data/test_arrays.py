@@ -9,7 +9,7 @@ import pytest
 
 from encoderlab.data import array_files, arrays
 from encoderlab.data.arrays import binarize, load_arrays, load_user_arrays, one_class
-from encoderlab.errors import InputDataError
+from encoderlab.errors import ConfigError, InputDataError
 
 
 @pytest.fixture(scope="module")
@@ -157,6 +157,27 @@ def test_csv_text_labels_become_class_ids_and_columns_are_kept(tmp_path):
     assert anomaly.columns == ["x1", "x2"] and anomaly.class_names == data.class_names
 
 
+def test_normal_class_by_name_for_text_labels(tmp_path):
+    """A user's CSV labels rows 'ok' / 'bad': normal_class=ok trains on the 'ok' rows (before, normal_class had
+    to be the id the sorted names get, 1 here, which no message told the user)."""
+    from encoderlab.config import load_config
+    from encoderlab.tasks.autoencode import AutoencodeConfig
+
+    rows = ["temp,status,vib"] + [f"{i},{'bad' if i % 5 == 0 else 'ok'},{i % 7}" for i in range(60)]
+    (tmp_path / "s.csv").write_text("\n".join(rows) + "\n")
+    data = load_user_arrays(tmp_path / "s.csv", label_column="status")
+    by_name, by_id = one_class(data, "ok"), one_class(data, 1)
+    np.testing.assert_array_equal(by_name.train.x, by_id.train.x)
+    np.testing.assert_array_equal(by_name.test.y, by_id.test.y)
+    temps = by_name.scaling.invert(by_name.train.x)[:, 0].round().astype(int)
+    assert len(temps) > 0 and (temps % 5 != 0).all()  # only 'ok' rows are trained on
+    with pytest.raises(InputDataError, match=r"normal_class='fine' is not a label of the data; give one of "
+                                             r"\['bad', 'ok'\]"):
+        one_class(data, "fine")
+    assert load_config(AutoencodeConfig, None, ["normal_class=ok"]).normal_class == "ok"
+    assert load_config(AutoencodeConfig, None, ["normal_class=3"]).normal_class == 3
+
+
 def test_npz_with_other_key_names_says_how_to_resave(tmp_path):
     np.savez(tmp_path / "f.npz", features=np.zeros((20, 3)), labels=np.zeros(20))
     with pytest.raises(InputDataError, match=r"found \['features', 'labels'\]\. Re-save .*np\.savez\('f\.npz', x="):
@@ -228,3 +249,29 @@ def test_a_rare_class_reaches_validation_and_test():
     assert len(val) == 11 and len(test) == 11  # the big class is split exactly as before
     y2 = np.array([0] * 100 + [1] * 2)  # too few to share: all in train
     assert (y2[arrays.stratified_split(y2, len(y2), (0.1, 0.1))[0]] == 1).sum() == 2
+
+
+def test_a_folder_of_photos_of_different_sizes_and_modes(tmp_path):
+    """A user's photos differ in size and mode: image_size= resizes them as they are read (before, the only
+    answer was 'resize the images to one size first'), and `channels` reads a grey photo for a colour model."""
+    from PIL import Image
+
+    rng = np.random.default_rng(0)
+    for i, (size, mode) in enumerate([((40, 28), "RGB"), ((64, 64), "RGBA"), ((20, 30), "L"), ((32, 32), "P")] * 3):
+        (tmp_path / "photos" / ("cats" if i % 2 else "dogs")).mkdir(parents=True, exist_ok=True)
+        pixels = rng.integers(0, 256, (size[1], size[0], 3), dtype=np.uint8)
+        Image.fromarray(pixels).convert(mode).save(tmp_path / "photos" / ("cats" if i % 2 else "dogs") / f"{i}.png")
+    with pytest.raises(InputDataError, match=r"resize the images to one size first, or .* image_size="):
+        load_arrays(str(tmp_path / "photos"))
+    data = load_arrays(str(tmp_path / "photos"), image_size=16)
+    assert data.sample_shape == (3, 16, 16) and data.class_names == ["cats", "dogs"]
+    assert len(data.train) + len(data.val) + len(data.test) == 12
+    grey = tmp_path / "photos" / "dogs" / "2.png"
+    assert array_files.read_samples(grey).shape == (1, 30, 20)  # (N, H, W): grey, one channel
+    colour = array_files.read_samples(grey, image_size=16, channels=3)
+    assert colour.shape == (1, 3, 16, 16) and (colour[:, 0] == colour[:, 1]).all()  # grey, as colour
+    np.save(tmp_path / "t.npy", np.zeros((5, 3)))
+    with pytest.raises(ConfigError, match="image_size=16 resizes image files"):
+        load_arrays(str(tmp_path / "t.npy"), image_size=16)
+    with pytest.raises(ConfigError, match="data=mnist has its own fixed size"):
+        load_arrays("mnist", image_size=16)

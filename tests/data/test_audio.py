@@ -148,6 +148,23 @@ def test_folder_without_classes_is_explained(tmp_path):
         load_labelled_audio(tmp_path, 8000)
 
 
+def test_mp3_recordings_are_read_and_a_class_of_unreadable_files_is_named(tmp_path):
+    """A folder of .mp3 clips was skipped without a word (libsndfile reads MP3), so a class of them vanished and
+    the error said 'every recording has the label a'; .m4a (which it cannot read) is named with a fix."""
+    for label, freq in (("hum", 200), ("beep", 1500)):
+        (tmp_path / "clips" / label).mkdir(parents=True)
+        for i in range(3):
+            sf.write(tmp_path / "clips" / label / f"{i}.mp3", tone(freq * (1 + 0.1 * i), 16000), 16000, format="MP3")
+    data = load_labelled_audio(tmp_path / "clips", 8000)
+    assert data.label_names == ("beep", "hum") and len(data) == 6
+    assert abs(dominant_frequency(data.waves[3], 8000) - 200) < 20  # hum/0.mp3, decoded and resampled
+    (tmp_path / "clips" / "speech").mkdir()
+    (tmp_path / "clips" / "speech" / "a.m4a").write_bytes(b"\x00\x00\x00\x20ftypM4A ")
+    with pytest.raises(InputDataError, match=r"class folder .*speech' has no recording encoderlab reads \(it holds "
+                                             r"only \.m4a files\).*ffmpeg"):
+        load_labelled_audio(tmp_path / "clips", 8000)
+
+
 @pytest.mark.parametrize("kind", ["csv", "jsonl"])
 def test_tables_with_groups_split_groups_whole(tmp_path, kind):
     rows = [{"path": str((CLIPS / lang / f"digits-{d}.flac").resolve()), "label": lang, "group": f"digit{d}"}

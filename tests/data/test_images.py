@@ -69,6 +69,28 @@ def test_image_inputs_are_a_folder_or_a_csv_of_paths(tmp_path):
         image_paths(tmp_path / "empty")
 
 
+def test_a_folder_of_class_sub_folders_gives_every_image_in_path_order(tmp_path):
+    """A user's photos sorted into class folders: predict / multimodal-encode on the folder found none."""
+    from PIL import Image
+
+    for name in ("dogs/b.png", "cats/z.jpg", "cats/a.png", "top.png", "cats/notes.txt", "dogs/deeper/c.png"):
+        (tmp_path / "photos" / name).parent.mkdir(parents=True, exist_ok=True)
+        if name.endswith(".txt"):
+            (tmp_path / "photos" / name).write_text("not an image")
+        else:
+            Image.new("RGB", (8, 8), "red").save(tmp_path / "photos" / name)
+    (tmp_path / "photos" / ".ipynb_checkpoints").mkdir()  # hidden: Jupyter's copies, macOS resource forks
+    Image.new("RGB", (8, 8), "red").save(tmp_path / "photos" / ".ipynb_checkpoints" / "a-checkpoint.png")
+    (tmp_path / "photos" / "cats" / "._a.png").write_bytes(b"\x00\x05\x16\x07 resource fork")
+    found = [p.relative_to(tmp_path / "photos").as_posix() for p in image_paths(tmp_path / "photos")]
+    assert found == ["cats/a.png", "cats/z.jpg", "dogs/b.png", "dogs/deeper/c.png", "top.png"]
+    from encoderlab.data.array_files import read_image_folder
+
+    (tmp_path / "photos" / "top.png").unlink()  # autoencode's reader: class sub-folders only
+    x, labels, classes = read_image_folder(tmp_path / "photos")
+    assert classes == ["cats", "dogs"] and len(x) == 4 and labels.tolist() == [0, 0, 1, 1]
+
+
 def test_without_npm_the_error_says_how_to_get_the_files(tmp_path, monkeypatch):
     monkeypatch.setattr(image_data.shutil, "which", lambda name: None)
     with pytest.raises(InputDataError, match="npm is not installed.*npm pack emoji-datasource-google@16.0.0"):

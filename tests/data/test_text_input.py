@@ -87,6 +87,30 @@ def test_semicolon_separated_csv_says_so(tmp_path):
         read_csv_rows(tmp_path / "in.csv", "review", "stars")
 
 
+def test_a_duplicated_header_of_the_text_or_label_column_is_refused(tmp_path):
+    """A spreadsheet with two 'text' columns used to be read silently by its first one; which was meant is the
+    user's call. Duplicates of columns that are not read do not matter."""
+    from encoderlab.data.text_input import read_csv_rows
+
+    (tmp_path / "in.csv").write_text("text,label,text\nfirst,p,x\nsecond,n,y\n", encoding="utf-8")
+    with pytest.raises(InputDataError, match=r"in\.csv:1: the header names 'text' 2 times \(columns 1, 3\)"):
+        read_csv_rows(tmp_path / "in.csv", "text", "label")
+    with pytest.raises(InputDataError, match=r"names 'text' 2 times"):
+        read_texts(tmp_path / "in.csv")
+    (tmp_path / "labels.csv").write_text("label,text,label\np,first,q\n", encoding="utf-8")
+    with pytest.raises(InputDataError, match=r"names 'label' 2 times \(columns 1, 3\)"):
+        read_csv_rows(tmp_path / "labels.csv", "text", "label")
+    (tmp_path / "other.csv").write_text("note,text,label,note\na,first,p,b\n", encoding="utf-8")
+    assert read_csv_rows(tmp_path / "other.csv", "text", "label") == (["first"], ["p"], [])
+    from encoderlab.data.text_stream import iter_texts  # encode --output DIR streams the file: the same rule
+
+    with pytest.raises(InputDataError, match=r"in\.csv:1: the header names 'text' 2 times \(columns 1, 3\)"):
+        list(iter_texts(tmp_path / "in.csv"))
+    (tmp_path / "semi.csv").write_text("text;label\nfirst;p\n", encoding="utf-8")
+    with pytest.raises(InputDataError, match=r"semi\.csv:1: the header \['text;label'\] is one cell"):
+        list(iter_texts(tmp_path / "semi.csv"))
+
+
 def test_csv_and_tsv_inputs_give_one_text_per_row(tmp_path):
     """encode and predict read a spreadsheet's text column; a row without text is an error, never skipped."""
     (tmp_path / "in.csv").write_text('id,review\n1,"Good, fast"\n2,"two\nlines"\n', encoding="utf-8")
@@ -140,3 +164,56 @@ def test_a_list_of_labels_is_refused_not_turned_into_a_class_name(tmp_path):
     (tmp_path / "in.jsonl").write_text('{"text": "a", "y": "p"}\n{"text": "b", "y": ["p", "n"]}\n', encoding="utf-8")
     with pytest.raises(InputDataError, match=r"in\.jsonl:2: the 'y' label is a list; each text takes one label"):
         read_jsonl_records(tmp_path / "in.jsonl", "text", "y")
+
+
+def test_parquet_texts_and_labels_like_a_csv(tmp_path):
+    """A user's Parquet file (pandas' default export) for finetune / encode / predict: refused before ('has
+    suffix .parquet'), though the multimodal and recommend commands read Parquet."""
+    pa = pytest.importorskip("pyarrow")
+    import pyarrow.parquet as pq
+
+    from encoderlab.data.catalog import load_records
+    from encoderlab.data.text_input import read_parquet_rows
+    from encoderlab.data.text_stream import count_rows, iter_texts
+
+    path = tmp_path / "my reviews.parquet"
+    pq.write_table(pa.table({"Review Text": ["très bien", "bad 😡", None, "ok"], "stars": [5, 1, 3, None],
+                             "extra": [1, 2, 3, 4]}), path)
+    assert read_parquet_rows(path, "Review Text", "stars") == (
+        ["très bien", "bad 😡"], ["5", "1"], [f"{path}: row 3: empty 'Review Text'", f"{path}: row 4: empty 'stars'"])
+    with pytest.raises(InputDataError, match=r"1 rows cannot be used, e.g. .*row 3: empty 'Review Text'"):
+        read_texts(path, text_field="Review Text")
+    with pytest.raises(InputDataError, match=r"no column 'text' among \['Review Text', 'stars', 'extra'\]; name "
+                                             r"the right one with --text-field"):
+        read_texts(path)
+    with pytest.raises(InputDataError, match=r"(?s)2 bad rows:.*row 3.*bad_rows=warn"):
+        load_records(path, text_field="Review Text", label_field="stars")
+    records = load_records(path, text_field="Review Text", label_field="stars", bad_rows="warn")
+    assert records.texts == ["très bien", "bad 😡"] and list(records.label_names) == ["1", "5"]
+
+    clean = tmp_path / "clean.parquet"
+    pq.write_table(pa.table({"body": ["first", "second", "third"]}), clean)
+    assert list(iter_texts(clean, "body")) == read_texts(clean, "body") == ["first", "second", "third"]
+    assert count_rows(clean) == 3
+    with pytest.raises(InputDataError, match=r"row 3: empty 'Review Text'"):
+        list(iter_texts(path, "Review Text"))
+    (tmp_path / "broken.parquet").write_bytes(b"PAR1 not really")
+    with pytest.raises(InputDataError, match=r"cannot read .*broken\.parquet' as Parquet"):
+        read_texts(tmp_path / "broken.parquet")
+
+
+def test_hidden_files_and_folders_are_not_documents(tmp_path):
+    """Jupyter leaves .ipynb_checkpoints/ in a folder it opened; it became a class (and the run failed: 'class
+    .ipynb_checkpoints has only 1 example'). macOS zips carry ._name resource forks."""
+    from encoderlab.data.catalog import load_records
+    from encoderlab.data.text_input import read_text_folder
+
+    for name, text in (("sport/a.txt", "goal scored"), ("sport/b.txt", "match won"), ("money/c.txt", "stocks fell"),
+                       ("money/d.txt", "budget cut"), (".ipynb_checkpoints/a-checkpoint.txt", "junk"),
+                       ("sport/._a.txt", "\x00\x05binary"), ("money/.hidden/e.txt", "junk")):
+        (tmp_path / "docs" / name).parent.mkdir(parents=True, exist_ok=True)
+        (tmp_path / "docs" / name).write_text(text, encoding="utf-8")
+    docs, labels, files = read_text_folder(tmp_path / "docs")
+    assert docs == ["stocks fell", "budget cut", "goal scored", "match won"]
+    assert labels == ["money", "money", "sport", "sport"]
+    assert list(load_records(tmp_path / "docs", label_field="label").label_names) == ["money", "sport"]

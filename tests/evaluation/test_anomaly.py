@@ -42,6 +42,16 @@ def test_best_f1_threshold_matches_sklearn_f1():
     assert report.precision == pytest.approx(sklearn_metrics.precision_score(labels, scores >= best.threshold))
 
 
+def test_the_threshold_sits_in_the_gap_below_the_lowest_flagged_validation_score():
+    """One validation anomaly at 10, normal samples up to 2: the bar goes to 6, not 10, so a test anomaly at 8
+    that every normal sample ranks below (AUROC 1) is flagged (F1 was 0)."""
+    best = best_f1_threshold(np.array([0, 0, 0, 1]), np.array([1.0, 2.0, 1.5, 10.0]))
+    assert (best.threshold, best.f1) == (6.0, 1.0)
+    out = anomaly_report(np.array([0, 0, 0, 1]), [1.0, 2.0, 1.5, 10.0], np.array([0, 0, 1]), [1.2, 2.5, 8.0])
+    assert out["test_auroc"] == 1.0 and out["test_f1"] == 1.0 and out["test_threshold"] == 6.0
+    assert best_f1_threshold(np.array([1, 0, 1]), np.array([1.0, 2.0, 3.0])).threshold == 1.0  # none lower: the score
+
+
 def test_report_keys():
     labels = np.array([0, 0, 1, 1])
     out = anomaly_report(labels, [0.1, 0.2, 0.8, 0.9], labels, [0.1, 0.3, 0.2, 0.9])

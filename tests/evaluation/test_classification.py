@@ -59,3 +59,11 @@ def test_save_writes_json_and_png_and_format_lists_classes(tmp_path):
     assert (tmp_path / "eval_test_confusion.png").stat().st_size > 1000
     text = report.format()
     assert "macro-F1" in text and "neg" in text and "confusion matrix" in text
+
+
+def test_the_confusion_matrix_header_keeps_whole_label_names():
+    """Names over 8 characters were cut ('high beep' read 'high bee'); columns widen to the longest, up to 24."""
+    text = classification_report([0, 1, 1], [0, 1, 0], ["high beep", "low"]).format()
+    header, first, second = text.splitlines()[-3:]
+    assert header.split() == ["high", "beep", "low"]
+    assert len(header) == len(first) == len(second) and first.split() == ["high", "beep", "1", "0"]

@@ -73,6 +73,14 @@ def test_encoder_cosine_falls_with_typos_but_noisy_texts_still_find_their_own(mi
     assert rows[1]["retrieval_at_1"] >= 0.9
 
 
+def test_a_text_written_twice_is_found_either_way():
+    """Two identical lines embed identically; finding the other copy is finding the text, not a miss."""
+    table = {t: np.random.default_rng(i).normal(size=8) for i, t in enumerate(["good day", "bad day", "rain"])}
+    rows = encoder_robustness(lambda texts: np.stack([table[t] for t in texts]), ["good day", "rain", "good day"],
+                              [0.0])
+    assert rows[0]["retrieval_at_1"] == 1.0
+
+
 def test_array_noise_on_digits_identity_copies_the_noise_and_an_oracle_removes_it():
     x = load_mnist().test.x[:300]
     copy = array_robustness(lambda z: z, x, images=True, sigmas=[0.1, 0.3])

@@ -51,3 +51,12 @@ def one_thread():
     torch.set_num_threads(1)
     yield
     torch.set_num_threads(previous)
+
+
+def run_cli(*args: str) -> int | None:
+    """`encoderlab ARGS` in-process; its exit code (0 on success, 2 for a user error)."""
+    from encoderlab.cli import main
+
+    with pytest.raises(SystemExit) as exit_info:
+        main([str(a) for a in args])
+    return exit_info.value.code

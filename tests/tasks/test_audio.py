@@ -190,6 +190,14 @@ def test_registry_and_cli_use_the_saved_model(trained, tmp_path, capsys):
     np.testing.assert_allclose(np.load(tmp_path / "vectors.npy"), clf.encode(files), atol=1e-6)
     assert run_cli("audio-predict", "--model", str(tmp_path), *files) == 2
     assert "not an audio classifier" in capsys.readouterr().err
+    # --input FOLDER, as `predict` and `encode` take it (audio-encode refused the option)
+    assert run_cli("audio-encode", "--model", str(out), "--input", str(CLIPS / "en"), "--output",
+                   str(tmp_path / "folder.npy")) == 0
+    folder = sorted(str(p) for p in (CLIPS / "en").iterdir())
+    np.testing.assert_allclose(np.load(tmp_path / "folder.npy"), clf.encode(folder), atol=1e-6)
+    capsys.readouterr()
+    assert run_cli("audio-predict", "--model", str(out), "--input", str(CLIPS / "en")) == 0
+    assert len(capsys.readouterr().out.splitlines()) == len(folder)
 
 
 @pytest.mark.slow

@@ -246,3 +246,26 @@ def test_encoding_arrays_with_a_text_model_says_which_model_is_needed(tmp_path, 
                    str(tmp_path / "codes.npy")) == 2
     assert "only an autoencoder run encodes, and --model 'minilm' is not one" in capsys.readouterr().err
     assert not (tmp_path / "codes.npy").exists()
+
+
+def test_a_folder_of_photos_of_different_sizes_end_to_end(tmp_path, capsys):
+    """image_size= lets autoencode train on a user's photos of several sizes; encode, predict and export then
+    take a new photo of any size or mode (a grey photo for a colour model failed with a shape error)."""
+    from PIL import Image
+
+    rng = np.random.default_rng(0)
+    for i, (size, mode) in enumerate([((40, 28), "RGB"), ((64, 64), "RGBA"), ((20, 30), "L")] * 8):
+        (tmp_path / "photos").mkdir(exist_ok=True)
+        pixels = rng.integers(0, 256, (size[1], size[0], 3), dtype=np.uint8)
+        Image.fromarray(pixels).convert(mode).save(tmp_path / "photos" / f"{i:02d}.png")
+    out = tmp_path / "run"
+    assert run_cli("autoencode", f"data={tmp_path / 'photos'}", "model.kind=conv", "image_size=16", "max_steps=2",
+                   "batch_size=8", "threads=1", "plots=false", "baselines=false", *QUICK[:2], f"out_dir={out}") == 0
+    new = tmp_path / "new grey photo.jpg"
+    Image.fromarray(rng.integers(0, 256, (50, 70), dtype=np.uint8)).save(new)
+    assert run_cli("encode", "--model", str(out), "--input", str(new), "--output", str(tmp_path / "c.npy")) == 0
+    encoder = ArrayEncoder.from_dir(out)
+    assert np.load(tmp_path / "c.npy").shape == (1, encoder.latent_dim) and encoder.sample_shape == (3, 16, 16)
+    capsys.readouterr()
+    assert run_cli("predict", "--model", str(out), "--input", str(tmp_path / "photos")) == 0
+    assert len(capsys.readouterr().out.splitlines()) == 24

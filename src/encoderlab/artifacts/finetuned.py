@@ -65,6 +65,9 @@ class HeadInfo:
     test_data: str = ""
     text_column: str = "text"
     label_column: str = "label"
+    bad_rows: str = "error"
+    """How training read `data`'s bad rows (finetune's bad_rows=): evaluating on `data` again skips the same rows,
+    so that its held-out split is the one training held out."""
     data_config: dict[str, Any] | None = None
     """prune: the data settings of the recovery fine-tune."""
     pruning: dict[str, Any] | None = None

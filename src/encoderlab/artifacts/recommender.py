@@ -163,7 +163,8 @@ class Recommender:
         if index is None:
             shown = ", ".join(self.info.user_ids[:5])
             raise InputDataError(f"user {user!r} is not in this model ({len(self.user_index)} users, e.g. {shown}); "
-                                 "for a new user pass their items to recommend_history()")
+                                 "for a new user give their items (`recommend-predict --history ITEM,ITEM`, or "
+                                 "recommend_history() in Python)")
         return index
 
     def _items(self, items: Sequence[str]) -> np.ndarray:

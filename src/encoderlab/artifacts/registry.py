@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import functools
 import importlib
+import shlex
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -126,7 +127,8 @@ def identify(path: str | Path) -> Detected:
         except EncoderlabError:  # an unreadable config.yaml names no command
             saved = {}
         command = command_of(saved)
-        how = f"`encoderlab {command} --resume {key}`" if command else f"--resume {key} on the command that started it"
+        how = (f"`encoderlab {command} --resume {shlex.quote(key)}`" if command else
+               f"--resume {shlex.quote(key)} on the command that started it")
         raise CheckpointError(f"{key!r} is an encoderlab run that has not finished (no {FINAL_DIR}/ yet); continue "
                               f"it with {how}, or wait for it to end")
     known = "; ".join(f"{k.name}: {k.summary.format(path='PATH')}" for k in kinds())

@@ -11,8 +11,10 @@ from ..errors import InputDataError
 from .common import TRAINING_COMMAND, ConfigFile, Overrides, ResumeDir, app, check_options, echo_final, echo_metrics
 
 ModelDir = Annotated[Path, typer.Option("--model", "-m", help="OUT_DIR of `encoderlab audio` (or its final/).")]
-Files = Annotated[list[Path], typer.Argument(help="Audio files (.wav, .flac, .ogg, ...), folders of them, or "
-                                                        ".txt files listing paths.")]
+Files = Annotated[list[Path] | None, typer.Argument(help="Audio files (.wav, .flac, .ogg, .mp3, ...), folders of "
+                                                               "them, or .txt files listing paths.")]
+Input = Annotated[Path | None, typer.Option("--input", "-i", help="A folder of audio files or a .txt listing them "
+                                                                  "(as `predict` and `encode` take it).")]
 
 
 @app.command(context_settings=TRAINING_COMMAND)
@@ -38,16 +40,17 @@ def audio(overrides: Overrides = None, config: ConfigFile = None, resume: Resume
 
 
 def audio_paths(sources: list[Path]) -> list[Path]:
-    """Audio files given as files, folders (every .wav/.flac/.ogg inside, sorted) or .txt lists of paths
+    """Audio files given as files, folders (every recording inside, AUDIO_SUFFIXES, sorted) or .txt lists of paths
     (relative to the list's folder), in the order given."""
     from ..data.audio import AUDIO_SUFFIXES
+    from ..data.text_input import visible_files
 
     if not sources:
         raise InputDataError("no audio files given; pass one or more paths, a folder, or a .txt listing them")
     paths: list[Path] = []
     for source in sources:
         if source.is_dir():
-            found = sorted(p for p in source.rglob("*") if p.suffix.lower() in AUDIO_SUFFIXES and p.is_file())
+            found = visible_files(source, AUDIO_SUFFIXES)
             if not found:
                 raise InputDataError(f"folder {str(source)!r} holds no audio files ({', '.join(AUDIO_SUFFIXES)})")
             paths += found
@@ -65,8 +68,9 @@ def audio_paths(sources: list[Path]) -> list[Path]:
 
 @app.command("audio-predict")
 def audio_predict(
-    files: Files,
     model: ModelDir,
+    files: Files = None,
+    input: Input = None,
     output: Annotated[Path | None, typer.Option("--output", "-o", help="Write one JSON line per file here "
                                                                        "(default: print them).")] = None,
     batch_size: Annotated[int, typer.Option(help="Clips per forward pass.")] = 32,
@@ -77,15 +81,17 @@ def audio_predict(
     from .predict import KIND_PREDICTIONS, write_predictions
 
     check_options(batch_size=batch_size)
-    write_predictions(*KIND_PREDICTIONS["audio-classifier"](AudioClassifier.from_dir(model), files, None, batch_size),
-                      output)
+    sources = [*(files or []), *([input] if input else [])]
+    write_predictions(*KIND_PREDICTIONS["audio-classifier"](AudioClassifier.from_dir(model), sources, None,
+                                                            batch_size), output)
 
 
 @app.command("audio-encode")
 def audio_encode(
-    files: Files,
     model: ModelDir,
     output: Annotated[Path, typer.Option("--output", "-o", help="Where to write the (N, d) float32 .npy.")],
+    files: Files = None,
+    input: Input = None,
     batch_size: Annotated[int, typer.Option(help="Clips per forward pass.")] = 32,
 ) -> None:
     """Embed every audio file (the pooled encoder output) and write the vectors, in input order, to a .npy."""
@@ -95,7 +101,8 @@ def audio_encode(
     check_options(batch_size=batch_size)
     if output.suffix.lower() != ".npy":
         raise InputDataError(f"--output {str(output)!r} must end in .npy")
-    vectors = AudioClassifier.from_dir(model).encode(audio_paths(files), batch_size=batch_size)
+    sources = [*(files or []), *([input] if input else [])]
+    vectors = AudioClassifier.from_dir(model).encode(audio_paths(sources), batch_size=batch_size)
     atomic_save_npy(output, vectors)
     typer.echo(f"wrote {vectors.shape[0]} x {vectors.shape[1]} embeddings to {output}", err=True)
 

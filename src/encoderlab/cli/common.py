@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import shlex
 from pathlib import Path
 from typing import Annotated
 
@@ -62,7 +63,7 @@ def echo_final(metrics: dict, label: str = "final model", extra: str = "") -> No
     final = metrics.get("final_dir")
     if final:
         summary(f"{label}: {final}{extra}")
-        summary(f"look at the run: encoderlab report {Path(final).parent}")
+        summary(f"look at the run: encoderlab report {shlex.quote(str(Path(final).parent))}")  # copy-pasteable
 
 
 def check_command_of(config: Path | None, resume: Path | None, command: str) -> None:

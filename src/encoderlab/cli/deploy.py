@@ -67,6 +67,10 @@ def export(
                    f"logits {audio.max_abs_logits:.1e}, embedding {audio.max_abs_embedding:.1e} "
                    f"(tolerance {audio.tolerance:g})")
         return
+    if found is not None and found.kind.name in ("classifier", "tagger"):  # say what is (not) in the graph
+        typer.echo(f"note: {model} is a fine-tuned {found.kind.name}; the export holds its encoder only (hidden "
+                   "states and the pooled embedding), not its head: no logits or labels. Serve the run itself "
+                   f"(`encoderlab serve --model {model}`) for its predictions", err=True)
     report = export_onnx_dir(TextEncoder.from_pretrained(model), output, opset=opset, tolerance=tolerance)
     typer.echo(f"wrote {report.path} (opset {report.opset}); onnxruntime vs PyTorch on {report.n_texts} texts: "
                f"max-abs {report.max_abs_hidden:.1e} hidden, {report.max_abs_embedding:.1e} embedding "
@@ -85,9 +89,10 @@ def bench(
     corpus: Annotated[int, typer.Option(help="Texts in the corpus workload (one call per engine, length-sorted "
                                         "batches); 0 leaves it out.")] = 1024,
     corpus_repeats: Annotated[int, typer.Option(help="Timed corpus calls per engine.")] = 3,
-    data: Annotated[Path | None, typer.Option("--data", "-d", help="Your texts (.txt, one per line, or .jsonl): "
-                                              "time a random batch of them instead of the BBC news batches.")] = None,
-    text_field: Annotated[str, typer.Option(help="Field holding the text in a .jsonl --data file.")] = "text",
+    data: Annotated[Path | None, typer.Option("--data", "-d", help="Your texts (.txt, one per line; .jsonl, .csv, "
+                                              ".parquet): time a random batch of them instead of the BBC news "
+                                              "batches.")] = None,
+    text_field: Annotated[str, typer.Option(help="Field (.jsonl) or column (.csv, .parquet) of the text.")] = "text",
 ) -> None:
     """Inference speed side by side: sentences/s, ms/batch, peak memory, agreement with fp32; the CPU's
     features, each engine's kernels, and the share of the machine's matmul peak each engine uses."""

@@ -16,7 +16,8 @@ from .common import ModelOption, app, check_options
 
 @app.command()
 def encode(
-    input: Annotated[Path, typer.Option("--input", "-i", help=".txt (one text per line), .jsonl or .csv/.tsv file.")],
+    input: Annotated[Path, typer.Option("--input", "-i", help=".txt (one text per line), .jsonl, .csv/.tsv or "
+                                                             ".parquet file.")],
     output: Annotated[Path, typer.Option("--output", "-o", help="Where to write the (N, d) float32 .npy; a directory "
                                          "(no .npy suffix) streams a corpus of any size into shards, resumably.")],
     model: ModelOption = "minilm",
@@ -25,7 +26,8 @@ def encode(
     normalize: Annotated[bool | None, typer.Option("--normalize/--no-normalize",
                                                     help="L2-normalise (default: the checkpoint's).")] = None,
     max_length: Annotated[int | None, typer.Option(help="Truncate texts to this many tokens.")] = None,
-    text_field: Annotated[str, typer.Option(help="Field (.jsonl) or column (.csv/.tsv) holding the text.")] = "text",
+    text_field: Annotated[str, typer.Option(help="Field (.jsonl) or column (.csv/.tsv/.parquet) holding the "
+                                                 "text.")] = "text",
     device: Annotated[str, typer.Option(help="cpu, cuda, mps …")] = "cpu",
     shard_rows: Annotated[int, typer.Option(help="--output DIR: texts per shard (the unit of resuming).")] = 10_000,
 ) -> None:

@@ -32,10 +32,11 @@ def predict(
                                         "(or its final/). The kind decides what --input holds.")],
     files: Annotated[list[Path] | None, typer.Argument(help="Audio runs: audio files, a folder of them or a .txt "
                                                        "listing them; image-text runs: images.")] = None,
-    input: Annotated[Path | None, typer.Option("--input", "-i", help="Texts: .txt (one per line), .jsonl or .csv; "
-                                               "audio: a folder or a .txt of paths; multimodal: a .csv / .parquet "
-                                               "with the run's columns; image-text: a folder or a .csv of "
-                                               "paths.")] = None,
+    input: Annotated[Path | None, typer.Option("--input", "-i", help="Texts: .txt (one per line), .jsonl, .csv or "
+                                               ".parquet; audio: a folder or a .txt of paths; multimodal: a "
+                                               ".csv / .parquet with the run's columns; image-text: a folder or "
+                                               "a .csv of paths; autoencoder: a .csv / .npy / .npz or images.")]
+    = None,
     output: Annotated[Path | None, typer.Option("--output", "-o", help="Where to write one JSON line per input "
                                                                        "(.jsonl), or a table with a .csv / .tsv "
                                                                        "name (audio, multimodal and image-text "
@@ -54,13 +55,15 @@ def predict(
 ) -> None:
     """Predict a label and class probabilities for every input: texts (classifiers; per-token tags for taggers),
     recordings (audio runs), table rows (multimodal runs) or images (image-text runs: zero-shot labels); with a
-    recommender run and --user, print each user's top items.
+    recommender run and --user, print each user's top items; with an autoencoder run, every sample's anomaly
+    score (and, for a normal_class= run, whether it reaches the run's threshold).
 
     \b
     encoderlab predict --model runs/tweets --input texts.txt --output labels.jsonl
     encoderlab predict --model runs/audio-langid a.wav b.flac
     encoderlab predict --model runs/clothing-gated --input rows.csv --output labels.csv
     encoderlab predict --model runs/emoji-clip --input photos/ --labels 'Flags,Food & Drink'
+    encoderlab predict --model runs/shuttle-anomaly --input new_rows.csv --output scores.csv
     """
     from ..artifacts.registry import detect, identify
 
@@ -72,6 +75,9 @@ def predict(
         return recommend_predict(model, user=user, history=None, top=top, include_seen=False)
     if user:
         raise InputDataError(f"--user is for recommenders; --model {model} is not one (give --input and --output)")
+    if found is not None and found.kind.name == "autoencoder":
+        fp32_only(precision, "autoencoder")
+        return predict_anomaly_scores(found.directory, [*(files or []), *([input] if input else [])], output)
     if found is not None and found.kind.name in KIND_PREDICTIONS:
         fp32_only(precision, found.kind.name)
         loaded = identify(model).kind.load(found.directory)
@@ -131,6 +137,40 @@ def _predict_images(encoder, sources: list[Path], labels: str | None, batch_size
 
 
 KIND_PREDICTIONS = {"audio-classifier": _predict_audio, "multimodal": _predict_rows, "image-text": _predict_images}
+
+
+def predict_anomaly_scores(directory: Path, sources: list[Path], output: Path | None) -> None:
+    """`predict` for an autoencoder run: every sample's anomaly score (reconstruction error, or a VAE's negative
+    ELBO; higher = more unusual) and, for a run trained with normal_class=, whether it reaches the threshold
+    the run chose on its validation split (metrics.json's test_threshold)."""
+    from ..artifacts.autoencoder import ArrayEncoder
+
+    if len(sources) != 1:
+        raise InputDataError("an autoencoder run scores the samples of one file: give --input FILE (a .csv with "
+                             "the training columns, .npy / .npz, an image or a folder of images)")
+    encoder = ArrayEncoder.from_dir(directory)
+    scores = encoder.score(encoder.read_samples(sources[0]))
+    metrics_file = directory.parent / "metrics.json"
+    threshold = None
+    if encoder.info.labels == "anomaly" and metrics_file.is_file():
+        threshold = json.loads(metrics_file.read_text(encoding="utf-8")).get("test_threshold")
+    rows = [{"row": i, "score": round(float(s), 6)} | ({} if threshold is None else {"anomaly": bool(s >= threshold)})
+            for i, s in enumerate(scores)]
+    suffix = output.suffix.lower() if output is not None else ""
+    if suffix in (".csv", ".tsv"):
+        sep = "\t" if suffix == ".tsv" else ","
+        text = "".join(sep.join(map(str, row)) + "\n" for row in [list(rows[0])] + [list(r.values()) for r in rows])
+    else:
+        text = "".join(json.dumps(row) + "\n" for row in rows)
+    if output is None:
+        typer.echo(text, nl=False)
+        return
+    from ..files import atomic_write_text
+
+    atomic_write_text(output, text)
+    flagged = "" if threshold is None else f", {sum(r['anomaly'] for r in rows)} at or above the run's threshold " \
+                                            f"{threshold:.6g}"
+    typer.echo(f"wrote {len(rows)} anomaly scores to {output}{flagged}", err=True)
 
 
 def no_labels(labels: str | None, kind: str) -> None:
@@ -212,8 +252,14 @@ def evaluate(
         typer.echo(json.dumps({k: v for k, v in metrics.items() if k not in ("model", "data")}, indent=2))
         typer.echo(f"wrote {path}", err=True)
         return
-    if data is None and kind in ("classifier", "tagger"):
-        raise InputDataError("give --data (a catalog name or a labelled .csv/.jsonl file)")
+    if data is None and kind in ("classifier", "tagger"):  # as --help says: the run's own (held-out) data
+        from ..artifacts.finetuned import read_head_info
+
+        info = read_head_info(model)
+        data = info.test_data or info.data or None
+        if data is None:
+            raise InputDataError(f"{model}'s head.json does not say what it was trained on; give --data (a catalog "
+                                 "name or a labelled .csv/.jsonl file)")
     extra: dict = {}
     if kind == "audio-classifier":
         from ..tasks.audio import evaluate_audio

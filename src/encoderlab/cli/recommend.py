@@ -56,12 +56,13 @@ def recommend_predict(
     rec = Recommender.from_dir(model)
     for u in user or []:
         items = rec.recommend(u, top=top, exclude_seen=not include_seen)
-        typer.echo(json.dumps({"user": u, "items": [i for i, _ in items], "scores": [round(s, 5) for _, s in items]}))
+        typer.echo(json.dumps({"user": u, "items": [i for i, _ in items], "scores": [round(s, 5) for _, s in items]},
+                              ensure_ascii=False))  # ids as written, like predict's labels
     if history:
         given = [h.strip() for h in history.split(",") if h.strip()]
         items = rec.recommend_history(given, top=top)
         typer.echo(json.dumps({"history": given, "items": [i for i, _ in items],
-                               "scores": [round(s, 5) for _, s in items]}))
+                               "scores": [round(s, 5) for _, s in items]}, ensure_ascii=False))
 
 
 @app.command("recommend-encode")

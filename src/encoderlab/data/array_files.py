@@ -6,10 +6,12 @@ from __future__ import annotations
 import csv
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any, BinaryIO
 
 import numpy as np
 
 from ..errors import InputDataError
+from .text_input import visible_files
 
 ARRAY_SUFFIXES = (".npy", ".npz", ".csv")
 LABEL_COLUMNS = ("label", "labels", "y", "target", "class", "anomaly")
@@ -111,18 +113,49 @@ def read_csv_columns(path: str | Path, columns: list[str]) -> np.ndarray:
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".gif", ".tif", ".tiff", ".webp")
 
 
-def read_image_folder(path: str | Path) -> tuple[np.ndarray, np.ndarray | None, list[str] | None]:
+def _grey_or_colour(source: Path | BinaryIO, name: str) -> Any:
+    """One image file (a path or open bytes) as a PIL image in mode L (grey kinds) or RGB (the rest, alpha dropped)."""
+    from PIL import Image, UnidentifiedImageError
+
+    try:
+        with Image.open(source) as img:
+            img.load()
+            return img.convert("L") if img.mode in ("1", "L", "LA", "I", "I;16", "F") else img.convert("RGB")
+    except (UnidentifiedImageError, OSError) as exc:
+        raise InputDataError(f"cannot read image {name}: {exc}") from exc
+
+
+def read_image_bytes(data: bytes, name: str, image_size: int | None = None, channels: int | None = None) -> np.ndarray:
+    """One image file's bytes (a PNG, JPEG, ...) -> (C, H, W) uint8, read as `read_image_folder` reads each file
+    (grey or colour, `channels` forcing one, resized to `image_size` when given). `name` says which input it was."""
+    import io
+
+    from PIL import Image
+
+    img = _grey_or_colour(io.BytesIO(data), name)
+    if channels is not None:
+        img = img.convert("L" if channels == 1 else "RGB")
+    if image_size is not None:
+        img = img.resize((image_size, image_size), Image.Resampling.BILINEAR)
+    x = np.asarray(img, dtype=np.uint8)
+    return x[None] if x.ndim == 2 else x.transpose(2, 0, 1)
+
+
+def read_image_folder(path: str | Path, image_size: int | None = None, channels: int | None = None
+                      ) -> tuple[np.ndarray, np.ndarray | None, list[str] | None]:
     """(images (N, C, H, W) uint8, labels or None, class names or None) from a folder of image files, or one
     image file. A folder whose images sit in sub-folders is labelled by sub-folder (sorted names -> 0, 1, ...),
     like torchvision's ImageFolder. Greyscale images give C = 1, colour ones C = 3 (alpha dropped); a folder
-    mixing both is read as colour. Every image must have the same size."""
-    from PIL import Image, UnidentifiedImageError
+    mixing both is read as colour. Every image must have the same size, unless `image_size` resizes each one
+    to image_size x image_size pixels (bilinear; the aspect ratio is not kept). `channels` (1 or 3) reads every
+    image as grey or colour whatever it is: what a trained model takes."""
+    from PIL import Image
 
     path = Path(path)
     if path.is_file():
         files, labels, classes = [path], None, None
     else:
-        files = sorted(f for f in path.rglob("*") if f.is_file() and f.suffix.lower() in IMAGE_SUFFIXES)
+        files = visible_files(path, IMAGE_SUFFIXES)
         if not files:
             raise InputDataError(f"folder {str(path)!r} holds no images ({', '.join(IMAGE_SUFFIXES)})")
         nested = [f for f in files if f.parent != path]
@@ -132,22 +165,17 @@ def read_image_folder(path: str | Path) -> tuple[np.ndarray, np.ndarray | None, 
                                  f"as {loose.name!r}; put every image in a sub-folder (one per class) or none")
         classes = sorted({f.relative_to(path).parts[0] for f in nested}) or None
         labels = np.array([classes.index(f.relative_to(path).parts[0]) for f in files]) if classes else None
-    images = []
-    for f in files:
-        try:
-            with Image.open(f) as img:
-                img.load()
-                images.append(img.convert("L") if img.mode in ("1", "L", "LA", "I", "I;16", "F") else
-                              img.convert("RGB"))
-        except (UnidentifiedImageError, OSError) as exc:
-            raise InputDataError(f"cannot read image {str(f)!r}: {exc}") from exc
-    if any(img.mode == "RGB" for img in images):
-        images = [img.convert("RGB") for img in images]
+    images = [_grey_or_colour(f, repr(str(f))) for f in files]
+    if channels is not None or any(img.mode == "RGB" for img in images):
+        images = [img.convert("L" if channels == 1 else "RGB") for img in images]
+    if image_size is not None:
+        images = [img.resize((image_size, image_size), Image.Resampling.BILINEAR) for img in images]
     size = images[0].size
     for f, img in zip(files, images, strict=True):
         if img.size != size:
             raise InputDataError(f"{str(f)!r} is {img.size[0]}x{img.size[1]} pixels but {files[0].name!r} is "
-                                 f"{size[0]}x{size[1]}; resize the images to one size first")
+                                 f"{size[0]}x{size[1]}; resize the images to one size first, or let the command "
+                                 f"resize them as it reads them (autoencode: image_size=, e.g. image_size={size[1]})")
     x = np.stack([np.asarray(img, dtype=np.uint8) for img in images])  # (N, H, W) or (N, H, W, 3)
     return (x if x.ndim == 3 else x.transpose(0, 3, 1, 2)), labels, classes
 
@@ -157,14 +185,16 @@ def _xy(x: np.ndarray, y: np.ndarray | None) -> dict[str, np.ndarray]:
     return {"x": x} if y is None else {"x": x, "y": y}
 
 
-def read_array_file(path: str | Path, label_column: str | None = None) -> dict[str, np.ndarray]:
-    """The arrays of a user file: keys x (and y) for .npy/.csv, x_train/y_train/x_test/... for .npz."""
+def read_array_file(path: str | Path, label_column: str | None = None, image_size: int | None = None,
+                    channels: int | None = None) -> dict[str, np.ndarray]:
+    """The arrays of a user file: keys x (and y) for .npy/.csv, x_train/y_train/x_test/... for .npz; images
+    (a file or a folder) resized to image_size x image_size pixels and read with `channels` if given."""
     path = Path(path)
     suffix = path.suffix.lower()
     if path.is_dir() or suffix in IMAGE_SUFFIXES:
         if not path.exists():
             raise InputDataError(f"input file {str(path)!r} does not exist; check the path")
-        x, y, _ = read_image_folder(path)
+        x, y, _ = read_image_folder(path, image_size, channels)
         return _xy(x, y)
     if suffix not in ARRAY_SUFFIXES:
         raise InputDataError(f"{str(path)!r} has suffix {suffix or '(none)'!r}; use one of "
@@ -190,10 +220,11 @@ def read_array_file(path: str | Path, label_column: str | None = None) -> dict[s
     return arrays
 
 
-def read_samples(path: str | Path, label_column: str | None = None) -> np.ndarray:
-    """The samples to encode from a user file: a .npy array, a .csv table (label column dropped), or the
-    `x` array (or only array) of an .npz."""
-    arrays = read_array_file(path, label_column)
+def read_samples(path: str | Path, label_column: str | None = None, image_size: int | None = None,
+                 channels: int | None = None) -> np.ndarray:
+    """The samples to encode from a user file: a .npy array, a .csv table (label column dropped), the `x` array
+    (or only array) of an .npz, or images (resized to image_size x image_size, with `channels`, if given)."""
+    arrays = read_array_file(path, label_column, image_size, channels)
     if "x" not in arrays:
         raise InputDataError(f"{path}: holds {sorted(arrays)}; save the samples to encode as a single array "
                              "or under the key x")

@@ -35,6 +35,7 @@ import numpy as np
 from ..errors import ConfigError, InputDataError
 from .array_files import (
     ARRAY_SUFFIXES,
+    IMAGE_SUFFIXES,
     _xy,
     read_array_file,
     read_csv_table,
@@ -134,13 +135,13 @@ class ArrayData:
         return info | {k: v for k, v in extra.items() if v is not None}
 
 
-def prepare_arrays(source: str, label_column: str | None = None, normal_class: int | None = None,
-                   train_limit: int | None = None, eval_limit: int | None = None, binarize_images: bool = False
-                   ) -> ArrayData:
+def prepare_arrays(source: str, label_column: str | None = None, normal_class: int | str | None = None,
+                   train_limit: int | None = None, eval_limit: int | None = None, binarize_images: bool = False,
+                   image_size: int | None = None) -> ArrayData:
     """An autoencoder run's data, as `encoderlab autoencode` prepares it: loaded (`load_arrays`), one normal class
     kept for anomaly detection if asked, the first N samples kept if limited, and val/test binarised once with
     a fixed seed for binarize=true."""
-    data = load_arrays(source, label_column)
+    data = load_arrays(source, label_column, image_size)
     if normal_class is not None:
         data = one_class(data, normal_class)
         for name, split in (("validation", data.val), ("test", data.test)):
@@ -291,18 +292,22 @@ def load_shuttle(fractions: tuple[float, float] = (0.2, 0.2)) -> ArrayData:
 
 # ----------------------------------------------------------------------------------------------- user files
 def load_user_arrays(path: str | Path, label_column: str | None = None,
-                     fractions: tuple[float, float] = (0.1, 0.1)) -> ArrayData:
-    """A user's .npy / .npz / .csv as ArrayData. Missing val/test splits are carved out of the training
-    samples (`fractions`, stratified by label when there are labels)."""
+                     fractions: tuple[float, float] = (0.1, 0.1), image_size: int | None = None) -> ArrayData:
+    """A user's .npy / .npz / .csv or images as ArrayData (images resized to image_size x image_size pixels if
+    given). Missing val/test splits are carved out of the training samples (`fractions`, stratified by label
+    when there are labels)."""
     path = Path(path)
+    if image_size is not None and not (path.is_dir() or path.suffix.lower() in IMAGE_SUFFIXES):
+        raise ConfigError(f"image_size={image_size} resizes image files as they are read; {path.name} holds arrays "
+                          "or a table: remove image_size=")
     table = read_csv_table(path, label_column) if path.suffix.lower() == ".csv" and path.is_file() else None
-    folder = read_image_folder(path) if path.is_dir() else None
+    folder = read_image_folder(path, image_size) if path.is_dir() else None
     if table is not None:
         arrays = _xy(table.x, table.y)
     elif folder is not None:
         arrays = _xy(folder[0], folder[1])
     else:
-        arrays = read_array_file(path, label_column)
+        arrays = read_array_file(path, label_column, image_size)
     prefix = "x_train" if "x_train" in arrays else "x"
     x = check_samples(arrays[prefix], f"{path.name}[{prefix}]")
     y_key = prefix.replace("x", "y", 1)
@@ -340,24 +345,35 @@ def load_user_arrays(path: str | Path, label_column: str | None = None,
 
 
 # ----------------------------------------------------------------------------------------------- entry points
-def load_arrays(spec: str, label_column: str | None = None) -> ArrayData:
-    """'mnist', 'shuttle', or a path to a .npy / .npz / .csv file."""
+def load_arrays(spec: str, label_column: str | None = None, image_size: int | None = None) -> ArrayData:
+    """'mnist', 'shuttle', or a path to a .npy / .npz / .csv file, an image or a folder of images (resized to
+    image_size x image_size pixels if given)."""
+    if image_size is not None and spec in ("mnist", "shuttle"):
+        raise ConfigError(f"image_size= resizes your own image files as they are read; data={spec} has its own "
+                          "fixed size: remove image_size=")
     if spec == "mnist":
         return load_mnist()
     if spec == "shuttle":
         return load_shuttle()
     if Path(spec).suffix.lower() in ARRAY_SUFFIXES or Path(spec).is_dir():
-        return load_user_arrays(spec, label_column)
+        return load_user_arrays(spec, label_column, image_size=image_size)
     raise InputDataError(f"data={spec!r} is neither a packaged dataset (mnist, shuttle), a "
                          f"{'/'.join(ARRAY_SUFFIXES)} file nor a folder of images")
 
 
-def one_class(data: ArrayData, normal: int) -> ArrayData:
+def one_class(data: ArrayData, normal: int | str) -> ArrayData:
     """Anomaly detection: train (and validate the model) on label `normal` only; in val and test every
-    other label is an anomaly (y = 1) and `normal` is y = 0. The scaling is refitted on the normal training
-    samples for tables (images keep theirs: [0, 1] does not depend on which digits were seen)."""
+    other label is an anomaly (y = 1) and `normal` is y = 0. `normal` is a label as the file holds it: a
+    number, or a class name (a text label column, an image folder's sub-folder). The scaling is refitted on
+    the normal training samples for tables (images keep theirs: [0, 1] does not depend on which digits were
+    seen)."""
     if data.train.y is None:
         raise InputDataError(f"{data.name}: normal_class= needs labels, but the data has none; add a label column")
+    if data.class_names and str(normal) in data.class_names:
+        normal = data.class_names.index(str(normal))  # names are ids 0, 1, ... in sorted order
+    elif isinstance(normal, str):
+        names = f"one of {data.class_names}" if data.class_names else "a number (the labels are numbers)"
+        raise InputDataError(f"{data.name}: normal_class={normal!r} is not a label of the data; give {names}")
     present = np.unique(data.train.y)
     if normal not in present:
         names = f" = {[data.class_names[i] for i in present]}" if data.class_names else ""

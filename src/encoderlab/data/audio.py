@@ -27,8 +27,10 @@ from typing import Literal
 import numpy as np
 
 from ..errors import ConfigError, InputDataError
+from .text_input import visible_files
 
-AUDIO_SUFFIXES = (".wav", ".flac", ".ogg")
+AUDIO_SUFFIXES = (".wav", ".flac", ".ogg", ".opus", ".mp3", ".aiff", ".aif")
+"""What libsndfile decodes (MP3 since 1.1; soundfile 0.14's wheels bring 1.2): read from folders and lists."""
 TABLE_SUFFIXES = (".csv", ".tsv", ".jsonl")
 Channels = Literal["mix", "refuse"]
 
@@ -208,16 +210,25 @@ def _read_labelled(paths: list[Path], labels: list[str], groups: list[str], sour
 
 def load_audio_folder(root: str | Path, sample_rate: int, max_seconds: float | None = None,
                       channels: Channels = "mix") -> LabelledAudio:
-    """A folder with one sub-folder per class holding .wav/.flac/.ogg files (searched recursively).
-    Each file is its own group (name a group per clip with a .csv/.jsonl `group` column instead)."""
+    """A folder with one sub-folder per class holding audio files (AUDIO_SUFFIXES; searched recursively).
+    Each file is its own group (name a group per clip with a .csv/.jsonl `group` column instead). A class
+    folder without a readable recording is an error that says what it holds (.m4a files, say), instead of a
+    class that silently disappears."""
     root = Path(root)
-    classes = sorted(d for d in root.iterdir() if d.is_dir())
+    classes = sorted(d for d in root.iterdir() if d.is_dir() and not d.name.startswith("."))  # not .git/ etc.
     if not classes:
         raise InputDataError(f"{str(root)!r} has no class sub-folders; put each class's recordings in a folder "
                              "named after the class (my_sounds/dog/1.wav, my_sounds/cat/2.flac, ...)")
     paths, labels = [], []
     for folder in classes:
-        files = sorted(p for p in folder.rglob("*") if p.suffix.lower() in AUDIO_SUFFIXES and p.is_file())
+        files = visible_files(folder, AUDIO_SUFFIXES)
+        if not files:
+            other = sorted({p.suffix.lower() or p.name for p in folder.rglob("*") if p.is_file()
+                            and not p.name.startswith(".")})
+            held = f"it holds only {', '.join(other)} files" if other else "it is empty"
+            raise InputDataError(f"class folder {str(folder)!r} has no recording encoderlab reads ({held}); "
+                                 f"readable: {', '.join(AUDIO_SUFFIXES)}. Convert them, e.g. `ffmpeg -i IN.m4a "
+                                 "OUT.wav`, or remove the folder")
         paths += files
         labels += [folder.name] * len(files)
     return _read_labelled(paths, labels, [str(p.relative_to(root)) for p in paths], str(root), sample_rate,

@@ -33,6 +33,7 @@ from .text_input import (
     jsonl_lines,
     read_csv_rows,
     read_jsonl_records,
+    read_parquet_rows,
     read_text_file,
     read_text_folder,
 )
@@ -269,9 +270,12 @@ def _read_user_path(path: Path, text_field: str, label_field: str | None,
             texts, labels = read_jsonl_records(path, text_field, label_field, options)
         elif suffix in (".csv", ".tsv"):
             texts, labels, problems = read_csv_rows(path, text_field, label_field, options=options)
+        elif suffix == ".parquet":
+            texts, labels, problems = read_parquet_rows(path, text_field, label_field, options=options)
         else:
             raise InputDataError(f"data file {str(path)!r} has suffix {suffix or '(none)'!r}; use a folder of .txt "
-                                 "files, .txt (one document per line), .jsonl, .csv or .tsv" + json_array_hint(path))
+                                 "files, .txt (one document per line), .jsonl, .csv, .tsv or .parquet"
+                                 + json_array_hint(path))
     if problems:
         shown = "\n  ".join(problems[:10]) + (f"\n  … and {len(problems) - 10} more" if len(problems) > 10 else "")
         if bad_rows == "error":

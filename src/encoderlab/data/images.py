@@ -31,6 +31,7 @@ from pathlib import Path
 import numpy as np
 
 from ..errors import InputDataError
+from .text_input import visible_files
 
 EMOJI_PACKAGE = "emoji-datasource-google@16.0.0"
 EMOJI_TARBALL = "emoji-datasource-google-16.0.0.tgz"
@@ -198,13 +199,15 @@ def read_images(paths: Sequence[str | Path], size: int, source_size: int | None 
 
 
 def image_paths(source: str | Path, column: str = "image") -> list[Path]:
-    """The images of a folder (sorted by name; files with an image suffix) or of a CSV's `column` (paths
-    relative to the CSV's folder)."""
+    """The images of a folder, its sub-folders included (files with an image suffix, sorted by their path
+    in the folder), or of a CSV's `column` (paths relative to the CSV's folder)."""
     source = Path(source)
     if source.is_dir():
-        paths = sorted(p for p in source.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES)
+        # sub-folders too: a user's photos are often sorted into class folders (as `autoencode data=` reads them)
+        paths = visible_files(source, IMAGE_SUFFIXES)
         if not paths:
-            raise InputDataError(f"{str(source)!r} holds no images ({', '.join(IMAGE_SUFFIXES)})")
+            raise InputDataError(f"{str(source)!r} holds no images ({', '.join(IMAGE_SUFFIXES)}), in it or in "
+                                 "its sub-folders")
         return paths
     if source.suffix.lower() == ".csv" and source.is_file():
         with source.open(encoding="utf-8", newline="") as handle:

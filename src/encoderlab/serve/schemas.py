@@ -86,8 +86,12 @@ class GenerateRequest(Request):
 
 
 class ScoreRequest(Request):
-    input: list[list[Any]] = Field(description="Samples as nested lists of numbers, each of the model's sample "
-                                               "shape (a table row: its columns' values), in the data's raw units.")
+    input: list[list[Any] | dict[str, Any]] = Field(
+        description="Samples as nested lists of numbers, each of the model's sample shape (a table row: its columns' "
+                    "values), in the data's raw units; a table row may also be an object {column: number} (the "
+                    "training columns, any order; other keys such as the label are ignored), and an image sample an "
+                    "object {\"image\": base64 of a PNG/JPEG file} (read as the training images were: grey or "
+                    "colour, resized by the run's image_size=).")
     return_embedding: StrictBool = False
     return_reconstruction: StrictBool = False
 

@@ -11,7 +11,9 @@ and the model's own one belongs to the inference thread.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+import base64
+import binascii
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -318,6 +320,10 @@ class ServedAutoencoder(Served):
         """Raw samples (nested lists of numbers) -> the model's scale, one array each, checked as training data."""
         out = []
         for i, sample in enumerate(inputs):
+            if isinstance(sample, Mapping) and "image" in sample:  # an image file, base64: read as in training
+                sample = self._image(sample["image"], i)
+            elif isinstance(sample, Mapping):  # a table row by column name, as a CSV row is read
+                sample = self._row_values(sample, i)
             try:
                 array = np.asarray(sample, dtype=np.float32)
                 out.append(self.autoencoder.prepare(array[None], where=f"input[{i}]")[0])  # one sample
@@ -328,6 +334,32 @@ class ServedAutoencoder(Served):
                 raise APIError(422, f"input[{i}] is not a rectangular array of numbers of shape {shape} ({exc})",
                                "input", "invalid_sample") from exc
         return out
+
+    def _image(self, value: Any, i: int) -> np.ndarray:
+        """{"image": base64 of an image file} -> the raw sample, as `predict --input FOLDER` reads the file."""
+        try:
+            data = base64.b64decode(value, validate=True)
+        except (binascii.Error, TypeError, ValueError):
+            raise APIError(422, f"input[{i}].image is not a base64 string; send the file's bytes encoded, e.g. "
+                                "base64.b64encode(open(PATH, 'rb').read()).decode()", "input",
+                           "invalid_base64") from None
+        try:
+            return self.autoencoder.read_image(data, f"input[{i}].image")
+        except InputDataError as exc:
+            raise APIError(422, str(exc), "input", "invalid_sample") from exc
+
+    def _row_values(self, row: Mapping[str, Any], i: int) -> list[Any]:
+        """A row object -> its values in the training columns' order; other keys (the label) are ignored."""
+        columns = self.autoencoder.info.columns
+        if not columns:
+            shape = list(self.autoencoder.sample_shape)
+            raise APIError(422, f"input[{i}] is an object, but this model was not trained on a table with named "
+                                f"columns; send a nested list of numbers of shape {shape}", "input", "invalid_sample")
+        missing = [c for c in columns if c not in row]
+        if missing:
+            raise APIError(422, f"input[{i}] has no column(s) {missing}; this model reads {columns}", "input",
+                           "missing_column")
+        return [row[c] for c in columns]
 
     def score(self, samples: list[np.ndarray]) -> list[ScoreResult]:
         """Inference thread: anomaly score, code and reconstruction of every (scaled) sample."""

@@ -56,10 +56,15 @@ class AutoencodeConfig(TrainConfig):
     """mnist, shuttle, or a .npy / .npz / .csv file (see data.arrays)."""
     model: AutoencoderConfig = field(default_factory=AutoencoderConfig)
     """The architecture; model.input_shape is filled in from the data."""
+    image_size: int | None = None
+    """Images (a folder or an image file): resize each to image_size x image_size pixels as it is read (bilinear,
+    the aspect ratio is not kept); needed when their sizes differ. `encode` and `predict` resize new images the
+    same way. null = every image must have the same size."""
     label_column: str = ""
     """.csv data: the label column (default: a column named label, y, target, class or anomaly, if any)."""
-    normal_class: int | None = None
-    """Anomaly detection: train on this label only; every other label is an anomaly (shuttle: 0)."""
+    normal_class: int | str | None = None
+    """Anomaly detection: train on this label only; every other label is an anomaly (shuttle: 0). A number,
+    or a class name: a value of a text label column (normal_class=ok), an image folder's sub-folder."""
     train_limit: int | None = None
     """Use only the first N training samples (quick runs and tests); null = all."""
     eval_limit: int | None = None
@@ -104,6 +109,8 @@ class AutoencodeConfig(TrainConfig):
             raise ConfigError(f"beta={self.beta} must be positive (1 = the plain ELBO)")
         if self.kl_warmup_steps < 0 or self.train_samples < 1 or self.nll_samples < 0:
             raise ConfigError("kl_warmup_steps and nll_samples must be >= 0, train_samples >= 1")
+        if self.image_size is not None and self.image_size < 1:
+            raise ConfigError(f"image_size={self.image_size} must be a positive number of pixels, or null")
         for name, value in (("train_limit", self.train_limit), ("eval_limit", self.eval_limit)):
             if value is not None and value < 1:
                 raise ConfigError(f"{name}={value} must be at least 1, or null for all samples")
@@ -138,7 +145,7 @@ class Samples(Dataset):
 def prepare_data(cfg: AutoencodeConfig) -> ArrayData:
     """Load, make it one-class if asked, apply the limits and the fixed val/test binarisation."""
     return prepare_arrays(cfg.data, cfg.label_column or None, cfg.normal_class, cfg.train_limit, cfg.eval_limit,
-                          cfg.binarize)
+                          cfg.binarize, cfg.image_size)
 
 
 def with_input_shape(model_cfg: AutoencoderConfig, shape: tuple[int, ...]) -> AutoencoderConfig:

@@ -262,7 +262,7 @@ class ClassifyTask:
                         data=data_reference(cfg.data), split=cfg.split, seed=cfg.seed,
                         validation_data=data_reference(cfg.validation_data),
                         test_data=data_reference(cfg.test_data), text_column=cfg.text_column,
-                        label_column=cfg.label_column,
+                        label_column=cfg.label_column, bad_rows=cfg.bad_rows,
                         long_text=encoder.reading.to_dict() if encoder.reading.chunked else None)
         if encoder.reading.chunked:
             return windowed_trainer(cfg, encoder, data, info)
@@ -340,8 +340,9 @@ def evaluation_records(classifier: TextClassifier, data: str, split: str = "auto
                              "training rows")
     fractions = info.split if split != "all" else "1,0,0"
     label = None if is_catalog_name(data) else label_column
-    splits = load_dataset(data, split=fractions, seed=info.seed, text_field=text_column,
-                          label_field=label, options=("--text-column", "--label-column"), skip_option=None)
+    bad_rows = info.bad_rows if same_data(data, info.data) else "error"  # training's own rows: skipped alike
+    splits = load_dataset(data, split=fractions, seed=info.seed, text_field=text_column, label_field=label,
+                          bad_rows=bad_rows, options=("--text-column", "--label-column"), skip_option=None)
     records = splits.train if split == "all" else getattr(splits, split)
     if records.labels is None:
         raise InputDataError(f"data {data!r} has no labels to evaluate against; give a file with a "
@@ -423,21 +424,32 @@ def predict_file(model: str | Path, input_path: str | Path, output_path: str | P
 
     classifier = load_classifier(model, precision, long_text, window, stride)
     texts = read_prediction_inputs(input_path, text_column)
-    probs = classifier.predict_proba(texts, batch_size)
+    blank = [i for i, text in enumerate(texts) if not text.strip()]
+    if len(blank) == len(texts):
+        raise InputDataError(f"input file {str(input_path)!r} holds only empty texts; give it at least one text")
+    if blank:  # no label for an empty text, but its row stays, so output row k is still input row k
+        print(f"note: {len(blank)} empty text(s) in {input_path} (the first: row {blank[0] + 1}) get no label",
+              file=sys.stderr)
+    labelled = [i for i, text in enumerate(texts) if text.strip()]
+    probs: list[Any] = [None] * len(texts)  # (K,) probabilities, None for an empty text
+    for i, row in zip(labelled, classifier.predict_proba([texts[i] for i in labelled], batch_size), strict=True):
+        probs[i] = row
+    names = classifier.label_names
     suffix = Path(output_path).suffix.lower()
     if suffix in (".csv", ".tsv"):  # a table for spreadsheets
         table = io.StringIO()
         writer = csv.writer(table, delimiter="\t" if suffix == ".tsv" else ",", lineterminator="\n")
-        writer.writerow(["text", "label", *(f"prob_{name}" for name in classifier.label_names)])
+        writer.writerow(["text", "label", *(f"prob_{name}" for name in names)])
         for text, row in zip(texts, probs, strict=True):
-            writer.writerow([text, classifier.label_names[int(row.argmax())], *(f"{float(p):.6f}" for p in row)])
+            writer.writerow([text, "", *[""] * len(names)] if row is None else
+                            [text, names[int(row.argmax())], *(f"{float(p):.6f}" for p in row)])
         atomic_write_text(output_path, table.getvalue())
         return len(texts)
     lines = []
     for text, row in zip(texts, probs, strict=True):
-        lines.append(json.dumps({"text": text, "label": classifier.label_names[int(row.argmax())],
-                                 "probabilities": {n: round(float(p), 6) for n, p in zip(classifier.label_names, row,
-                                                                                         strict=True)}},
+        lines.append(json.dumps({"text": text, "label": None, "probabilities": None} if row is None else
+                                {"text": text, "label": names[int(row.argmax())],
+                                 "probabilities": {n: round(float(p), 6) for n, p in zip(names, row, strict=True)}},
                                 ensure_ascii=False))
     atomic_write_text(output_path, "\n".join(lines) + "\n")
     return len(lines)

@@ -96,6 +96,9 @@ class DistillConfig(TrainConfig):
     """logits with data=: that file's text column (or JSON field); empty: the teacher's own text_column."""
     label_column: str = ""
     """logits with data=: that file's label column (or JSON field); empty: the teacher's own label_column."""
+    bad_rows: Literal["error", "warn"] = "error"
+    """A data= file's unusable rows (an empty text or label): stop with an error listing them, or skip them with a
+    warning. logits on the teacher's own data: as the teacher read it."""
     split: str = "0.8,0.1,0.1"
     """embeddings: train,validation,test fractions of `data` (seeded). logits: the teacher's split is used."""
     max_train_examples: int | None = None
@@ -242,7 +245,8 @@ def _tokenise(tokenizer: TextTokenizer, texts: list[str], max_length: int) -> li
 
 
 def _text_splits(cfg: DistillConfig) -> tuple[list[str], list[str], list[str]]:
-    splits = load_text_splits(cfg.data, split=cfg.split, seed=cfg.seed, text_field=cfg.text_field)
+    splits = load_text_splits(cfg.data, split=cfg.split, seed=cfg.seed, text_field=cfg.text_field,
+                              bad_rows=cfg.bad_rows)
     train, validation, test = (seeded_subset(part, limit, cfg.seed) for part, limit in (
         (splits.train, cfg.max_train_examples), (splits.validation, cfg.max_eval_examples),
         (splits.test, cfg.max_test_examples)))
@@ -265,7 +269,9 @@ def _labelled_splits(cfg: DistillConfig, info: HeadInfo, run: dict[str, Any]):
         label_column=cfg.label_column or info.label_column,
         # the teacher's own held-out files: in its run's config.yaml, or in head.json when given its final/
         validation_data=(run.get("validation_data") or info.validation_data) if not cfg.data else "",
-        test_data=(run.get("test_data") or info.test_data) if not cfg.data else "", out_dir=cfg.out_dir)
+        test_data=(run.get("test_data") or info.test_data) if not cfg.data else "", out_dir=cfg.out_dir,
+        # a teacher trained with bad_rows=warn skipped its file's unusable rows: read the file as it did
+        bad_rows=run.get("bad_rows", "error") if not cfg.data else cfg.bad_rows)
     splits = load_labelled_splits(classify_cfg)
     names = info.label_names
     limits = {name: getattr(cfg, name) if getattr(cfg, name) is not None else run.get(name)

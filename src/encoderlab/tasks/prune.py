@@ -68,7 +68,9 @@ from .classify_windows import (
 Method = Literal["magnitude", "heads", "ffn", "heads+ffn"]
 PLAN_FILE = "pruning.json"
 DATA_KEYS = ("data", "validation_data", "test_data", "split", "seed", "text_column", "label_column",
-             "max_train_examples", "max_eval_examples", "max_test_examples")
+             "max_train_examples", "max_eval_examples", "max_test_examples", "bad_rows")
+"""The teacher's data settings that decide which rows it trained on (bad_rows=warn: its file's unusable rows
+were skipped, so reading the file again must skip them too)."""
 
 
 @dataclass
@@ -96,6 +98,9 @@ class PruneConfig(TrainConfig):
     """With data=: the column (or JSON field) holding the text; empty: the classifier's own text_column."""
     label_column: str = ""
     """With data=: the column (or JSON field) holding the label; empty: the classifier's own label_column."""
+    bad_rows: Literal["error", "warn"] = "error"
+    """With data=: that file's unusable rows (an empty text or label) stop the run with an error listing them, or
+    are skipped with a warning. The classifier's own data is read as it was trained."""
     speed_repeats: int = 10
     """Timed calls per model and workload when comparing speed before/after (0 skips the timing)."""
     speed_batch_size: int = 32
@@ -157,7 +162,7 @@ def recovery_data_config(cfg: PruneConfig, data_cfg: ClassifyConfig) -> Classify
                               "own data is read with its own columns (drop them, or give data=)")
         return data_cfg
     columns = {k: v for k, v in (("text_column", cfg.text_column), ("label_column", cfg.label_column)) if v}
-    return dataclasses.replace(data_cfg, data=cfg.data, **columns)
+    return dataclasses.replace(data_cfg, data=cfg.data, bad_rows=cfg.bad_rows, **columns)
 
 
 def data_splits(data_cfg: ClassifyConfig, label_names: list[str], trained_on: str

@@ -6,7 +6,7 @@ See trainer.py for the Trainer API and entrypoint.py for `run_task`, the driver 
 from .checkpoint import latest_valid_checkpoint, load_checkpoint
 from .config import RESUMABLE_KEYS, TrainConfig
 from .entrypoint import run_task
-from .trainer import Trainer, TrainingDivergedError, TrainResult
+from .trainer import Trainer, TrainingDivergedError, TrainingInterrupted, TrainResult
 
 __all__ = [
     "RESUMABLE_KEYS",
@@ -14,6 +14,7 @@ __all__ = [
     "TrainResult",
     "Trainer",
     "TrainingDivergedError",
+    "TrainingInterrupted",
     "latest_valid_checkpoint",
     "load_checkpoint",
     "run_task",

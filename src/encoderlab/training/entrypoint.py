@@ -15,6 +15,7 @@ saves OUT_DIR/config.yaml, calls the task, and writes the returned metrics to OU
 from __future__ import annotations
 
 import dataclasses
+import shlex
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any, TypeVar
@@ -88,7 +89,7 @@ def run_task(task_fn: Callable[[C], Mapping[str, Any]], config_cls: type[C],
     info = init_distributed()
     try:
         if not cfg.resume and list_checkpoints(out_dir):
-            raise ConfigError(f"{out_dir} already holds a run; resume it with --resume {out_dir}, "
+            raise ConfigError(f"{out_dir} already holds a run; resume it with --resume {shlex.quote(str(out_dir))}, "
                               "or choose a new out_dir=")
         created = not out_dir.exists()
         if info.is_main:

@@ -26,14 +26,19 @@ stopping); every `save_every` steps a checkpoint is written.
 Exact resume: the data position (epoch, batch in epoch), the RNG states of every rank, optimizer, scaler
 and counters are in each checkpoint, and the per-epoch order depends on (seed, epoch) only; on CPU a
 killed-and-resumed run ends bitwise identical to an uninterrupted one (with num_workers=0, or with
-datasets whose items do not draw random numbers in worker processes).
+datasets whose items do not draw random numbers in worker processes). Ctrl-C (SIGINT) or SIGTERM in a
+single-process run stops it after the current step with a checkpoint of that step (even with save_every=0)
+and a `TrainingInterrupted` error that names the --resume command; a second signal stops it at once.
 """
 
 from __future__ import annotations
 
 import copy
 import math
+import shlex
+import signal
 import sys
+import threading
 import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -70,6 +75,9 @@ from .schedules import make_schedule
 from .seeding import rng_state, seed_everything, set_rng_state
 
 Batch = Any
+FEW_STEPS = 10
+"""Fewer optimizer steps than this, from epochs= (not an explicit max_steps=), get a note: a small data set at
+the default epochs and batch size trains a model for one or two updates and reports its scores as if trained."""
 LossFn = Callable[[nn.Module, Batch], tuple[torch.Tensor, int | torch.Tensor]]
 EvalFn = Callable[[nn.Module, Batch], Mapping[str, tuple[torch.Tensor | float, int | torch.Tensor]]]
 SaveFn = Callable[[nn.Module, Path], None]
@@ -77,6 +85,38 @@ SaveFn = Callable[[nn.Module, Path], None]
 
 class TrainingDivergedError(EncoderlabError):
     """Too many consecutive steps with a non-finite loss or gradient."""
+
+
+class TrainingInterrupted(EncoderlabError):
+    """Ctrl-C (SIGINT) or SIGTERM stopped a run between two steps; a checkpoint of that step was written."""
+
+
+class _StopSignals:
+    """While active, the first SIGINT / SIGTERM only sets `received` (the loop stops after the current step and
+    checkpoints it, so an interrupted run loses no work even with save_every=0); the handlers are then put
+    back, so a second signal stops the process at once. Only in the main thread of a single process: under
+    torchrun every rank would have to agree on the step to stop at."""
+
+    def __init__(self, active: bool) -> None:
+        self.active = active and threading.current_thread() is threading.main_thread()
+        self.received: str | None = None
+        self._previous: dict[int, Any] = {}
+
+    def install(self) -> _StopSignals:
+        if self.active:
+            for sig in (signal.SIGINT, signal.SIGTERM):
+                if signal.getsignal(sig) is not signal.SIG_IGN:  # nohup'd / background jobs keep ignoring
+                    self._previous[sig] = signal.signal(sig, self._handle)
+        return self
+
+    def _handle(self, signum: int, frame: Any) -> None:
+        self.received = signal.Signals(signum).name
+        self.restore()
+
+    def restore(self) -> None:
+        for sig, handler in self._previous.items():
+            signal.signal(sig, handler)
+        self._previous = {}
 
 
 @dataclass
@@ -184,12 +224,18 @@ class Trainer:
     def fit(self) -> TrainResult:
         cfg, main = self.cfg, self.dist.is_main
         self._start_or_resume()
+        if not cfg.max_steps and self.step == 0 and self.total_steps < FEW_STEPS:  # e.g. epochs=1 on 50 rows
+            self._warn(f"note: this run takes {self.total_steps} optimizer step(s) in all ({cfg.epochs} epoch(s) of "
+                       f"{len(self.train_data)} training samples at batch_size={cfg.batch_size}"
+                       f"{f' x grad_accum={cfg.grad_accum}' if cfg.grad_accum > 1 else ''}); a model learns little "
+                       "from so few updates: raise epochs= (or set max_steps=), or lower batch_size=")
         log = MetricsLog(self.out_dir, tensorboard=cfg.tensorboard) if main else None
         progress = Progress(self.total_steps, self.step, cfg.progress if main else "off")
         window = {"loss": 0.0, "items": 0.0, "time": time.perf_counter()}
         last_saved = self.step if self.step else None
         last_evaluated = None
         stopped_early = False
+        stop = _StopSignals(active=self.dist.world_size == 1).install()
         try:
             while self.step < self.total_steps and not stopped_early:
                 batches = iter(self._train_loader())
@@ -218,6 +264,13 @@ class Trainer:
                     if (cfg.save_every and self.step % cfg.save_every == 0) or improved:
                         self._save_checkpoint()
                         last_saved = self.step
+                    if stop.received:
+                        if last_saved != self.step:
+                            self._save_checkpoint()
+                        raise TrainingInterrupted(
+                            f"{stop.received} at step {self.step} of {self.total_steps}: stopped after that step "
+                            f"and saved a checkpoint of it in {ckpt.checkpoint_root(self.out_dir)}; continue "
+                            f"with --resume {shlex.quote(str(self.out_dir))}")
                     if stopped_early:
                         progress.message(f"early stop at step {self.step}: {cfg.best_metric} has not improved "
                                          f"for {cfg.patience} evaluations (best {self.best_value:.6g} at step "
@@ -234,6 +287,7 @@ class Trainer:
                 self._save_checkpoint()
             final_dir = self._export_final()
         finally:
+            stop.restore()
             progress.close()
             if log is not None:
                 log.close()
@@ -399,7 +453,7 @@ class Trainer:
         if not self.cfg.resume:
             if existing:
                 raise ConfigError(f"{self.out_dir} already holds checkpoints ({existing[-1].name}); resume it "
-                                  f"with --resume {self.out_dir}, or choose a new out_dir=")
+                                  f"with --resume {shlex.quote(str(self.out_dir))}, or choose a new out_dir=")
             # The training stream (dropout, augmentation) starts from the seed whatever the task drew while
             # building the model, and differs per rank so data-parallel replicas drop different units.
             seed_everything(self.cfg.seed + self.dist.rank)
