@@ -39,6 +39,7 @@ from ..training import Trainer
 from ..training.encoder_setup import optimizer_groups, unknown_piece_rate
 from .classify_windows import windowed_trainer
 from .finetune import Encoder, FinetuneConfig, HeldOut, evaluation_split, run_finetune
+from .head_warmup import frozen_encoder, needs_head_warmup, warm_up_head
 
 
 @dataclass
@@ -61,9 +62,23 @@ class ClassifyConfig(FinetuneConfig):
     """How the head pools token states: the [CLS] state or the mean over real tokens."""
     cache_features: bool = True
     """mode=frozen: run the encoder once over the data and train the head on the cached pooled features."""
+    head_warmup_epochs: int = 0
+    """mode=full or lora: first train the head alone (with long_text=chunk, the window pooling too) on the
+    frozen encoder's cached features for this many epochs, then fine-tune everything from that trained head
+    (LP-FT, Kumar et al. 2022; tasks/head_warmup.py). 0: the fine-tune starts from a random head."""
+    head_warmup_lr: float = 3.0e-3
+    """Learning rate of the head warm-up (mode=frozen's default); `lr` is the fine-tune's."""
 
     def __post_init__(self) -> None:
         super().__post_init__()
+        if self.head_warmup_epochs < 0:
+            raise ConfigError(f"head_warmup_epochs={self.head_warmup_epochs} must be >= 0 (0: no warm-up)")
+        if self.head_warmup_epochs and self.mode == "frozen":
+            raise ConfigError("head_warmup_epochs trains the head before the encoder fine-tunes, but mode=frozen "
+                              "only trains the head; drop head_warmup_epochs (epochs= sets the head's training), "
+                              "or use mode=full or mode=lora")
+        if self.head_warmup_lr <= 0:
+            raise ConfigError(f"head_warmup_lr={self.head_warmup_lr} must be positive, e.g. head_warmup_lr=3e-3")
         if not self.data:
             raise ConfigError("data is empty; name a catalog dataset (data=tweets-sentiment) or a .csv/.jsonl file")
 
@@ -257,19 +272,27 @@ class ClassifyTask:
         if not val_ids and (cfg.eval_every or cfg.patience):
             raise ConfigError("eval_every/patience need validation data; give split= a validation fraction or "
                               "validation_data=")
+        bert, head = model.bert, model.head
+
+        def features(ids: list[list[int]]) -> torch.Tensor:
+            return run_encoder(lambda x, m: head.pool(bert(x, m), m), ids, tokenizer)  # (N, C)
+
+        def cached(precision: str) -> tuple[list, list | None]:
+            # The encoder's pooled vector of every text, once (dropout off): the head-only phase trains on them.
+            with frozen_encoder(bert, precision):
+                return (list(zip(features(train_ids), data.train.labels, strict=True)),
+                        list(zip(features(val_ids), data.validation.labels, strict=True)) if val_ids else None)
+
         if cfg.mode == "frozen" and cfg.cache_features:
-            # The encoder never changes: pool its states once (dropout off), then train the head on the vectors.
-            bert, head = model.bert.eval(), model.head
-
-            def features(ids: list[list[int]]) -> torch.Tensor:
-                return run_encoder(lambda x, m: head.pool(bert(x, m), m), ids, tokenizer)  # (N, C)
-
-            train_set = list(zip(features(train_ids), data.train.labels, strict=True))
-            eval_set = list(zip(features(val_ids), data.validation.labels, strict=True)) if val_ids else None
+            # The encoder never changes: train the head on the cached vectors.
+            train_set, eval_set = cached("fp32")
             trainer = Trainer(cfg, head, train_set, loss_fn=cached_loss_fn, collate_fn=collate_features,
                               eval_data=eval_set, eval_fn=cached_eval_fn,
                               save_final=lambda h, d: save_finetuned(EncoderWithHead(bert, h), tokenizer, d, info))
             return trainer, before
+        if needs_head_warmup(cfg):  # LP-FT: the head first learns on the frozen encoder
+            before.update(warm_up_head(cfg, head, *cached(cfg.precision), cached_loss_fn, cached_eval_fn,
+                                       collate_features))
         trainer = Trainer(cfg, model, TokenisedTexts(train_ids, data.train.labels), loss_fn=loss_fn,
                           collate_fn=make_collate(tokenizer),
                           eval_data=TokenisedTexts(val_ids, data.validation.labels) if val_ids else None,

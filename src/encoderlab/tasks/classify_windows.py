@@ -31,6 +31,7 @@ from ..tokenization import TextTokenizer
 from ..training import Trainer
 from ..training.encoder_setup import optimizer_groups, unknown_piece_rate
 from .finetune import Encoder, FinetuneConfig, HeldOut
+from .head_warmup import frozen_encoder, needs_head_warmup, warm_up_head
 
 
 def windows_per_text(tokenizer: TextTokenizer, texts: Sequence[str], reading: LongText) -> list[list[list[int]]]:
@@ -98,21 +99,26 @@ def windowed_trainer(cfg: FinetuneConfig, encoder: Encoder, data: HeldOut,
     if not val_windows and (cfg.eval_every or cfg.patience):
         raise ConfigError("eval_every/patience need validation data; give split= a validation fraction or "
                           "validation_data=")
+    def features(texts: list[list[list[int]]]) -> list[torch.Tensor]:  # each text's (W_i, C) window vectors
+        flat = run_encoder(lambda x, m: head.pool(bert(x, m), m), [w for text in texts for w in text],
+                           tokenizer)  # (W, C)
+        return list(flat.split([len(text) for text in texts]))
+
+    def cached(precision: str) -> tuple[list, list | None]:
+        # The encoder's pooled vector of every window, once (dropout off): the head-only phase trains on them.
+        with frozen_encoder(bert, precision):
+            return (list(zip(features(train_windows), data.train.labels, strict=True)),
+                    list(zip(features(val_windows), data.validation.labels, strict=True)) if val_windows else None)
+
     if cfg.mode == "frozen" and getattr(cfg, "cache_features", True):  # ClassifyConfig's switch
-        # The encoder never changes: pool every window's states once (dropout off); train the window pooling
-        # and the head on the cached vectors.
-        bert.eval()
-
-        def features(texts: list[list[list[int]]]) -> list[torch.Tensor]:
-            flat = run_encoder(lambda x, m: head.pool(bert(x, m), m), [w for text in texts for w in text],
-                               tokenizer)  # (W, C)
-            return list(flat.split([len(text) for text in texts]))
-
+        # The encoder never changes: train the window pooling and the head on the cached vectors.
+        train_set, eval_set = cached("fp32")
         model = WindowedClassifier(None, head, window_pool)
-        train_set = list(zip(features(train_windows), data.train.labels, strict=True))
-        eval_set = list(zip(features(val_windows), data.validation.labels, strict=True)) if val_windows else None
         collate = collate_window_features
     else:
+        if needs_head_warmup(cfg):  # LP-FT: the window pooling and the head first learn on frozen windows
+            before.update(warm_up_head(cfg, WindowedClassifier(None, head, window_pool), *cached(cfg.precision),
+                                       windowed_loss_fn, windowed_eval_fn, collate_window_features))
         model = WindowedClassifier(bert, head, window_pool)
         train_set = list(zip(train_windows, data.train.labels, strict=True))
         eval_set = list(zip(val_windows, data.validation.labels, strict=True)) if val_windows else None
