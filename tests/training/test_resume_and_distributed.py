@@ -113,8 +113,11 @@ def test_interrupt_without_save_every_checkpoints_the_step_and_resume_is_bitwise
     common = [c for c in COMMON if not c.startswith(("save_every", "eval_every"))] + ["save_every=0", "eval_every=0"]
     run([*common, f"out_dir={tmp_path / 'straight'}"])
     stopped = tmp_path / "stopped"
+    # SIGINT at its default, as in a terminal: a job started in the background inherits it ignored, and the
+    # trainer rightly keeps ignoring it there (the run would finish instead of stopping)
     proc = subprocess.Popen([sys.executable, str(TASK), *common, f"out_dir={stopped}", "sleep_per_step=0.02"],
-                            env=ENV, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+                            env=ENV, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
+                            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
     deadline = time.monotonic() + 60
     while logged_step(stopped) < 12 and proc.poll() is None and time.monotonic() < deadline:
         time.sleep(0.005)

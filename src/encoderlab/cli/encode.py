@@ -47,7 +47,7 @@ def encode(
     if found is not None and found.kind.name == "audio-classifier":  # a .txt listing audio files, or one file
         from .audio import audio_encode
 
-        return audio_encode([input], Path(model), output, batch_size=batch_size)
+        return audio_encode(Path(model), output, input=Path(input), batch_size=batch_size)
     if found is not None and found.kind.name in ("multimodal", "image-text"):  # table rows, or images
         from .multimodal import multimodal_encode
 
