@@ -1,4 +1,5 @@
-"""What a user's prediction file may hold: empty lines keep their row but get no label (tiny encoder, real tweets)."""
+"""What a user's prediction file may hold (empty lines keep their row but get no label), and fine-tuning called
+from Python (same config, same bits); tiny encoder, real tweets."""
 
 import csv
 import json
@@ -13,8 +14,12 @@ from .finetune_fixtures import one_thread, tweet_rows, write_csv, write_tiny_enc
 
 
 @pytest.fixture(scope="module")
-def run(tmp_path_factory, minilm_dir):
-    tiny = write_tiny_encoder(tmp_path_factory.mktemp("tiny") / "enc", minilm_dir)
+def tiny(tmp_path_factory, minilm_dir):
+    return write_tiny_encoder(tmp_path_factory.mktemp("tiny") / "enc", minilm_dir)
+
+
+@pytest.fixture(scope="module")
+def run(tmp_path_factory, tiny):
     data = write_csv(tmp_path_factory.mktemp("csv") / "tweets.csv", tweet_rows(120))
     out = tmp_path_factory.mktemp("run")
     finetune_classifier(ClassifyConfig(data=str(data), init=str(tiny), out_dir=str(out), max_train_examples=64,
@@ -47,3 +52,18 @@ def test_a_file_of_empty_lines_is_refused(run, tmp_path):
     (tmp_path / "in.txt").write_text("\n \n", encoding="utf-8")
     with pytest.raises(InputDataError, match="holds only empty texts"):
         predict_file(run, tmp_path / "in.txt", tmp_path / "out.jsonl")
+
+
+def test_two_fine_tunes_from_python_in_one_process_give_the_same_bits(tiny, tmp_path):
+    """The CLI entrypoint seeds before the head is drawn; a call of finetune_classifier from Python used not to,
+    so a second call in the same process started from another head."""
+    from safetensors.torch import load_file
+
+    cfg = dict(init=str(tiny), max_train_examples=32, max_eval_examples=16, max_test_examples=16,
+               max_length=32, batch_size=16, epochs=1, progress="off", mode="full")
+    data = tmp_path / "tweets.csv"
+    write_csv(data, tweet_rows(80))
+    for name in ("a", "b"):
+        finetune_classifier(ClassifyConfig(data=str(data), out_dir=str(tmp_path / name), **cfg))
+    a, b = (load_file(str(tmp_path / n / "final" / "model.safetensors")) for n in "ab")
+    assert a.keys() == b.keys() and all(bool((a[k] == b[k]).all()) for k in a)

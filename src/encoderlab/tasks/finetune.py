@@ -31,6 +31,7 @@ from ..tokenization import TextTokenizer
 from ..training import TrainConfig, Trainer, TrainResult
 from ..training.encoder_setup import DEFAULT_LR, MODES, LoRASpec, Mode, load_encoder, prepare_mode
 from ..training.precision import apply_threads
+from ..training.seeding import seed_everything
 
 SUBSET_FIELDS = ("max_train_examples", "max_eval_examples", "max_test_examples")
 
@@ -187,6 +188,7 @@ def run_finetune(cfg: FinetuneConfig, task: FinetuneTask) -> dict[str, Any]:
     """Train, save OUT_DIR/final/, reload it and score it; returns the metrics for metrics.json."""
     started = time.perf_counter()
     apply_threads(cfg.threads)
+    seed_everything(cfg.seed)  # as the CLI entrypoint does: a call from Python draws the same head either way
     data = held_out(task.load_splits(cfg), cfg)
     bert, tokenizer, source = load_encoder(cfg.init, cfg.random_like)
     model = EncoderWithHead(bert, task.make_head(cfg, bert.cfg.d_model, data.splits))
