@@ -36,9 +36,7 @@ from __future__ import annotations
 import copy
 import math
 import shlex
-import signal
 import sys
-import threading
 import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -73,6 +71,7 @@ from .precision import autocast, check_precision, grad_scaler, resolve_device
 from .sampler import EpochBatchSampler, eval_batches
 from .schedules import make_schedule
 from .seeding import rng_state, seed_everything, set_rng_state
+from .stop_signals import StopSignals
 
 Batch = Any
 FEW_STEPS = 10
@@ -89,34 +88,6 @@ class TrainingDivergedError(EncoderlabError):
 
 class TrainingInterrupted(EncoderlabError):
     """Ctrl-C (SIGINT) or SIGTERM stopped a run between two steps; a checkpoint of that step was written."""
-
-
-class _StopSignals:
-    """While active, the first SIGINT / SIGTERM only sets `received` (the loop stops after the current step and
-    checkpoints it, so an interrupted run loses no work even with save_every=0); the handlers are then put
-    back, so a second signal stops the process at once. Only in the main thread of a single process: under
-    torchrun every rank would have to agree on the step to stop at."""
-
-    def __init__(self, active: bool) -> None:
-        self.active = active and threading.current_thread() is threading.main_thread()
-        self.received: str | None = None
-        self._previous: dict[int, Any] = {}
-
-    def install(self) -> _StopSignals:
-        if self.active:
-            for sig in (signal.SIGINT, signal.SIGTERM):
-                if signal.getsignal(sig) is not signal.SIG_IGN:  # nohup'd / background jobs keep ignoring
-                    self._previous[sig] = signal.signal(sig, self._handle)
-        return self
-
-    def _handle(self, signum: int, frame: Any) -> None:
-        self.received = signal.Signals(signum).name
-        self.restore()
-
-    def restore(self) -> None:
-        for sig, handler in self._previous.items():
-            signal.signal(sig, handler)
-        self._previous = {}
 
 
 @dataclass
@@ -235,7 +206,7 @@ class Trainer:
         last_saved = self.step if self.step else None
         last_evaluated = None
         stopped_early = False
-        stop = _StopSignals(active=self.dist.world_size == 1).install()
+        stop = StopSignals(active=self.dist.world_size == 1).install()
         try:
             while self.step < self.total_steps and not stopped_early:
                 batches = iter(self._train_loader())
