@@ -69,7 +69,7 @@ def test_an_image_sample_may_be_a_base64_file_read_as_in_training():
         served.samples([{"image": _png(np.zeros((9, 9), np.uint8))}])
     with pytest.raises(APIError, match=r"cannot read image input\[1\]\.image"):
         served.samples([pixels[None].tolist(), {"image": "bm90IGFuIGltYWdl"}])  # base64 of "not an image"
-    with pytest.raises(APIError, match=r"input\[0\]\.image is not a base64 string"):
+    with pytest.raises(APIError, match=r"input\[0\]\.image is not valid base64"):
         served.samples([{"image": "%%%"}])
     with pytest.raises(APIError, match=r"trained on tabular rows"):
         _served(["a", "b", "c"]).samples([{"image": _png(pixels)}])

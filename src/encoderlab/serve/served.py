@@ -43,6 +43,19 @@ def check_texts(texts: Sequence[str], field: str = "input") -> None:
                            field, "empty_input")
 
 
+def base64_field(item: Mapping[str, Any], key: str, i: int, what: str) -> bytes:
+    """input[i][key]: `what` (a file) as a base64 string -> its bytes, or a 422 saying what to send."""
+    value = item.get(key)
+    if not isinstance(value, str) or not value:
+        raise APIError(422, f"input[{i}] has no {key!r} field holding {what} as a base64 string; send "
+                            f'{{"{key}": "<base64>"}}', "input", "invalid_input")
+    try:
+        return base64.b64decode(value, validate=True)
+    except (binascii.Error, ValueError) as exc:
+        raise APIError(422, f"input[{i}].{key} is not valid base64 ({exc}); encode the file's bytes, e.g. "
+                            f"base64.b64encode(open(PATH, 'rb').read()).decode()", "input", "invalid_base64") from None
+
+
 # ------------------------------------------------------------------------------------------- tokenizing
 @dataclass
 class Tokenized:
@@ -321,7 +334,7 @@ class ServedAutoencoder(Served):
         out = []
         for i, sample in enumerate(inputs):
             if isinstance(sample, Mapping) and "image" in sample:  # an image file, base64: read as in training
-                sample = self._image(sample["image"], i)
+                sample = self._image(sample, i)
             elif isinstance(sample, Mapping):  # a table row by column name, as a CSV row is read
                 sample = self._row_values(sample, i)
             try:
@@ -335,14 +348,9 @@ class ServedAutoencoder(Served):
                                "input", "invalid_sample") from exc
         return out
 
-    def _image(self, value: Any, i: int) -> np.ndarray:
+    def _image(self, item: Mapping[str, Any], i: int) -> np.ndarray:
         """{"image": base64 of an image file} -> the raw sample, as `predict --input FOLDER` reads the file."""
-        try:
-            data = base64.b64decode(value, validate=True)
-        except (binascii.Error, TypeError, ValueError):
-            raise APIError(422, f"input[{i}].image is not a base64 string; send the file's bytes encoded, e.g. "
-                                "base64.b64encode(open(PATH, 'rb').read()).decode()", "input",
-                           "invalid_base64") from None
+        data = base64_field(item, "image", i, "an image file")
         try:
             return self.autoencoder.read_image(data, f"input[{i}].image")
         except InputDataError as exc:

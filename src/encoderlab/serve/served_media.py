@@ -14,8 +14,6 @@ operations then run the model's own methods, so a served answer equals `encoderl
 
 from __future__ import annotations
 
-import base64
-import binascii
 from collections.abc import Sequence
 from typing import Any
 
@@ -28,7 +26,7 @@ from ..data.images import read_image
 from ..data.tables import BadNumberError, EncodedTable
 from ..errors import InputDataError
 from .limits import APIError
-from .served import Served
+from .served import Served, base64_field
 
 
 def _objects(inputs: Sequence[Any], shape: str) -> list[dict[str, Any]]:
@@ -38,18 +36,6 @@ def _objects(inputs: Sequence[Any], shape: str) -> list[dict[str, Any]]:
             raise APIError(422, f"input[{i}] is a {type(item).__name__}; this model takes JSON objects, e.g. "
                                 f"{shape}", "input", "invalid_input")
     return list(inputs)
-
-
-def _base64(item: dict[str, Any], key: str, i: int, what: str) -> bytes:
-    value = item.get(key)
-    if not isinstance(value, str) or not value:
-        raise APIError(422, f"input[{i}] has no {key!r} field holding {what} as a base64 string; send "
-                            f'{{"{key}": "<base64>"}}', "input", "invalid_input")
-    try:
-        return base64.b64decode(value, validate=True)
-    except (binascii.Error, ValueError) as exc:
-        raise APIError(422, f"input[{i}].{key} is not valid base64 ({exc}); encode the file's bytes, e.g. "
-                            f"base64.b64encode(open(PATH, 'rb').read()).decode()", "input", "invalid_base64") from None
 
 
 class ServedAudioClassifier(Served):
@@ -73,7 +59,7 @@ class ServedAudioClassifier(Served):
 
     def payloads(self, inputs: Sequence[Any], operation: str = "classify") -> tuple[list[np.ndarray], list[int]]:
         """Decoded clips, as the model reads files, and their costs (spectrogram frames)."""
-        raw = [_base64(item, "audio", i, "an audio file") for i, item in enumerate(_objects(inputs, self.shape))]
+        raw = [base64_field(item, "audio", i, "an audio file") for i, item in enumerate(_objects(inputs, self.shape))]
         try:
             waves = self.classifier.load(raw)
         except InputDataError as exc:
@@ -191,7 +177,7 @@ class ServedImageText(Served):
                                    "empty_input")
                 out.append(("text", item))
             elif isinstance(item, dict) and "image" in item:
-                data = _base64(item, "image", i, "an image file")
+                data = base64_field(item, "image", i, "an image file")
                 try:
                     pixels = read_image(data, self.encoder.image_size, self.encoder.source_size, name=f"input[{i}]")
                 except InputDataError as exc:
