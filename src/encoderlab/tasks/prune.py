@@ -197,15 +197,13 @@ def make_plan(cfg: PruneConfig, model: EncoderWithHead, tokenizer: TextTokenizer
     n = min(cfg.importance_examples, len(train_ids))
     started = time.perf_counter()
     if train_windows is not None and window_pool is not None:
-        collate = make_window_collate(tokenizer)
-        batches = [collate(list(zip(train_windows[i:i + 32], labels[i:i + 32], strict=True)))
-                   for i in range(0, n, 32)]
-        importance = structured_importance(WindowedClassifier(model.bert, model.head, window_pool), batches,
-                                           windowed_loss_fn)
+        reader, items, collate = WindowedClassifier(model.bert, model.head, window_pool), train_windows, \
+            make_window_collate(tokenizer)
+        loss = windowed_loss_fn
     else:
-        collate = make_collate(tokenizer)
-        batches = [collate(list(zip(train_ids[i:i + 32], labels[i:i + 32], strict=True))) for i in range(0, n, 32)]
-        importance = structured_importance(model, batches, loss_fn)
+        reader, items, collate, loss = model, train_ids, make_collate(tokenizer), loss_fn
+    batches = [collate(list(zip(items[i:i + 32], labels[i:i + 32], strict=True))) for i in range(0, n, 32)]
+    importance = structured_importance(reader, batches, loss)
     plan: dict[str, Any] = {"importance_examples": n, "importance_seconds": round(time.perf_counter() - started, 1)}
     if cfg.method in ("heads", "heads+ffn"):
         plan["heads_removed"] = choose_units(importance.heads, cfg.sparsity, cfg.scope)
